@@ -1,0 +1,315 @@
+"""Typed settings for fleetd: a TOML file with environment-variable overrides.
+
+Settings are built once in ``main()`` (see :func:`load_settings`) and passed down;
+nothing reads them from a module global. Every value has a default that reaches the
+services on this machine, so ``fleetd run`` works with no file at all.
+
+Environment overrides use the prefix ``FLEETD_`` and ``__`` between levels, e.g.
+``FLEETD_DATABASE__DSN`` or ``FLEETD_FLEET__HEARTBEAT_TIMEOUT_S``. They win over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import uuid
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+#: Namespace for deterministic ids derived from configuration keys (facilities, vehicles).
+FLEETD_NAMESPACE = uuid.UUID("6f2d3c1e-8b0a-4c61-9a57-3e0f2b9d7a11")
+
+CONFIG_ENV_VAR = "FLEETD_CONFIG"
+
+
+class ConfigError(Exception):
+    """The configuration is missing, unreadable or invalid.
+
+    ``problems`` holds one ``(key, message)`` pair per wrong value, the key dotted
+    the way it is written in the TOML file (``database.dsn``).
+    """
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{key}: {msg}" for key, msg in problems]
+        super().__init__(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class DaemonSettings(_Section):
+    instance_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = (
+        "fleetd-1"
+    )
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    shutdown_grace_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+class DatabaseSettings(_Section):
+    dsn: Annotated[str, Field(pattern=r"^postgres(ql)?://")] = (
+        "postgresql://postgres@127.0.0.1:5432/fleetd"
+    )
+    pool_min: Annotated[int, Field(ge=1, le=100)] = 2
+    pool_max: Annotated[int, Field(ge=1, le=200)] = 10
+    command_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    #: How often last-known positions and statuses are written (batched upsert).
+    position_flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    #: How often buffered telemetry rows are COPYed.
+    telemetry_flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    #: Telemetry rows held while Postgres is slow; beyond this the oldest are dropped and counted.
+    telemetry_buffer_rows: Annotated[int, Field(ge=1000, le=10_000_000)] = 200_000
+    #: Keep one telemetry row per vehicle at most this often (0 keeps every message).
+    telemetry_min_interval_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+    telemetry_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    telemetry_partitions_ahead_days: Annotated[int, Field(ge=1, le=60)] = 3
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> DatabaseSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError("pool_min must not exceed pool_max")
+        return self
+
+
+class RedisSettings(_Section):
+    url: Annotated[str, Field(pattern=r"^rediss?://")] = "redis://127.0.0.1:6379/0"
+    #: Every key fleetd writes starts with this, so several deployments (or tests) share a server.
+    key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "fleetd:"
+    geo_flush_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.2
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: str | None = None
+    #: MQTT client id; empty means "fleetd-<instance_id>". Fixed, so the broker keeps the session.
+    client_id: str = ""
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    #: Keep the broker-side session across restarts so QoS 1 messages wait for us.
+    persistent_session: bool = True
+    #: VDA 5050 topic prefix is "{vda_interface}/{vda_major_version}".
+    vda_interface: Annotated[str, Field(min_length=1, pattern=r"^[^/#+]+$")] = "uagv"
+    vda_major_version: Annotated[str, Field(pattern=r"^v[0-9]+$")] = "v2"
+    #: Driver-device protocol prefix (docs/protocols/driver.md).
+    driver_prefix: Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")] = "fleetd/driver/v1"
+    #: Larger payloads are rejected unread (a VDA state is ~1-20 KiB).
+    max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    reconnect_max_delay_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+    @property
+    def vda_prefix(self) -> str:
+        return f"{self.vda_interface}/{self.vda_major_version}"
+
+
+class UnknownVehiclePolicy(StrEnum):
+    REGISTER = "register"
+    REJECT = "reject"
+
+
+class FleetSettings(_Section):
+    #: A vehicle with no message for this long is offline.
+    heartbeat_timeout_s: Annotated[float, Field(gt=0.1, le=3600)] = 10.0
+    liveness_check_interval_s: Annotated[float, Field(gt=0.01, le=10)] = 0.25
+    unknown_vehicles: UnknownVehiclePolicy = UnknownVehiclePolicy.REGISTER
+    #: Facility (key) for vehicles that cannot be placed in one (drivers, unknown maps).
+    default_facility: str = ""
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    #: Bearer token the CLI sends (``FLEETD_TOKEN`` wins); the daemon itself ignores it.
+    token: str | None = None
+    #: Base URL the CLI uses; empty means http://{host}:{port}.
+    url: str = ""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+
+    @property
+    def base_url(self) -> str:
+        if self.url:
+            return self.url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+class MapSettings(_Section):
+    """A facility map: the robot's local metric frame and where it sits on Earth."""
+
+    map_id: Annotated[str, Field(min_length=1, max_length=128)]
+    origin_lat: Annotated[float, Field(ge=-90, le=90)]
+    origin_lon: Annotated[float, Field(ge=-180, le=180)]
+    #: Angle from geographic east to the map's +x axis, counter-clockwise, in degrees.
+    rotation_deg: Annotated[float, Field(ge=-360, le=360)] = 0.0
+
+
+class PlaceSettings(_Section):
+    """A named place operators can use as a pickup or dropoff."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    #: Route-graph node the robots use for this place, if any.
+    node_id: str | None = None
+
+
+class FacilitySettings(_Section):
+    key: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    timezone: str = "UTC"
+    maps: list[MapSettings] = Field(default_factory=list)
+    places: list[PlaceSettings] = Field(default_factory=list)
+
+    @property
+    def id(self) -> uuid.UUID:
+        """Deterministic UUID, so the same key names the same facility on every machine."""
+        return facility_id(self.key)
+
+    @field_validator("places")
+    @classmethod
+    def _unique_places(cls, places: list[PlaceSettings]) -> list[PlaceSettings]:
+        names = [p.name for p in places]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"place names must be unique, repeated: {sorted(dup)}")
+        return places
+
+
+def facility_id(key: str) -> uuid.UUID:
+    return uuid.uuid5(FLEETD_NAMESPACE, f"facility:{key}")
+
+
+def builtin_facilities() -> list[FacilitySettings]:
+    """The demo campus shipped with the package, used when no facility is configured."""
+    text = resources.files("geo").joinpath("maps/demo-campus.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    return [FacilitySettings.model_validate(f) for f in data["facilities"]]
+
+
+class Settings(BaseSettings):
+    """All of fleetd's configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLEETD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    facilities: list[FacilitySettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment must win over them.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        keys = [f.key for f in self.facilities]
+        if len(set(keys)) != len(keys):
+            raise ValueError("facility keys must be unique")
+        map_ids = [m.map_id for f in self.facilities for m in f.maps]
+        if len(set(map_ids)) != len(map_ids):
+            raise ValueError("a map_id may belong to one facility only")
+        if self.fleet.default_facility and self.fleet.default_facility not in keys and keys:
+            raise ValueError(
+                f"fleet.default_facility {self.fleet.default_facility!r} is not one of {keys}"
+            )
+        if self.daemon.environment is Environment.PRODUCTION:
+            if self.mqtt.username is None:
+                raise ValueError("mqtt.username is required in production (broker auth)")
+            if self.api.host in ("0.0.0.0", "::"):
+                # Exposing the API is a deliberate act; fronting it with TLS is assumed.
+                pass
+        return self
+
+    # Convenience accessors --------------------------------------------------------------
+
+    @property
+    def effective_facilities(self) -> list[FacilitySettings]:
+        """Configured facilities, or the built-in demo campus when none are."""
+        return self.facilities or builtin_facilities()
+
+    @property
+    def default_facility(self) -> FacilitySettings:
+        facilities = self.effective_facilities
+        for f in facilities:
+            if f.key == self.fleet.default_facility:
+                return f
+        return facilities[0]
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.mqtt.client_id or f"fleetd-{self.daemon.instance_id}"
+
+
+def _loc_to_key(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(top level)"
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings from ``path`` (or ``$FLEETD_CONFIG``), then apply ``FLEETD_*`` overrides.
+
+    With neither, defaults apply. Raises :class:`ConfigError` naming each wrong key.
+    """
+    if path is None:
+        path = os.environ.get(CONFIG_ENV_VAR) or None
+    data: dict[str, Any] = {}
+    source = "defaults and environment"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(source, [("(file)", "configuration file not found")]) from exc
+        except OSError as exc:
+            raise ConfigError(source, [("(file)", f"cannot read: {exc.strerror}")]) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, [("(file)", f"not valid TOML: {exc}")]) from exc
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = _loc_to_key(tuple(err["loc"]))
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling against configs/fleetd.example.toml)"
+            elif "input" in err and err["type"] != "missing":
+                msg = f"{msg} (got {err['input']!r})"
+            problems.append((key, msg))
+        raise ConfigError(source, problems) from exc

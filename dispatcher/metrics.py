@@ -1,0 +1,49 @@
+"""Prometheus metrics shared across fleetd's packages.
+
+Metric objects live in the default registry (``prometheus_client.REGISTRY``) as the
+library intends; ``/metrics`` serves that registry. Tests read deltas, not absolutes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_RECEIVED = Counter(
+    "fleetd_messages_received_total",
+    "Vehicle messages received, by link (vda5050 | driver) and topic.",
+    ["link", "topic"],
+)
+MESSAGES_REJECTED = Counter(
+    "fleetd_messages_rejected_total",
+    "Vehicle messages rejected, by link and reason (see protocols.errors.RejectReason).",
+    ["link", "reason"],
+)
+VEHICLES_ONLINE = Gauge("fleetd_vehicles_online", "Vehicles currently online, by kind.", ["kind"])
+LIVENESS_CHANGES = Counter(
+    "fleetd_liveness_changes_total", "Vehicles going online or offline, by change.", ["change"]
+)
+COMMANDS_SENT = Counter(
+    "fleetd_vehicle_commands_total",
+    "Commands sent to vehicles, by command and result (done | retry | impossible).",
+    ["command", "result"],
+)
+TELEMETRY_ROWS_WRITTEN = Counter("fleetd_telemetry_rows_written_total", "Telemetry rows COPYed.")
+TELEMETRY_ROWS_DROPPED = Counter(
+    "fleetd_telemetry_rows_dropped_total",
+    "Telemetry rows dropped because the buffer was full (Postgres slow or away).",
+)
+TELEMETRY_BUFFERED = Gauge("fleetd_telemetry_rows_buffered", "Telemetry rows waiting to be written.")
+DB_FLUSH_SECONDS = Histogram(
+    "fleetd_db_flush_seconds",
+    "Time to write one batch to Postgres, by batch kind.",
+    ["batch"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DB_FLUSH_FAILURES = Counter(
+    "fleetd_db_flush_failures_total", "Batches that failed to write, by batch kind.", ["batch"]
+)
+GEO_FLUSH_SECONDS = Histogram(
+    "fleetd_redis_geo_flush_seconds",
+    "Time to write one batch of live positions to Redis.",
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)

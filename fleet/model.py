@@ -1,0 +1,133 @@
+"""The fleet's vocabulary: vehicle identity, status and the read-only views of live state.
+
+Pure data, no I/O. The registry (:mod:`fleet.registry`) owns the mutable state; everyone
+else (the API, the status view, the planner) sees :class:`VehicleView` snapshots.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from dispatcher.config import FLEETD_NAMESPACE
+
+
+class VehicleKind(StrEnum):
+    ROBOT = "robot"
+    DRIVER = "driver"
+
+
+class VehicleStatus(StrEnum):
+    """Operational status, one word for people and the planner.
+
+    Stored in ``vehicles.status`` (CHECK-constrained to these values).
+    """
+
+    IDLE = "idle"  # online, free for work
+    DRIVING = "driving"  # robot moving, or driver on a trip
+    BUSY = "busy"  # working but not moving (robot executing an action, driver busy)
+    PAUSED = "paused"
+    CHARGING = "charging"
+    BREAK = "break"  # driver on a break
+    ERROR = "error"  # robot reports a FATAL error, or its operating mode forbids control
+    MAINTENANCE = "maintenance"  # set by an operator; not dispatchable
+    OFFLINE = "offline"
+
+
+class LivenessChange(StrEnum):
+    WENT_ONLINE = "went_online"
+    WENT_OFFLINE = "went_offline"
+
+
+class OfflineReason(StrEnum):
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+    CONNECTION_BROKEN = "connection_broken"  # Last Will
+    DISCONNECTED = "disconnected"  # orderly goodbye
+    STALE_RETAINED = "stale_retained"  # a retained ONLINE older than the timeout
+
+
+def vehicle_id(facility_id: uuid.UUID, kind: VehicleKind, manufacturer: str, serial: str) -> uuid.UUID:
+    """Deterministic vehicle UUID: the same robot gets the same id on every daemon start.
+
+    Drivers use ``manufacturer=""`` and their driver id as ``serial``.
+    """
+    return uuid.uuid5(FLEETD_NAMESPACE, f"vehicle:{facility_id}:{kind}:{manufacturer}:{serial}")
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleKey:
+    """How a vehicle names itself on the wire."""
+
+    kind: VehicleKind
+    manufacturer: str  # "" for drivers
+    serial: str  # VDA serialNumber, or the driver id
+
+    @property
+    def label(self) -> str:
+        return f"{self.manufacturer}/{self.serial}" if self.manufacturer else self.serial
+
+
+@dataclass(frozen=True, slots=True)
+class MapPose:
+    """A position in a facility map's local metric frame (VDA 5050 agvPosition)."""
+
+    map_id: str
+    x: float
+    y: float
+    theta: float
+
+
+@dataclass(frozen=True, slots=True)
+class GeoPosition:
+    lat: float
+    lon: float
+    heading_deg: float | None = None
+    accuracy_m: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleError:
+    """An error a vehicle reports (VDA 5050 ``errors[]``, or a driver's problem report)."""
+
+    type: str
+    level: str  # WARNING | FATAL
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    wheelchair_types: tuple[str, ...] = ()
+    max_payload_kg: float | None = None
+    seats: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleView:
+    """A read-only copy of one vehicle's live state, as of ``as_of`` (epoch seconds)."""
+
+    id: uuid.UUID
+    facility_id: uuid.UUID
+    key: VehicleKey
+    name: str
+    online: bool
+    status: VehicleStatus
+    battery_pct: float | None
+    charging: bool
+    last_seen: float | None  # epoch seconds of the last message received
+    position: GeoPosition | None  # None when unknown (no fix, unknown map, stale)
+    map_pose: MapPose | None
+    unknown_map: bool
+    operating_mode: str | None
+    driving: bool
+    paused: bool
+    errors: tuple[VehicleError, ...]
+    order_id: str | None
+    order_update_id: int | None
+    mission_id: uuid.UUID | None
+    maintenance: bool
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+    @property
+    def kind(self) -> VehicleKind:
+        return self.key.kind
