@@ -1,0 +1,5 @@
+"""Mission endpoints (being written; see docs/architecture.md)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
