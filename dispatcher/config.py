@@ -51,9 +51,9 @@ class Environment(StrEnum):
 
 
 class DaemonSettings(_Section):
-    instance_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = (
-        "fleetd-1"
-    )
+    instance_id: Annotated[
+        str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    ] = "fleetd-1"
     environment: Environment = Environment.DEVELOPMENT
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"

@@ -32,7 +32,9 @@ TELEMETRY_ROWS_DROPPED = Counter(
     "fleetd_telemetry_rows_dropped_total",
     "Telemetry rows dropped because the buffer was full (Postgres slow or away).",
 )
-TELEMETRY_BUFFERED = Gauge("fleetd_telemetry_rows_buffered", "Telemetry rows waiting to be written.")
+TELEMETRY_BUFFERED = Gauge(
+    "fleetd_telemetry_rows_buffered", "Telemetry rows waiting to be written."
+)
 DB_FLUSH_SECONDS = Histogram(
     "fleetd_db_flush_seconds",
     "Time to write one batch to Postgres, by batch kind.",

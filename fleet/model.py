@@ -47,12 +47,14 @@ class OfflineReason(StrEnum):
     STALE_RETAINED = "stale_retained"  # a retained ONLINE older than the timeout
 
 
-def vehicle_id(facility_id: uuid.UUID, kind: VehicleKind, manufacturer: str, serial: str) -> uuid.UUID:
+def vehicle_id(kind: VehicleKind, manufacturer: str, serial: str) -> uuid.UUID:
     """Deterministic vehicle UUID: the same robot gets the same id on every daemon start.
 
-    Drivers use ``manufacturer=""`` and their driver id as ``serial``.
+    The id follows the wire identity only (not the facility), so a robot that first shows
+    up on its connection topic and later reports a map keeps one id. Drivers use
+    ``manufacturer=""`` and their driver id as ``serial``.
     """
-    return uuid.uuid5(FLEETD_NAMESPACE, f"vehicle:{facility_id}:{kind}:{manufacturer}:{serial}")
+    return uuid.uuid5(FLEETD_NAMESPACE, f"vehicle:{kind}:{manufacturer}:{serial}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,10 @@ class VehicleKey:
     kind: VehicleKind
     manufacturer: str  # "" for drivers
     serial: str  # VDA serialNumber, or the driver id
+
+    @property
+    def id(self) -> uuid.UUID:
+        return vehicle_id(self.kind, self.manufacturer, self.serial)
 
     @property
     def label(self) -> str:

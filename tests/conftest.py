@@ -131,7 +131,11 @@ def settings(pg_dsn: str, redis_prefix: str, mqtt_namespace: str) -> Iterator[Se
     """Settings wired to this test's database, Redis prefix, MQTT namespace and a free port."""
     yield Settings(
         daemon={"instance_id": f"test-{mqtt_namespace}", "log_format": "console"},
-        database={"dsn": pg_dsn, "position_flush_interval_s": 0.2, "telemetry_flush_interval_s": 0.1},
+        database={
+            "dsn": pg_dsn,
+            "position_flush_interval_s": 0.2,
+            "telemetry_flush_interval_s": 0.1,
+        },
         redis={"url": REDIS_URL, "key_prefix": redis_prefix, "geo_flush_interval_s": 0.05},
         mqtt={
             "vda_interface": mqtt_namespace,

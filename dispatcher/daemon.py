@@ -1,0 +1,262 @@
+"""The supervisor: opens fleetd's resources in order, runs its tasks, shuts down in two phases.
+
+Start-up order: migrations -> Postgres pool -> facilities -> Redis -> registry (loaded
+from Postgres) -> writers -> MQTT links -> HTTP API. Shutdown reverses it: first intake
+stops (the API stops accepting requests, the MQTT session closes), then the writers drain
+what they hold within ``daemon.shutdown_grace_s``, then the rest is cancelled and the
+resources close (``AsyncExitStack``).
+
+Tests run the daemon embedded (``install_signal_handlers=False``) and stop it with
+:meth:`Daemon.stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+import structlog
+import uvicorn
+
+from dispatcher.api.app import create_app
+from dispatcher.config import Settings
+from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
+from dispatcher.links.commander import VehicleCommander
+from dispatcher.links.driver_link import DriverLink
+from dispatcher.links.mqtt import MqttTransport, Route
+from dispatcher.links.robot_link import RobotLink
+from dispatcher.services import Services
+from dispatcher.storage import fleet_store
+from dispatcher.storage.db import open_pool
+from dispatcher.storage.migrate import apply_migrations
+from dispatcher.storage.partitions import run_partition_maintenance
+from dispatcher.storage.telemetry import TelemetryWriter
+from fleet.live_positions import LivePositions
+from fleet.registry import FleetRegistry
+from geo.facility_maps import FacilityMaps
+
+log = structlog.get_logger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class _Running:
+    """What the supervisor holds while running, in start order."""
+
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class Daemon:
+    """fleetd's long-running process. ``await Daemon(settings).run()``."""
+
+    def __init__(self, settings: Settings, *, install_signal_handlers: bool = True) -> None:
+        self.settings = settings
+        self._install_signals = install_signal_handlers
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._heartbeat = time.monotonic()
+        self.services: Services | None = None
+        self.registry: FleetRegistry | None = None
+        self.transport: MqttTransport | None = None
+        self.telemetry: TelemetryWriter | None = None
+        self.robot_link: RobotLink | None = None
+        self.driver_link: DriverLink | None = None
+
+    def stop(self) -> None:
+        """Ask the daemon to shut down (what SIGTERM does)."""
+        self._stop.set()
+
+    async def wait_ready(self) -> None:
+        """Wait until the API is serving and the broker session is up."""
+        await self._ready.wait()
+
+    async def run(self) -> None:
+        s = self.settings
+        log.info("daemon.starting", instance_id=s.daemon.instance_id)
+        applied = await apply_migrations(s.database.dsn)
+        if applied:
+            log.info("daemon.migrated", versions=applied)
+        async with AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(open_pool(s.database))
+            facilities = s.effective_facilities
+            await fleet_store.sync_facilities(pool, facilities)
+            maps = FacilityMaps(facilities)
+
+            redis = aioredis.from_url(s.redis.url)
+            stack.push_async_callback(redis.aclose)
+
+            registry = FleetRegistry(
+                maps=maps,
+                default_facility_id=s.default_facility.id,
+                heartbeat_timeout_s=s.fleet.heartbeat_timeout_s,
+            )
+            for row in await fleet_store.load_vehicles(pool):
+                registry.add(record_from_row(row), announce=False)
+            log.info("daemon.registry_loaded", vehicles=len(registry))
+            self.registry = registry
+
+            telemetry = TelemetryWriter(
+                pool,
+                max_rows=s.database.telemetry_buffer_rows,
+                flush_interval_s=s.database.telemetry_flush_interval_s,
+            )
+            self.telemetry = telemetry
+            writer = FleetWriter(pool, registry, interval_s=s.database.position_flush_interval_s)
+            geo = GeoSync(
+                registry,
+                LivePositions(
+                    redis, key_prefix=s.redis.key_prefix, max_age_s=s.fleet.heartbeat_timeout_s
+                ),
+                interval_s=s.redis.geo_flush_interval_s,
+            )
+
+            robot_link = RobotLink(s, registry, telemetry)
+            driver_link = DriverLink(s, registry, telemetry)
+            self.robot_link, self.driver_link = robot_link, driver_link
+            transport = MqttTransport(
+                s.mqtt,
+                client_id=s.mqtt_client_id,
+                routes=[
+                    # The whole prefix, not just the inbound topics: a robot publishing on a
+                    # misspelt or misshapen topic is then counted and logged, not silently
+                    # filtered out by the broker. Our own orders echo back and are skipped.
+                    Route("vda5050", s.mqtt.vda_prefix, [f"{s.mqtt.vda_prefix}/#"], robot_link.handle),
+                    Route(
+                        "driver", s.mqtt.driver_prefix, [f"{s.mqtt.driver_prefix}/#"], driver_link.handle
+                    ),
+                ],
+            )
+            self.transport = transport
+            commander = VehicleCommander(s, registry, transport, redis)
+
+            services = Services(
+                settings=s,
+                pool=pool,
+                redis=redis,
+                fleet=registry,
+                commander=commander,
+                broker_connected=transport.is_connected,
+                loop_heartbeat=lambda: self._heartbeat,
+            )
+            self.services = services
+            server = _EmbeddedServer(
+                uvicorn.Config(
+                    create_app(services),
+                    host=s.api.host,
+                    port=s.api.port,
+                    lifespan="off",
+                    log_config=None,
+                    access_log=False,
+                    server_header=False,
+                )
+            )
+            await self._supervise(
+                intake=[
+                    ("fleetd.mqtt", transport.run),
+                    ("fleetd.api", server.serve),
+                ],
+                workers=[
+                    (
+                        "fleetd.liveness",
+                        lambda: run_liveness(
+                            registry, interval_s=s.fleet.liveness_check_interval_s
+                        ),
+                    ),
+                    ("fleetd.geo_sync", geo.run),
+                    ("fleetd.fleet_writer", writer.run),
+                    ("fleetd.telemetry", telemetry.run),
+                    ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
+                    ("fleetd.heartbeat", self._beat),
+                    ("fleetd.ready", lambda: self._mark_ready(server, transport)),
+                ],
+                drain=[writer.flush, geo.flush, telemetry.close],
+                server=server,
+            )
+        log.info("daemon.stopped")
+
+    async def _supervise(
+        self,
+        *,
+        intake: list[tuple[str, Callable[[], Awaitable[None]]]],
+        workers: list[tuple[str, Callable[[], Awaitable[None]]]],
+        drain: list[Callable[[], Awaitable[object]]],
+        server: uvicorn.Server,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        if self._install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                worker_tasks = [tg.create_task(_named(fn), name=name) for name, fn in workers]
+                intake_tasks = [tg.create_task(_named(fn), name=name) for name, fn in intake]
+                await self._stop.wait()
+                log.info("daemon.stopping")
+                # Phase 1: stop intake. The API finishes in-flight requests; MQTT closes.
+                server.should_exit = True
+                for task in reversed(intake_tasks):
+                    if task.get_name() != "fleetd.api":
+                        task.cancel()
+                async with asyncio.timeout(self.settings.daemon.shutdown_grace_s):
+                    await asyncio.gather(*intake_tasks, return_exceptions=True)
+                # Phase 2: drain what the writers hold, within the grace period.
+                for task in worker_tasks:
+                    task.cancel()
+                await asyncio.gather(*worker_tasks, return_exceptions=True)
+                try:
+                    async with asyncio.timeout(self.settings.daemon.shutdown_grace_s):
+                        for flush in drain:
+                            await flush()
+                except TimeoutError:
+                    log.warning(
+                        "daemon.drain_timeout", grace_s=self.settings.daemon.shutdown_grace_s
+                    )
+                except Exception as exc:
+                    log.warning("daemon.drain_failed", error=str(exc))
+        finally:
+            if self._install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    async def _beat(self) -> None:
+        while True:
+            self._heartbeat = time.monotonic()
+            await asyncio.sleep(1.0)
+
+    async def _mark_ready(self, server: uvicorn.Server, transport: MqttTransport) -> None:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
+            await asyncio.sleep(0.05)
+        await transport.wait_connected()
+        self._ready.set()
+        log.info(
+            "daemon.ready",
+            api=f"http://{self.settings.api.host}:{self.settings.api.port}",
+            broker=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
+        )
+        await asyncio.Event().wait()
+
+
+async def _named(fn: Callable[[], Awaitable[None]]) -> None:
+    """Run one supervised task; its failure is logged with the task's name, then propagates."""
+    task = asyncio.current_task()
+    name = task.get_name() if task else "?"
+    try:
+        await fn()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("daemon.task_failed", task=name)
+        raise

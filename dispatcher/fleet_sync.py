@@ -1,0 +1,218 @@
+"""Tasks that carry the live registry to Redis and Postgres, in batches, off the hot path.
+
+- ``run_liveness``: turns silent vehicles offline (heartbeat timeout).
+- ``GeoSync``: writes changed live positions to Redis GEO; prunes stale ones.
+- ``FleetWriter``: writes changed vehicles (status, battery, liveness), last-known
+  positions and vehicle events to Postgres.
+
+A failed batch is put back and goes with the next one: nothing is lost while a service is
+briefly away, and the links never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from dispatcher.metrics import DB_FLUSH_FAILURES, DB_FLUSH_SECONDS, VEHICLES_ONLINE
+from dispatcher.storage import fleet_store
+from fleet.live_positions import LivePositions
+from fleet.model import Capabilities, VehicleKey, VehicleKind
+from fleet.registry import Consumer, FleetRegistry, VehicleRecord
+
+log = structlog.get_logger(__name__)
+
+
+def record_from_row(row: fleet_store.VehicleRow) -> VehicleRecord:
+    """A registry record for a vehicle loaded from storage: offline until it speaks."""
+    caps = row.capabilities or {}
+    kind = VehicleKind(row.kind)
+    return VehicleRecord(
+        id=row.id,
+        facility_id=row.facility_id,
+        key=VehicleKey(kind, row.manufacturer, row.serial),
+        name=row.name,
+        capabilities=Capabilities(
+            wheelchair_types=tuple(caps.get("wheelchair_types") or ()),
+            max_payload_kg=caps.get("max_payload_kg"),
+            seats=caps.get("seats"),
+        ),
+        battery_pct=row.battery_pct,
+        last_seen=row.last_seen.timestamp() if row.last_seen else None,
+        maintenance=row.maintenance,
+    )
+
+
+def _ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+async def run_liveness(registry: FleetRegistry, *, interval_s: float) -> None:
+    """Check heartbeats every ``interval_s``; offline is seen within timeout + interval."""
+    while True:
+        registry.expire(time.time())
+        online = {k: 0 for k in VehicleKind}
+        for rec in registry.records():
+            if rec.online:
+                online[rec.key.kind] += 1
+        for kind, n in online.items():
+            VEHICLES_ONLINE.labels(kind.value).set(n)
+        await asyncio.sleep(interval_s)
+
+
+class GeoSync:
+    """Keeps Redis GEO in step with the registry."""
+
+    def __init__(
+        self,
+        registry: FleetRegistry,
+        positions: LivePositions,
+        *,
+        interval_s: float,
+        prune_every_s: float = 5.0,
+    ) -> None:
+        self._registry = registry
+        self._positions = positions
+        self._interval = interval_s
+        self._prune_every = prune_every_s
+
+    async def flush(self) -> int:
+        recs = self._registry.take_dirty(Consumer.GEO)
+        if not recs:
+            return 0
+        try:
+            return await self._positions.write(recs)
+        except Exception as exc:
+            self._registry.mark_dirty(Consumer.GEO, recs)
+            DB_FLUSH_FAILURES.labels("redis_geo").inc()
+            log.warning("live_positions.write_failed", error=str(exc), vehicles=len(recs))
+            return 0
+
+    async def run(self) -> None:
+        last_prune = time.monotonic()
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+            if time.monotonic() - last_prune >= self._prune_every:
+                last_prune = time.monotonic()
+                facilities = list({r.facility_id for r in self._registry.records()})
+                try:
+                    await self._positions.prune(facilities)
+                except Exception as exc:
+                    log.warning("live_positions.prune_failed", error=str(exc))
+
+
+class FleetWriter:
+    """Batched writes of vehicle state, last-known positions and vehicle events."""
+
+    def __init__(self, pool: asyncpg.Pool, registry: FleetRegistry, *, interval_s: float) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._interval = interval_s
+
+    @staticmethod
+    def _vehicle_row(rec: VehicleRecord) -> fleet_store.VehicleRow:
+        caps = rec.capabilities
+        return fleet_store.VehicleRow(
+            id=rec.id,
+            facility_id=rec.facility_id,
+            kind=rec.key.kind.value,
+            manufacturer=rec.key.manufacturer,
+            serial=rec.key.serial,
+            name=rec.name,
+            capabilities={
+                "wheelchair_types": list(caps.wheelchair_types),
+                "max_payload_kg": caps.max_payload_kg,
+                "seats": caps.seats,
+            },
+            status=rec.status.value,
+            online=rec.online,
+            maintenance=rec.maintenance,
+            battery_pct=rec.battery_pct,
+            last_seen=_ts(rec.last_seen),
+        )
+
+    @staticmethod
+    def _position_row(rec: VehicleRecord) -> fleet_store.PositionRow | None:
+        if rec.lat is None or rec.lon is None or rec.position_time is None:
+            return None
+        pose = rec.map_pose
+        at = _ts(rec.position_time)
+        assert at is not None
+        return fleet_store.PositionRow(
+            vehicle_id=rec.id,
+            facility_id=rec.facility_id,
+            lat=rec.lat,
+            lon=rec.lon,
+            heading_deg=rec.heading_deg,
+            accuracy_m=rec.accuracy_m,
+            map_id=pose.map_id if pose else None,
+            x=pose.x if pose else None,
+            y=pose.y if pose else None,
+            theta=pose.theta if pose else None,
+            at=at,
+        )
+
+    @staticmethod
+    async def _timed(batch: str, write: Awaitable[None]) -> None:
+        started = time.perf_counter()
+        await write
+        DB_FLUSH_SECONDS.labels(batch).observe(time.perf_counter() - started)
+
+    async def flush(self) -> None:
+        """Write everything changed since the last flush; failures are re-queued."""
+        # Vehicles first: positions and events refer to them.
+        vehicles = self._registry.take_dirty(Consumer.VEHICLES)
+        if vehicles:
+            try:
+                await self._timed(
+                    "vehicles",
+                    fleet_store.upsert_vehicles(
+                        self._pool, [self._vehicle_row(r) for r in vehicles]
+                    ),
+                )
+            except Exception as exc:
+                self._registry.mark_dirty(Consumer.VEHICLES, vehicles)
+                DB_FLUSH_FAILURES.labels("vehicles").inc()
+                log.warning("fleet_writer.vehicles_failed", error=str(exc), rows=len(vehicles))
+                # Positions and events would fail on the same missing rows: try again later.
+                return
+        positions = self._registry.take_dirty(Consumer.POSITIONS)
+        rows = [p for r in positions if (p := self._position_row(r)) is not None]
+        if rows:
+            try:
+                await self._timed("positions", fleet_store.upsert_positions(self._pool, rows))
+            except Exception as exc:
+                self._registry.mark_dirty(Consumer.POSITIONS, positions)
+                DB_FLUSH_FAILURES.labels("positions").inc()
+                log.warning("fleet_writer.positions_failed", error=str(exc), rows=len(rows))
+        changes = self._registry.drain_changes()
+        if changes:
+            events = [
+                fleet_store.VehicleEventRow(
+                    vehicle_id=c.vehicle_id,
+                    facility_id=c.facility_id,
+                    event=c.event,
+                    details=c.details,
+                    at=datetime.fromtimestamp(c.at, UTC),
+                )
+                for c in changes
+            ]
+            try:
+                await self._timed(
+                    "vehicle_events", fleet_store.insert_vehicle_events(self._pool, events)
+                )
+            except Exception as exc:
+                self._registry.requeue_changes(changes)
+                DB_FLUSH_FAILURES.labels("vehicle_events").inc()
+                log.warning("fleet_writer.events_failed", error=str(exc), rows=len(events))
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()

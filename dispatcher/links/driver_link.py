@@ -1,0 +1,148 @@
+"""The driver link: messages from driver phones (docs/protocols/driver.md) into the registry.
+
+Same rules as the robot link: synchronous, no I/O, every bad message counted by reason
+and dropped. Offer responses and trip progress are handed to whoever subscribed
+(``on_offer_response`` / ``on_trip``) — the dispatch engine — after validation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from dispatcher.config import Settings, UnknownVehiclePolicy
+from dispatcher.links.rejections import Rejections
+from dispatcher.metrics import MESSAGES_RECEIVED
+from dispatcher.storage.telemetry import TelemetryRow, TelemetryWriter
+from fleet.liveness import seen_at
+from fleet.model import GeoPosition, OfflineReason, VehicleKey, VehicleKind
+from fleet.registry import FleetRegistry, VehicleRecord
+from protocols.driver import codec
+from protocols.driver.models import DriverConnection, DriverStatus, OfferResponse, TripProgress
+from protocols.driver.topics import INBOUND_TOPICS, DriverTopicName, parse_topic
+from protocols.errors import MessageRejected, RejectReason
+
+log = structlog.get_logger(__name__)
+
+OfferResponseHandler = Callable[[VehicleRecord, OfferResponse], None]
+TripHandler = Callable[[VehicleRecord, TripProgress], None]
+
+
+class DriverLink:
+    """Turns driver-protocol messages into registry updates and telemetry rows."""
+
+    LINK = "driver"
+
+    def __init__(
+        self, settings: Settings, registry: FleetRegistry, telemetry: TelemetryWriter
+    ) -> None:
+        self._prefix = settings.mqtt.driver_prefix
+        self._max_payload = settings.mqtt.max_payload_bytes
+        self._register_unknown = settings.fleet.unknown_vehicles is UnknownVehiclePolicy.REGISTER
+        self._registry = registry
+        self._telemetry = telemetry
+        self.rejections = Rejections(self.LINK)
+        self._received = {t: MESSAGES_RECEIVED.labels(self.LINK, t.value) for t in DriverTopicName}
+        self.on_offer_response: OfferResponseHandler | None = None
+        self.on_trip: TripHandler | None = None
+
+    def handle(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Process one message from the broker; never raises for bad input."""
+        now = time.time()
+        try:
+            if len(payload) > self._max_payload:
+                raise MessageRejected(
+                    RejectReason.OVERSIZED, f"{len(payload)} bytes > {self._max_payload}"
+                )
+            dt = parse_topic(self._prefix, topic)
+            if dt.topic not in INBOUND_TOPICS:
+                return  # fleetd's own offers and commands echoing back
+            counter = self._received.get(dt.topic)
+            if counter is not None:
+                counter.inc()
+            msg = codec.decode(dt.topic, payload)
+            codec.check_identity(msg, dt)
+            rec = self._vehicle(VehicleKey(VehicleKind.DRIVER, "", dt.driver_id))
+            stamp = msg.timestamp.timestamp()
+            if isinstance(msg, DriverConnection):
+                self._connection(rec, msg, stamp, now, retained)
+                return
+            self._registry.heard_from(rec, seen_at(now, stamp, retained), now)
+            if isinstance(msg, DriverStatus):
+                self._status(rec, msg, now)
+            elif isinstance(msg, OfferResponse):
+                if self.on_offer_response is not None:
+                    self.on_offer_response(rec, msg)
+                log.info(
+                    "driver.offer_response",
+                    vehicle_id=str(rec.id),
+                    offer_id=msg.offer_id,
+                    decision=str(msg.decision),
+                )
+            elif isinstance(msg, TripProgress):
+                if self.on_trip is not None:
+                    self.on_trip(rec, msg)
+                log.info(
+                    "driver.trip_progress",
+                    vehicle_id=str(rec.id),
+                    mission_id=str(msg.mission_id),
+                    trip_event=str(msg.event),
+                )
+            self._registry.changed(rec, now=now)
+        except MessageRejected as exc:
+            self.rejections.record(exc.reason, exc.detail, topic)
+
+    def _vehicle(self, key: VehicleKey) -> VehicleRecord:
+        rec = self._registry.record_by_key(key)
+        if rec is not None:
+            return rec
+        if not self._register_unknown:
+            raise MessageRejected(
+                RejectReason.UNKNOWN_VEHICLE, f"driver {key.serial} is not registered"
+            )
+        return self._registry.register(key)
+
+    def _connection(
+        self, rec: VehicleRecord, msg: DriverConnection, stamp: float, now: float, retained: bool
+    ) -> None:
+        state = str(msg.connection_state)
+        if state == "ONLINE":
+            self._registry.heard_from(rec, seen_at(now, stamp, retained), now)
+            if not rec.online and retained:
+                rec.offline_reason = OfflineReason.STALE_RETAINED
+        elif state == "CONNECTIONBROKEN":
+            self._registry.went_offline(rec, OfflineReason.CONNECTION_BROKEN, now)
+        else:
+            self._registry.went_offline(rec, OfflineReason.DISCONNECTED, now)
+        self._registry.changed(rec, now=now)
+
+    def _status(self, rec: VehicleRecord, msg: DriverStatus, now: float) -> None:
+        rec.availability = str(msg.availability)
+        rec.battery_pct = msg.phone_battery_pct
+        rec.speed_mps = msg.speed_mps
+        rec.driving = msg.speed_mps is not None and msg.speed_mps > 0.5
+        rec.working = msg.mission_id is not None
+        if msg.lat is None or msg.lon is None:
+            return  # no fix yet: liveness and availability only
+        self._registry.set_geo_position(
+            rec, GeoPosition(msg.lat, msg.lon, msg.heading_deg, msg.accuracy_m), now
+        )
+        self._telemetry.add(
+            TelemetryRow(
+                datetime.fromtimestamp(now, UTC),
+                rec.id,
+                rec.facility_id,
+                "driver",
+                msg.lat,
+                msg.lon,
+                None,
+                None,
+                None,
+                None,
+                msg.phone_battery_pct,
+                msg.speed_mps,
+            )
+        )

@@ -1,0 +1,208 @@
+"""The daemon's one MQTT session: receive every vehicle's messages, publish commands.
+
+Built on gmqtt, whose asyncio-native reader calls our handler straight from
+``data_received`` with no per-message queue or task (see docs/architecture.md for the
+measurements behind this choice). Handlers therefore run synchronously and must be quick;
+anything slow is buffered by the handler and written by a task of its own.
+
+The session is persistent (clean_session false, fixed client id) so QoS 1 messages wait
+at the broker while fleetd restarts. Subscriptions are re-sent on every (re)connect, so a
+broker that lost the session still delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import gmqtt
+import structlog
+from gmqtt.mqtt.constants import MQTTv311
+
+from dispatcher.config import MqttSettings
+from dispatcher.metrics import MESSAGES_REJECTED
+
+log = structlog.get_logger(__name__)
+
+#: (topic, payload, retained) -> None. Must not block; must not raise for bad input.
+MessageHandler = Callable[[str, bytes, bool], None]
+
+
+class LinkState(Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class TransportError(Exception):
+    """Base of the MQTT transport's errors."""
+
+
+class NotConnected(TransportError):
+    """A publish was attempted while the broker session is down."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        super().__init__(f"not connected to the MQTT broker; cannot publish to {topic}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Messages whose topic starts with ``prefix + '/'`` go to ``handler``."""
+
+    name: str  # link name for metrics: vda5050 | driver
+    prefix: str
+    subscriptions: Sequence[str]
+    handler: MessageHandler
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter (``sleep`` is replaceable in tests)."""
+
+    def __init__(self, *, base_s: float = 0.2, cap_s: float = 30.0) -> None:
+        self._base = base_s
+        self._cap = cap_s
+        self._attempt = 0
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self._cap, self._base * (2**self._attempt))
+        self._attempt = min(self._attempt + 1, 30)
+        return random.uniform(0, ceiling)
+
+
+class MqttTransport:
+    """One persistent MQTT session carrying all vehicle links."""
+
+    def __init__(self, settings: MqttSettings, *, client_id: str, routes: Sequence[Route]) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._routes = tuple(routes)
+        self._state = LinkState.IDLE
+        self._client: gmqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._closing = False
+
+    @property
+    def state(self) -> LinkState:
+        return self._state
+
+    def is_connected(self) -> bool:
+        return self._state is LinkState.CONNECTED
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    # --- receive ----------------------------------------------------------------------
+
+    def _on_message(
+        self, client: Any, topic: str, payload: bytes, qos: int, properties: Any
+    ) -> int:
+        retained = bool(properties.get("retain", 0)) if properties else False
+        for route in self._routes:
+            if (
+                topic.startswith(route.prefix)
+                and topic[len(route.prefix) : len(route.prefix) + 1] == "/"
+            ):
+                try:
+                    route.handler(topic, payload, retained)
+                except Exception:
+                    # A bug in a handler must not stop the flow of every other vehicle.
+                    MESSAGES_REJECTED.labels(route.name, "internal_error").inc()
+                    log.exception("mqtt.handler_failed", topic=topic)
+                return 0
+        MESSAGES_REJECTED.labels("mqtt", "bad_topic").inc()
+        return 0
+
+    def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
+        subs = [gmqtt.Subscription(t, qos=1) for r in self._routes for t in r.subscriptions]
+        if subs:
+            client.subscribe(subs)
+        self._state = LinkState.CONNECTED
+        self._connected.set()
+        log.info("mqtt.connected", client_id=self._client_id, subscriptions=len(subs))
+
+    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        self._connected.clear()
+        if self._closing:
+            self._state = LinkState.CLOSED
+            return
+        self._state = LinkState.CONNECTING
+        log.warning("mqtt.disconnected", client_id=self._client_id)
+
+    # --- publish ----------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Hand a message to the session; QoS 1 messages are re-sent by it until acknowledged."""
+        client = self._client
+        if client is None or self._state is not LinkState.CONNECTED:
+            raise NotConnected(topic)
+        client.publish(topic, payload, qos=qos, retain=retain)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def _new_client(self) -> gmqtt.Client:
+        client = gmqtt.Client(self._client_id, clean_session=not self._settings.persistent_session)
+        if self._settings.username is not None:
+            client.set_auth_credentials(self._settings.username, self._settings.password)
+        client.on_message = self._on_message
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        # After the first connection, gmqtt itself reconnects (fixed delay, unlimited).
+        client.set_config({"reconnect_retries": -1, "reconnect_delay": 1})
+        return client
+
+    async def run(self) -> None:
+        """Connect (retrying with backoff until the broker answers), then hold the session.
+
+        Returns only when cancelled; the session is closed on the way out.
+        """
+        backoff = Backoff(cap_s=self._settings.reconnect_max_delay_s)
+        try:
+            while True:
+                self._state = LinkState.CONNECTING
+                client = self._new_client()
+                try:
+                    await client.connect(
+                        self._settings.host,
+                        self._settings.port,
+                        keepalive=self._settings.keepalive_s,
+                        version=MQTTv311,
+                    )
+                except Exception as exc:
+                    # gmqtt raises its own error types for refused CONNACKs; all mean "not yet".
+                    delay = backoff.next_delay()
+                    log.warning(
+                        "mqtt.connect_failed",
+                        host=self._settings.host,
+                        port=self._settings.port,
+                        error=str(exc) or type(exc).__name__,
+                        retry_in_s=round(delay, 2),
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                self._client = client
+                backoff.reset()
+                await asyncio.Event().wait()  # held until cancelled; gmqtt keeps it alive
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        self._closing = True
+        client, self._client = self._client, None
+        self._connected.clear()
+        self._state = LinkState.CLOSED
+        if client is not None:
+            try:
+                async with asyncio.timeout(2.0):
+                    await client.disconnect()
+            except (TimeoutError, OSError, RuntimeError) as exc:
+                log.warning("mqtt.close_failed", error=str(exc))
+        log.info("mqtt.closed", client_id=self._client_id)

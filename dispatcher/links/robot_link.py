@@ -1,0 +1,196 @@
+"""The VDA 5050 v2.0 robot link: every message a robot publishes, into the registry.
+
+Runs inside the MQTT receive callback, so it is synchronous and does no I/O: it checks
+size and topic, decodes and validates, checks the sender's identity, updates the
+vehicle's record and buffers a telemetry row. A message that fails any check is counted
+by reason, logged (rate-limited) and dropped; nothing it carried reaches the registry.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import structlog
+
+from dispatcher.config import Settings, UnknownVehiclePolicy
+from dispatcher.links.rejections import Rejections
+from dispatcher.metrics import MESSAGES_RECEIVED
+from dispatcher.storage.telemetry import TelemetryRow, TelemetryWriter
+from fleet.liveness import seen_at
+from fleet.model import Capabilities, MapPose, OfflineReason, VehicleError, VehicleKey, VehicleKind
+from fleet.registry import FleetRegistry, VehicleRecord
+from protocols.errors import MessageRejected, RejectReason
+from protocols.vda5050 import codec
+from protocols.vda5050.models import Connection, Factsheet, State, Visualization
+from protocols.vda5050.topics import INBOUND_TOPICS, Topic, parse_topic
+
+log = structlog.get_logger(__name__)
+
+#: Action statuses that mean the robot is still working on something.
+_ACTIVE_ACTIONS = frozenset({"WAITING", "INITIALIZING", "RUNNING", "PAUSED"})
+_CHARGING_ACTIONS = frozenset({"startCharging"})
+
+
+class RobotLink:
+    """Turns VDA 5050 messages into registry updates and telemetry rows."""
+
+    LINK = "vda5050"
+
+    def __init__(
+        self, settings: Settings, registry: FleetRegistry, telemetry: TelemetryWriter
+    ) -> None:
+        self._prefix = settings.mqtt.vda_prefix
+        self._max_payload = settings.mqtt.max_payload_bytes
+        self._register_unknown = settings.fleet.unknown_vehicles is UnknownVehiclePolicy.REGISTER
+        self._registry = registry
+        self._telemetry = telemetry
+        self._telemetry_every = settings.database.telemetry_min_interval_s
+        self._last_telemetry: dict[object, float] = {}
+        self.rejections = Rejections(self.LINK)
+        self._received = {t: MESSAGES_RECEIVED.labels(self.LINK, t.value) for t in Topic}
+
+    def handle(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Process one message from the broker; never raises for bad input."""
+        now = time.time()
+        try:
+            if len(payload) > self._max_payload:
+                raise MessageRejected(
+                    RejectReason.OVERSIZED, f"{len(payload)} bytes > {self._max_payload}"
+                )
+            vt = parse_topic(self._prefix, topic)
+            if vt.topic not in INBOUND_TOPICS:
+                return  # master-control traffic (ours or another's) on the shared prefix
+            counter = self._received.get(vt.topic)
+            if counter is not None:
+                counter.inc()
+            msg = codec.decode(vt.topic, payload)
+            codec.check_identity(msg, vt)
+            rec = self._vehicle(
+                VehicleKey(VehicleKind.ROBOT, vt.manufacturer, vt.serial_number), msg
+            )
+            if isinstance(msg, State):
+                self._state(rec, msg, now, retained)
+            elif isinstance(msg, Connection):
+                self._connection(rec, msg, now, retained)
+            elif isinstance(msg, Visualization):
+                self._visualization(rec, msg, now, retained)
+            elif isinstance(msg, Factsheet):
+                self._factsheet(rec, msg, now, retained)
+        except MessageRejected as exc:
+            self.rejections.record(exc.reason, exc.detail, topic)
+
+    # --- per message type -------------------------------------------------------------
+
+    def _vehicle(
+        self, key: VehicleKey, msg: State | Connection | Visualization | Factsheet
+    ) -> VehicleRecord:
+        rec = self._registry.record_by_key(key)
+        if rec is not None:
+            return rec
+        if not self._register_unknown:
+            raise MessageRejected(RejectReason.UNKNOWN_VEHICLE, f"{key.label} is not registered")
+        facility_id = None
+        pos = getattr(msg, "agv_position", None)
+        if pos is not None:
+            facility = self._registry.maps.facility_for_map(pos.map_id)
+            facility_id = facility.id if facility else None
+        return self._registry.register(key, facility_id=facility_id)
+
+    def _alive(
+        self, rec: VehicleRecord, msg_time: datetime | None, now: float, retained: bool
+    ) -> None:
+        stamp = msg_time.timestamp() if msg_time is not None else None
+        self._registry.heard_from(rec, seen_at(now, stamp, retained), now)
+
+    def _state(self, rec: VehicleRecord, msg: State, now: float, retained: bool) -> None:
+        self._alive(rec, msg.timestamp, now, retained)
+        battery = msg.battery_state
+        rec.battery_pct = max(0.0, min(100.0, float(battery.battery_charge)))
+        charging = bool(battery.charging)
+        working = bool(msg.node_states)
+        for action in msg.action_states:
+            if action.action_status in _ACTIVE_ACTIONS:
+                working = True
+                if action.action_type in _CHARGING_ACTIONS and action.action_status == "RUNNING":
+                    charging = True
+        rec.charging = charging
+        rec.working = working
+        rec.driving = bool(msg.driving)
+        rec.paused = bool(msg.paused)
+        rec.operating_mode = str(msg.operating_mode)
+        rec.order_id = msg.order_id or None
+        rec.order_update_id = msg.order_update_id
+        rec.last_node_id = msg.last_node_id or None
+        self._registry.set_errors(
+            rec,
+            tuple(
+                VehicleError(e.error_type, str(e.error_level), e.error_description or "")
+                for e in msg.errors
+            ),
+            now,
+        )
+        speed = None
+        if msg.velocity is not None and msg.velocity.vx is not None:
+            speed = (msg.velocity.vx**2 + (msg.velocity.vy or 0.0) ** 2) ** 0.5
+        rec.speed_mps = speed
+        pos = msg.agv_position
+        if pos is not None and pos.position_initialized:
+            self._registry.set_map_pose(rec, MapPose(pos.map_id, pos.x, pos.y, pos.theta), now)
+        self._registry.changed(rec, now=now)
+        self._telemetry_row(rec, "state", now)
+
+    def _connection(self, rec: VehicleRecord, msg: Connection, now: float, retained: bool) -> None:
+        state = str(msg.connection_state)
+        if state == "ONLINE":
+            self._alive(rec, msg.timestamp, now, retained)
+            if not rec.online and retained:
+                rec.offline_reason = OfflineReason.STALE_RETAINED
+        elif state == "CONNECTIONBROKEN":
+            self._registry.went_offline(rec, OfflineReason.CONNECTION_BROKEN, now)
+        else:  # OFFLINE: an orderly goodbye
+            self._registry.went_offline(rec, OfflineReason.DISCONNECTED, now)
+        self._registry.changed(rec, now=now)
+
+    def _visualization(
+        self, rec: VehicleRecord, msg: Visualization, now: float, retained: bool
+    ) -> None:
+        self._alive(rec, msg.timestamp, now, retained)
+        pos = msg.agv_position
+        if pos is not None and pos.position_initialized:
+            self._registry.set_map_pose(rec, MapPose(pos.map_id, pos.x, pos.y, pos.theta), now)
+            self._registry.changed(rec, now=now)
+            self._telemetry_row(rec, "visualization", now)
+
+    def _factsheet(self, rec: VehicleRecord, msg: Factsheet, now: float, retained: bool) -> None:
+        spec = msg.type_specification
+        rec.capabilities = Capabilities(
+            wheelchair_types=rec.capabilities.wheelchair_types,
+            max_payload_kg=float(spec.max_load_mass) if spec.max_load_mass is not None else None,
+            seats=rec.capabilities.seats,
+        )
+        self._registry.changed(rec, now=now)
+
+    def _telemetry_row(self, rec: VehicleRecord, source: str, now: float) -> None:
+        if self._telemetry_every > 0:
+            last = self._last_telemetry.get(rec.id)
+            if last is not None and now - last < self._telemetry_every:
+                return
+            self._last_telemetry[rec.id] = now
+        pose = rec.map_pose
+        self._telemetry.add(
+            TelemetryRow(
+                datetime.fromtimestamp(now, UTC),
+                rec.id,
+                rec.facility_id,
+                source,
+                None,  # lat/lon of robots are derived from x/y + map origin when queried
+                None,
+                pose.map_id if pose else None,
+                pose.x if pose else None,
+                pose.y if pose else None,
+                pose.theta if pose else None,
+                rec.battery_pct,
+                rec.speed_mps,
+            )
+        )
