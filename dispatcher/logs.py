@@ -30,7 +30,8 @@ def configure_logging(level: str = "info", fmt: Literal["json", "console"] = "js
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: the CLI configures a quiet default first and run/sim reconfigure.
+        cache_logger_on_first_use=False,
     )
     # Libraries that use stdlib logging (uvicorn, asyncpg, gmqtt) go to stderr too, quieter.
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(message)s")

@@ -15,7 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntFlag
 from typing import Any
 
 import numpy as np
@@ -45,12 +45,15 @@ log = structlog.get_logger(__name__)
 MAX_PENDING_CHANGES = 100_000
 
 
-class Consumer(StrEnum):
-    """Who reads the dirty sets. Each consumer has its own, so one lagging never starves another."""
+class Consumer(IntFlag):
+    """Who reads what changed. Each has its own list, so one lagging never starves another."""
 
-    GEO = "geo"  # Redis GEO live positions
-    POSITIONS = "positions"  # Postgres vehicle_positions
-    VEHICLES = "vehicles"  # Postgres vehicles (status, battery, online, last_seen)
+    GEO = 1  # Redis GEO live positions
+    POSITIONS = 2  # Postgres vehicle_positions
+    VEHICLES = 4  # Postgres vehicles (status, battery, online, last_seen)
+
+
+_GEO, _POSITIONS, _VEHICLES = Consumer.GEO.value, Consumer.POSITIONS.value, Consumer.VEHICLES.value
 
 
 @dataclass(slots=True)
@@ -89,6 +92,7 @@ class VehicleRecord:
     maintenance: bool = False
     status: VehicleStatus = VehicleStatus.OFFLINE
     view: VehicleView | None = None  # cached snapshot entry, dropped on every change
+    dirty: int = 0  # Consumer flags of the writers that have yet to see the latest change
 
     def to_view(self) -> VehicleView:
         position = (
@@ -150,8 +154,12 @@ class FleetRegistry:
         self._clock = clock
         self._by_id: dict[uuid.UUID, VehicleRecord] = {}
         self._by_key: dict[VehicleKey, VehicleRecord] = {}
-        self._dirty: dict[Consumer, set[uuid.UUID]] = {c: set() for c in Consumer}
-        self._pending_poses: set[uuid.UUID] = set()
+        # A record sits in a consumer's list once, while its flag for that consumer is set;
+        # flags on the record make "already queued?" a bit test, not a set of UUIDs.
+        self._dirty: dict[int, list[VehicleRecord]] = {c.value: [] for c in Consumer}
+        self._pending_poses: list[VehicleRecord] = []
+        # Looking a facility up by map happens on every pose: keep the answer per map.
+        self._facility_of_map: dict[str, uuid.UUID | None] = {}
         self._changes: deque[FleetChange] = deque()
         self.changes_dropped = 0
 
@@ -218,7 +226,7 @@ class FleetRegistry:
                 vehicle=rec.key.label,
                 kind=rec.key.kind.value,
             )
-        self._mark(rec, Consumer.VEHICLES)
+        self._mark(rec, _VEHICLES)
         return rec
 
     def register(
@@ -282,7 +290,7 @@ class FleetRegistry:
             **details,
         )
         self.changed(rec, now=now)
-        self._mark(rec, Consumer.GEO)  # an offline vehicle leaves the look-ups at once
+        self._mark(rec, _GEO)  # an offline vehicle leaves the look-ups at once
 
     # --- updates ----------------------------------------------------------------------
 
@@ -298,7 +306,7 @@ class FleetRegistry:
                 {"from": old.value, "to": status.value},
                 at=now,
             )
-        self._mark(rec, Consumer.VEHICLES)
+        self._mark(rec, _VEHICLES)
 
     def set_errors(self, rec: VehicleRecord, errors: tuple[VehicleError, ...], now: float) -> None:
         """Replace the vehicle's error list, recording errors raised and cleared."""
@@ -332,14 +340,15 @@ class FleetRegistry:
             rec.lat = rec.lon = rec.heading_deg = None
         else:
             rec.unknown_map = False
-            facility = self._maps.facility_for_map(pose.map_id)
-            if facility is not None and facility.id != rec.facility_id:
-                rec.facility_id = facility.id
-                self._mark(rec, Consumer.VEHICLES)
-            rec.pose_pending = True
-            self._pending_poses.add(rec.id)
-        self._mark(rec, Consumer.GEO)
-        self._mark(rec, Consumer.POSITIONS)
+            facility_id = self.facility_of_map(pose.map_id)
+            if facility_id is not None and facility_id != rec.facility_id:
+                rec.facility_id = facility_id
+                self._mark(rec, _VEHICLES)
+            if not rec.pose_pending:
+                rec.pose_pending = True
+                self._pending_poses.append(rec)
+        self._mark(rec, _GEO)
+        self._mark(rec, _POSITIONS)
 
     def set_geo_position(
         self,
@@ -355,8 +364,19 @@ class FleetRegistry:
         rec.unknown_map = False
         rec.pose_pending = False
         rec.view = None
-        self._mark(rec, Consumer.GEO)
-        self._mark(rec, Consumer.POSITIONS)
+        self._mark(rec, _GEO)
+        self._mark(rec, _POSITIONS)
+
+    def facility_of_map(self, map_id: str) -> uuid.UUID | None:
+        """The facility a map belongs to (None for an unknown map), cached per map."""
+        try:
+            return self._facility_of_map[map_id]
+        except KeyError:
+            facility = self._maps.facility_for_map(map_id)
+            fid = facility.id if facility is not None else None
+            if len(self._facility_of_map) < 10_000:  # bounded: map ids come from the wire
+                self._facility_of_map[map_id] = fid
+            return fid
 
     def set_maintenance(self, rec: VehicleRecord, on: bool, now: float) -> None:
         rec.maintenance = on
@@ -367,11 +387,10 @@ class FleetRegistry:
         if not self._pending_poses:
             return 0
         by_map: dict[str, list[VehicleRecord]] = {}
-        for vid in self._pending_poses:
-            rec = self._by_id.get(vid)
-            if rec is not None and rec.pose_pending and rec.map_pose is not None:
+        for rec in self._pending_poses:
+            if rec.pose_pending and rec.map_pose is not None:
                 by_map.setdefault(rec.map_pose.map_id, []).append(rec)
-        self._pending_poses.clear()
+        self._pending_poses = []
         converted = 0
         for map_id, recs in by_map.items():
             frame = self._maps.frame(map_id)
@@ -394,17 +413,22 @@ class FleetRegistry:
 
     def take_dirty(self, consumer: Consumer) -> list[VehicleRecord]:
         """Records changed since this consumer last asked (positions already resolved)."""
-        ids = self._dirty[consumer]
-        if not ids:
+        bit = consumer.value
+        recs = self._dirty[bit]
+        if not recs:
             return []
         if consumer is not Consumer.VEHICLES:
             self.resolve_positions()
-        self._dirty[consumer] = set()
-        return [r for vid in ids if (r := self._by_id.get(vid)) is not None]
+        self._dirty[bit] = []
+        clear = ~bit
+        for rec in recs:
+            rec.dirty &= clear
+        return recs
 
     def mark_dirty(self, consumer: Consumer, records: Iterable[VehicleRecord]) -> None:
         """Put records back (a write failed; they go again with the next batch)."""
-        self._dirty[consumer].update(r.id for r in records)
+        for rec in records:
+            self._mark(rec, consumer.value)
 
     def drain_changes(self, limit: int = 10_000) -> list[FleetChange]:
         out: list[FleetChange] = []
@@ -423,8 +447,11 @@ class FleetRegistry:
 
     # --- internals --------------------------------------------------------------------
 
-    def _mark(self, rec: VehicleRecord, consumer: Consumer) -> None:
-        self._dirty[consumer].add(rec.id)
+    def _mark(self, rec: VehicleRecord, bit: int) -> None:
+        # Plain ints: IntFlag arithmetic costs microseconds, and this runs per message.
+        if not rec.dirty & bit:
+            rec.dirty |= bit
+            self._dirty[bit].append(rec)
 
     def _emit(
         self, rec: VehicleRecord, event: str, details: dict[str, Any], at: float | None = None

@@ -23,7 +23,8 @@ from dispatcher.config import Settings
 
 ADMIN_DSN = os.environ.get("FLEETD_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("FLEETD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TEMPLATE_DB = "fleetd_test_template"
+# One template per test run, so concurrent runs on one machine never drop each other's.
+TEMPLATE_DB = f"fleetd_test_template_{os.getpid()}"
 REPO = Path(__file__).resolve().parent.parent
 VDA_SCHEMAS = REPO.parent / "shared" / "reference" / "vda5050-2.0"
 
@@ -59,11 +60,23 @@ async def _build_template() -> None:
         await admin.close()
 
 
+async def _drop_template() -> None:
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(
+            f"UPDATE pg_database SET datistemplate = false WHERE datname = '{TEMPLATE_DB}'"
+        )
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
     """A migrated database every test database is cloned from (built once per run)."""
     asyncio.run(_build_template())
-    return TEMPLATE_DB
+    yield TEMPLATE_DB
+    asyncio.run(_drop_template())
 
 
 @pytest.fixture
@@ -127,9 +140,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def settings(pg_dsn: str, redis_prefix: str, mqtt_namespace: str) -> Iterator[Settings]:
+def settings(pg_dsn: str, redis_prefix: str, mqtt_namespace: str) -> Settings:
     """Settings wired to this test's database, Redis prefix, MQTT namespace and a free port."""
-    yield Settings(
+    return Settings(
         daemon={"instance_id": f"test-{mqtt_namespace}", "log_format": "console"},
         database={
             "dsn": pg_dsn,

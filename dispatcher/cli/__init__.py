@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from dispatcher.logs import configure_logging
+
 #: Subcommand modules, in the order ``fleetd --help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
     "dispatcher.cli.run",
@@ -45,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one subcommand."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Until a subcommand configures logging itself (run, sim), logs are warnings on stderr:
+    # stdout carries the command's output (JSON, tokens) and must stay clean.
+    configure_logging("warning", "console")
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

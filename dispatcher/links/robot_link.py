@@ -23,13 +23,14 @@ from fleet.registry import FleetRegistry, VehicleRecord
 from protocols.errors import MessageRejected, RejectReason
 from protocols.vda5050 import codec
 from protocols.vda5050.models import Connection, Factsheet, State, Visualization
-from protocols.vda5050.topics import INBOUND_TOPICS, Topic, parse_topic
+from protocols.vda5050.topics import INBOUND_TOPICS, Topic, VdaTopic, parse_topic
 
 log = structlog.get_logger(__name__)
 
 #: Action statuses that mean the robot is still working on something.
 _ACTIVE_ACTIONS = frozenset({"WAITING", "INITIALIZING", "RUNNING", "PAUSED"})
 _CHARGING_ACTIONS = frozenset({"startCharging"})
+_TOPIC_CACHE_SIZE = 100_000
 
 
 class RobotLink:
@@ -48,6 +49,8 @@ class RobotLink:
         self._telemetry_every = settings.database.telemetry_min_interval_s
         self._last_telemetry: dict[object, float] = {}
         self.rejections = Rejections(self.LINK)
+        # Each vehicle publishes on the same few topics: parse each name once.
+        self._topics: dict[str, VdaTopic] = {}
         self._received = {t: MESSAGES_RECEIVED.labels(self.LINK, t.value) for t in Topic}
 
     def handle(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -58,7 +61,12 @@ class RobotLink:
                 raise MessageRejected(
                     RejectReason.OVERSIZED, f"{len(payload)} bytes > {self._max_payload}"
                 )
-            vt = parse_topic(self._prefix, topic)
+            vt = self._topics.get(topic)
+            if vt is None:
+                vt = parse_topic(self._prefix, topic)
+                if len(self._topics) >= _TOPIC_CACHE_SIZE:
+                    self._topics.clear()
+                self._topics[topic] = vt
             if vt.topic not in INBOUND_TOPICS:
                 return  # master-control traffic (ours or another's) on the shared prefix
             counter = self._received.get(vt.topic)
@@ -93,8 +101,7 @@ class RobotLink:
         facility_id = None
         pos = getattr(msg, "agv_position", None)
         if pos is not None:
-            facility = self._registry.maps.facility_for_map(pos.map_id)
-            facility_id = facility.id if facility else None
+            facility_id = self._registry.facility_of_map(pos.map_id)
         return self._registry.register(key, facility_id=facility_id)
 
     def _alive(

@@ -1,0 +1,132 @@
+"""Liveness, readiness and metrics. No authentication (probes and Prometheus call these).
+
+- ``GET /healthz``: 200 while the supervisor's main loop ticked within
+  :data:`HEARTBEAT_MAX_AGE_S`, else 503 (the process is wedged; restart it).
+- ``GET /readyz``: named pings (Postgres ``SELECT 1``, Redis ``PING``, the MQTT broker
+  session), each with its latency and a timeout of :data:`PING_TIMEOUT_S`; 200 only when
+  all pass, else 503 naming the failed ones.
+- ``GET /metrics``: the Prometheus default registry in the text exposition format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel
+
+from dispatcher.api.deps import get_services
+from dispatcher.services import Services
+
+router = APIRouter(tags=["health"])
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_MAX_AGE_S = 10.0
+PING_TIMEOUT_S = 1.0
+
+
+class Liveness(BaseModel):
+    status: str
+    heartbeat_age_s: float | None
+
+
+class Check(BaseModel):
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, Check]
+    failed: list[str]
+
+
+@router.get(
+    "/healthz",
+    response_model=Liveness,
+    summary="Liveness: the daemon's main loop is turning",
+    responses={503: {"model": Liveness, "description": "The main loop is stalled"}},
+)
+async def healthz(request: Request) -> JSONResponse:
+    """200 while the main loop's heartbeat is fresh, 503 when it is older than the limit."""
+    services = get_services(request)
+    try:
+        age: float | None = time.monotonic() - services.loop_heartbeat()
+    except Exception:
+        log.exception("health.heartbeat_failed")
+        age = None
+    ok = age is not None and age <= HEARTBEAT_MAX_AGE_S
+    body = Liveness(
+        status="ok" if ok else "stalled",
+        heartbeat_age_s=round(age, 3) if age is not None else None,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+async def _ping_postgres(services: Services) -> bool:
+    return bool(await services.pool.fetchval("SELECT 1") == 1)
+
+
+async def _ping_redis(services: Services) -> bool:
+    return bool(await services.redis.ping())
+
+
+async def _ping_broker(services: Services) -> bool:
+    return services.broker_connected()
+
+
+#: The readiness pings, by name. Each returns True when the dependency is usable.
+PINGS: dict[str, Callable[[Services], Awaitable[bool]]] = {
+    "postgres": _ping_postgres,
+    "redis": _ping_redis,
+    "broker": _ping_broker,
+}
+
+
+async def _run_ping(
+    name: str, ping: Callable[[Services], Awaitable[bool]], services: Services
+) -> tuple[str, Check]:
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        async with asyncio.timeout(PING_TIMEOUT_S):
+            ok = await ping(services)
+        if not ok:
+            error = "not connected"
+    except TimeoutError:
+        ok, error = False, f"no answer within {PING_TIMEOUT_S:g} s"
+    except Exception as exc:  # any failure of the dependency means "not ready"
+        ok, error = False, type(exc).__name__
+        log.warning("health.ping_failed", check=name, error=repr(exc))
+    latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    return name, Check(ok=ok, latency_ms=latency_ms, error=error)
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: Postgres, Redis and the MQTT broker are reachable",
+    responses={503: {"model": Readiness, "description": "At least one dependency failed"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    """Ping every dependency concurrently; 200 when all answer, else 503 listing the failed."""
+    services = get_services(request)
+    results = await asyncio.gather(
+        *(_run_ping(name, ping, services) for name, ping in PINGS.items())
+    )
+    checks = dict(results)
+    failed = [name for name, check in checks.items() if not check.ok]
+    body = Readiness(status="not_ready" if failed else "ready", checks=checks, failed=failed)
+    return JSONResponse(body.model_dump(), status_code=503 if failed else 200)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    """The default Prometheus registry, text exposition format."""
+    return Response(content=generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,80 @@
+"""``fleetd audit verify``: check the audit log's hash chain (directly in Postgres).
+
+Exit status 0 when the chain verifies, 1 when it is broken (the first bad row is named) or
+the database cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import asyncpg
+
+from dispatcher.audit.log import ChainReport, verify_chain
+from dispatcher.cli.api_client import quiet_logging
+from dispatcher.cli.common import settings_from_args
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``audit verify``."""
+    parser = subparsers.add_parser(
+        "audit",
+        help="check the audit trail",
+        description="Work with the append-only, hash-chained audit log.",
+    )
+    sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = sub.add_parser(
+        "verify",
+        help="re-compute the hash chain and report the first broken row",
+        description=(
+            "Read audit_log in id order and re-compute every row's hash. Prints OK with the "
+            "number of rows and the head hash (keep a copy elsewhere to detect truncation), "
+            "or the id of the first row that breaks the chain and why (exit 1)."
+        ),
+    )
+    verify.add_argument(
+        "--batch", type=int, default=5000, metavar="N", help="rows per query (default 5000)"
+    )
+    verify.set_defaults(func=_verify)
+
+
+def format_report(report: ChainReport) -> str:
+    """The one-line verdict ``fleetd audit verify`` prints."""
+    if report.ok:
+        head = f", head id {report.last_id} hash {report.head_hash}" if report.last_id else ""
+        return f"OK: {report.rows_checked} rows verified{head}"
+    return (
+        f"BROKEN at row id {report.first_bad_id} "
+        f"(after {report.rows_checked - 1} good rows): {report.reason}"
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    quiet_logging()
+    if args.batch < 1:
+        print("fleetd audit: --batch must be positive", file=sys.stderr)
+        return 2
+    from dispatcher.storage.db import create_pool
+    from dispatcher.storage.errors import StorageError
+
+    async def main() -> ChainReport:
+        pool = await create_pool(settings.database.dsn, min_size=1, max_size=1)
+        try:
+            return await verify_chain(pool, batch=args.batch)
+        finally:
+            await pool.close()
+
+    try:
+        report = asyncio.run(main())
+    except StorageError as exc:
+        print(f"fleetd audit: {exc}", file=sys.stderr)
+        return 1
+    except asyncpg.UndefinedTableError:
+        print("fleetd audit: no audit_log table (run `fleetd migrate`)", file=sys.stderr)
+        return 1
+    print(format_report(report))
+    return 0 if report.ok else 1
