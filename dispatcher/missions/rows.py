@@ -1,0 +1,144 @@
+"""Pure mapping for the mission store: rows to dataclasses, and the shapes of audit details.
+
+No SQL here (that is :mod:`dispatcher.missions.store`), no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import asyncpg
+
+from dispatcher.missions.domain import EventRecord, Location, MissionDraft, MissionRecord
+from dispatcher.missions.errors import MissionError, VersionConflict, WrongVehicle
+from dispatcher.missions.lifecycle import IllegalTransition, MissionEvent, MissionStatus, Priority
+
+
+def insert_args(d: MissionDraft) -> tuple[Any, ...]:
+    """The parameters of the store's INSERT, in its column order."""
+    return (
+        d.facility_id,
+        d.priority.value,
+        d.pickup.as_json(),
+        d.pickup.lon,
+        d.pickup.lat,
+        d.pickup.place,
+        d.dropoff.as_json(),
+        d.dropoff.lon,
+        d.dropoff.lat,
+        d.dropoff.place,
+        d.window_start,
+        d.window_end,
+        d.requirements,
+        d.passenger_ref,
+        d.passenger_name,
+        d.notes,
+        d.created_by,
+        d.idempotency_key,
+        d.request_hash,
+    )
+
+
+def audit_action(ev: MissionEvent) -> str:
+    """The audit action of an event: ``mission.cancel``, ``mission.prioritize``, ..."""
+    if ev is MissionEvent.CANCELLED:
+        return "mission.cancel"
+    if ev is MissionEvent.PRIORITY_CHANGED:
+        return "mission.prioritize"
+    return f"mission.{ev.value}"
+
+
+def refusal_reason(exc: MissionError | IllegalTransition) -> str:
+    """The audit ``reason`` of a refused transition."""
+    if isinstance(exc, IllegalTransition):
+        return "illegal_transition"
+    if isinstance(exc, VersionConflict):
+        return "version_conflict"
+    if isinstance(exc, WrongVehicle):
+        return "wrong_vehicle"
+    return "not_found"
+
+
+def refusal_details(exc: MissionError | IllegalTransition) -> dict[str, Any]:
+    """Audit details of a refused transition (what the mission was at)."""
+    if isinstance(exc, IllegalTransition):
+        return {"status": exc.status.value}
+    if isinstance(exc, VersionConflict):
+        return {"expected_version": exc.expected, "version": exc.actual}
+    return {}
+
+
+def snapshot(m: MissionRecord) -> dict[str, Any]:
+    """The fields of a mission that transitions change (for audit old/new)."""
+    return {
+        "status": m.status.value,
+        "priority": m.priority.value,
+        "vehicle_id": str(m.vehicle_id) if m.vehicle_id else None,
+        "version": m.version,
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def jsonable(details: Mapping[str, Any]) -> dict[str, Any]:
+    """``details`` with UUIDs, datetimes and enums as strings, ready for jsonb."""
+    out: dict[str, Any] = json.loads(json.dumps(dict(details), default=_json_default))
+    return out
+
+
+def location_from(doc: Mapping[str, Any]) -> Location:
+    """A :class:`Location` from the stored ``pickup`` / ``dropoff`` jsonb."""
+    return Location(lat=float(doc["lat"]), lon=float(doc["lon"]), place=doc.get("place"))
+
+
+def mission_from_row(row: asyncpg.Record) -> MissionRecord:
+    """A :class:`MissionRecord` from a ``missions`` row (the store's column list)."""
+    return MissionRecord(
+        id=row["id"],
+        facility_id=row["facility_id"],
+        status=MissionStatus(row["status"]),
+        priority=Priority(row["priority"]),
+        pickup=location_from(row["pickup"]),
+        dropoff=location_from(row["dropoff"]),
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        requirements=dict(row["requirements"]),
+        passenger_ref=row["passenger_ref"],
+        passenger_name=row["passenger_name"],
+        notes=row["notes"],
+        created_by=row["created_by"],
+        vehicle_id=row["vehicle_id"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+def event_from_row(row: asyncpg.Record) -> EventRecord:
+    """An :class:`EventRecord` from a ``mission_events`` row."""
+    return EventRecord(
+        seq=row["seq"],
+        mission_id=row["mission_id"],
+        facility_id=row["facility_id"],
+        event=MissionEvent(row["event"]),
+        from_status=MissionStatus(row["from_status"]) if row["from_status"] else None,
+        to_status=MissionStatus(row["to_status"]),
+        vehicle_id=row["vehicle_id"],
+        actor=row["actor"],
+        details=dict(row["details"]),
+        at=row["at"],
+    )

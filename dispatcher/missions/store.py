@@ -1,0 +1,537 @@
+"""The mission store: the one place mission SQL lives.
+
+Every change follows one pattern: lock the mission row (``FOR UPDATE``), ask the pure
+lifecycle (:mod:`dispatcher.missions.lifecycle`) what the event leads to, then UPDATE the
+mission, INSERT its event and (for API callers) append the audit row, all in ONE
+transaction. A refused change (illegal transition, stale version, unknown mission)
+changes nothing; for API callers the refusal is audited in a small transaction of its own.
+
+Facility isolation: every read and write takes a :class:`~dispatcher.missions.domain.Scope`
+and filters by it; a mission outside the scope does not exist for the caller.
+
+The daemon's own tasks (the dispatch engine) use the same functions with
+``Actor.system(...)`` and ``Scope.everything()``::
+
+    store = MissionStore(pool)
+    for mission in await store.pending_queue(facility_id, limit=50):
+        await store.transition(mission.id, MissionEvent.ASSIGNED, actor=Actor.system("planner"),
+                               vehicle_id=vehicle.id, expected_version=mission.version)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import asyncpg
+import structlog
+from asyncpg.pool import PoolConnectionProxy
+
+from dispatcher.audit.log import AuditEntry, append_audit
+from dispatcher.missions import lifecycle
+from dispatcher.missions.changes import check_arguments, plan_change
+from dispatcher.missions.domain import (
+    Actor,
+    Cursor,
+    EventRecord,
+    MissionDraft,
+    MissionRecord,
+    Scope,
+)
+from dispatcher.missions.errors import (
+    IdempotencyConflict,
+    InvalidMission,
+    MissionNotFound,
+    VersionConflict,
+    WrongVehicle,
+)
+from dispatcher.missions.lifecycle import (
+    IllegalTransition,
+    MissionEvent,
+    MissionStatus,
+    Priority,
+)
+from dispatcher.missions.rows import (
+    audit_action,
+    event_from_row,
+    insert_args,
+    jsonable,
+    mission_from_row,
+    refusal_details,
+    refusal_reason,
+    snapshot,
+)
+
+log = structlog.get_logger(__name__)
+
+Conn = asyncpg.Connection | PoolConnectionProxy
+
+#: Largest page a list returns.
+MAX_PAGE = 1000
+
+_COLS = """
+    id, facility_id, status, priority, pickup, dropoff, window_start, window_end,
+    requirements, passenger_ref, passenger_name, notes, created_by, vehicle_id, version,
+    created_at, updated_at, completed_at
+"""
+_EVENT_COLS = (
+    "seq, mission_id, facility_id, event, from_status, to_status, vehicle_id, actor, details, at"
+)
+
+#: Filter by Scope: $n is the facility (NULL = all), $n+1 the creator (NULL = anyone).
+_SCOPE_SQL = "($%d::uuid IS NULL OR facility_id = $%d) AND ($%d::text IS NULL OR created_by = $%d)"
+
+
+def _scope_sql(first: int) -> str:
+    return _SCOPE_SQL % (first, first, first + 1, first + 1)
+
+
+_INSERT = f"""
+INSERT INTO missions (
+    facility_id, priority, pickup, pickup_point, pickup_place, dropoff, dropoff_point,
+    dropoff_place, window_start, window_end, requirements, passenger_ref, passenger_name,
+    notes, created_by, idempotency_key, request_hash)
+VALUES (
+    $1, $2, $3, ST_SetSRID(ST_MakePoint($4, $5), 4326)::geography, $6,
+    $7, ST_SetSRID(ST_MakePoint($8, $9), 4326)::geography, $10,
+    $11, $12, $13, $14, $15, $16, $17, $18, $19)
+ON CONFLICT (facility_id, created_by, idempotency_key) WHERE idempotency_key IS NOT NULL
+DO NOTHING
+RETURNING {_COLS}
+"""
+
+_BY_KEY = f"""
+SELECT {_COLS}, request_hash FROM missions
+WHERE facility_id = $1 AND created_by = $2 AND idempotency_key = $3
+"""
+
+_GET = f"SELECT {_COLS} FROM missions WHERE id = $1 AND deleted_at IS NULL AND {_scope_sql(2)}"
+
+_LOCK = _GET + " FOR UPDATE"
+
+_UPDATE = f"""
+UPDATE missions
+SET status = $2, priority = $3, vehicle_id = $4, version = version + 1,
+    completed_at = CASE WHEN $5::boolean THEN now() ELSE NULL END
+WHERE id = $1
+RETURNING {_COLS}
+"""
+
+_INSERT_EVENT = f"""
+INSERT INTO mission_events
+    (mission_id, facility_id, event, from_status, to_status, vehicle_id, actor, details)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING {_EVENT_COLS}
+"""
+
+_TIMELINE = f"SELECT {_EVENT_COLS} FROM mission_events WHERE mission_id = $1 ORDER BY seq"
+
+_QUEUE = f"""
+SELECT {_COLS} FROM missions
+WHERE status = 'pending' AND deleted_at IS NULL AND ($1::uuid IS NULL OR facility_id = $1)
+ORDER BY priority_rank DESC, created_at, id
+LIMIT $2
+"""
+
+_ACTIVE_FOR_VEHICLE = f"""
+SELECT {_COLS} FROM missions
+WHERE vehicle_id = $1 AND status IN ('assigned', 'in_progress') AND deleted_at IS NULL
+ORDER BY created_at, id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """A created mission, or the one an earlier request with the same key created."""
+
+    mission: MissionRecord
+    #: False when this was a replay of an idempotent request (HTTP 200 rather than 201).
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionResult:
+    """The mission after a transition and the event recorded for it.
+
+    ``event`` is None when nothing had to change (setting the priority it already has).
+    """
+
+    mission: MissionRecord
+    event: EventRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list; ``next_cursor`` is None on the last page."""
+
+    items: list[MissionRecord]
+    next_cursor: Cursor | None
+
+
+class MissionStore:
+    """Reads and writes missions and their events through one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    # Create -----------------------------------------------------------------------------
+
+    async def create(self, draft: MissionDraft, actor: Actor) -> CreateResult:
+        """Insert a mission and its ``created`` event (and audit row) in one transaction.
+
+        With an idempotency key already used by the same creator in the same facility:
+        the same request returns the existing mission (``created=False``); a different
+        one raises :class:`IdempotencyConflict`. An unknown facility (not provisioned in
+        the database) raises :class:`InvalidMission` on ``facility``.
+        """
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    row = await conn.fetchrow(_INSERT, *insert_args(draft))
+                    if row is None:
+                        return await self._replay(conn, draft)
+                    mission = mission_from_row(row)
+                    first = lifecycle.initial()
+                    ev = await _insert_event(
+                        conn, mission, first, vehicle_id=None, actor=actor, details={}
+                    )
+                    if actor.audited:
+                        await _audit(
+                            conn,
+                            actor,
+                            action="mission.create",
+                            mission_id=mission.id,
+                            facility_id=mission.facility_id,
+                            success=True,
+                            details={
+                                "new": snapshot(mission),
+                                "idempotency_key": draft.idempotency_key,
+                            },
+                        )
+            except IdempotencyConflict as exc:
+                if actor.audited:
+                    await _audit(
+                        conn,
+                        actor,
+                        action="mission.create",
+                        mission_id=exc.mission_id,
+                        facility_id=draft.facility_id,
+                        success=False,
+                        reason="idempotency_conflict",
+                        details={"idempotency_key": draft.idempotency_key},
+                    )
+                raise
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise InvalidMission(
+                    "facility", "this facility is not provisioned in the database"
+                ) from exc
+        log.info(
+            "mission.created",
+            mission_id=str(mission.id),
+            facility_id=str(mission.facility_id),
+            priority=mission.priority.value,
+            seq=ev.seq,
+        )
+        return CreateResult(mission=mission, created=True)
+
+    async def _replay(self, conn: Conn, draft: MissionDraft) -> CreateResult:
+        assert draft.idempotency_key is not None  # ON CONFLICT only fires with a key
+        row = await conn.fetchrow(
+            _BY_KEY, draft.facility_id, draft.created_by, draft.idempotency_key
+        )
+        if row is None:  # pragma: no cover - missions are never hard-deleted
+            raise RuntimeError("idempotency conflict without a conflicting mission")
+        mission = mission_from_row(row)
+        if bytes(row["request_hash"]) != draft.request_hash:
+            raise IdempotencyConflict(draft.idempotency_key, mission.id)
+        log.info("mission.create_replayed", mission_id=str(mission.id))
+        return CreateResult(mission=mission, created=False)
+
+    # Read -------------------------------------------------------------------------------
+
+    async def get(self, mission_id: uuid.UUID, scope: Scope) -> MissionRecord | None:
+        """The mission, or None when it does not exist or lies outside ``scope``."""
+        row = await self._pool.fetchrow(_GET, mission_id, scope.facility_id, scope.created_by)
+        return None if row is None else mission_from_row(row)
+
+    async def timeline(self, mission_id: uuid.UUID) -> list[EventRecord]:
+        """Every event of a mission, oldest first (check visibility with :meth:`get`)."""
+        rows = await self._pool.fetch(_TIMELINE, mission_id)
+        return [event_from_row(r) for r in rows]
+
+    async def get_with_timeline(
+        self, mission_id: uuid.UUID, scope: Scope
+    ) -> tuple[MissionRecord, list[EventRecord]] | None:
+        """The mission and its timeline read in one snapshot; None outside ``scope``."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            row = await conn.fetchrow(_GET, mission_id, scope.facility_id, scope.created_by)
+            if row is None:
+                return None
+            events = await conn.fetch(_TIMELINE, mission_id)
+        return mission_from_row(row), [event_from_row(r) for r in events]
+
+    async def list_missions(
+        self,
+        scope: Scope,
+        *,
+        statuses: Sequence[MissionStatus] = (),
+        priorities: Sequence[Priority] = (),
+        vehicle_id: uuid.UUID | None = None,
+        limit: int = 50,
+        after: Cursor | None = None,
+    ) -> Page:
+        """Missions in ``scope``, newest first, filtered; keyset-paginated by ``after``."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be within 1..{MAX_PAGE}")
+        # Built per call, so each filter is present only when used and the planner gets
+        # plain equalities it can match to the (facility_id, [created_by,] created_at) indexes.
+        where = ["deleted_at IS NULL"]
+        args: list[Any] = []
+        if scope.facility_id is not None:
+            args.append(scope.facility_id)
+            where.append(f"facility_id = ${len(args)}")
+        if scope.created_by is not None:
+            args.append(scope.created_by)
+            where.append(f"created_by = ${len(args)}")
+        if statuses:
+            args.append([s.value for s in statuses])
+            where.append(f"status = ANY(${len(args)}::text[])")
+        if priorities:
+            args.append([p.value for p in priorities])
+            where.append(f"priority = ANY(${len(args)}::text[])")
+        if vehicle_id is not None:
+            args.append(vehicle_id)
+            where.append(f"vehicle_id = ${len(args)}")
+        if after is not None:
+            args.extend([after.created_at, after.id])
+            where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+        args.append(limit + 1)
+        sql = (
+            f"SELECT {_COLS} FROM missions WHERE {' AND '.join(where)} "
+            f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+        )
+        rows = await self._pool.fetch(sql, *args)
+        items = [mission_from_row(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = Cursor(items[-1].created_at, items[-1].id) if more and items else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def pending_queue(
+        self, facility_id: uuid.UUID | None = None, *, limit: int = 100
+    ) -> list[MissionRecord]:
+        """Pending missions, most urgent first, then oldest first (the dispatch queue)."""
+        rows = await self._pool.fetch(_QUEUE, facility_id, limit)
+        return [mission_from_row(r) for r in rows]
+
+    async def active_for_vehicle(self, vehicle_id: uuid.UUID) -> list[MissionRecord]:
+        """Missions assigned to or in progress on ``vehicle_id``, oldest first."""
+        rows = await self._pool.fetch(_ACTIVE_FOR_VEHICLE, vehicle_id)
+        return [mission_from_row(r) for r in rows]
+
+    # Change -----------------------------------------------------------------------------
+
+    async def transition(
+        self,
+        mission_id: uuid.UUID,
+        event: MissionEvent,
+        *,
+        actor: Actor,
+        scope: Scope | None = None,
+        vehicle_id: uuid.UUID | None = None,
+        priority: Priority | None = None,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+    ) -> TransitionResult:
+        """Apply ``event`` to a mission: row, event and audit row in one transaction.
+
+        ``vehicle_id`` is required for ``assigned``, ``reassigned`` and ``offered`` (the
+        vehicle concerned); for other events it is optional and, when the mission has a
+        vehicle, must be that vehicle (else :class:`WrongVehicle`). ``priority`` is
+        required for ``priority_changed``; setting the current priority changes nothing
+        and records nothing. ``expected_version`` guards against concurrent changes
+        (:class:`VersionConflict`).
+
+        Raises :class:`MissionNotFound` (missing or outside ``scope``),
+        :class:`IllegalTransition`, :class:`VersionConflict`, :class:`WrongVehicle`;
+        in every case nothing changes. ``ValueError`` for a call that misses a
+        required argument (a programming error, not audited).
+        """
+        ev = MissionEvent(event)
+        check_arguments(ev, vehicle_id=vehicle_id, priority=priority)
+        scope = scope or Scope.everything()
+        async with self._pool.acquire() as conn:
+            facility_id = scope.facility_id
+            try:
+                async with conn.transaction():
+                    row = await conn.fetchrow(
+                        _LOCK, mission_id, scope.facility_id, scope.created_by
+                    )
+                    if row is None:
+                        raise MissionNotFound(mission_id)
+                    before = mission_from_row(row)
+                    facility_id = before.facility_id
+                    result = await self._apply(
+                        conn,
+                        before,
+                        ev,
+                        actor=actor,
+                        vehicle_id=vehicle_id,
+                        priority=priority,
+                        reason=reason,
+                        details=details,
+                        expected_version=expected_version,
+                    )
+            except (MissionNotFound, IllegalTransition, VersionConflict, WrongVehicle) as exc:
+                log.info(
+                    "mission.transition_refused",
+                    mission_id=str(mission_id),
+                    mission_event=ev.value,
+                    reason=refusal_reason(exc),
+                )
+                if actor.audited:
+                    await _audit(
+                        conn,
+                        actor,
+                        action=audit_action(ev),
+                        mission_id=mission_id,
+                        facility_id=facility_id,
+                        success=False,
+                        reason=refusal_reason(exc),
+                        details={"event": ev.value, "error": str(exc), **refusal_details(exc)},
+                    )
+                raise
+        if result.event is not None:
+            log.info(
+                "mission.transition",
+                mission_id=str(mission_id),
+                mission_event=ev.value,
+                from_status=result.event.from_status,
+                to_status=result.event.to_status.value,
+                seq=result.event.seq,
+            )
+        return result
+
+    async def _apply(
+        self,
+        conn: Conn,
+        before: MissionRecord,
+        ev: MissionEvent,
+        *,
+        actor: Actor,
+        vehicle_id: uuid.UUID | None,
+        priority: Priority | None,
+        reason: str | None,
+        details: Mapping[str, Any] | None,
+        expected_version: int | None,
+    ) -> TransitionResult:
+        """Inside the transaction, with the row locked: decide (pure), then write."""
+        change = plan_change(
+            before,
+            ev,
+            vehicle_id=vehicle_id,
+            priority=priority,
+            reason=reason,
+            details=details,
+            expected_version=expected_version,
+        )
+        if change is None:
+            return TransitionResult(mission=before, event=None)
+        step = change.step
+        try:
+            row = await conn.fetchrow(
+                _UPDATE,
+                before.id,
+                step.to_status.value,
+                change.priority.value,
+                change.vehicle_id,
+                step.to_status.is_final,
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise InvalidMission("vehicle_id", f"unknown vehicle {vehicle_id}") from exc
+        assert row is not None  # locked above
+        after = mission_from_row(row)
+        recorded = await _insert_event(
+            conn,
+            after,
+            step,
+            vehicle_id=change.event_vehicle_id,
+            actor=actor,
+            details=change.details,
+        )
+        if actor.audited:
+            await _audit(
+                conn,
+                actor,
+                action=audit_action(ev),
+                mission_id=after.id,
+                facility_id=after.facility_id,
+                success=True,
+                reason=reason,
+                details={
+                    "event": ev.value,
+                    "seq": recorded.seq,
+                    "old": snapshot(before),
+                    "new": snapshot(after),
+                },
+            )
+        return TransitionResult(mission=after, event=recorded)
+
+
+# Helpers -------------------------------------------------------------------------------
+
+
+async def _insert_event(
+    conn: Conn,
+    mission: MissionRecord,
+    step: lifecycle.Transition,
+    *,
+    vehicle_id: uuid.UUID | None,
+    actor: Actor,
+    details: Mapping[str, Any],
+) -> EventRecord:
+    try:
+        row = await conn.fetchrow(
+            _INSERT_EVENT,
+            mission.id,
+            mission.facility_id,
+            step.event.value,
+            step.from_status.value if step.from_status is not None else None,
+            step.to_status.value,
+            vehicle_id,
+            actor.subject,
+            jsonable(details),
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise InvalidMission("vehicle_id", f"unknown vehicle {vehicle_id}") from exc
+    assert row is not None
+    return event_from_row(row)
+
+
+async def _audit(
+    conn: Conn,
+    actor: Actor,
+    *,
+    action: str,
+    mission_id: uuid.UUID,
+    facility_id: uuid.UUID | None,
+    success: bool,
+    details: Mapping[str, Any],
+    reason: str | None = None,
+) -> None:
+    entry = AuditEntry(
+        action=action,
+        resource_type="mission",
+        resource_id=str(mission_id),
+        success=success,
+        facility_id=facility_id,
+        actor_token_id=actor.token_id,
+        actor_role=actor.role,
+        source=actor.source,
+        details=details,
+        reason=reason,
+    )
+    # append_audit is typed for a plain Connection; a pool's proxy behaves the same.
+    await append_audit(cast(asyncpg.Connection, conn), entry)
