@@ -32,6 +32,10 @@ TELEMETRY_ROWS_DROPPED = Counter(
     "fleetd_telemetry_rows_dropped_total",
     "Telemetry rows dropped because the buffer was full (Postgres slow or away).",
 )
+TELEMETRY_ROWS_REJECTED = Counter(
+    "fleetd_telemetry_rows_rejected_total",
+    "Telemetry rows Postgres refused (no partition for their time, malformed) and set aside.",
+)
 TELEMETRY_BUFFERED = Gauge(
     "fleetd_telemetry_rows_buffered", "Telemetry rows waiting to be written."
 )
