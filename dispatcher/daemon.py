@@ -25,6 +25,7 @@ import structlog
 import uvicorn
 
 from dispatcher.api.app import create_app
+from dispatcher.api.routes.events import close_event_streams
 from dispatcher.config import Settings
 from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
 from dispatcher.links.commander import VehicleCommander
@@ -133,9 +134,14 @@ class Daemon:
                     # The whole prefix, not just the inbound topics: a robot publishing on a
                     # misspelt or misshapen topic is then counted and logged, not silently
                     # filtered out by the broker. Our own orders echo back and are skipped.
-                    Route("vda5050", s.mqtt.vda_prefix, [f"{s.mqtt.vda_prefix}/#"], robot_link.handle),
                     Route(
-                        "driver", s.mqtt.driver_prefix, [f"{s.mqtt.driver_prefix}/#"], driver_link.handle
+                        "vda5050", s.mqtt.vda_prefix, [f"{s.mqtt.vda_prefix}/#"], robot_link.handle
+                    ),
+                    Route(
+                        "driver",
+                        s.mqtt.driver_prefix,
+                        [f"{s.mqtt.driver_prefix}/#"],
+                        driver_link.handle,
                     ),
                 ],
             )
@@ -152,9 +158,10 @@ class Daemon:
                 loop_heartbeat=lambda: self._heartbeat,
             )
             self.services = services
+            app = create_app(services)
             server = _EmbeddedServer(
                 uvicorn.Config(
-                    create_app(services),
+                    app,
                     host=s.api.host,
                     port=s.api.port,
                     lifespan="off",
@@ -184,6 +191,8 @@ class Daemon:
                 ],
                 drain=[writer.flush, geo.flush, telemetry.close],
                 server=server,
+                # Event streams never end by themselves; uvicorn would wait for them.
+                before_exit=[lambda: close_event_streams(app)],
             )
         log.info("daemon.stopped")
 
@@ -194,6 +203,7 @@ class Daemon:
         workers: list[tuple[str, Callable[[], Awaitable[None]]]],
         drain: list[Callable[[], Awaitable[object]]],
         server: uvicorn.Server,
+        before_exit: list[Callable[[], Awaitable[object]]],
     ) -> None:
         loop = asyncio.get_running_loop()
         if self._install_signals:
@@ -206,6 +216,8 @@ class Daemon:
                 await self._stop.wait()
                 log.info("daemon.stopping")
                 # Phase 1: stop intake. The API finishes in-flight requests; MQTT closes.
+                for hook in before_exit:
+                    await hook()
                 server.should_exit = True
                 for task in reversed(intake_tasks):
                     if task.get_name() != "fleetd.api":

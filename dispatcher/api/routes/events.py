@@ -1,0 +1,397 @@
+"""The live event stream: ``GET /v1/events`` as Server-Sent Events (``text/event-stream``).
+
+Every mission event and vehicle event, as it commits::
+
+    id: 4711
+    event: mission.assigned
+    data: {"seq":4711,"type":"mission","event":"assigned","mission_id":"...", ...}
+
+``id`` is the event's ``seq`` (shared sequence ``fleet_event_seq``). A client that
+reconnects with ``Last-Event-ID: <id>`` (browsers' ``EventSource`` do this by themselves)
+or ``?after=<id>`` gets every event after that one, none lost and none twice; ``after=0``
+replays all history; without either the stream starts with what happens from now on. Ids
+are unique but *not* increasing: the order is by committing transaction (see
+:mod:`dispatcher.storage.event_stream` for why a ``seq > last`` cursor would lose events).
+
+Filters: ``?facility=KEY_OR_ID`` (a facility-scoped token sees only its own facility; it
+may name it, naming another is 403) and ``?types=mission,vehicle``.
+
+Mechanics: a stream reads at most :data:`BATCH` events per query with a pool connection
+held for that one statement, writes them, and reads again; the client's socket paces it
+(a slow client holds back its own reads, never a growing queue: the backlog stays in
+PostgreSQL). It wakes on NOTIFY (one LISTEN connection for the whole process,
+:class:`~dispatcher.storage.event_stream.EventHub`) and polls every :data:`POLL_S` as a
+fallback; an idle stream sends a ``: keep-alive`` comment every :data:`HEARTBEAT_S`. It
+ends when the client goes away, and for every client at once on
+:func:`close_event_streams` (daemon shutdown), which also closes the LISTEN connection.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
+
+from dispatcher.api.deps import Principal, get_services, record_audit, require
+from dispatcher.api.problems import (
+    FORBIDDEN,
+    UNAVAILABLE,
+    VALIDATION,
+    ProblemError,
+    problem_responses,
+)
+from dispatcher.auth.roles import Permission
+from dispatcher.storage.db import CONNECT_ERRORS
+from dispatcher.storage.event_stream import (
+    ALL_KINDS,
+    EventHub,
+    EventKind,
+    EventReader,
+    HubClosed,
+    Position,
+    StreamEvent,
+    Subscription,
+)
+from dispatcher.storage.zones_store import ZoneStore
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(tags=["events"])
+
+EVENT_STREAM: Final = "text/event-stream"
+#: Events read (and held in memory) per query, per stream.
+BATCH: Final = 200
+#: Fallback poll when no notification arrives.
+POLL_S: Final = 1.0
+#: Poll while committed events wait behind an older, still running transaction.
+HELD_POLL_S: Final = 0.1
+#: Idle streams send a comment line this often (keeps proxies from closing them).
+HEARTBEAT_S: Final = 15.0
+#: Reconnection delay suggested to EventSource clients (the ``retry:`` field), ms.
+RETRY_MS: Final = 2000
+_UNREACHABLE: tuple[type[BaseException], ...] = CONNECT_ERRORS
+
+#: Back-off after a failed read (PostgreSQL away); the stream keeps its position.
+ERROR_BACKOFF_S: Final = (0.5, 1.0, 2.0, 5.0)
+
+
+class MissionEventData(BaseModel):
+    """``data`` of a ``mission.*`` event."""
+
+    seq: int
+    type: str = Field("mission", description="always 'mission'")
+    event: str = Field(description="created, assigned, started, ..., priority_changed")
+    mission_id: uuid.UUID
+    facility_id: uuid.UUID
+    from_status: str | None
+    to_status: str | None
+    vehicle_id: uuid.UUID | None
+    actor: str | None
+    details: dict[str, Any]
+    at: datetime
+
+
+class VehicleEventData(BaseModel):
+    """``data`` of a ``vehicle.*`` event (``from_status``/``to_status`` on status_changed)."""
+
+    seq: int
+    type: str = Field("vehicle", description="always 'vehicle'")
+    event: str = Field(description="registered, went_online, went_offline, status_changed, ...")
+    vehicle_id: uuid.UUID
+    facility_id: uuid.UUID
+    from_status: str | None
+    to_status: str | None
+    details: dict[str, Any]
+    at: datetime
+
+
+def event_data(ev: StreamEvent) -> MissionEventData | VehicleEventData:
+    """The public JSON of one event."""
+    if ev.kind is EventKind.MISSION:
+        return MissionEventData(
+            seq=ev.seq,
+            event=ev.event,
+            mission_id=ev.subject_id,
+            facility_id=ev.facility_id,
+            from_status=ev.from_status,
+            to_status=ev.to_status,
+            vehicle_id=ev.vehicle_id,
+            actor=ev.actor,
+            details=ev.details,
+            at=ev.at,
+        )
+    return VehicleEventData(
+        seq=ev.seq,
+        event=ev.event,
+        vehicle_id=ev.subject_id,
+        facility_id=ev.facility_id,
+        from_status=ev.from_status,
+        to_status=ev.to_status,
+        details=ev.details,
+        at=ev.at,
+    )
+
+
+def encode_event(ev: StreamEvent) -> bytes:
+    """One SSE message. JSON has no raw newlines, so ``data`` is a single line."""
+    data = event_data(ev).model_dump_json()
+    return f"id: {ev.seq}\nevent: {ev.name}\ndata: {data}\n\n".encode()
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``StreamingResponse`` that always closes its generator when the response ends.
+
+    Starlette cancels the sending task when the client disconnects; if that happens while
+    the generator waits at a ``yield``, it would only be finalised whenever the garbage
+    collector gets to it. Closing it here runs its ``finally`` (unsubscribe) at once.
+    """
+
+    media_type = EVENT_STREAM
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+# The hub --------------------------------------------------------------------------------
+
+
+def _hub(request: Request) -> EventHub:
+    """The app's :class:`EventHub`, created on first use (its connection opens lazily)."""
+    state = request.app.state
+    hub: EventHub | None = getattr(state, "event_hub", None)
+    if hub is None:
+        hub = EventHub(get_services(request).settings.database.dsn)
+        state.event_hub = hub
+    return hub
+
+
+async def close_event_streams(app: FastAPI) -> None:
+    """End every open event stream of ``app`` and close its LISTEN connection.
+
+    Call it when the daemon begins to shut down, before asking uvicorn to exit: uvicorn
+    waits for open responses to finish, and an event stream never finishes by itself.
+    New streams are refused (503) afterwards. Idempotent.
+    """
+    hub: EventHub | None = getattr(app.state, "event_hub", None)
+    if hub is None:
+        hub = EventHub("")  # never connects: only marks the app as closed for new streams
+        app.state.event_hub = hub
+    await hub.close()
+
+
+# Parameters ------------------------------------------------------------------------------
+
+
+def _invalid(field: str, message: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "Invalid request",
+        f"1 invalid value(s): {field}.",
+        type=VALIDATION,
+        errors=[(field, message)],
+    )
+
+
+def _kinds(types: list[str] | None) -> frozenset[EventKind]:
+    if not types:
+        return ALL_KINDS
+    wanted: set[EventKind] = set()
+    for part in ",".join(types).split(","):
+        name = part.strip()
+        if not name:
+            continue
+        try:
+            wanted.add(EventKind(name))
+        except ValueError:
+            raise _invalid(
+                "query.types", f"unknown type {name!r} (expected mission, vehicle)"
+            ) from None
+    return frozenset(wanted) or ALL_KINDS
+
+
+def _resume_id(last_event_id: str | None, after: int | None) -> tuple[int, str] | None:
+    """The event id to resume after: the header wins (EventSource sends it on reconnect)."""
+    if last_event_id is not None and last_event_id.strip():
+        text = last_event_id.strip()
+        if not text.isdigit() or len(text) > 19:
+            raise _invalid("header.Last-Event-ID", "must be an event id (a non-negative integer)")
+        return int(text), "header.Last-Event-ID"
+    if after is not None:
+        return after, "query.after"
+    return None
+
+
+async def _facility_filter(
+    request: Request, principal: Principal, facility: str | None
+) -> uuid.UUID | None:
+    if facility is None or facility == "":
+        return principal.facility_id
+    fac = await ZoneStore(get_services(request).pool).facility(facility)
+    if fac is None:
+        raise _invalid("query.facility", f"unknown facility {facility!r}")
+    if not principal.sees_facility(fac.id):
+        await record_audit(
+            request,
+            principal,
+            action="events.stream",
+            resource_type="facility",
+            resource_id=str(fac.id),
+            success=False,
+            reason="other_facility",
+        )
+        raise ProblemError(
+            403,
+            "Forbidden",
+            "This token sees the events of its own facility only.",
+            type=FORBIDDEN,
+        )
+    return fac.id
+
+
+# Route -----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/events",
+    response_class=EventStreamResponse,
+    summary="Live stream of mission and vehicle events (Server-Sent Events)",
+    responses={
+        200: {
+            "description": "An endless `text/event-stream`; each message has `id` (the "
+            "event's seq), `event` (`mission.<event>` or `vehicle.<event>`) and `data` "
+            "(JSON: MissionEventData or VehicleEventData).",
+            "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+        },
+        **problem_responses(401, 403, 422, 503),
+    },
+)
+async def stream_events(
+    request: Request,
+    principal: Principal = Depends(require(Permission.EVENTS_VIEW)),
+    facility: Annotated[str | None, Query(max_length=64, description="Facility key or id")] = None,
+    types: Annotated[
+        list[str] | None,
+        Query(max_length=4, description="mission, vehicle (comma-separated or repeated)"),
+    ] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, le=2**63 - 1, description="Resume after this event id (0: all history)"),
+    ] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", max_length=32, description="Resume after this event id"),
+    ] = None,
+) -> EventStreamResponse:
+    """Open the stream; see the module documentation for order, resuming and filters."""
+    kinds = _kinds(types)
+    facility_id = await _facility_filter(request, principal, facility)
+    services = get_services(request)
+    reader = EventReader(services.pool)
+    hub = _hub(request)
+    if hub.closed:
+        raise ProblemError(
+            503,
+            "Shutting down",
+            "The daemon is shutting down; reconnect shortly.",
+            type=UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    resume = _resume_id(last_event_id, after)
+    try:
+        if resume is None:
+            start = await reader.live_position()
+        else:
+            found = await reader.position_of(resume[0])
+            if found is None:
+                raise _invalid(resume[1], f"no event has id {resume[0]}")
+            start = found
+    except _UNREACHABLE as exc:
+        raise ProblemError(
+            503, "Storage unavailable", "PostgreSQL is not reachable.", type=UNAVAILABLE
+        ) from exc
+    log.info(
+        "events.stream_opened",
+        facility_id=str(facility_id) if facility_id else None,
+        kinds=sorted(kinds),
+        resume=resume[0] if resume else None,
+        token_id=str(principal.token_id),
+    )
+    return EventStreamResponse(
+        _stream(request, reader, hub, start, facility_id, kinds),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(
+    request: Request,
+    reader: EventReader,
+    hub: EventHub,
+    position: Position,
+    facility_id: uuid.UUID | None,
+    kinds: frozenset[EventKind],
+) -> AsyncIterator[bytes]:
+    """The body of one stream: events as they settle, heartbeats while idle."""
+    sent = 0
+    started = time.monotonic()
+    try:
+        async with hub.subscribe(kinds) as sub:
+            # Subscribed first: a client that has read this line misses no wake-up.
+            yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
+            last_write = time.monotonic()
+            failures = 0
+            while not sub.closed:
+                try:
+                    batch = await reader.read(
+                        position, facility_id=facility_id, kinds=kinds, limit=BATCH
+                    )
+                except Exception as exc:
+                    if get_services(request).pool.is_closing():
+                        return
+                    delay = ERROR_BACKOFF_S[min(failures, len(ERROR_BACKOFF_S) - 1)]
+                    failures += 1
+                    log.warning("events.read_failed", error=str(exc), retry_in_s=delay)
+                    await _idle(sub, delay)
+                    continue
+                failures = 0
+                if batch.events:
+                    yield b"".join(encode_event(ev) for ev in batch.events)
+                    position = batch.events[-1].position
+                    sent += len(batch.events)
+                    last_write = time.monotonic()
+                if batch.more:
+                    continue
+                idle_for = time.monotonic() - last_write
+                if idle_for >= HEARTBEAT_S:
+                    yield b": keep-alive\n\n"
+                    last_write = time.monotonic()
+                    idle_for = 0.0
+                wait = HELD_POLL_S if batch.held else POLL_S
+                await sub.wait(min(wait, HEARTBEAT_S - idle_for))
+    except HubClosed:
+        return
+    finally:
+        log.info(
+            "events.stream_closed",
+            events_sent=sent,
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+
+async def _idle(sub: Subscription, seconds: float) -> None:
+    """Wait ``seconds`` (or until the hub closes); wake-ups do not cut a back-off short."""
+    deadline = time.monotonic() + seconds
+    while not sub.closed and (left := deadline - time.monotonic()) > 0:
+        await sub.wait(left)
