@@ -1,0 +1,91 @@
+"""VDA 5050 MQTT topics: ``{interfaceName}/{majorVersion}/{manufacturer}/{serialNumber}/{topic}``.
+
+``prefix`` is ``{interfaceName}/{majorVersion}`` (``MqttSettings.vda_prefix``, "uagv/v2").
+Pure string work, called once per received message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from protocols.errors import MessageRejected, RejectReason
+
+
+class Topic(StrEnum):
+    """The six subtopics of section 6.5 (names are case-sensitive on the wire)."""
+
+    ORDER = "order"
+    INSTANT_ACTIONS = "instantActions"
+    STATE = "state"
+    VISUALIZATION = "visualization"
+    CONNECTION = "connection"
+    FACTSHEET = "factsheet"
+
+
+#: What fleetd, as master control, receives. It publishes the other two.
+INBOUND_TOPICS: tuple[Topic, ...] = (
+    Topic.STATE,
+    Topic.CONNECTION,
+    Topic.FACTSHEET,
+    Topic.VISUALIZATION,
+)
+
+# Characters that may not appear in a topic level fleetd accepts or builds: the MQTT
+# wildcards (never valid in a PUBLISH topic name), the level separator and NUL
+# (forbidden by MQTT in topic names).
+_FORBIDDEN = frozenset("+#/\x00")
+_TOPICS_BY_NAME = {t.value: t for t in Topic}
+
+
+@dataclass(frozen=True, slots=True)
+class VdaTopic:
+    """Who a message is about and which subtopic it is on."""
+
+    manufacturer: str
+    serial_number: str
+    topic: Topic
+
+
+def parse_topic(prefix: str, topic: str) -> VdaTopic:
+    """Split a received topic name into manufacturer, serial number and subtopic.
+
+    Raises :class:`MessageRejected` with ``bad_topic`` when the shape is wrong (other
+    prefix, wrong number of levels, empty level, wildcard or NUL), ``unknown_topic``
+    when the last level is none of the six subtopics.
+    """
+    head = prefix + "/"
+    if not topic.startswith(head):
+        raise MessageRejected(RejectReason.BAD_TOPIC, f"not under {prefix!r}: {topic!r}")
+    levels = topic[len(head) :].split("/")
+    if len(levels) != 3:
+        raise MessageRejected(
+            RejectReason.BAD_TOPIC,
+            f"expected {prefix}/manufacturer/serialNumber/topic, got {topic!r}",
+        )
+    manufacturer, serial, name = levels
+    for level in levels:
+        if not level or not _FORBIDDEN.isdisjoint(level):
+            raise MessageRejected(RejectReason.BAD_TOPIC, f"bad topic level in {topic!r}")
+    sub = _TOPICS_BY_NAME.get(name)
+    if sub is None:
+        raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"unknown subtopic {name!r}")
+    return VdaTopic(manufacturer, serial, sub)
+
+
+def topic_for(prefix: str, manufacturer: str, serial: str, topic: Topic) -> str:
+    """The topic name to publish ``topic`` for one robot on.
+
+    Raises :class:`ValueError` when manufacturer or serial could not round-trip through
+    :func:`parse_topic` (empty, or containing ``/``, ``+``, ``#`` or NUL): that is a
+    configuration or programming error, not a bad message.
+    """
+    for what, level in (("manufacturer", manufacturer), ("serial", serial)):
+        if not level or not _FORBIDDEN.isdisjoint(level):
+            raise ValueError(f"{what} {level!r} cannot be an MQTT topic level")
+    return f"{prefix}/{manufacturer}/{serial}/{topic.value}"
+
+
+def subscriptions(prefix: str) -> list[str]:
+    """The topic filters fleetd subscribes to: every robot's inbound subtopics."""
+    return [f"{prefix}/+/+/{t.value}" for t in INBOUND_TOPICS]
