@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO, cast
 
 import structlog
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of the write.
+
+    Binding the stream object at configuration time would keep a replaced (and later
+    closed) stream alive in the logger: test runners capture stderr per test, and a
+    daemon may have its streams swapped by a supervisor.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = cast(TextIO, _CurrentStderr())
 
 
 def configure_logging(level: str = "info", fmt: Literal["json", "console"] = "json") -> None:
@@ -29,9 +47,9 @@ def configure_logging(level: str = "info", fmt: Literal["json", "console"] = "js
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),
         # Not cached: the CLI configures a quiet default first and run/sim reconfigure.
         cache_logger_on_first_use=False,
     )
     # Libraries that use stdlib logging (uvicorn, asyncpg, gmqtt) go to stderr too, quieter.
-    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(message)s")
+    logging.basicConfig(level=max(lvl, logging.WARNING), stream=_STDERR, format="%(message)s")
