@@ -41,6 +41,23 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
 
 
+#: Keys whose values may hold credentials (DSNs and URLs carry passwords in their userinfo).
+_SECRET_KEY_PARTS = ("password", "secret", "token", "dsn", "url", "key")
+
+
+def _echoable(key: str, value: object) -> bool:
+    """Whether a refused value may be quoted back in the error message.
+
+    Error text lands on terminals and in journals, so only plain scalars under keys that
+    cannot hold a credential are echoed; a model-level error's input is the whole section
+    (or file), secrets included, and is never shown.
+    """
+    if isinstance(value, dict | list | tuple) or value is None:
+        return False
+    leaf = key.rsplit(".", 1)[-1].lower()
+    return not any(part in leaf for part in _SECRET_KEY_PARTS)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -309,7 +326,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (check the spelling against configs/fleetd.example.toml)"
-            elif "input" in err and err["type"] != "missing":
+            elif _echoable(key, err.get("input")):
                 msg = f"{msg} (got {err['input']!r})"
             problems.append((key, msg))
         raise ConfigError(source, problems) from exc
