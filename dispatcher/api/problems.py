@@ -224,6 +224,23 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     """Starlette/FastAPI ``HTTPException`` (404 for unknown paths, 405, ...) -> problem."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI turns a body it cannot decode at all (bytes that are not UTF-8, say) into
+        # a bare 400 chained to the decoding error: answer it like any other malformed body.
+        cause = exc.__cause__
+        why = (
+            f"not UTF-8 (byte {cause.start})"
+            if isinstance(cause, UnicodeDecodeError)
+            else type(cause).__name__
+        )
+        return problem_response(
+            request,
+            400,
+            "Malformed JSON",
+            f"The request body is not valid JSON: {why}.",
+            type=MALFORMED_JSON,
+            errors=[("body", why)],
+        )
     phrase = _phrase(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     if exc.status_code == 404 and detail is None:
