@@ -139,12 +139,22 @@ class UnknownVehiclePolicy(StrEnum):
 
 
 class FleetSettings(_Section):
-    #: A vehicle with no message for this long is offline.
+    #: A vehicle with no message for this long is offline (drivers; robots too unless
+    #: ``robot_heartbeat_timeout_s`` is set).
     heartbeat_timeout_s: Annotated[float, Field(gt=0.1, le=3600)] = 10.0
+    #: The same for robots. VDA 5050 lets an idle robot publish ``state`` only every 30 s,
+    #: so the default leaves room for that; 0 means "use heartbeat_timeout_s". A robot
+    #: that disconnects or dies is seen offline at once through its Last Will, whatever this is.
+    robot_heartbeat_timeout_s: Annotated[float, Field(ge=0, le=3600)] = 35.0
     liveness_check_interval_s: Annotated[float, Field(gt=0.01, le=10)] = 0.25
     unknown_vehicles: UnknownVehiclePolicy = UnknownVehiclePolicy.REGISTER
     #: Facility (key) for vehicles that cannot be placed in one (drivers, unknown maps).
     default_facility: str = ""
+
+    @property
+    def robot_heartbeat_timeout(self) -> float:
+        """The silence after which a robot is offline (seconds)."""
+        return self.robot_heartbeat_timeout_s or self.heartbeat_timeout_s
 
 
 class ApiSettings(_Section):

@@ -103,6 +103,7 @@ class Daemon:
                 maps=maps,
                 default_facility_id=s.default_facility.id,
                 heartbeat_timeout_s=s.fleet.heartbeat_timeout_s,
+                robot_heartbeat_timeout_s=s.fleet.robot_heartbeat_timeout,
             )
             for row in await fleet_store.load_vehicles(pool):
                 registry.add(record_from_row(row), announce=False)
@@ -119,7 +120,7 @@ class Daemon:
             geo = GeoSync(
                 registry,
                 LivePositions(
-                    redis, key_prefix=s.redis.key_prefix, max_age_s=s.fleet.heartbeat_timeout_s
+                    redis, key_prefix=s.redis.key_prefix, max_age_s=registry.heartbeat_timeout_s
                 ),
                 interval_s=s.redis.geo_flush_interval_s,
             )

@@ -6,18 +6,18 @@ Pure functions over times in epoch seconds, so they are table-tested without a c
 from __future__ import annotations
 
 
-def seen_at(received_at: float, message_time: float | None, retained: bool) -> float:
+def seen_at(received_at: float, message_time: float | None, retained: bool) -> float | None:
     """When the vehicle was last known alive, judging by this message.
 
     A live message proves the vehicle is alive now. A retained one was stored by the
     broker at some earlier time: only the time the vehicle wrote into it counts (never
     later than now, whatever the vehicle's clock says), and a retained message without a
-    readable time proves nothing.
+    readable time proves nothing (``None``).
     """
     if not retained:
         return received_at
     if message_time is None:
-        return float("-inf")
+        return None
     return min(message_time, received_at)
 
 

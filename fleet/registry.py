@@ -146,11 +146,15 @@ class FleetRegistry:
         maps: FacilityMaps,
         default_facility_id: uuid.UUID,
         heartbeat_timeout_s: float,
+        robot_heartbeat_timeout_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._maps = maps
         self._default_facility_id = default_facility_id
         self._timeout = heartbeat_timeout_s
+        self._robot_timeout = (
+            heartbeat_timeout_s if robot_heartbeat_timeout_s is None else robot_heartbeat_timeout_s
+        )
         self._clock = clock
         self._by_id: dict[uuid.UUID, VehicleRecord] = {}
         self._by_key: dict[VehicleKey, VehicleRecord] = {}
@@ -170,7 +174,12 @@ class FleetRegistry:
 
     @property
     def heartbeat_timeout_s(self) -> float:
-        return self._timeout
+        """The longest silence any vehicle may keep and stay online."""
+        return max(self._timeout, self._robot_timeout)
+
+    def timeout_for(self, rec: VehicleRecord) -> float:
+        """How long this vehicle may stay silent before it is offline."""
+        return self._robot_timeout if rec.key.kind is VehicleKind.ROBOT else self._timeout
 
     @property
     def default_facility_id(self) -> uuid.UUID:
@@ -243,12 +252,17 @@ class FleetRegistry:
 
     # --- liveness ---------------------------------------------------------------------
 
-    def heard_from(self, rec: VehicleRecord, seen_at: float, now: float) -> None:
-        """Note a sign of life at ``seen_at``; a fresh one brings an offline vehicle online."""
+    def heard_from(self, rec: VehicleRecord, seen_at: float | None, now: float) -> None:
+        """Note a sign of life at ``seen_at``; a fresh one brings an offline vehicle online.
+
+        ``None`` (a retained message of unknown age) proves nothing and changes nothing.
+        """
+        if seen_at is None:
+            return
         if rec.last_seen is None or seen_at > rec.last_seen:
             rec.last_seen = seen_at
             rec.view = None
-        if not rec.online and is_fresh(rec.last_seen, now, self._timeout):
+        if not rec.online and is_fresh(rec.last_seen, now, self.timeout_for(rec)):
             rec.online = True
             rec.offline_reason = None
             self._liveness(rec, LivenessChange.WENT_ONLINE, None, now)
@@ -267,7 +281,7 @@ class FleetRegistry:
         """Turn every vehicle silent for longer than the heartbeat timeout offline."""
         expired = 0
         for rec in self._by_id.values():
-            if rec.online and not is_fresh(rec.last_seen, now, self._timeout):
+            if rec.online and not is_fresh(rec.last_seen, now, self.timeout_for(rec)):
                 self.went_offline(rec, OfflineReason.HEARTBEAT_TIMEOUT, now)
                 expired += 1
         return expired

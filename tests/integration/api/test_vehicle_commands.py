@@ -144,6 +144,7 @@ async def world() -> AsyncIterator[World]:
             },
             fleet={
                 "heartbeat_timeout_s": 1.5,
+                "robot_heartbeat_timeout_s": 0,
                 "liveness_check_interval_s": 0.05,
                 "default_facility": "north",
             },

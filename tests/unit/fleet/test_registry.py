@@ -64,6 +64,37 @@ class TestLiveness:
         events = [c.event for c in registry.drain_changes()]
         assert "went_online" in events and "went_offline" in events
 
+    def test_message_of_unknown_age_changes_nothing(self, registry: FleetRegistry) -> None:
+        """A retained message without a timestamp (``None``) neither revives nor dates a vehicle.
+
+        The first thing heard from a robot can be such a message; its record must stay
+        readable (no "minus infinity" last-seen time reaching the API or the database).
+        """
+        rec = registry.register(ROBOT)
+        registry.heard_from(rec, None, 1000.0)
+        registry.changed(rec, now=1000.0)
+        assert not rec.online and rec.last_seen is None
+        view = registry.get(rec.id)
+        assert view is not None and view.last_seen is None
+
+    def test_robots_may_keep_a_longer_silence(self) -> None:
+        """VDA 5050 robots may be quiet for 30 s; drivers keep the shorter timeout."""
+        reg = FleetRegistry(
+            maps=FacilityMaps(builtin_facilities()),
+            default_facility_id=Settings().default_facility.id,
+            heartbeat_timeout_s=5.0,
+            robot_heartbeat_timeout_s=35.0,
+            clock=lambda: 1000.0,
+        )
+        robot, driver = reg.register(ROBOT), reg.register(DRIVER)
+        for rec in (robot, driver):
+            reg.heard_from(rec, 1000.0, 1000.0)
+        assert reg.expire(1006.0) == 1
+        assert robot.online and not driver.online
+        assert reg.expire(1035.0) == 1
+        assert not robot.online
+        assert reg.heartbeat_timeout_s == 35.0
+
     def test_stale_sign_of_life_does_not_bring_online(self, registry: FleetRegistry) -> None:
         """A retained ONLINE written longer ago than the timeout leaves the vehicle offline."""
         rec = registry.register(ROBOT)
