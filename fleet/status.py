@@ -34,7 +34,7 @@ def derive_status(i: StatusInputs) -> VehicleStatus:
         return VehicleStatus.OFFLINE
     if i.maintenance:
         return VehicleStatus.MAINTENANCE
-    if any(e.level == "FATAL" for e in i.errors):
+    if i.errors and any(e.level == "FATAL" for e in i.errors):
         return VehicleStatus.ERROR
     if i.kind is VehicleKind.ROBOT:
         if i.operating_mode == "SERVICE":

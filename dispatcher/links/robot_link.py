@@ -21,7 +21,7 @@ from fleet.liveness import seen_at
 from fleet.model import Capabilities, MapPose, OfflineReason, VehicleError, VehicleKey, VehicleKind
 from fleet.registry import FleetRegistry, VehicleRecord
 from protocols.errors import MessageRejected, RejectReason
-from protocols.vda5050 import codec
+from protocols.vda5050 import codec, fast
 from protocols.vda5050.models import Connection, Factsheet, State, Visualization
 from protocols.vda5050.topics import INBOUND_TOPICS, Topic, VdaTopic, parse_topic
 
@@ -77,11 +77,11 @@ class RobotLink:
             rec = self._vehicle(
                 VehicleKey(VehicleKind.ROBOT, vt.manufacturer, vt.serial_number), msg
             )
-            if isinstance(msg, State):
+            if isinstance(msg, fast.State | State):
                 self._state(rec, msg, now, retained)
             elif isinstance(msg, Connection):
                 self._connection(rec, msg, now, retained)
-            elif isinstance(msg, Visualization):
+            elif isinstance(msg, fast.Visualization | Visualization):
                 self._visualization(rec, msg, now, retained)
             elif isinstance(msg, Factsheet):
                 self._factsheet(rec, msg, now, retained)
@@ -90,9 +90,7 @@ class RobotLink:
 
     # --- per message type -------------------------------------------------------------
 
-    def _vehicle(
-        self, key: VehicleKey, msg: State | Connection | Visualization | Factsheet
-    ) -> VehicleRecord:
+    def _vehicle(self, key: VehicleKey, msg: codec.InboundMessage) -> VehicleRecord:
         rec = self._registry.record_by_key(key)
         if rec is not None:
             return rec
@@ -110,7 +108,9 @@ class RobotLink:
         stamp = msg_time.timestamp() if msg_time is not None else None
         self._registry.heard_from(rec, seen_at(now, stamp, retained), now)
 
-    def _state(self, rec: VehicleRecord, msg: State, now: float, retained: bool) -> None:
+    def _state(
+        self, rec: VehicleRecord, msg: State | fast.State, now: float, retained: bool
+    ) -> None:
         self._alive(rec, msg.timestamp, now, retained)
         battery = msg.battery_state
         rec.battery_pct = max(0.0, min(100.0, float(battery.battery_charge)))
@@ -129,14 +129,15 @@ class RobotLink:
         rec.order_id = msg.order_id or None
         rec.order_update_id = msg.order_update_id
         rec.last_node_id = msg.last_node_id or None
-        self._registry.set_errors(
-            rec,
-            tuple(
-                VehicleError(e.error_type, str(e.error_level), e.error_description or "")
-                for e in msg.errors
-            ),
-            now,
-        )
+        if msg.errors or rec.errors:  # most states carry none, and most vehicles have none
+            self._registry.set_errors(
+                rec,
+                tuple(
+                    VehicleError(e.error_type, str(e.error_level), e.error_description or "")
+                    for e in msg.errors
+                ),
+                now,
+            )
         speed = None
         if msg.velocity is not None and msg.velocity.vx is not None:
             speed = (msg.velocity.vx**2 + (msg.velocity.vy or 0.0) ** 2) ** 0.5
@@ -160,7 +161,11 @@ class RobotLink:
         self._registry.changed(rec, now=now)
 
     def _visualization(
-        self, rec: VehicleRecord, msg: Visualization, now: float, retained: bool
+        self,
+        rec: VehicleRecord,
+        msg: Visualization | fast.Visualization,
+        now: float,
+        retained: bool,
     ) -> None:
         self._alive(rec, msg.timestamp, now, retained)
         pos = msg.agv_position

@@ -52,7 +52,7 @@ def decode(topic: DriverTopicName, payload: bytes) -> InboundDriverMessage:
     if model is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"fleetd does not consume {topic!s}")
     try:
-        return model.model_validate_json(payload, strict=True)
+        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise rejection_from(exc) from exc
 
@@ -63,7 +63,7 @@ def decode_outbound(topic: DriverTopicName, payload: bytes) -> OutboundDriverMes
     if model is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"{topic!s} is not sent to drivers")
     try:
-        return model.model_validate_json(payload, strict=True)
+        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise rejection_from(exc) from exc
 

@@ -1,8 +1,10 @@
 """Decode what robots send, encode what fleetd sends, and build outgoing messages.
 
-``decode`` runs on the MQTT receive path for every message (>10k/s): one
-``model_validate_json`` on the raw bytes, nothing else. Rejections carry a short detail
-naming the first offending field, built only when a message fails.
+``decode`` runs on the MQTT receive path for every message (>10k/s): ``state`` and
+``visualization`` go through the msgspec fast path (:mod:`.fast`) first, everything else
+and whatever the fast path does not accept through one ``model_validate_json`` on the
+raw bytes. Rejections carry a short detail naming the first offending field, built only
+when a message fails.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from protocols.errors import MessageRejected, RejectReason, rejection_from
+from protocols.vda5050 import fast
 from protocols.vda5050.base import VDA_VERSION, BlockingType, format_timestamp
 from protocols.vda5050.models import (
     Action,
@@ -30,12 +33,15 @@ from protocols.vda5050.models import (
 )
 from protocols.vda5050.topics import Topic, VdaTopic
 
-#: What a robot publishes and fleetd accepts.
-InboundMessage = State | Connection | Visualization | Factsheet
+#: What a robot publishes and fleetd accepts (the fast path's twins of State and
+#: Visualization carry the same fields under the same names).
+InboundMessage = (
+    State | Connection | Visualization | Factsheet | fast.State | fast.Visualization
+)
 #: What fleetd publishes (and a robot, or the simulator, decodes).
 OutboundMessage = Order | InstantActions
 
-_INBOUND: dict[Topic, type[InboundMessage]] = {
+_INBOUND: dict[Topic, type[State | Connection | Visualization | Factsheet]] = {
     Topic.STATE: State,
     Topic.CONNECTION: Connection,
     Topic.VISUALIZATION: Visualization,
@@ -63,11 +69,20 @@ def decode(topic: Topic, payload: bytes) -> InboundMessage:
     payload is not JSON, ``schema_invalid`` when it is JSON but not a valid message.
     Unknown extra fields are ignored.
     """
+    if topic is Topic.STATE:
+        state = fast.decode_state(payload)
+        if state is not None:
+            return state
+    elif topic is Topic.VISUALIZATION:
+        vis = fast.decode_visualization(payload)
+        if vis is not None:
+            return vis
     model = _INBOUND.get(topic)
     if model is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"fleetd does not consume {topic!s}")
     try:
-        return model.model_validate_json(payload, strict=True)
+        # Wire names only (camelCase): the Python names are for building messages in code.
+        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise rejection_from(exc) from exc
 
@@ -81,7 +96,7 @@ def decode_outbound(topic: Topic, payload: bytes) -> OutboundMessage:
     if model is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"{topic!s} is not sent to robots")
     try:
-        return model.model_validate_json(payload, strict=True)
+        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise rejection_from(exc) from exc
 

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.internal.conjecture import utils as cu
 
-SCHEMA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "vda5050-2.0"
+#: The published schemas, vendored unchanged (MIT) so every checkout runs the conformance tests.
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "vda5050-2.0"
 
 #: Bounded property runs: enough variety to find a wrong field, quick enough for every run.
 PROPERTY_SETTINGS = settings(
@@ -42,9 +43,9 @@ _SCHEMA_KEYWORDS = frozenset(
 
 
 def require_schemas() -> Path:
-    """The schema folder, or skip the calling test when this checkout has none."""
+    """The schema folder; a checkout without it fails loudly rather than skipping tests."""
     if not SCHEMA_DIR.is_dir():
-        pytest.skip(f"VDA 5050 reference schemas not found at {SCHEMA_DIR}")
+        pytest.fail(f"VDA 5050 reference schemas not found at {SCHEMA_DIR}")
     return SCHEMA_DIR
 
 
