@@ -92,6 +92,9 @@ class VehicleRecord:
     maintenance: bool = False
     status: VehicleStatus = VehicleStatus.OFFLINE
     view: VehicleView | None = None  # cached snapshot entry, dropped on every change
+    #: What ``status`` was derived from; equal inputs give the same status, so most
+    #: messages (same mode, same flags, no errors) skip the derivation.
+    status_inputs: tuple[object, ...] = ()
     dirty: int = 0  # Consumer flags of the writers that have yet to see the latest change
 
     def to_view(self) -> VehicleView:
@@ -311,6 +314,21 @@ class FleetRegistry:
     def changed(self, rec: VehicleRecord, *, now: float | None = None) -> None:
         """Call after changing a record's fields: re-derives status, schedules the writes."""
         rec.view = None
+        inputs = (
+            rec.online,
+            rec.maintenance,
+            rec.errors,
+            rec.operating_mode,
+            rec.charging,
+            rec.paused,
+            rec.driving,
+            rec.working,
+            rec.availability,
+        )
+        if inputs == rec.status_inputs:
+            self._mark(rec, _VEHICLES)
+            return
+        rec.status_inputs = inputs
         status = self._derive(rec)
         if status is not rec.status:
             old, rec.status = rec.status, status
