@@ -157,6 +157,12 @@ class ZoneStopOut(BaseModel):
     vehicles: list[CommandOut]
     stopped: int = Field(description="Vehicles whose e-stop was handed to the broker")
     not_stopped: int = Field(description="Vehicles whose e-stop could not be sent")
+    unlocated: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Online vehicles of the zone's facility whose position is unknown (map "
+        "not configured, localisation lost): they may be inside and were NOT stopped; "
+        "check them on site or stop them one by one",
+    )
 
 
 # Helpers -------------------------------------------------------------------------------
@@ -453,6 +459,15 @@ async def emergency_stop_zone(
             [(v.id, v.position.lon, v.position.lat) for v in candidates.values() if v.position],
         )
         inside = sorted((candidates[i] for i in inside_ids), key=lambda v: (v.name, str(v.id)))
+        # A vehicle fleetd cannot place might be inside: say so rather than pass over it.
+        unlocated = sorted(
+            v.id
+            for v in services.fleet.snapshot()
+            if v.online
+            and v.position is None
+            and v.facility_id == zone.facility_id
+            and principal.sees_facility(v.facility_id)
+        )
         results = await asyncio.gather(*(_estop(commander, v) for v in inside))
         stopped = sum(1 for r in results if r.ok)
         log.info(
@@ -460,14 +475,18 @@ async def emergency_stop_zone(
             facility_id=str(zone.facility_id),
             vehicles=len(results),
             stopped=stopped,
+            unlocated=len(unlocated),
         )
-        await _audit_zone_stop(request, principal, zone.id, zone.facility_id, results, reason)
+        await _audit_zone_stop(
+            request, principal, zone.id, zone.facility_id, results, reason, unlocated
+        )
         out = ZoneStopOut(
             zone_id=zone.id,
             facility_id=zone.facility_id,
             vehicles=[CommandOut.from_result(r) for r in results],
             stopped=stopped,
             not_stopped=len(results) - stopped,
+            unlocated=unlocated,
         )
         if any(r.outcome is CommandOutcome.RETRY for r in results):
             raise ProblemError(
@@ -494,6 +513,7 @@ async def _audit_zone_stop(
     facility_id: uuid.UUID,
     results: list[CommandResult],
     reason: str | None,
+    unlocated: list[uuid.UUID],
 ) -> None:
     """One row per vehicle and one for the zone, in one transaction (logged on failure)."""
     action = _ACTIONS[CommandName.EMERGENCY_STOP]
@@ -535,6 +555,7 @@ async def _audit_zone_stop(
                             }
                             for r in results
                         ],
+                        "unlocated": [str(v) for v in unlocated],
                     },
                     **audit_fields(principal, request, facility_id=facility_id),
                 ),

@@ -190,6 +190,15 @@ async def world() -> AsyncIterator[World]:
             off.cancel()
             await asyncio.gather(off, return_exceptions=True)
             await eventually(lambda: not registry.get(w.robot_id("off")).online)  # type: ignore[union-attr]
+            # "lost" is online on a map no facility has: fleetd cannot place it.
+            spec = RobotSpec(manufacturer, f"{ns}-lost", map_id="cellar", x=1.0, y=1.0)
+            w.robots["lost"] = VirtualRobot(
+                spec, prefix=settings.mqtt.vda_prefix, state_interval_s=0.2
+            )
+            w.tasks.append(asyncio.create_task(w.robots["lost"].run()))
+            await eventually(
+                lambda: (v := registry.get(w.robot_id("lost"))) is not None and v.online
+            )
             yield w
         finally:
             if w is not None:
@@ -460,11 +469,13 @@ class TestZoneEmergencyStop:
         assert stopped == {str(world.robot_id("in")), str(world.driver_id("in"))}
         assert out["stopped"] == 2 and out["not_stopped"] == 0
         assert all(v["command"] == "emergency_stop" for v in out["vehicles"])
+        # The robot fleetd cannot place is named, not silently passed over (nor stopped).
+        assert out["unlocated"] == [str(world.robot_id("lost"))]
 
         await eventually(lambda: world.robots["in"].paused and world.drivers["in"].paused)
         await eventually(lambda: len(world.drivers["in"].commands) == driver_before + 1)
         assert world.robots["in"].received_instant_actions == counts["in"] + 1
-        for name in ("out", "off", "south"):
+        for name in ("out", "off", "south", "lost"):
             assert world.robots[name].received_instant_actions == counts[name], name
         assert not world.robots["out"].paused
 
@@ -472,6 +483,7 @@ class TestZoneEmergencyStop:
         assert len(zone_rows) == 1 and zone_rows[0]["success"]
         assert zone_rows[0]["details"]["reason"] == "fire"
         assert len(zone_rows[0]["details"]["vehicles"]) == 2
+        assert zone_rows[0]["details"]["unlocated"] == [str(world.robot_id("lost"))]
         per_vehicle = await world.audit("vehicle.emergency_stop", str(world.robot_id("in")))
         assert per_vehicle[-1]["details"]["zone_id"] == zone_id
 
