@@ -106,7 +106,8 @@ class RedisSettings(_Section):
     url: Annotated[str, Field(pattern=r"^rediss?://")] = "redis://127.0.0.1:6379/0"
     #: Every key fleetd writes starts with this, so several deployments (or tests) share a server.
     key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "fleetd:"
-    geo_flush_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.2
+    #: Period of the batched live-position write (positions in look-ups lag by at most this).
+    geo_flush_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.5
 
 
 class MqttSettings(_Section):
