@@ -65,11 +65,11 @@ class LivePositions:
         adds: dict[uuid.UUID, list[float | str]] = {}
         seen: dict[uuid.UUID, dict[str, float]] = {}
         removes: dict[uuid.UUID, list[str]] = {}
-        members = self._members
+        member_of = self._members
         for rec in records:
-            member = members.get(rec.id)
+            member = member_of.get(rec.id)
             if member is None:
-                member = members[rec.id] = str(rec.id)
+                member = member_of[rec.id] = str(rec.id)
             previous = self._written_facility.get(rec.id)
             if previous is not None and previous != rec.facility_id:
                 removes.setdefault(previous, []).append(member)
