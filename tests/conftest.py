@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
 from dispatcher.config import Settings
 
@@ -69,6 +70,19 @@ async def _drop_template() -> None:
         await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging_config() -> Iterator[None]:
+    """Undo whatever logging configuration a test made (the CLI's ``main`` configures it).
+
+    Without this, a CLI test that sets the level to "warning" silences the info-level
+    lines a later test captures, and the outcome depends on the order tests run in.
+    """
+    saved = structlog.get_config()
+    yield
+    structlog.reset_defaults()
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="session")
