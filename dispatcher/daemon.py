@@ -3,8 +3,9 @@
 Start-up order: migrations -> Postgres pool -> facilities -> Redis -> registry (loaded
 from Postgres) -> writers -> MQTT links -> HTTP API. Shutdown reverses it: first intake
 stops (the API stops accepting requests, the MQTT session closes), then the writers drain
-what they hold within ``daemon.shutdown_grace_s``, then the rest is cancelled and the
-resources close (``AsyncExitStack``).
+what they hold within ``daemon.shutdown_grace_s`` (the audit sealer chains the last
+requests' audit rows first), then the rest is cancelled and the resources close
+(``AsyncExitStack``).
 
 Tests run the daemon embedded (``install_signal_handlers=False``) and stop it with
 :meth:`Daemon.stop`.
@@ -26,6 +27,7 @@ import uvicorn
 
 from dispatcher.api.app import create_app
 from dispatcher.api.routes.events import close_event_streams
+from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
 from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
 from dispatcher.links.commander import VehicleCommander
@@ -117,6 +119,7 @@ class Daemon:
             )
             self.telemetry = telemetry
             writer = FleetWriter(pool, registry, interval_s=s.database.position_flush_interval_s)
+            sealer = AuditSealer(pool)
             geo = GeoSync(
                 registry,
                 LivePositions(
@@ -186,11 +189,14 @@ class Daemon:
                     ("fleetd.geo_sync", geo.run),
                     ("fleetd.fleet_writer", writer.run),
                     ("fleetd.telemetry", telemetry.run),
+                    ("fleetd.audit_sealer", sealer.run),
                     ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
                     ("fleetd.heartbeat", self._beat),
                     ("fleetd.ready", lambda: self._mark_ready(server, transport)),
                 ],
-                drain=[writer.flush, geo.flush, telemetry.close],
+                # sealer.close first: it seals the last requests' audit rows, and a
+                # failing flush before it would skip it.
+                drain=[sealer.close, writer.flush, geo.flush, telemetry.close],
                 server=server,
                 # Event streams never end by themselves; uvicorn would wait for them.
                 before_exit=[lambda: close_event_streams(app)],

@@ -53,3 +53,10 @@ GEO_FLUSH_SECONDS = Histogram(
     "Time to write one batch of live positions to Redis.",
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+AUDIT_ROWS_SEALED = Counter(
+    "fleetd_audit_rows_sealed_total", "Audit rows hash-chained by this process's sealer."
+)
+AUDIT_SEAL_FAILURES = Counter(
+    "fleetd_audit_seal_failures_total",
+    "Audit sealing rounds that failed (Postgres away or refusing); the sealer retries.",
+)

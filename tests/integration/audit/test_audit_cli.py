@@ -1,4 +1,4 @@
-"""``fleetd audit verify`` prints OK with the row count, or the first broken row (exit 1)."""
+"""``fleetd audit verify`` seals, then prints OK and the row count, or the first bad row."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import asyncpg
 import pytest
 import structlog
 
-from dispatcher.audit.log import AuditEntry, write_audit
+from dispatcher.audit.log import AuditEntry, ChainReport, seal_pending, write_audit
 from dispatcher.cli import main
+from dispatcher.cli.audit import format_report
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +49,14 @@ async def test_intact_chain_prints_ok_and_count(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Rows written just before (not sealed yet) are sealed by the command and covered."""
     await fill(pg_pool, 7)
+    assert await pg_pool.fetchval("SELECT count(*) FROM audit_log WHERE seq IS NULL") == 7
     assert await verify(pg_dsn, monkeypatch) == 0
     out = capsys.readouterr().out
     assert out.startswith("OK: 7 rows verified")
+    assert out.rstrip().endswith("; 0 rows not sealed yet")
+    assert await pg_pool.fetchval("SELECT count(*) FROM audit_log WHERE seq IS NULL") == 0
 
 
 async def test_tampered_row_is_named_and_exit_1(
@@ -61,6 +66,7 @@ async def test_tampered_row_is_named_and_exit_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ids = await fill(pg_pool, 7)
+    assert await seal_pending(pg_pool) == 7
     async with pg_pool.acquire() as conn, conn.transaction():
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
         await conn.execute("UPDATE audit_log SET success = false WHERE id = $1", ids[3])
@@ -78,3 +84,20 @@ async def test_unreachable_database_is_exit_1(
 
     assert await verify(f"postgresql://postgres@127.0.0.1:{free_port()}/x", monkeypatch) == 1
     assert "fleetd audit:" in capsys.readouterr().err
+
+
+def test_report_names_unsealed_rows() -> None:
+    ok = ChainReport(
+        ok=True,
+        rows_checked=3,
+        first_bad_id=None,
+        reason=None,
+        last_id=9,
+        head_hash="ab",
+        unsealed=2,
+    )
+    assert format_report(ok) == "OK: 3 rows verified, head id 9 hash ab; 2 rows not sealed yet"
+    broken = ChainReport(ok=False, rows_checked=2, first_bad_id=5, reason="altered", unsealed=0)
+    assert format_report(broken) == (
+        "BROKEN at row id 5 (after 1 good rows): altered; 0 rows not sealed yet"
+    )
