@@ -9,18 +9,14 @@ break), reports trip progress, and obeys commands (pause, resume, cancel_job, ..
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import math
 import random
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import aiomqtt
 import structlog
+
+from sim.device import Handler, VirtualDevice
 
 log = structlog.get_logger(__name__)
 
@@ -38,8 +34,11 @@ class DriverSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ScriptedDriver:
+class ScriptedDriver(VirtualDevice):
     """One simulated driver device. ``await driver.run()`` until cancelled."""
+
+    report_topic = "status"
+    report_qos = 1
 
     def __init__(
         self,
@@ -51,12 +50,17 @@ class ScriptedDriver:
         status_interval_s: float = 2.0,
         tick_s: float = 0.2,
     ) -> None:
+        super().__init__(
+            base_topic=f"{prefix}/{spec.driver_id}",
+            identity={"version": "1.0", "driverId": spec.driver_id},
+            client_id=f"sim-driver-{spec.driver_id}",
+            task_name=f"sim.driver.{spec.driver_id}",
+            host=host,
+            port=port,
+            report_interval_s=status_interval_s,
+            tick_s=tick_s,
+        )
         self.spec = spec
-        self._host, self._port = host, port
-        self._base = f"{prefix}/{spec.driver_id}"
-        self._status_interval = status_interval_s
-        self._tick = tick_s
-        self._headers: dict[str, int] = {}
         self._rng = random.Random(spec.seed)
         self.lat, self.lon = spec.waypoints[0]
         self.heading = 0.0
@@ -67,25 +71,12 @@ class ScriptedDriver:
         self.battery = spec.phone_battery_pct
         self.offers: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []
-        self.connected = asyncio.Event()
-        self._outbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
 
-    def topic(self, name: str) -> str:
-        return f"{self._base}/{name}"
+    def inbound(self) -> dict[str, Handler]:
+        return {"offer": self.on_offer, "command": self.on_command}
 
-    def _header(self, topic: str) -> dict[str, Any]:
-        self._headers[topic] = self._headers.get(topic, -1) + 1
-        return {
-            "headerId": self._headers[topic],
-            "timestamp": datetime.now(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "version": "1.0",
-            "driverId": self.spec.driver_id,
-        }
-
-    def connection_message(self, state: str) -> dict[str, Any]:
-        return {**self._header("connection"), "connectionState": state}
+    def report_message(self) -> dict[str, Any]:
+        return self.status_message()
 
     def status_message(self) -> dict[str, Any]:
         moving = not self.paused and self.availability != "break"
@@ -134,7 +125,7 @@ class ScriptedDriver:
         else:
             self.mission_id = msg.get("missionId")
             self.availability = "busy"
-        self._outbox.put_nowait(("offerResponse", response))
+        self.send("offerResponse", response)
 
     def on_command(self, msg: dict[str, Any]) -> None:
         self.commands.append(msg)
@@ -148,70 +139,3 @@ class ScriptedDriver:
             self.availability = "online"
         elif kind == "maintenance":
             self.availability = "break"
-
-    async def run(self) -> None:
-        will = aiomqtt.Will(
-            self.topic("connection"),
-            json.dumps(self.connection_message("CONNECTIONBROKEN")),
-            qos=1,
-            retain=True,
-        )
-        async with aiomqtt.Client(
-            self._host,
-            self._port,
-            identifier=f"sim-driver-{self.spec.driver_id}",
-            will=will,
-            keepalive=10,
-        ) as client:
-            await client.subscribe(self.topic("offer"), qos=1)
-            await client.subscribe(self.topic("command"), qos=1)
-            await client.publish(
-                self.topic("connection"),
-                json.dumps(self.connection_message("ONLINE")),
-                qos=1,
-                retain=True,
-            )
-            self.connected.set()
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(
-                        self._receive(client), name=f"sim.driver.{self.spec.driver_id}.rx"
-                    )
-                    tg.create_task(
-                        self._publish_loop(client), name=f"sim.driver.{self.spec.driver_id}.tx"
-                    )
-            finally:
-                with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await client.publish(
-                            self.topic("connection"),
-                            json.dumps(self.connection_message("OFFLINE")),
-                            qos=1,
-                            retain=True,
-                        )
-
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            try:
-                msg = json.loads(bytes(message.payload))
-            except (ValueError, TypeError):
-                continue
-            if message.topic.matches(self.topic("offer")):
-                self.on_offer(msg)
-            elif message.topic.matches(self.topic("command")):
-                self.on_command(msg)
-
-    async def _publish_loop(self, client: aiomqtt.Client) -> None:
-        last_status = 0.0
-        last_step = time.monotonic()
-        while True:
-            await asyncio.sleep(self._tick)
-            now = time.monotonic()
-            self.step(now - last_step)
-            last_step = now
-            while not self._outbox.empty():
-                name, msg = self._outbox.get_nowait()
-                await client.publish(self.topic(name), json.dumps(msg), qos=1)
-            if now - last_status >= self._status_interval:
-                await client.publish(self.topic("status"), json.dumps(self.status_message()), qos=1)
-                last_status = now

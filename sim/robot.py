@@ -16,17 +16,13 @@ charges while charging.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import math
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import aiomqtt
 import structlog
+
+from sim.device import Handler, VirtualDevice
 
 log = structlog.get_logger(__name__)
 
@@ -85,8 +81,11 @@ class _Edge:
     end_node_id: str
 
 
-class VirtualRobot:
+class VirtualRobot(VirtualDevice):
     """One simulated robot. ``await robot.run()`` until cancelled."""
+
+    report_topic = "state"
+    report_qos = 0  # VDA 5050: state is QoS 0
 
     def __init__(
         self,
@@ -98,12 +97,21 @@ class VirtualRobot:
         state_interval_s: float = 1.0,
         tick_s: float = 0.1,
     ) -> None:
+        super().__init__(
+            base_topic=f"{prefix}/{spec.manufacturer}/{spec.serial}",
+            identity={
+                "version": "2.0.0",
+                "manufacturer": spec.manufacturer,
+                "serialNumber": spec.serial,
+            },
+            client_id=f"sim-{spec.manufacturer}-{spec.serial}",
+            task_name=f"sim.robot.{spec.serial}",
+            host=host,
+            port=port,
+            report_interval_s=state_interval_s,
+            tick_s=tick_s,
+        )
         self.spec = spec
-        self._host, self._port = host, port
-        self._base = f"{prefix}/{spec.manufacturer}/{spec.serial}"
-        self._state_interval = state_interval_s
-        self._tick = tick_s
-        self._headers: dict[str, int] = {}
         self.x, self.y, self.theta = spec.x, spec.y, spec.theta
         self.battery = spec.battery_pct
         self.charging = False
@@ -120,27 +128,20 @@ class VirtualRobot:
         self.received_orders = 0
         self.received_instant_actions = 0
         self._dirty = True
-        self.connected = asyncio.Event()
 
     # --- wire ---------------------------------------------------------------------------
 
-    def topic(self, name: str) -> str:
-        return f"{self._base}/{name}"
+    def inbound(self) -> dict[str, Handler]:
+        return {"order": self.on_order, "instantActions": self.on_instant_actions}
 
-    def _header(self, topic: str) -> dict[str, Any]:
-        self._headers[topic] = self._headers.get(topic, -1) + 1
-        return {
-            "headerId": self._headers[topic],
-            "timestamp": datetime.now(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "version": "2.0.0",
-            "manufacturer": self.spec.manufacturer,
-            "serialNumber": self.spec.serial,
+    def report_message(self) -> dict[str, Any]:
+        return self.state_message()
+
+    def _reported(self) -> None:
+        # Finished actions are reported once more, then forgotten.
+        self.actions = {
+            k: a for k, a in self.actions.items() if a.status not in ("FINISHED", "FAILED")
         }
-
-    def connection_message(self, state: str) -> dict[str, Any]:
-        return {**self._header("connection"), "connectionState": state}
 
     def state_message(self) -> dict[str, Any]:
         return {
@@ -318,74 +319,3 @@ class VirtualRobot:
                 action.remaining_s = _ACTION_SECONDS.get(kind, 1.0)
         self.driving = False
         self._dirty = True
-
-    # --- main loop ----------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Connect, announce, then publish state and obey orders until cancelled."""
-        will = aiomqtt.Will(
-            self.topic("connection"),
-            json.dumps(self.connection_message("CONNECTIONBROKEN")),
-            qos=1,
-            retain=True,
-        )
-        async with aiomqtt.Client(
-            self._host,
-            self._port,
-            identifier=f"sim-{self.spec.manufacturer}-{self.spec.serial}",
-            will=will,
-            keepalive=10,
-        ) as client:
-            await client.subscribe(self.topic("order"), qos=1)
-            await client.subscribe(self.topic("instantActions"), qos=1)
-            await client.publish(
-                self.topic("connection"),
-                json.dumps(self.connection_message("ONLINE")),
-                qos=1,
-                retain=True,
-            )
-            self.connected.set()
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._receive(client), name=f"sim.robot.{self.spec.serial}.rx")
-                    tg.create_task(
-                        self._publish_loop(client), name=f"sim.robot.{self.spec.serial}.tx"
-                    )
-            finally:
-                # An orderly shutdown says goodbye; a killed process leaves it to the Last Will.
-                with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await client.publish(
-                            self.topic("connection"),
-                            json.dumps(self.connection_message("OFFLINE")),
-                            qos=1,
-                            retain=True,
-                        )
-
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            try:
-                msg = json.loads(bytes(message.payload))
-            except (ValueError, TypeError):
-                continue
-            if message.topic.matches(self.topic("order")):
-                self.on_order(msg)
-            elif message.topic.matches(self.topic("instantActions")):
-                self.on_instant_actions(msg)
-
-    async def _publish_loop(self, client: aiomqtt.Client) -> None:
-        last_state = 0.0
-        last_step = time.monotonic()
-        while True:
-            await asyncio.sleep(self._tick)
-            now = time.monotonic()
-            self.step(now - last_step)
-            last_step = now
-            if self._dirty or now - last_state >= self._state_interval:
-                await client.publish(self.topic("state"), json.dumps(self.state_message()), qos=0)
-                last_state = now
-                self._dirty = False
-                # Finished actions are reported once more, then forgotten.
-                self.actions = {
-                    k: a for k, a in self.actions.items() if a.status not in ("FINISHED", "FAILED")
-                }
