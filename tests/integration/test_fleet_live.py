@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,37 +28,13 @@ from fleet.model import VehicleKey, VehicleKind, VehicleStatus
 from protocols.errors import RejectReason
 from sim.driver import DriverSpec, ScriptedDriver
 from sim.robot import RobotSpec, VirtualRobot
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Wait until ``check`` holds, polling; fail with the timeout otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
+from tests.conftest import eventually, running_daemon
 
 
 @pytest.fixture
 async def daemon(settings: Settings) -> AsyncIterator[Daemon]:
-    d = Daemon(settings, install_signal_handlers=False)
-    task = asyncio.create_task(d.run(), name="test.daemon")
-    try:
-        await asyncio.wait_for(asyncio.shield(d.wait_ready()), 20)
-    except BaseException:
-        d.stop()
-        await asyncio.wait_for(task, 20)
-        raise
-    try:
-        yield d
-    finally:
-        d.stop()
-        await asyncio.wait_for(task, 30)
+    async with running_daemon(settings, ready_timeout_s=20) as run:
+        yield run.daemon
 
 
 async def run_robot(robot: VirtualRobot, tasks: list[asyncio.Task[None]]) -> VirtualRobot:
@@ -253,18 +229,14 @@ class TestLiveness:
         )
         async with aiomqtt.Client("127.0.0.1", 1883) as client:
             await client.publish(robot.topic("connection"), json.dumps(old), qos=1, retain=True)
-        d = Daemon(settings, install_signal_handlers=False)
-        task = asyncio.create_task(d.run())
         try:
-            await asyncio.wait_for(d.wait_ready(), 20)
-            registry = d.registry
-            assert registry is not None
-            await eventually(lambda: registry.find(robot_key("ghost")) is not None)
-            view = registry.find(robot_key("ghost"))
-            assert view is not None and not view.online
+            async with running_daemon(settings, ready_timeout_s=20) as run:
+                registry = run.daemon.registry
+                assert registry is not None
+                await eventually(lambda: registry.find(robot_key("ghost")) is not None)
+                view = registry.find(robot_key("ghost"))
+                assert view is not None and not view.online
         finally:
-            d.stop()
-            await asyncio.wait_for(task, 30)
             async with aiomqtt.Client("127.0.0.1", 1883) as client:
                 await client.publish(robot.topic("connection"), b"", qos=1, retain=True)
 
@@ -333,10 +305,8 @@ class TestBadInput:
                 )
             }
         )
-        d = Daemon(strict, install_signal_handlers=False)
-        task = asyncio.create_task(d.run())
-        try:
-            await asyncio.wait_for(d.wait_ready(), 20)
+        async with running_daemon(strict, ready_timeout_s=20) as run:
+            d = run.daemon
             robot = VirtualRobot(RobotSpec("acme", "stranger"), prefix=settings.mqtt.vda_prefix)
             link = d.robot_link
             assert link is not None and d.registry is not None
@@ -344,9 +314,6 @@ class TestBadInput:
                 await client.publish(robot.topic("state"), json.dumps(robot.state_message()), qos=1)
             await eventually(lambda: link.rejections.counts[RejectReason.UNKNOWN_VEHICLE] == 1)
             assert d.registry.find(robot_key("stranger")) is None
-        finally:
-            d.stop()
-            await asyncio.wait_for(task, 30)
 
     @pytest.mark.parametrize(
         ("reason", "payload"),

@@ -14,7 +14,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +30,19 @@ from dispatcher.api.routes import events as events_route
 from dispatcher.api.routes.events import close_event_streams
 from dispatcher.auth.roles import Role
 from dispatcher.config import FacilitySettings, Settings
-from dispatcher.daemon import Daemon
-from dispatcher.storage.db import create_pool
 from dispatcher.storage.event_stream import Batch, EventHub, EventReader, Position
 from dispatcher.storage.fleet_store import VehicleEventRow, insert_vehicle_events
 from dispatcher.storage.migrate import apply_migrations
-from tests.conftest import ADMIN_DSN, REDIS_URL, _dsn_for, free_port
+from tests.conftest import (
+    REDIS_URL,
+    api_client,
+    daemon_settings,
+    db_pool,
+    eventually,
+    free_port,
+    running_daemon,
+    scratch_database,
+)
 from tests.unit.api.fakes import StaticFleet
 from tests.unit.api.harness import NORTH, SOUTH, add_facilities, app_for, make_services, new_token
 
@@ -142,11 +149,9 @@ async def open_stream(
     last_event_id: int | None = None,
     **params: Any,
 ) -> AsyncIterator[SseReader]:
-    headers = {"Authorization": f"Bearer {secret}"}
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = str(last_event_id)
+    headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
     async with (
-        httpx.AsyncClient(base_url=base_url, timeout=WAIT_S) as client,
+        api_client(base_url, secret, timeout=WAIT_S) as client,
         client.stream("GET", "/v1/events", headers=headers, params=params) as response,
     ):
         assert response.status_code == 200, (await response.aread()).decode()
@@ -162,31 +167,15 @@ async def open_stream(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def db_dsn() -> AsyncIterator[str]:
-    name = f"fleetd_t_events_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    try:
-        await apply_migrations(_dsn_for(name))
-        yield _dsn_for(name)
-    finally:
-        admin = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
+    async with scratch_database("events", prepare=apply_migrations) as dsn:
+        yield dsn
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(db_dsn, min_size=1, max_size=6)
-    await add_facilities(p)
-    try:
+    async with db_pool(db_dsn, max_size=6) as p:
+        await add_facilities(p)
         yield p
-    finally:
-        await p.close()
 
 
 def make_app(db_dsn: str, pool: asyncpg.Pool, redis: aioredis.Redis) -> FastAPI:
@@ -244,20 +233,16 @@ MISSION = {"pickup": {"lat": 52.5218, "lon": 13.4061}, "dropoff": {"lat": 52.520
 
 
 async def create_mission(served: Served, secret: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=served.base_url) as client:
-        r = await client.post(
-            "/v1/missions", json=MISSION, headers={"Authorization": f"Bearer {secret}"}
-        )
+    async with api_client(served.base_url, secret) as client:
+        r = await client.post("/v1/missions", json=MISSION)
     assert r.status_code == 201, r.text
     mission: dict[str, Any] = r.json()
     return mission
 
 
 async def cancel_mission(served: Served, secret: str, mission_id: str) -> None:
-    async with httpx.AsyncClient(base_url=served.base_url) as client:
-        r = await client.post(
-            f"/v1/missions/{mission_id}/cancel", headers={"Authorization": f"Bearer {secret}"}
-        )
+    async with api_client(served.base_url, secret) as client:
+        r = await client.post(f"/v1/missions/{mission_id}/cancel")
     assert r.status_code == 200, r.text
 
 
@@ -278,18 +263,6 @@ async def mission_seq(pool: asyncpg.Pool, mission_id: str, event: str) -> int:
         event,
     )
     return seq
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 # Tests -----------------------------------------------------------------------------------
@@ -486,7 +459,7 @@ class TestOutOfOrderCommits:
             batches.append(await reader.read(start, facility_id=SOUTH.id))
             return bool(batches[-1].events)
 
-        await eventually(read)
+        await eventually(read, timeout=WAIT_S)
         batch = batches[-1]
         assert batch.events[-1].seq == seq
         assert await reader.position_of(seq) == batch.events[-1].position
@@ -540,12 +513,8 @@ class TestFiltersAndAccess:
         status: int,
         field: str | None,
     ) -> None:
-        async with httpx.AsyncClient(base_url=served.base_url) as client:
-            r = await client.get(
-                "/v1/events",
-                params=params,
-                headers={"Authorization": f"Bearer {operator}", **headers},
-            )
+        async with api_client(served.base_url, operator) as client:
+            r = await client.get("/v1/events", params=params, headers=headers)
         assert r.status_code == status, r.text
         assert r.headers["content-type"] == "application/problem+json"
         if field is not None:
@@ -559,8 +528,8 @@ class TestFiltersAndAccess:
             async with open_stream(served.base_url, secret):
                 pass
             return
-        async with httpx.AsyncClient(base_url=served.base_url) as client:
-            r = await client.get("/v1/events", headers={"Authorization": f"Bearer {secret}"})
+        async with api_client(served.base_url, secret) as client:
+            r = await client.get("/v1/events")
         assert r.status_code == 403
         rows = await pool.fetch(
             "SELECT * FROM audit_log WHERE action = 'auth.denied' AND actor_role = $1",
@@ -569,7 +538,7 @@ class TestFiltersAndAccess:
         assert rows and rows[-1]["resource_id"] == "GET /v1/events"
 
     async def test_no_token_is_401(self, served: Served) -> None:
-        async with httpx.AsyncClient(base_url=served.base_url) as client:
+        async with api_client(served.base_url) as client:
             assert (await client.get("/v1/events")).status_code == 401
 
 
@@ -594,7 +563,7 @@ class TestLifecycle:
         monkeypatch.setattr(events_route, "POLL_S", 60.0)
         async with open_stream(served.base_url, operator) as stream:
             hub: EventHub = served.app.state.event_hub
-            await eventually(lambda: hub.listening)
+            await eventually(lambda: hub.listening, timeout=WAIT_S)
             before = hub.notifications
             seq = await vehicle_event(pool, vehicles["north"], NORTH, "went_online")
             assert (await stream.next_event(timeout=10)).id == seq
@@ -610,7 +579,7 @@ class TestLifecycle:
         """Kill the LISTEN backend: events still arrive (poll), and the hub re-connects."""
         async with open_stream(served.base_url, operator) as stream:
             hub: EventHub = served.app.state.event_hub
-            await eventually(lambda: hub.listening)
+            await eventually(lambda: hub.listening, timeout=WAIT_S)
             killed = await pool.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
@@ -627,9 +596,9 @@ class TestLifecycle:
     ) -> None:
         async with open_stream(served.base_url, operator), open_stream(served.base_url, operator):
             hub: EventHub = served.app.state.event_hub
-            await eventually(lambda: hub.subscribers == 2 and hub.listening)
-        await eventually(lambda: hub.subscribers == 0 and not hub.running)
-        await eventually(lambda: pool.get_size() == pool.get_idle_size())
+            await eventually(lambda: hub.subscribers == 2 and hub.listening, timeout=WAIT_S)
+        await eventually(lambda: hub.subscribers == 0 and not hub.running, timeout=WAIT_S)
+        await eventually(lambda: pool.get_size() == pool.get_idle_size(), timeout=WAIT_S)
 
         async def no_listener() -> bool:
             n = await pool.fetchval(
@@ -640,7 +609,7 @@ class TestLifecycle:
             )
             return bool(n == 0)
 
-        await eventually(no_listener)
+        await eventually(no_listener, timeout=WAIT_S)
         assert not [t for t in asyncio.all_tasks() if t.get_name() == "fleetd.events.listen"]
 
     async def test_shutdown_ends_open_streams(
@@ -652,14 +621,14 @@ class TestLifecycle:
         try:
             async with open_stream(own.base_url, operator) as stream:
                 hub: EventHub = own.app.state.event_hub
-                await eventually(lambda: hub.listening)
+                await eventually(lambda: hub.listening, timeout=WAIT_S)
                 started = time.monotonic()
                 await close_event_streams(own.app)
                 with pytest.raises(StopAsyncIteration):
                     await asyncio.wait_for(stream.next_block(), 5)
                 assert time.monotonic() - started < 3
-            async with httpx.AsyncClient(base_url=own.base_url) as client:
-                r = await client.get("/v1/events", headers={"Authorization": f"Bearer {operator}"})
+            async with api_client(own.base_url, operator) as client:
+                r = await client.get("/v1/events")
             assert r.status_code == 503 and r.headers["retry-after"]
             assert not hub.running and hub.subscribers == 0
         finally:
@@ -671,44 +640,12 @@ class TestLifecycle:
 class TestDaemonShutdown:
     async def test_daemon_stops_cleanly_with_a_stream_open(self) -> None:
         ns = f"t{uuid.uuid4().hex[:10]}"
-        name = f"fleetd_t_evdaemon_{uuid.uuid4().hex[:8]}"
-        admin_conn = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await admin_conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await admin_conn.close()
-        port = free_port()
-        settings = Settings(
-            daemon={"instance_id": f"test-{ns}", "log_format": "console", "shutdown_grace_s": 2},
-            database={"dsn": _dsn_for(name)},
-            redis={"url": REDIS_URL, "key_prefix": f"test:{ns}:"},
-            mqtt={
-                "vda_interface": ns,
-                "driver_prefix": f"{ns}/driver/v1",
-                "persistent_session": False,
-            },
-            api={"port": port},
-        )
-        daemon = Daemon(settings, install_signal_handlers=False)
-        run = asyncio.create_task(daemon.run(), name="test.daemon")
-        try:
-            await asyncio.wait_for(asyncio.shield(daemon.wait_ready()), 30)
-            p = await create_pool(_dsn_for(name), min_size=1, max_size=1)
-            try:
-                secret = await new_token(p, Role.ADMIN, None)
-            finally:
-                await p.close()
-            async with open_stream(f"http://127.0.0.1:{port}", secret) as stream:
-                daemon.stop()
-                await asyncio.wait_for(asyncio.shield(run), 10)  # raises if shutdown failed
-                with pytest.raises(StopAsyncIteration):
-                    await asyncio.wait_for(stream.next_block(), 5)
-        finally:
-            daemon.stop()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(run, 30)
-            admin_conn = await asyncpg.connect(ADMIN_DSN)
-            try:
-                await admin_conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            finally:
-                await admin_conn.close()
+        async with scratch_database("evdaemon") as dsn:  # the daemon migrates it
+            settings = daemon_settings(dsn, ns, f"test:{ns}:", daemon={"shutdown_grace_s": 2})
+            async with running_daemon(settings) as run:
+                async with db_pool(dsn, max_size=1) as p:
+                    secret = await new_token(p, Role.ADMIN, None)
+                async with open_stream(run.base_url, secret) as stream:
+                    await run.shutdown(10)  # raises if shutdown failed
+                    with pytest.raises(StopAsyncIteration):
+                        await asyncio.wait_for(stream.next_block(), 5)

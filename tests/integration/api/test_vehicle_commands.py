@@ -11,10 +11,8 @@ answers, the registry, and the audit rows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +25,18 @@ import redis.asyncio as aioredis
 from dispatcher.auth.roles import Role
 from dispatcher.config import FacilitySettings, MapSettings, Settings
 from dispatcher.daemon import Daemon
-from dispatcher.storage.db import create_pool
 from fleet.model import VehicleKind, vehicle_id
 from sim.driver import DriverSpec, ScriptedDriver
 from sim.robot import RobotSpec, VirtualRobot
-from tests.conftest import ADMIN_DSN, REDIS_URL, _dsn_for, free_port
+from tests.conftest import (
+    REDIS_URL,
+    api_client,
+    daemon_settings,
+    db_pool,
+    eventually,
+    running_daemon,
+    scratch_database,
+)
 from tests.unit.api.fakes import StaticFleet
 from tests.unit.api.harness import app_for, client_for, make_services, new_token
 
@@ -54,18 +59,6 @@ SQUARE += [SQUARE[0]]
 
 COMMANDS = ["pause", "resume", "cancel-order", "charge", "emergency-stop"]
 WAIT_S = 10.0
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -95,8 +88,8 @@ class World:
     async def post(
         self, path: str, secret: str, json: dict[str, Any] | None = None
     ) -> httpx.Response:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=WAIT_S) as client:
-            return await client.post(path, json=json, headers={"Authorization": f"Bearer {secret}"})
+        async with api_client(self.base_url, secret, timeout=WAIT_S) as client:
+            return await client.post(path, json=json)
 
     async def audit(self, action: str, resource_id: str) -> list[asyncpg.Record]:
         return list(
@@ -108,107 +101,64 @@ class World:
         )
 
 
-@contextlib.asynccontextmanager
-async def module_database() -> AsyncIterator[str]:
-    name = f"fleetd_t_cmds_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    try:
-        yield _dsn_for(name)  # the daemon migrates it
-    finally:
-        admin = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world() -> AsyncIterator[World]:
     ns = f"t{uuid.uuid4().hex[:10]}"
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     manufacturer = f"acme{uuid.uuid4().hex[:6]}"  # broker client ids stay unique per run
-    async with module_database() as dsn:
-        port = free_port()
-        settings = Settings(
-            daemon={"instance_id": f"test-{ns}", "log_format": "console"},
-            database={"dsn": dsn, "position_flush_interval_s": 0.2},
-            redis={"url": REDIS_URL, "key_prefix": prefix, "geo_flush_interval_s": 0.05},
-            mqtt={
-                "vda_interface": ns,
-                "driver_prefix": f"{ns}/driver/v1",
-                "persistent_session": False,
-            },
-            fleet={
-                "heartbeat_timeout_s": 1.5,
-                "robot_heartbeat_timeout_s": 0,
-                "liveness_check_interval_s": 0.05,
-                "default_facility": "north",
-            },
-            api={"port": port},
-            facilities=[NORTH, SOUTH],
+    async with scratch_database("cmds") as dsn:  # the daemon migrates it
+        settings = daemon_settings(
+            dsn, ns, prefix, fleet={"default_facility": "north"}, facilities=[NORTH, SOUTH]
         )
-        daemon = Daemon(settings, install_signal_handlers=False)
-        run = asyncio.create_task(daemon.run(), name="test.daemon")
-        pool = None
-        w = None
-        try:
-            await asyncio.wait_for(asyncio.shield(daemon.wait_ready()), 30)
-            pool = await create_pool(dsn, min_size=1, max_size=3)
-            w = World(settings, daemon, pool, f"http://127.0.0.1:{port}", manufacturer)
-            for name, map_id, x, y in [
-                ("in", "north-campus", 10.0, 10.0),
-                ("out", "north-campus", 200.0, 200.0),
-                ("off", "north-campus", 12.0, 12.0),
-                ("south", "south-campus", 5.0, 5.0),
-            ]:
-                spec = RobotSpec(manufacturer, f"{ns}-{name}", map_id=map_id, x=x, y=y)
-                w.robots[name] = VirtualRobot(
+        async with running_daemon(settings) as run, db_pool(dsn, max_size=3) as pool:
+            daemon = run.daemon
+            w = World(settings, daemon, pool, run.base_url, manufacturer)
+            try:
+                for name, map_id, x, y in [
+                    ("in", "north-campus", 10.0, 10.0),
+                    ("out", "north-campus", 200.0, 200.0),
+                    ("off", "north-campus", 12.0, 12.0),
+                    ("south", "south-campus", 5.0, 5.0),
+                ]:
+                    spec = RobotSpec(manufacturer, f"{ns}-{name}", map_id=map_id, x=x, y=y)
+                    w.robots[name] = VirtualRobot(
+                        spec, prefix=settings.mqtt.vda_prefix, state_interval_s=0.2
+                    )
+                    w.tasks.append(asyncio.create_task(w.robots[name].run()))
+                w.drivers["in"] = ScriptedDriver(
+                    DriverSpec(f"{ns}-d-in", [(52.52010, 13.40515)]),
+                    prefix=settings.mqtt.driver_prefix,
+                    status_interval_s=0.2,
+                )
+                w.tasks.append(asyncio.create_task(w.drivers["in"].run()))
+                registry = daemon.registry
+                assert registry is not None
+                ids = [w.robot_id(n) for n in w.robots] + [w.driver_id("in")]
+
+                def all_placed() -> bool:
+                    views = [registry.get(i) for i in ids]
+                    return all(v is not None and v.online and v.position for v in views)
+
+                await eventually(all_placed, timeout=20)
+                # "off" leaves: an orderly goodbye makes it offline at once, position kept.
+                off = w.tasks[2]
+                off.cancel()
+                await asyncio.gather(off, return_exceptions=True)
+                await eventually(lambda: not registry.get(w.robot_id("off")).online)  # type: ignore[union-attr]
+                # "lost" is online on a map no facility has: fleetd cannot place it.
+                spec = RobotSpec(manufacturer, f"{ns}-lost", map_id="cellar", x=1.0, y=1.0)
+                w.robots["lost"] = VirtualRobot(
                     spec, prefix=settings.mqtt.vda_prefix, state_interval_s=0.2
                 )
-                w.tasks.append(asyncio.create_task(w.robots[name].run()))
-            w.drivers["in"] = ScriptedDriver(
-                DriverSpec(f"{ns}-d-in", [(52.52010, 13.40515)]),
-                prefix=settings.mqtt.driver_prefix,
-                status_interval_s=0.2,
-            )
-            w.tasks.append(asyncio.create_task(w.drivers["in"].run()))
-            registry = daemon.registry
-            assert registry is not None
-            ids = [w.robot_id(n) for n in w.robots] + [w.driver_id("in")]
-
-            def all_placed() -> bool:
-                views = [registry.get(i) for i in ids]
-                return all(v is not None and v.online and v.position for v in views)
-
-            await eventually(all_placed, timeout=20)
-            # "off" leaves: an orderly goodbye makes it offline at once, position kept.
-            off = w.tasks[2]
-            off.cancel()
-            await asyncio.gather(off, return_exceptions=True)
-            await eventually(lambda: not registry.get(w.robot_id("off")).online)  # type: ignore[union-attr]
-            # "lost" is online on a map no facility has: fleetd cannot place it.
-            spec = RobotSpec(manufacturer, f"{ns}-lost", map_id="cellar", x=1.0, y=1.0)
-            w.robots["lost"] = VirtualRobot(
-                spec, prefix=settings.mqtt.vda_prefix, state_interval_s=0.2
-            )
-            w.tasks.append(asyncio.create_task(w.robots["lost"].run()))
-            await eventually(
-                lambda: (v := registry.get(w.robot_id("lost"))) is not None and v.online
-            )
-            yield w
-        finally:
-            if w is not None:
+                w.tasks.append(asyncio.create_task(w.robots["lost"].run()))
+                await eventually(
+                    lambda: (v := registry.get(w.robot_id("lost"))) is not None and v.online
+                )
+                yield w
+            finally:
                 for t in w.tasks:
                     t.cancel()
                 await asyncio.gather(*w.tasks, return_exceptions=True)
-            if pool is not None:
-                await pool.close()
-            daemon.stop()
-            await asyncio.wait_for(run, 30)
 
 
 async def create_zone(w: World, secret: str) -> str:

@@ -22,9 +22,8 @@ from fastapi import FastAPI
 
 from dispatcher.auth.roles import Role
 from dispatcher.config import Settings
-from dispatcher.storage.db import create_pool
 from dispatcher.storage.migrate import apply_migrations
-from tests.conftest import ADMIN_DSN, REDIS_URL, _dsn_for
+from tests.conftest import REDIS_URL, db_pool, scratch_database
 from tests.unit.api.fakes import StaticFleet
 from tests.unit.api.harness import (
     NORTH,
@@ -63,31 +62,15 @@ def unique(prefix: str = "zone") -> str:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def db_dsn() -> AsyncIterator[str]:
     """A database of this module's own, migrated from scratch."""
-    name = f"fleetd_t_zones_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    try:
-        await apply_migrations(_dsn_for(name))
-        yield _dsn_for(name)
-    finally:
-        admin = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
+    async with scratch_database("zones", prepare=apply_migrations) as dsn:
+        yield dsn
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(db_dsn, min_size=1, max_size=4)
-    await add_facilities(p)
-    try:
+    async with db_pool(db_dsn, max_size=4) as p:
+        await add_facilities(p)
         yield p
-    finally:
-        await p.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

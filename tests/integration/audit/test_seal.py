@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -31,10 +29,9 @@ from dispatcher.audit.log import (
     write_audit,
 )
 from dispatcher.config import Settings
-from dispatcher.daemon import Daemon
 from dispatcher.storage.db import Conn, connect, create_pool
 from dispatcher.storage.migrate import load_migrations
-from tests.conftest import ADMIN_DSN, _dsn_for
+from tests.conftest import api_client, db_pool, running_daemon, scratch_database
 from tests.integration.audit.test_chain import entry, tamper
 
 
@@ -196,27 +193,19 @@ class TestSealer:
         assert after - before == 2
 
     async def test_daemon_seals_while_running_and_at_shutdown(self, settings: Settings) -> None:
-        daemon = Daemon(settings, install_signal_handlers=False)
-        run = asyncio.create_task(daemon.run())
-        pool = await create_pool(settings.database.dsn, min_size=1, max_size=1)
-        try:
-            await asyncio.wait_for(asyncio.shield(daemon.wait_ready()), 30)
-            base = f"http://127.0.0.1:{settings.api.port}"
-            async with httpx.AsyncClient(base_url=base) as client:
+        async with (
+            db_pool(settings.database.dsn, max_size=1) as pool,
+            running_daemon(settings) as run,
+        ):
+            async with api_client(run.base_url) as client:
                 assert (await client.get("/v1/vehicles")).status_code == 401  # audited
                 await eventually(lambda: _sealed_rows(pool, 1), timeout=3)
                 assert (await client.get("/v1/vehicles")).status_code == 401
-            daemon.stop()
-            await asyncio.wait_for(asyncio.shield(run), 15)
+            await run.shutdown(15)
             assert await unsealed(pool) == 0
             report = await verify_chain(pool)
             assert report.ok, report
             assert report.rows_checked == 2
-        finally:
-            daemon.stop()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(run, 30)
-            await pool.close()
 
 
 async def _none_unsealed(pool: asyncpg.Pool) -> bool:
@@ -302,30 +291,21 @@ class TestGuard:
 # A chain written by the pre-0005 code ----------------------------------------------------
 
 
+async def _migrate_to_0004(dsn: str) -> None:
+    conn = await connect(dsn)
+    try:
+        for mig in load_migrations():
+            if mig.version < "0005":
+                await conn.execute(mig.sql)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 async def pre_0005_dsn() -> AsyncIterator[str]:
     """A new database with migrations 0001-0004 only."""
-    name = f"fleetd_a_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    try:
-        conn = await connect(_dsn_for(name))
-        try:
-            for mig in load_migrations():
-                if mig.version < "0005":
-                    await conn.execute(mig.sql)
-        finally:
-            await conn.close()
-        yield _dsn_for(name)
-    finally:
-        admin = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
+    async with scratch_database("pre0005", prepare=_migrate_to_0004) as dsn:
+        yield dsn
 
 
 async def legacy_append(conn: Conn, e: AuditEntry) -> int:
@@ -391,8 +371,7 @@ async def test_chain_from_before_0005_still_verifies(pre_0005_dsn: str) -> None:
         await conn.execute(m0005.sql)
     finally:
         await conn.close()
-    pool = await create_pool(pre_0005_dsn, min_size=1, max_size=2)
-    try:
+    async with db_pool(pre_0005_dsn, max_size=2) as pool:
         # Old rows: positions in id order, hashes untouched, checked with the old form.
         rows = await pool.fetch("SELECT id, seq, hash, hash_format FROM audit_log ORDER BY id")
         assert [(r["id"], r["seq"], r["hash_format"]) for r in rows] == [
@@ -431,5 +410,3 @@ async def test_chain_from_before_0005_still_verifies(pre_0005_dsn: str) -> None:
         assert report.first_bad_id == old_ids[1]
         assert report.reason is not None
         assert "altered" in report.reason
-    finally:
-        await pool.close()

@@ -10,7 +10,7 @@ import pytest
 
 from dispatcher.config import FacilitySettings, MapSettings, PlaceSettings
 from dispatcher.storage.fleet_store import sync_facilities
-from tests.conftest import ADMIN_DSN, _dsn_for
+from tests.conftest import _dsn_for, drop_database
 from tests.unit.storage.conftest import captured_logs
 
 __all__ = ["captured_logs"]  # a fixture shared with the unit tests
@@ -23,11 +23,7 @@ async def fresh_dsn() -> AsyncIterator[str]:
     try:
         yield _dsn_for(name)
     finally:
-        admin = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
+        await drop_database(name)
 
 
 @pytest.fixture
