@@ -254,13 +254,19 @@ def build_draft(
 
 def to_public(rec: MissionRecord) -> MissionPublic:
     """The API shape of a mission row."""
+    return MissionPublic(**_public_fields(rec))
+
+
+def _public_fields(rec: MissionRecord) -> dict[str, Any]:
+    """The fields of :class:`MissionPublic` for ``rec``, shared by :func:`with_timeline`
+    (building the sub-models once rather than dumping and re-validating a MissionPublic)."""
     window = (
         WindowPublic(start=rec.window_start, end=rec.window_end)
         if rec.window_start is not None and rec.window_end is not None
         else None
     )
     req = rec.requirements
-    return MissionPublic(
+    return dict(
         id=rec.id,
         facility_id=rec.facility_id,
         status=rec.status,
@@ -304,9 +310,7 @@ def event_to_public(ev: EventRecord) -> MissionEventPublic:
 
 def with_timeline(rec: MissionRecord, events: list[EventRecord]) -> MissionWithTimeline:
     """A mission and its timeline in one API shape."""
-    return MissionWithTimeline(
-        **to_public(rec).model_dump(), timeline=[event_to_public(e) for e in events]
-    )
+    return MissionWithTimeline(**_public_fields(rec), timeline=[event_to_public(e) for e in events])
 
 
 # Cursor --------------------------------------------------------------------------------

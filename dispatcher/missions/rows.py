@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -141,4 +141,27 @@ def event_from_row(row: asyncpg.Record) -> EventRecord:
         actor=row["actor"],
         details=dict(row["details"]),
         at=row["at"],
+    )
+
+
+def event_from_values(values: Sequence[Any]) -> EventRecord:
+    """An :class:`EventRecord` from one record of the timeline the store reads with a mission.
+
+    Fields in order: seq, mission_id, facility_id, event, from_status, to_status,
+    vehicle_id, actor, details (JSON text), at.
+    """
+    seq, mission_id, facility_id, event, from_status, to_status, vehicle_id, actor, details, at = (
+        values
+    )
+    return EventRecord(
+        seq=seq,
+        mission_id=mission_id,
+        facility_id=facility_id,
+        event=MissionEvent(event),
+        from_status=MissionStatus(from_status) if from_status else None,
+        to_status=MissionStatus(to_status),
+        vehicle_id=vehicle_id,
+        actor=actor,
+        details=json.loads(details),
+        at=at,
     )

@@ -56,6 +56,7 @@ from dispatcher.missions.lifecycle import (
 from dispatcher.missions.rows import (
     audit_action,
     event_from_row,
+    event_from_values,
     insert_args,
     jsonable,
     mission_from_row,
@@ -102,6 +103,22 @@ DO NOTHING
 RETURNING {_COLS}
 """
 
+#: The mission and its first event in one statement (one round trip instead of two); both
+#: inserts commit or roll back together like any two statements of the transaction. When
+#: the idempotency key was used before, the mission insert does nothing, so the event
+#: insert has no row to copy and the statement returns no row. $20-$22: event, to_status,
+#: actor of :func:`lifecycle.initial`. (The statement-level NOTIFY trigger of
+#: mission_events fires even then, waking event streams once for nothing: harmless.)
+_INSERT_WITH_EVENT = f"""
+WITH m AS ({_INSERT}),
+e AS (
+    INSERT INTO mission_events (mission_id, facility_id, event, from_status, to_status, actor)
+    SELECT id, facility_id, $20, NULL, $21, $22 FROM m
+    RETURNING seq
+)
+SELECT m.*, e.seq AS event_seq FROM m CROSS JOIN e
+"""
+
 _BY_KEY = f"""
 SELECT {_COLS}, request_hash FROM missions
 WHERE facility_id = $1 AND created_by = $2 AND idempotency_key = $3
@@ -127,6 +144,19 @@ RETURNING {_EVENT_COLS}
 """
 
 _TIMELINE = f"SELECT {_EVENT_COLS} FROM mission_events WHERE mission_id = $1 ORDER BY seq"
+
+#: The mission (as :data:`_GET`) with its timeline as an array of anonymous records (read
+#: by :func:`~dispatcher.missions.rows.event_from_values`): one statement, so one snapshot
+#: (READ COMMITTED takes one per statement) and one round trip. ``details`` travels as
+#: text because asyncpg hands a record's jsonb field to the text codec in binary form.
+_GET_WITH_TIMELINE = f"""
+SELECT {_COLS}, ARRAY(
+    SELECT ROW(seq, mission_id, facility_id, event, from_status, to_status, vehicle_id, actor,
+               details::text, at)
+    FROM mission_events e WHERE e.mission_id = m.id ORDER BY seq
+) AS timeline
+FROM missions m WHERE id = $1 AND deleted_at IS NULL AND {_scope_sql(2)}
+"""
 
 _QUEUE = f"""
 SELECT {_COLS} FROM missions
@@ -186,17 +216,21 @@ class MissionStore:
         one raises :class:`IdempotencyConflict`. An unknown facility (not provisioned in
         the database) raises :class:`InvalidMission` on ``facility``.
         """
+        first = lifecycle.initial()
         async with self._pool.acquire() as conn:
             try:
                 async with conn.transaction():
-                    row = await conn.fetchrow(_INSERT, *insert_args(draft))
+                    row = await conn.fetchrow(
+                        _INSERT_WITH_EVENT,
+                        *insert_args(draft),
+                        first.event.value,
+                        first.to_status.value,
+                        actor.subject,
+                    )
                     if row is None:
                         return await self._replay(conn, draft)
                     mission = mission_from_row(row)
-                    first = lifecycle.initial()
-                    ev = await _insert_event(
-                        conn, mission, first, vehicle_id=None, actor=actor, details={}
-                    )
+                    event_seq: int = row["event_seq"]
                     if actor.audited:
                         await _audit(
                             conn,
@@ -232,7 +266,7 @@ class MissionStore:
             mission_id=str(mission.id),
             facility_id=str(mission.facility_id),
             priority=mission.priority.value,
-            seq=ev.seq,
+            seq=event_seq,
         )
         return CreateResult(mission=mission, created=True)
 
@@ -265,12 +299,12 @@ class MissionStore:
         self, mission_id: uuid.UUID, scope: Scope
     ) -> tuple[MissionRecord, list[EventRecord]] | None:
         """The mission and its timeline read in one snapshot; None outside ``scope``."""
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-            row = await conn.fetchrow(_GET, mission_id, scope.facility_id, scope.created_by)
-            if row is None:
-                return None
-            events = await conn.fetch(_TIMELINE, mission_id)
-        return mission_from_row(row), [event_from_row(r) for r in events]
+        row = await self._pool.fetchrow(
+            _GET_WITH_TIMELINE, mission_id, scope.facility_id, scope.created_by
+        )
+        if row is None:
+            return None
+        return mission_from_row(row), [event_from_values(v) for v in row["timeline"]]
 
     async def list_missions(
         self,
