@@ -167,6 +167,11 @@ class ApiSettings(_Section):
     #: Base URL the CLI uses; empty means http://{host}:{port}.
     url: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    #: Requests in progress at once; beyond it the API answers 503 with Retry-After at
+    #: once instead of queueing work it cannot finish in time (probes, /metrics and the
+    #: event stream are not counted). 64 is some 60-130 ms of work for the daemon's one
+    #: event loop (1-2 ms of CPU a request): more in progress only adds waiting.
+    max_concurrent_requests: Annotated[int, Field(ge=1, le=100_000)] = 64
 
     @property
     def base_url(self) -> str:

@@ -38,8 +38,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypedDict
 
 import structlog
-from fastapi import Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import Counter
 from starlette.types import Scope
 
@@ -70,11 +72,9 @@ AUTH_DENIED = Counter(
     ["reason"],
 )
 
-_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="token",
-    description="An API token from `fleetd token create` (`Authorization: Bearer fltd_...`).",
-)
+#: The bearer security scheme as the OpenAPI document names and describes it.
+TOKEN_SCHEME = "token"
+TOKEN_DESCRIPTION = "An API token from `fleetd token create` (`Authorization: Bearer fltd_...`)."
 
 
 def get_services(request: Request) -> Services:
@@ -231,21 +231,32 @@ def require(*permissions: Permission) -> Callable[..., Awaitable[Principal]]:
     """
     if not permissions:
         raise ValueError("require() needs at least one permission")
-    needed = frozenset(Permission(p) for p in permissions)
+    return _Authorize(frozenset(Permission(p) for p in permissions))
 
-    async def dependency(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Security(_bearer),
-    ) -> Principal:
-        if credentials is None:
-            reason = (
-                DenyReason.MALFORMED if request.headers.get("authorization") else DenyReason.MISSING
-            )
+
+class _Authorize(SecurityBase):
+    """The dependency :func:`require` returns: reads the bearer token, authenticates, authorises.
+
+    A security scheme itself (``HTTPBearer``'s OpenAPI model and name), rather than a
+    function depending on ``Security(HTTPBearer(...))``: the OpenAPI document is the same,
+    and FastAPI resolves one dependency less per request (each level re-reads parameters,
+    cache keys and exit stacks), which was about 5% of the CPU of a ``GET``.
+    """
+
+    def __init__(self, needed: frozenset[Permission]) -> None:
+        self.model = HTTPBearerModel(description=TOKEN_DESCRIPTION)
+        self.scheme_name = TOKEN_SCHEME
+        self.needed = needed
+
+    async def __call__(self, request: Request) -> Principal:
+        needed = self.needed
+        authorization = request.headers.get("authorization")
+        scheme, secret = get_authorization_scheme_param(authorization)
+        if not (authorization and scheme and secret) or scheme.lower() != "bearer":
+            reason = DenyReason.MALFORMED if authorization else DenyReason.MISSING
             await _audit_denied(request, reason=reason.value, required=needed)
             raise _unauthorized(reason)
-        result = await lookup(
-            get_services(request).pool, credentials.credentials, cache=get_token_cache(request)
-        )
+        result = await lookup(get_services(request).pool, secret, cache=get_token_cache(request))
         principal = result.principal
         if principal is None:
             reason = result.reason or DenyReason.UNKNOWN
@@ -264,5 +275,3 @@ def require(*permissions: Permission) -> Callable[..., Awaitable[Principal]]:
             )
         request.state.principal = principal
         return principal
-
-    return dependency
