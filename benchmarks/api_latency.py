@@ -310,8 +310,14 @@ class RawClient:
     async def _acquire(self) -> _Connection:
         loop = asyncio.get_running_loop()
         while True:
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                conn = self.idle.pop()
+                if conn.reusable:
+                    return conn
+                # Closed by the server while idle (uvicorn ends keep-alive connections
+                # after 5 s without a request): writing to it would fail the request.
+                conn.close()
+                self.open -= 1
             if self.open < self.max:
                 self.open += 1
                 try:
