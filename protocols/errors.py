@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class RejectReason(StrEnum):
@@ -58,6 +61,18 @@ def check_payload_size(payload: bytes, max_bytes: int) -> None:
     """
     if len(payload) > max_bytes:
         raise MessageRejected(RejectReason.OVERSIZED, f"{len(payload)} bytes, limit {max_bytes}")
+
+
+def validate_wire(model: type[M], payload: bytes) -> M:
+    """Parse a message as it comes off the wire, or raise :class:`MessageRejected`.
+
+    The one wire rule for every protocol: strict JSON types (no "12" for 12) and the wire
+    (camelCase) field names only; the Python names are for building messages in code.
+    """
+    try:
+        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        raise rejection_from(exc) from exc
 
 
 def rejection_from(exc: ValidationError) -> MessageRejected:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from protocols.driver.models import (
     DRIVER_PROTOCOL_VERSION,
@@ -22,7 +22,7 @@ from protocols.driver.models import (
     format_timestamp,
 )
 from protocols.driver.topics import DriverTopic, DriverTopicName
-from protocols.errors import MessageRejected, RejectReason, rejection_from
+from protocols.errors import MessageRejected, RejectReason, validate_wire
 
 #: What a phone publishes and fleetd accepts.
 InboundDriverMessage = DriverConnection | DriverStatus | OfferResponse | TripProgress | CommandAck
@@ -51,10 +51,7 @@ def decode(topic: DriverTopicName, payload: bytes) -> InboundDriverMessage:
     model = _INBOUND.get(topic)
     if model is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"fleetd does not consume {topic!s}")
-    try:
-        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
-    except ValidationError as exc:
-        raise rejection_from(exc) from exc
+    return validate_wire(model, payload)
 
 
 def decode_outbound(topic: DriverTopicName, payload: bytes) -> OutboundDriverMessage:
@@ -62,10 +59,7 @@ def decode_outbound(topic: DriverTopicName, payload: bytes) -> OutboundDriverMes
     model = _OUTBOUND.get(topic)
     if model is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"{topic!s} is not sent to drivers")
-    try:
-        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
-    except ValidationError as exc:
-        raise rejection_from(exc) from exc
+    return validate_wire(model, payload)
 
 
 def check_identity(msg: InboundDriverMessage | OutboundDriverMessage, dt: DriverTopic) -> None:

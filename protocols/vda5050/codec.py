@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from protocols.errors import MessageRejected, RejectReason, rejection_from
+from protocols.errors import MessageRejected, RejectReason, validate_wire
 from protocols.vda5050 import fast
 from protocols.vda5050.base import VDA_VERSION, BlockingType, format_timestamp
 from protocols.vda5050.models import (
@@ -80,11 +80,7 @@ def decode(topic: Topic, payload: bytes) -> InboundMessage:
     model = _INBOUND.get(topic)
     if model is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"fleetd does not consume {topic!s}")
-    try:
-        # Wire names only (camelCase): the Python names are for building messages in code.
-        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
-    except ValidationError as exc:
-        raise rejection_from(exc) from exc
+    return validate_wire(model, payload)
 
 
 def decode_outbound(topic: Topic, payload: bytes) -> OutboundMessage:
@@ -95,10 +91,7 @@ def decode_outbound(topic: Topic, payload: bytes) -> OutboundMessage:
     model = _OUTBOUND.get(topic)
     if model is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"{topic!s} is not sent to robots")
-    try:
-        return model.model_validate_json(payload, strict=True, by_alias=True, by_name=False)
-    except ValidationError as exc:
-        raise rejection_from(exc) from exc
+    return validate_wire(model, payload)
 
 
 class _Identified(Protocol):
