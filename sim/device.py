@@ -120,13 +120,15 @@ class VirtualDevice(abc.ABC):
             qos=1,
             retain=True,
         )
-        async with aiomqtt.Client(
+        client = aiomqtt.Client(
             self._host,
             self._port,
             identifier=self._client_id,
             will=will,
             keepalive=10,
-        ) as client:
+        )
+        await client.__aenter__()
+        try:
             for name in self.inbound():
                 await client.subscribe(self.topic(name), qos=1)
             await client.publish(
@@ -150,6 +152,12 @@ class VirtualDevice(abc.ABC):
                             qos=1,
                             retain=True,
                         )
+        finally:
+            # aiomqtt waits for the disconnect acknowledgement without a time limit, and
+            # now and then it never comes: a simulated vehicle must still stop.
+            with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
+                async with asyncio.timeout(2.0):
+                    await client.__aexit__(None, None, None)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         """Hand each inbound JSON message to its topic's handler; anything else is dropped."""
