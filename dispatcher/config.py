@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-#: Namespace for deterministic ids derived from configuration keys (facilities, vehicles).
-FLEETD_NAMESPACE = uuid.UUID("6f2d3c1e-8b0a-4c61-9a57-3e0f2b9d7a11")
+from fleet.model import FLEETD_NAMESPACE
+from geo.facility import FacilitySpec, MapSpec, PlaceSpec
 
 CONFIG_ENV_VAR = "FLEETD_CONFIG"
 
@@ -190,6 +190,10 @@ class MapSettings(_Section):
     #: Angle from geographic east to the map's +x axis, counter-clockwise, in degrees.
     rotation_deg: Annotated[float, Field(ge=-360, le=360)] = 0.0
 
+    def to_spec(self) -> MapSpec:
+        """The core's frozen value of this map (:mod:`geo.facility`)."""
+        return MapSpec(self.map_id, self.origin_lat, self.origin_lon, self.rotation_deg)
+
 
 class PlaceSettings(_Section):
     """A named place operators can use as a pickup or dropoff."""
@@ -199,6 +203,10 @@ class PlaceSettings(_Section):
     lon: Annotated[float, Field(ge=-180, le=180)]
     #: Route-graph node the robots use for this place, if any.
     node_id: str | None = None
+
+    def to_spec(self) -> PlaceSpec:
+        """The core's frozen value of this place (:mod:`geo.facility`)."""
+        return PlaceSpec(self.name, self.lat, self.lon, self.node_id)
 
 
 class FacilitySettings(_Section):
@@ -212,6 +220,18 @@ class FacilitySettings(_Section):
     def id(self) -> uuid.UUID:
         """Deterministic UUID, so the same key names the same facility on every machine."""
         return facility_id(self.key)
+
+    @functools.cached_property
+    def spec(self) -> FacilitySpec:
+        """The core's frozen value of this facility (:mod:`geo.facility`), built once."""
+        return FacilitySpec(
+            id=self.id,
+            key=self.key,
+            name=self.name,
+            timezone=self.timezone,
+            maps=tuple(m.to_spec() for m in self.maps),
+            places=tuple(p.to_spec() for p in self.places),
+        )
 
     @field_validator("places")
     @classmethod
@@ -308,6 +328,11 @@ class Settings(BaseSettings):
     def effective_facilities(self) -> list[FacilitySettings]:
         """Configured facilities, or the built-in demo campus when none are."""
         return self.facilities or builtin_facilities()
+
+    @property
+    def facility_specs(self) -> tuple[FacilitySpec, ...]:
+        """:attr:`effective_facilities` as the core's frozen values (:mod:`geo.facility`)."""
+        return tuple(f.spec for f in self.effective_facilities)
 
     @property
     def default_facility(self) -> FacilitySettings:

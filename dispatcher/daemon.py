@@ -37,10 +37,10 @@ from dispatcher.links.robot_link import RobotLink
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
 from dispatcher.storage.db import open_pool
+from dispatcher.storage.live_positions import LivePositions
 from dispatcher.storage.migrate import apply_migrations
 from dispatcher.storage.partitions import run_partition_maintenance
 from dispatcher.storage.telemetry import TelemetryWriter
-from fleet.live_positions import LivePositions
 from fleet.registry import FleetRegistry
 from geo.facility_maps import FacilityMaps
 
@@ -96,7 +96,7 @@ class Daemon:
             pool = await stack.enter_async_context(open_pool(s.database))
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
-            maps = FacilityMaps(facilities)
+            maps = FacilityMaps(s.facility_specs)
 
             redis = aioredis.from_url(s.redis.url)
             stack.push_async_callback(redis.aclose)

@@ -21,7 +21,7 @@ import structlog
 
 from dispatcher.metrics import DB_FLUSH_FAILURES, DB_FLUSH_SECONDS, VEHICLES_ONLINE
 from dispatcher.storage import fleet_store
-from fleet.live_positions import LivePositions
+from dispatcher.storage.live_positions import LivePositions
 from fleet.model import Capabilities, VehicleKey, VehicleKind
 from fleet.registry import Consumer, FleetRegistry, VehicleRecord
 

@@ -10,7 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from dispatcher.config import FLEETD_NAMESPACE
+#: Namespace for deterministic ids derived from names (vehicles here; facilities in the
+#: settings, :func:`dispatcher.config.facility_id`).
+FLEETD_NAMESPACE = uuid.UUID("6f2d3c1e-8b0a-4c61-9a57-3e0f2b9d7a11")
 
 
 class VehicleKind(StrEnum):

@@ -3,7 +3,7 @@
 A VDA 5050 robot reports ``agvPosition`` (x, y in metres, theta in radians) in its map's
 frame: right-handed, z up, theta counter-clockwise from +x (spec section 6.6.5). The
 map's origin sits at ``origin_lat/origin_lon`` and its +x axis points ``rotation_deg``
-counter-clockwise from geographic east (``MapSettings``).
+counter-clockwise from geographic east (:class:`geo.facility.MapSpec`).
 
 The frame is an azimuthal equidistant projection centred on the origin, so distances
 and directions from the origin are true and the error stays far below a millimetre over
@@ -26,7 +26,7 @@ import numpy.typing as npt
 from pyproj import CRS, Transformer
 from pyproj.enums import TransformDirection
 
-from dispatcher.config import MapSettings
+from geo.facility import MapSpec
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -34,23 +34,23 @@ FloatArray = npt.NDArray[np.float64]
 class MapFrame:
     """Conversions between one map's (x, y, theta) and (lat, lon, heading)."""
 
-    __slots__ = ("_cos", "_rotation_rad", "_sin", "_transformer", "settings")
+    __slots__ = ("_cos", "_rotation_rad", "_sin", "_transformer", "spec")
 
-    def __init__(self, settings: MapSettings) -> None:
-        self.settings = settings
+    def __init__(self, spec: MapSpec) -> None:
+        self.spec = spec
         local = CRS.from_proj4(
-            f"+proj=aeqd +lat_0={settings.origin_lat!r} +lon_0={settings.origin_lon!r} "
+            f"+proj=aeqd +lat_0={spec.origin_lat!r} +lon_0={spec.origin_lon!r} "
             "+x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
         )
         # always_xy: (lon, lat) and (east, north) in that order, whatever EPSG says.
         self._transformer = Transformer.from_crs(local, CRS.from_epsg(4326), always_xy=True)
-        self._rotation_rad = math.radians(settings.rotation_deg)
+        self._rotation_rad = math.radians(spec.rotation_deg)
         self._cos = math.cos(self._rotation_rad)
         self._sin = math.sin(self._rotation_rad)
 
     @property
     def map_id(self) -> str:
-        return self.settings.map_id
+        return self.spec.map_id
 
     # -- positions ---------------------------------------------------------------------
 
@@ -98,12 +98,12 @@ class MapFrame:
 
     def heading_to_geo(self, theta_rad: float) -> float:
         """Map theta (radians, CCW from +x) -> compass heading (degrees CW from north, [0, 360))."""
-        ccw_from_east = math.degrees(theta_rad) + self.settings.rotation_deg
+        ccw_from_east = math.degrees(theta_rad) + self.spec.rotation_deg
         return (90.0 - ccw_from_east) % 360.0
 
     def heading_from_geo(self, heading_deg: float) -> float:
         """Compass heading (degrees CW from north) -> map theta in radians, in (-pi, pi]."""
-        theta = math.radians(90.0 - heading_deg - self.settings.rotation_deg)
+        theta = math.radians(90.0 - heading_deg - self.spec.rotation_deg)
         # Normalise to VDA 5050's [-pi, pi] range.
         return math.pi - (math.pi - theta) % math.tau
 
@@ -116,7 +116,7 @@ class MapFrame:
         return east * self._cos + north * self._sin, -east * self._sin + north * self._cos
 
     def __repr__(self) -> str:
-        s = self.settings
+        s = self.spec
         return (
             f"MapFrame({s.map_id!r}, origin=({s.origin_lat}, {s.origin_lon}), "
             f"rotation_deg={s.rotation_deg})"

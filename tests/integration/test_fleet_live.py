@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.daemon import Daemon
-from fleet.live_positions import LivePositions
+from dispatcher.storage.live_positions import LivePositions
 from fleet.model import VehicleKey, VehicleKind, VehicleStatus
 from protocols.errors import RejectReason
 from sim.driver import DriverSpec, ScriptedDriver

@@ -7,7 +7,7 @@ facilities) names the facility of a new zone with ``facility`` in the body or th
 (key or id), and may filter lists with ``?facility=``.
 
 Geometry is GeoJSON (RFC 7946: ``[longitude, latitude]``), a ``Polygon`` or
-``MultiPolygon``; it is checked by :func:`dispatcher.storage.zones_store.validate_geometry`
+``MultiPolygon``; it is checked by :func:`geo.zones.validate_geometry`
 (closed rings of at least 4 positions, coordinates in range, at most 10,000 positions,
 valid for GEOS/shapely) and stored as PostGIS geography. Creation and deletion write an
 audit row in the same transaction (deletion records the zone as it was); refusals are
@@ -44,15 +44,8 @@ from dispatcher.api.schemas import (
 )
 from dispatcher.audit.log import AuditEntry
 from dispatcher.auth.roles import Permission
-from dispatcher.storage.zones_store import (
-    GeometryError,
-    ZoneDraft,
-    ZoneKind,
-    ZoneNameTaken,
-    ZoneRecord,
-    ZoneStore,
-    validate_geometry,
-)
+from dispatcher.storage.zones_store import ZoneDraft, ZoneNameTaken, ZoneRecord, ZoneStore
+from geo.zones import GeometryError, ZoneKind, validate_geometry
 
 log = structlog.get_logger(__name__)
 

@@ -288,7 +288,7 @@ async def fleet(
     """
     await sync_facilities(pool, fuzz_settings.effective_facilities)
     registry = FleetRegistry(
-        maps=FacilityMaps(fuzz_settings.effective_facilities),
+        maps=FacilityMaps(fuzz_settings.facility_specs),
         default_facility_id=facility.id,
         heartbeat_timeout_s=3600,
     )

@@ -25,7 +25,7 @@ DRIVER = VehicleKey(VehicleKind.DRIVER, "", "d1")
 def registry() -> FleetRegistry:
     facilities = builtin_facilities()
     return FleetRegistry(
-        maps=FacilityMaps(facilities),
+        maps=FacilityMaps(f.spec for f in facilities),
         default_facility_id=Settings().default_facility.id,
         heartbeat_timeout_s=5.0,
         clock=lambda: 1000.0,
@@ -80,7 +80,7 @@ class TestLiveness:
     def test_robots_may_keep_a_longer_silence(self) -> None:
         """VDA 5050 robots may be quiet for 30 s; drivers keep the shorter timeout."""
         reg = FleetRegistry(
-            maps=FacilityMaps(builtin_facilities()),
+            maps=FacilityMaps(f.spec for f in builtin_facilities()),
             default_facility_id=Settings().default_facility.id,
             heartbeat_timeout_s=5.0,
             robot_heartbeat_timeout_s=35.0,

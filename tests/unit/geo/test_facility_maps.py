@@ -7,10 +7,11 @@ import uuid
 import pytest
 
 from dispatcher.config import FacilitySettings, builtin_facilities
+from geo.facility import FacilitySpec
 from geo.facility_maps import FacilityMaps
 
 
-def facility(key: str, *map_ids: str, places: tuple[str, ...] = ()) -> FacilitySettings:
+def facility(key: str, *map_ids: str, places: tuple[str, ...] = ()) -> FacilitySpec:
     return FacilitySettings.model_validate(
         {
             "key": key,
@@ -24,7 +25,7 @@ def facility(key: str, *map_ids: str, places: tuple[str, ...] = ()) -> FacilityS
                 for p in places
             ],
         }
-    )
+    ).spec
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ class TestFrames:
         f = maps.frame("north-1")
         assert f is not None
         assert f.map_id == "north-1"
-        assert f.settings.origin_lat == 53.0 and f.settings.rotation_deg == 10.0
+        assert f.spec.origin_lat == 53.0 and f.spec.rotation_deg == 10.0
 
     def test_unknown_map(self, maps: FacilityMaps) -> None:
         """A map no facility has: no frame and no facility (never a guess)."""
@@ -121,7 +122,7 @@ class TestBuiltinCampus:
 
     def test_demo_campus(self) -> None:
         """Its map, facility and places resolve; a place converts into the map frame."""
-        maps = FacilityMaps(builtin_facilities())
+        maps = FacilityMaps(f.spec for f in builtin_facilities())
         f = maps.frame("campus")
         assert f is not None
         entrance = maps.place("demo-campus", "Main Entrance")

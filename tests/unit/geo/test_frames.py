@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from dispatcher.config import MapSettings
+from geo.facility import MapSpec
 from geo.frames import MapFrame
 
 BERLIN = (52.52, 13.405)
@@ -17,7 +17,7 @@ WGS84 = Geod(ellps="WGS84")
 
 def frame(rotation_deg: float = 0.0, origin: tuple[float, float] = BERLIN) -> MapFrame:
     return MapFrame(
-        MapSettings(
+        MapSpec(
             map_id="campus", origin_lat=origin[0], origin_lon=origin[1], rotation_deg=rotation_deg
         )
     )
