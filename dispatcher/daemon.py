@@ -29,6 +29,7 @@ from dispatcher.api.app import create_app
 from dispatcher.api.routes.events import close_event_streams
 from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
+from dispatcher.fleet_metrics import count_liveness_changes
 from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
 from dispatcher.links.commander import VehicleCommander
 from dispatcher.links.driver_link import DriverLink
@@ -110,6 +111,7 @@ class Daemon:
             for row in await fleet_store.load_vehicles(pool):
                 registry.add(record_from_row(row), announce=False)
             log.info("daemon.registry_loaded", vehicles=len(registry))
+            count_liveness_changes(registry)
             self.registry = registry
 
             telemetry = TelemetryWriter(

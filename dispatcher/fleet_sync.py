@@ -19,11 +19,13 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from dispatcher.metrics import DB_FLUSH_FAILURES, DB_FLUSH_SECONDS, VEHICLES_ONLINE
+from dispatcher.fleet_metrics import publish_online
+from dispatcher.metrics import DB_FLUSH_FAILURES, DB_FLUSH_SECONDS
 from dispatcher.storage import fleet_store
 from dispatcher.storage.live_positions import LivePositions
 from fleet.model import Capabilities, VehicleKey, VehicleKind
-from fleet.registry import Consumer, FleetRegistry, VehicleRecord
+from fleet.record import Consumer, VehicleRecord
+from fleet.registry import FleetRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -56,12 +58,7 @@ async def run_liveness(registry: FleetRegistry, *, interval_s: float) -> None:
     """Check heartbeats every ``interval_s``; offline is seen within timeout + interval."""
     while True:
         registry.expire(time.time())
-        online = {k: 0 for k in VehicleKind}
-        for rec in registry.records():
-            if rec.online:
-                online[rec.key.kind] += 1
-        for kind, n in online.items():
-            VEHICLES_ONLINE.labels(kind.value).set(n)
+        publish_online(registry)
         await asyncio.sleep(interval_s)
 
 
@@ -197,7 +194,7 @@ class FleetWriter:
                 fleet_store.VehicleEventRow(
                     vehicle_id=c.vehicle_id,
                     facility_id=c.facility_id,
-                    event=c.event,
+                    event=c.kind.value,
                     details=c.details,
                     at=datetime.fromtimestamp(c.at, UTC),
                 )

@@ -37,9 +37,46 @@ class VehicleStatus(StrEnum):
     OFFLINE = "offline"
 
 
-class LivenessChange(StrEnum):
+class ChangeKind(StrEnum):
+    """What happened to a vehicle, worth a ``vehicle_events`` row (the registry's change feed)."""
+
+    REGISTERED = "registered"
     WENT_ONLINE = "went_online"
     WENT_OFFLINE = "went_offline"
+    STATUS_CHANGED = "status_changed"
+    ERROR_RAISED = "error_raised"
+    ERROR_CLEARED = "error_cleared"
+
+
+#: The changes that are liveness transitions.
+LIVENESS_CHANGES = frozenset({ChangeKind.WENT_ONLINE, ChangeKind.WENT_OFFLINE})
+
+
+class OperatingMode(StrEnum):
+    """A robot's operating mode (VDA 5050 ``operatingMode``): who is in control of it."""
+
+    AUTOMATIC = "AUTOMATIC"
+    SEMIAUTOMATIC = "SEMIAUTOMATIC"
+    MANUAL = "MANUAL"
+    SERVICE = "SERVICE"
+    TEACHIN = "TEACHIN"
+
+
+class DriverAvailability(StrEnum):
+    """What a driver says about their own work (the driver protocol's ``availability``)."""
+
+    ONLINE = "online"  # working and free for offers
+    BUSY = "busy"  # working, not free
+    BREAK = "break"
+    OFFLINE = "offline"  # signed off work (the app may stay connected)
+
+
+class ConnectionState(StrEnum):
+    """A vehicle's own word on its connection (both protocols' ``connection`` topic)."""
+
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"  # an orderly goodbye
+    CONNECTION_BROKEN = "CONNECTIONBROKEN"  # the Last Will, published by the broker
 
 
 class OfflineReason(StrEnum):
@@ -126,7 +163,7 @@ class VehicleView:
     position: GeoPosition | None  # None when unknown (no fix, unknown map, stale)
     map_pose: MapPose | None
     unknown_map: bool
-    operating_mode: str | None
+    operating_mode: OperatingMode | None
     driving: bool
     paused: bool
     errors: tuple[VehicleError, ...]

@@ -1,32 +1,33 @@
 """The live fleet registry: one record per vehicle of either kind, in memory.
 
-The vehicle links write into it on every message (synchronously, on the event loop, a few
-microseconds each); flush tasks read what changed (``take_dirty``) and write Redis and
-Postgres in batches; the API, status view and planner read ``snapshot()``.
+The vehicle links hand it what each message reports (synchronously, on the event loop, a
+few microseconds each) through typed ``apply_*`` methods; the registry alone writes the
+records, so status, liveness, dirty marks and change events stay consistent. Flush tasks
+read what changed (``take_dirty``, the change feed) and write Redis and Postgres in
+batches; the API, status view and planner read ``snapshot()``.
 
-No I/O here. Map poses are turned into WGS84 in batches (``resolve_positions``), one pyproj
-call per map, instead of once per message.
+No I/O and no metrics here: the edges count what they need from the change feed
+(:meth:`FleetRegistry.subscribe`). Map poses are turned into WGS84 in batches
+(``resolve_positions``), one pyproj call per map, instead of once per message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from enum import IntFlag
 from typing import Any
 
 import numpy as np
 import structlog
 
-from dispatcher.metrics import LIVENESS_CHANGES
-from fleet.liveness import is_fresh
+from fleet.changes import ChangeFeed, ChangeListener, FleetChange
+from fleet.liveness import is_fresh, seen_at
 from fleet.model import (
-    Capabilities,
+    ChangeKind,
+    ConnectionState,
     GeoPosition,
-    LivenessChange,
     MapPose,
     OfflineReason,
     VehicleError,
@@ -35,109 +36,17 @@ from fleet.model import (
     VehicleStatus,
     VehicleView,
 )
+from fleet.record import Consumer, VehicleRecord
+from fleet.reports import DriverState, Heard, RobotState
 from fleet.status import StatusInputs, derive_status
 from geo.facility_maps import FacilityMaps
 
 log = structlog.get_logger(__name__)
 
-#: Changes kept for the writer while Postgres is away; beyond this the oldest are dropped
-#: (and counted), never blocking the links.
-MAX_PENDING_CHANGES = 100_000
-
-
-class Consumer(IntFlag):
-    """Who reads what changed. Each has its own list, so one lagging never starves another."""
-
-    GEO = 1  # Redis GEO live positions
-    POSITIONS = 2  # Postgres vehicle_positions
-    VEHICLES = 4  # Postgres vehicles (status, battery, online, last_seen)
-
+#: A driver moving faster than this (m/s) is driving, not walking about with the phone.
+DRIVER_DRIVING_MPS = 0.5
 
 _GEO, _POSITIONS, _VEHICLES = Consumer.GEO.value, Consumer.POSITIONS.value, Consumer.VEHICLES.value
-
-
-@dataclass(slots=True)
-class VehicleRecord:
-    """Mutable live state of one vehicle. Only the registry's owner (the event loop) writes it."""
-
-    id: uuid.UUID
-    facility_id: uuid.UUID
-    key: VehicleKey
-    name: str
-    capabilities: Capabilities = field(default_factory=Capabilities)
-    online: bool = False
-    last_seen: float | None = None
-    offline_reason: OfflineReason | None = None
-    battery_pct: float | None = None
-    charging: bool = False
-    map_pose: MapPose | None = None
-    pose_pending: bool = False  # map pose not yet converted to WGS84
-    unknown_map: bool = False
-    lat: float | None = None
-    lon: float | None = None
-    heading_deg: float | None = None
-    accuracy_m: float | None = None
-    position_time: float | None = None
-    speed_mps: float | None = None
-    operating_mode: str | None = None
-    driving: bool = False
-    paused: bool = False
-    working: bool = False
-    availability: str | None = None
-    errors: tuple[VehicleError, ...] = ()
-    order_id: str | None = None
-    order_update_id: int | None = None
-    last_node_id: str | None = None
-    mission_id: uuid.UUID | None = None
-    maintenance: bool = False
-    status: VehicleStatus = VehicleStatus.OFFLINE
-    view: VehicleView | None = None  # cached snapshot entry, dropped on every change
-    #: What ``status`` was derived from; equal inputs give the same status, so most
-    #: messages (same mode, same flags, no errors) skip the derivation.
-    status_inputs: tuple[object, ...] = ()
-    dirty: int = 0  # Consumer flags of the writers that have yet to see the latest change
-
-    def to_view(self) -> VehicleView:
-        position = (
-            GeoPosition(self.lat, self.lon, self.heading_deg, self.accuracy_m)
-            if self.lat is not None and self.lon is not None
-            else None
-        )
-        return VehicleView(
-            id=self.id,
-            facility_id=self.facility_id,
-            key=self.key,
-            name=self.name,
-            online=self.online,
-            status=self.status,
-            battery_pct=self.battery_pct,
-            charging=self.charging,
-            last_seen=self.last_seen,
-            position=position,
-            map_pose=self.map_pose,
-            unknown_map=self.unknown_map,
-            operating_mode=self.operating_mode,
-            driving=self.driving,
-            paused=self.paused,
-            errors=self.errors,
-            order_id=self.order_id,
-            order_update_id=self.order_update_id,
-            mission_id=self.mission_id,
-            maintenance=self.maintenance,
-            capabilities=self.capabilities,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FleetChange:
-    """Something worth recording about a vehicle (a ``vehicle_events`` row)."""
-
-    vehicle_id: uuid.UUID
-    facility_id: uuid.UUID
-    #: registered | went_online | went_offline | status_changed | error_raised | error_cleared
-    event: str
-    details: dict[str, Any]
-    at: float
 
 
 class FleetRegistry:
@@ -167,8 +76,7 @@ class FleetRegistry:
         self._pending_poses: list[VehicleRecord] = []
         # Looking a facility up by map happens on every pose: keep the answer per map.
         self._facility_of_map: dict[str, uuid.UUID | None] = {}
-        self._changes: deque[FleetChange] = deque()
-        self.changes_dropped = 0
+        self._feed = ChangeFeed()
 
     # --- lookup -----------------------------------------------------------------------
 
@@ -193,9 +101,11 @@ class FleetRegistry:
         return self._maps
 
     def record(self, vehicle_id: uuid.UUID) -> VehicleRecord | None:
+        """The live record of a vehicle, to read (only the registry writes it)."""
         return self._by_id.get(vehicle_id)
 
     def record_by_key(self, key: VehicleKey) -> VehicleRecord | None:
+        """The live record of a vehicle by its wire identity, to read."""
         return self._by_key.get(key)
 
     def records(self) -> Iterable[VehicleRecord]:
@@ -221,6 +131,17 @@ class FleetRegistry:
             rec.view = rec.to_view()
         return rec.view
 
+    def facility_of_map(self, map_id: str) -> uuid.UUID | None:
+        """The facility a map belongs to (None for an unknown map), cached per map."""
+        try:
+            return self._facility_of_map[map_id]
+        except KeyError:
+            facility = self._maps.facility_for_map(map_id)
+            fid = facility.id if facility is not None else None
+            if len(self._facility_of_map) < 10_000:  # bounded: map ids come from the wire
+                self._facility_of_map[map_id] = fid
+            return fid
+
     # --- membership -------------------------------------------------------------------
 
     def add(self, rec: VehicleRecord, *, announce: bool) -> VehicleRecord:
@@ -231,7 +152,7 @@ class FleetRegistry:
         self._by_id[rec.id] = rec
         self._by_key[rec.key] = rec
         if announce:
-            self._emit(rec, "registered", {"kind": rec.key.kind.value, "name": rec.name})
+            self._emit(rec, ChangeKind.REGISTERED, {"kind": rec.key.kind.value, "name": rec.name})
             log.info(
                 "vehicle.registered",
                 vehicle_id=str(rec.id),
@@ -253,22 +174,77 @@ class FleetRegistry:
         )
         return self.add(rec, announce=True)
 
+    # --- what vehicles report (the links call these) ----------------------------------
+
+    def apply_robot_state(self, rec: VehicleRecord, state: RobotState, heard: Heard) -> None:
+        """A robot's ``state``: battery, motion, order progress, errors and pose, at once."""
+        now = heard.received_at
+        self._heard_from(rec, heard)
+        rec.battery_pct = max(0.0, min(100.0, state.battery_pct))
+        rec.charging = state.charging
+        rec.working = state.working
+        rec.driving = state.driving
+        rec.paused = state.paused
+        rec.operating_mode = state.operating_mode
+        rec.order_id = state.order_id
+        rec.order_update_id = state.order_update_id
+        rec.last_node_id = state.last_node_id
+        rec.speed_mps = state.speed_mps
+        if state.errors or rec.errors:  # most states carry none, and most vehicles have none
+            self._set_errors(rec, state.errors, now)
+        if state.pose is not None:
+            self._set_map_pose(rec, state.pose, now)
+        self._changed(rec, now)
+
+    def apply_robot_pose(self, rec: VehicleRecord, pose: MapPose | None, heard: Heard) -> None:
+        """A robot's ``visualization``: a sign of life and, when localised, its pose."""
+        self._heard_from(rec, heard)
+        if pose is not None:
+            self._set_map_pose(rec, pose, heard.received_at)
+        self._changed(rec, heard.received_at)
+
+    def apply_factsheet(self, rec: VehicleRecord, *, max_payload_kg: float | None) -> None:
+        """What a robot's factsheet says it can carry (the other capabilities are configured)."""
+        rec.capabilities = dataclasses.replace(rec.capabilities, max_payload_kg=max_payload_kg)
+        self._changed(rec, self._clock())
+
+    def apply_driver_status(self, rec: VehicleRecord, state: DriverState, heard: Heard) -> None:
+        """A driver's ``status``: availability, phone battery, speed and, with a fix, position."""
+        now = heard.received_at
+        self._heard_from(rec, heard)
+        rec.availability = state.availability
+        rec.battery_pct = state.phone_battery_pct
+        rec.speed_mps = state.speed_mps
+        rec.driving = state.speed_mps is not None and state.speed_mps > DRIVER_DRIVING_MPS
+        rec.working = state.on_job
+        if state.position is not None:
+            self._set_geo_position(rec, state.position, now)
+        self._changed(rec, now)
+
+    def apply_connection(self, rec: VehicleRecord, state: ConnectionState, heard: Heard) -> None:
+        """A vehicle's word on its connection: online, goodbye, or its Last Will."""
+        now = heard.received_at
+        if state is ConnectionState.ONLINE:
+            self._heard_from(rec, heard)
+            if not rec.online and heard.retained:
+                rec.offline_reason = OfflineReason.STALE_RETAINED
+        elif state is ConnectionState.CONNECTION_BROKEN:
+            self.went_offline(rec, OfflineReason.CONNECTION_BROKEN, now)
+        else:
+            self.went_offline(rec, OfflineReason.DISCONNECTED, now)
+        self._changed(rec, now)
+
+    def apply_sign_of_life(self, rec: VehicleRecord, heard: Heard) -> None:
+        """Any other message from the vehicle: it proves it is alive, and nothing more."""
+        self._heard_from(rec, heard)
+        self._changed(rec, heard.received_at)
+
+    def set_maintenance(self, rec: VehicleRecord, on: bool, now: float) -> None:
+        """An operator takes the vehicle out of service (``on``) or puts it back."""
+        rec.maintenance = on
+        self._changed(rec, now)
+
     # --- liveness ---------------------------------------------------------------------
-
-    def heard_from(self, rec: VehicleRecord, seen_at: float | None, now: float) -> None:
-        """Note a sign of life at ``seen_at``; a fresh one brings an offline vehicle online.
-
-        ``None`` (a retained message of unknown age) proves nothing and changes nothing.
-        """
-        if seen_at is None:
-            return
-        if rec.last_seen is None or seen_at > rec.last_seen:
-            rec.last_seen = seen_at
-            rec.view = None
-        if not rec.online and is_fresh(rec.last_seen, now, self.timeout_for(rec)):
-            rec.online = True
-            rec.offline_reason = None
-            self._liveness(rec, LivenessChange.WENT_ONLINE, None, now)
 
     def went_offline(self, rec: VehicleRecord, reason: OfflineReason, now: float) -> None:
         """The vehicle said goodbye, its Last Will arrived, or its silence outlasted the timeout."""
@@ -278,7 +254,7 @@ class FleetRegistry:
             return
         rec.online = False
         rec.offline_reason = reason
-        self._liveness(rec, LivenessChange.WENT_OFFLINE, reason, now)
+        self._liveness(rec, ChangeKind.WENT_OFFLINE, reason, now)
 
     def expire(self, now: float) -> int:
         """Turn every vehicle silent for longer than the heartbeat timeout offline."""
@@ -289,16 +265,32 @@ class FleetRegistry:
                 expired += 1
         return expired
 
+    def _heard_from(self, rec: VehicleRecord, heard: Heard) -> None:
+        """Note a sign of life; a fresh one brings an offline vehicle online.
+
+        A retained message of unknown age proves nothing and changes nothing.
+        """
+        now = heard.received_at
+        at = seen_at(now, heard.sent_at, heard.retained)
+        if at is None:
+            return
+        if rec.last_seen is None or at > rec.last_seen:
+            rec.last_seen = at
+            rec.view = None
+        if not rec.online and is_fresh(rec.last_seen, now, self.timeout_for(rec)):
+            rec.online = True
+            rec.offline_reason = None
+            self._liveness(rec, ChangeKind.WENT_ONLINE, None, now)
+
     def _liveness(
-        self, rec: VehicleRecord, change: LivenessChange, reason: OfflineReason | None, now: float
+        self, rec: VehicleRecord, change: ChangeKind, reason: OfflineReason | None, now: float
     ) -> None:
         details: dict[str, Any] = {}
         if reason is not None:
             details["reason"] = reason.value
         if rec.last_seen is not None:
             details["last_seen_age_s"] = round(max(0.0, now - rec.last_seen), 3)
-        self._emit(rec, change.value, details, at=now)
-        LIVENESS_CHANGES.labels(change.value).inc()
+        self._emit(rec, change, details, at=now)
         log.info(
             f"vehicle.{change.value}",
             vehicle_id=str(rec.id),
@@ -306,13 +298,13 @@ class FleetRegistry:
             kind=rec.key.kind.value,
             **details,
         )
-        self.changed(rec, now=now)
+        self._changed(rec, now)
         self._mark(rec, _GEO)  # an offline vehicle leaves the look-ups at once
 
-    # --- updates ----------------------------------------------------------------------
+    # --- record updates ---------------------------------------------------------------
 
-    def changed(self, rec: VehicleRecord, *, now: float | None = None) -> None:
-        """Call after changing a record's fields: re-derives status, schedules the writes."""
+    def _changed(self, rec: VehicleRecord, now: float) -> None:
+        """After a record's fields changed: re-derive status, schedule the writes."""
         rec.view = None
         inputs = (
             rec.online,
@@ -332,27 +324,22 @@ class FleetRegistry:
         status = self._derive(rec)
         if status is not rec.status:
             old, rec.status = rec.status, status
-            self._emit(
-                rec,
-                "status_changed",
-                {"from": old.value, "to": status.value},
-                at=now,
-            )
+            self._emit(rec, ChangeKind.STATUS_CHANGED, {"from": old.value, "to": status.value}, now)
         self._mark(rec, _VEHICLES)
 
-    def set_errors(self, rec: VehicleRecord, errors: tuple[VehicleError, ...], now: float) -> None:
+    def _set_errors(self, rec: VehicleRecord, errors: tuple[VehicleError, ...], now: float) -> None:
         """Replace the vehicle's error list, recording errors raised and cleared."""
         if errors == rec.errors:
             return
         old = {(e.type, e.level) for e in rec.errors}
         new = {(e.type, e.level) for e in errors}
         for etype, level in sorted(new - old):
-            self._emit(rec, "error_raised", {"type": etype, "level": level}, at=now)
+            self._emit(rec, ChangeKind.ERROR_RAISED, {"type": etype, "level": level}, now)
         for etype, level in sorted(old - new):
-            self._emit(rec, "error_cleared", {"type": etype, "level": level}, at=now)
+            self._emit(rec, ChangeKind.ERROR_CLEARED, {"type": etype, "level": level}, now)
         rec.errors = errors
 
-    def set_map_pose(self, rec: VehicleRecord, pose: MapPose, at: float) -> None:
+    def _set_map_pose(self, rec: VehicleRecord, pose: MapPose, at: float) -> None:
         """Record a robot's pose in its map frame; WGS84 follows in ``resolve_positions``."""
         frame = self._maps.frame(pose.map_id)
         rec.map_pose = pose
@@ -382,12 +369,7 @@ class FleetRegistry:
         self._mark(rec, _GEO)
         self._mark(rec, _POSITIONS)
 
-    def set_geo_position(
-        self,
-        rec: VehicleRecord,
-        position: GeoPosition,
-        at: float,
-    ) -> None:
+    def _set_geo_position(self, rec: VehicleRecord, position: GeoPosition, at: float) -> None:
         """Record a WGS84 position (driver phones report these directly)."""
         rec.lat, rec.lon = position.lat, position.lon
         rec.heading_deg, rec.accuracy_m = position.heading_deg, position.accuracy_m
@@ -398,21 +380,6 @@ class FleetRegistry:
         rec.view = None
         self._mark(rec, _GEO)
         self._mark(rec, _POSITIONS)
-
-    def facility_of_map(self, map_id: str) -> uuid.UUID | None:
-        """The facility a map belongs to (None for an unknown map), cached per map."""
-        try:
-            return self._facility_of_map[map_id]
-        except KeyError:
-            facility = self._maps.facility_for_map(map_id)
-            fid = facility.id if facility is not None else None
-            if len(self._facility_of_map) < 10_000:  # bounded: map ids come from the wire
-                self._facility_of_map[map_id] = fid
-            return fid
-
-    def set_maintenance(self, rec: VehicleRecord, on: bool, now: float) -> None:
-        rec.maintenance = on
-        self.changed(rec, now=now)
 
     def resolve_positions(self) -> int:
         """Convert pending map poses to WGS84, one vectorised pyproj call per map."""
@@ -462,20 +429,26 @@ class FleetRegistry:
         for rec in records:
             self._mark(rec, consumer.value)
 
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call ``listener`` with every change as it happens (the edges count metrics so)."""
+        self._feed.subscribe(listener)
+
     def drain_changes(self, limit: int = 10_000) -> list[FleetChange]:
-        out: list[FleetChange] = []
-        while self._changes and len(out) < limit:
-            out.append(self._changes.popleft())
-        return out
+        """Take up to ``limit`` changes for the writer, oldest first."""
+        return self._feed.drain(limit)
 
     def requeue_changes(self, changes: list[FleetChange]) -> None:
         """Return changes a failed write took, ahead of newer ones."""
-        self._changes.extendleft(reversed(changes))
-        self._trim_changes()
+        self._feed.requeue(changes)
 
     @property
     def pending_changes(self) -> int:
-        return len(self._changes)
+        return len(self._feed)
+
+    @property
+    def changes_dropped(self) -> int:
+        """Changes dropped because the writer could not keep up."""
+        return self._feed.dropped
 
     # --- internals --------------------------------------------------------------------
 
@@ -486,21 +459,11 @@ class FleetRegistry:
             self._dirty[bit].append(rec)
 
     def _emit(
-        self, rec: VehicleRecord, event: str, details: dict[str, Any], at: float | None = None
+        self, rec: VehicleRecord, kind: ChangeKind, details: dict[str, Any], at: float | None = None
     ) -> None:
-        self._changes.append(
-            FleetChange(
-                rec.id, rec.facility_id, event, details, self._clock() if at is None else at
-            )
+        self._feed.append(
+            FleetChange(rec.id, rec.facility_id, kind, details, self._clock() if at is None else at)
         )
-        self._trim_changes()
-
-    def _trim_changes(self) -> None:
-        while len(self._changes) > MAX_PENDING_CHANGES:
-            self._changes.popleft()
-            self.changes_dropped += 1
-            if self.changes_dropped in (1, 10, 100) or self.changes_dropped % 1000 == 0:
-                log.warning("vehicle_events.dropped", dropped_total=self.changes_dropped)
 
     @staticmethod
     def _derive(rec: VehicleRecord) -> VehicleStatus:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleet.model import VehicleError, VehicleKind, VehicleStatus
+from fleet.model import (
+    DriverAvailability,
+    OperatingMode,
+    VehicleError,
+    VehicleKind,
+    VehicleStatus,
+)
 
 #: VDA 5050 operating modes in which fleetd may not command the robot.
-_MANUAL_MODES = frozenset({"MANUAL", "TEACHIN"})
+_MANUAL_MODES = frozenset({OperatingMode.MANUAL, OperatingMode.TEACHIN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,12 +22,12 @@ class StatusInputs:
     online: bool
     maintenance: bool
     errors: tuple[VehicleError, ...]
-    operating_mode: str | None
+    operating_mode: OperatingMode | None
     charging: bool
     paused: bool
     driving: bool
     working: bool  # robot: order nodes left or actions running; driver: on a job
-    availability: str | None  # driver only: online | busy | break | offline
+    availability: DriverAvailability | None  # drivers only
 
 
 def derive_status(i: StatusInputs) -> VehicleStatus:
@@ -37,7 +43,7 @@ def derive_status(i: StatusInputs) -> VehicleStatus:
     if i.errors and any(e.level == "FATAL" for e in i.errors):
         return VehicleStatus.ERROR
     if i.kind is VehicleKind.ROBOT:
-        if i.operating_mode == "SERVICE":
+        if i.operating_mode is OperatingMode.SERVICE:
             return VehicleStatus.MAINTENANCE
         if i.operating_mode in _MANUAL_MODES:
             return VehicleStatus.BUSY
@@ -46,12 +52,12 @@ def derive_status(i: StatusInputs) -> VehicleStatus:
     if i.paused:
         return VehicleStatus.PAUSED
     if i.kind is VehicleKind.DRIVER:
-        if i.availability == "break":
+        if i.availability is DriverAvailability.BREAK:
             return VehicleStatus.BREAK
-        if i.availability == "offline":
+        if i.availability is DriverAvailability.OFFLINE:
             # Connected, but the driver has signed off work.
             return VehicleStatus.OFFLINE
-        if i.availability == "busy" or i.working:
+        if i.availability is DriverAvailability.BUSY or i.working:
             return VehicleStatus.DRIVING if i.driving else VehicleStatus.BUSY
         return VehicleStatus.IDLE
     if i.driving:

@@ -27,7 +27,8 @@ from dispatcher.config import Settings
 from dispatcher.links.mqtt import MqttTransport, NotConnected
 from dispatcher.metrics import COMMANDS_SENT
 from fleet.model import VehicleKind
-from fleet.registry import FleetRegistry, VehicleRecord
+from fleet.record import VehicleRecord
+from fleet.registry import FleetRegistry
 from protocols.driver import codec as driver_codec
 from protocols.driver import topics as driver_topics
 from protocols.driver.models import CommandType, DriverCommand, JobOffer

@@ -17,9 +17,16 @@ from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
 from dispatcher.metrics import MESSAGES_RECEIVED
 from dispatcher.storage.telemetry import TelemetryRow, TelemetryWriter
-from fleet.liveness import seen_at
-from fleet.model import GeoPosition, OfflineReason, VehicleKey, VehicleKind
-from fleet.registry import FleetRegistry, VehicleRecord
+from fleet.model import (
+    ConnectionState,
+    DriverAvailability,
+    GeoPosition,
+    VehicleKey,
+    VehicleKind,
+)
+from fleet.record import VehicleRecord
+from fleet.registry import FleetRegistry
+from fleet.reports import DriverState, Heard
 from protocols.driver import codec
 from protocols.driver.models import DriverConnection, DriverStatus, OfferResponse, TripProgress
 from protocols.driver.topics import INBOUND_TOPICS, DriverTopicName, parse_topic
@@ -66,14 +73,15 @@ class DriverLink:
             msg = codec.decode(dt.topic, payload)
             codec.check_identity(msg, dt)
             rec = self._vehicle(VehicleKey(VehicleKind.DRIVER, "", dt.driver_id))
-            stamp = msg.timestamp.timestamp()
+            heard = Heard(now, msg.timestamp.timestamp(), retained)
             if isinstance(msg, DriverConnection):
-                self._connection(rec, msg, stamp, now, retained)
+                self._registry.apply_connection(rec, ConnectionState(msg.connection_state), heard)
                 return
-            self._registry.heard_from(rec, seen_at(now, stamp, retained), now)
             if isinstance(msg, DriverStatus):
-                self._status(rec, msg, now)
-            elif isinstance(msg, OfferResponse):
+                self._status(rec, msg, heard)
+                return
+            self._registry.apply_sign_of_life(rec, heard)
+            if isinstance(msg, OfferResponse):
                 if self.on_offer_response is not None:
                     self.on_offer_response(rec, msg)
                 log.info(
@@ -91,7 +99,6 @@ class DriverLink:
                     mission_id=str(msg.mission_id),
                     trip_event=str(msg.event),
                 )
-            self._registry.changed(rec, now=now)
         except MessageRejected as exc:
             self.rejections.record(exc.reason, exc.detail, topic)
 
@@ -105,31 +112,22 @@ class DriverLink:
             )
         return self._registry.register(key)
 
-    def _connection(
-        self, rec: VehicleRecord, msg: DriverConnection, stamp: float, now: float, retained: bool
-    ) -> None:
-        state = str(msg.connection_state)
-        if state == "ONLINE":
-            self._registry.heard_from(rec, seen_at(now, stamp, retained), now)
-            if not rec.online and retained:
-                rec.offline_reason = OfflineReason.STALE_RETAINED
-        elif state == "CONNECTIONBROKEN":
-            self._registry.went_offline(rec, OfflineReason.CONNECTION_BROKEN, now)
-        else:
-            self._registry.went_offline(rec, OfflineReason.DISCONNECTED, now)
-        self._registry.changed(rec, now=now)
-
-    def _status(self, rec: VehicleRecord, msg: DriverStatus, now: float) -> None:
-        rec.availability = str(msg.availability)
-        rec.battery_pct = msg.phone_battery_pct
-        rec.speed_mps = msg.speed_mps
-        rec.driving = msg.speed_mps is not None and msg.speed_mps > 0.5
-        rec.working = msg.mission_id is not None
-        if msg.lat is None or msg.lon is None:
-            return  # no fix yet: liveness and availability only
-        self._registry.set_geo_position(
-            rec, GeoPosition(msg.lat, msg.lon, msg.heading_deg, msg.accuracy_m), now
+    def _status(self, rec: VehicleRecord, msg: DriverStatus, heard: Heard) -> None:
+        state = DriverState(
+            availability=DriverAvailability(msg.availability),
+            phone_battery_pct=msg.phone_battery_pct,
+            speed_mps=msg.speed_mps,
+            on_job=msg.mission_id is not None,
+            position=(
+                GeoPosition(msg.lat, msg.lon, msg.heading_deg, msg.accuracy_m)
+                if msg.lat is not None and msg.lon is not None
+                else None
+            ),
         )
+        self._registry.apply_driver_status(rec, state, heard)
+        if state.position is None:
+            return  # no fix yet: liveness and availability only
+        now = heard.received_at
         self._telemetry.add(
             TelemetryRow(
                 datetime.fromtimestamp(now, UTC),

@@ -17,9 +17,17 @@ from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
 from dispatcher.metrics import MESSAGES_RECEIVED
 from dispatcher.storage.telemetry import TelemetryRow, TelemetryWriter
-from fleet.liveness import seen_at
-from fleet.model import Capabilities, MapPose, OfflineReason, VehicleError, VehicleKey, VehicleKind
-from fleet.registry import FleetRegistry, VehicleRecord
+from fleet.model import (
+    ConnectionState,
+    MapPose,
+    OperatingMode,
+    VehicleError,
+    VehicleKey,
+    VehicleKind,
+)
+from fleet.record import VehicleRecord
+from fleet.registry import FleetRegistry
+from fleet.reports import Heard, RobotState
 from protocols.errors import MessageRejected, RejectReason
 from protocols.vda5050 import codec, fast
 from protocols.vda5050.models import Connection, Factsheet, State, Visualization
@@ -31,6 +39,8 @@ log = structlog.get_logger(__name__)
 _ACTIVE_ACTIONS = frozenset({"WAITING", "INITIALIZING", "RUNNING", "PAUSED"})
 _CHARGING_ACTIONS = frozenset({"startCharging"})
 _TOPIC_CACHE_SIZE = 100_000
+#: Wire operating mode (either decoder's value) -> the fleet's; a dict look-up per state.
+_MODES: dict[str, OperatingMode] = {m.value: m for m in OperatingMode}
 
 
 class RobotLink:
@@ -102,63 +112,56 @@ class RobotLink:
             facility_id = self._registry.facility_of_map(pos.map_id)
         return self._registry.register(key, facility_id=facility_id)
 
-    def _alive(
-        self, rec: VehicleRecord, msg_time: datetime | None, now: float, retained: bool
-    ) -> None:
-        stamp = msg_time.timestamp() if msg_time is not None else None
-        self._registry.heard_from(rec, seen_at(now, stamp, retained), now)
+    @staticmethod
+    def _heard(msg_time: datetime | None, now: float, retained: bool) -> Heard:
+        return Heard(now, msg_time.timestamp() if msg_time is not None else None, retained)
 
     def _state(
         self, rec: VehicleRecord, msg: State | fast.State, now: float, retained: bool
     ) -> None:
-        self._alive(rec, msg.timestamp, now, retained)
-        battery = msg.battery_state
-        rec.battery_pct = max(0.0, min(100.0, float(battery.battery_charge)))
-        charging = bool(battery.charging)
+        charging = bool(msg.battery_state.charging)
         working = bool(msg.node_states)
         for action in msg.action_states:
             if action.action_status in _ACTIVE_ACTIONS:
                 working = True
                 if action.action_type in _CHARGING_ACTIONS and action.action_status == "RUNNING":
                     charging = True
-        rec.charging = charging
-        rec.working = working
-        rec.driving = bool(msg.driving)
-        rec.paused = bool(msg.paused)
-        rec.operating_mode = str(msg.operating_mode)
-        rec.order_id = msg.order_id or None
-        rec.order_update_id = msg.order_update_id
-        rec.last_node_id = msg.last_node_id or None
-        if msg.errors or rec.errors:  # most states carry none, and most vehicles have none
-            self._registry.set_errors(
-                rec,
-                tuple(
-                    VehicleError(e.error_type, str(e.error_level), e.error_description or "")
-                    for e in msg.errors
-                ),
-                now,
-            )
         speed = None
         if msg.velocity is not None and msg.velocity.vx is not None:
             speed = (msg.velocity.vx**2 + (msg.velocity.vy or 0.0) ** 2) ** 0.5
-        rec.speed_mps = speed
         pos = msg.agv_position
-        if pos is not None and pos.position_initialized:
-            self._registry.set_map_pose(rec, MapPose(pos.map_id, pos.x, pos.y, pos.theta), now)
-        self._registry.changed(rec, now=now)
+        state = RobotState(
+            battery_pct=float(msg.battery_state.battery_charge),
+            charging=charging,
+            working=working,
+            driving=bool(msg.driving),
+            paused=bool(msg.paused),
+            operating_mode=_MODES[msg.operating_mode],
+            order_id=msg.order_id or None,
+            order_update_id=msg.order_update_id,
+            last_node_id=msg.last_node_id or None,
+            errors=tuple(
+                VehicleError(e.error_type, str(e.error_level), e.error_description or "")
+                for e in msg.errors
+            )
+            if msg.errors  # most states carry none: skip building an empty tuple
+            else (),
+            speed_mps=speed,
+            pose=(
+                MapPose(pos.map_id, pos.x, pos.y, pos.theta)
+                if pos is not None and pos.position_initialized
+                else None
+            ),
+        )
+        self._registry.apply_robot_state(rec, state, self._heard(msg.timestamp, now, retained))
         self._telemetry_row(rec, "state", now)
 
     def _connection(self, rec: VehicleRecord, msg: Connection, now: float, retained: bool) -> None:
-        state = str(msg.connection_state)
-        if state == "ONLINE":
-            self._alive(rec, msg.timestamp, now, retained)
-            if not rec.online and retained:
-                rec.offline_reason = OfflineReason.STALE_RETAINED
-        elif state == "CONNECTIONBROKEN":
-            self._registry.went_offline(rec, OfflineReason.CONNECTION_BROKEN, now)
-        else:  # OFFLINE: an orderly goodbye
-            self._registry.went_offline(rec, OfflineReason.DISCONNECTED, now)
-        self._registry.changed(rec, now=now)
+        self._registry.apply_connection(
+            rec,
+            ConnectionState(msg.connection_state),
+            self._heard(msg.timestamp, now, retained),
+        )
 
     def _visualization(
         self,
@@ -167,21 +170,20 @@ class RobotLink:
         now: float,
         retained: bool,
     ) -> None:
-        self._alive(rec, msg.timestamp, now, retained)
         pos = msg.agv_position
+        pose = None
         if pos is not None and pos.position_initialized:
-            self._registry.set_map_pose(rec, MapPose(pos.map_id, pos.x, pos.y, pos.theta), now)
-            self._registry.changed(rec, now=now)
+            pose = MapPose(pos.map_id, pos.x, pos.y, pos.theta)
+        self._registry.apply_robot_pose(rec, pose, self._heard(msg.timestamp, now, retained))
+        if pose is not None:
             self._telemetry_row(rec, "visualization", now)
 
     def _factsheet(self, rec: VehicleRecord, msg: Factsheet, now: float, retained: bool) -> None:
         spec = msg.type_specification
-        rec.capabilities = Capabilities(
-            wheelchair_types=rec.capabilities.wheelchair_types,
+        self._registry.apply_factsheet(
+            rec,
             max_payload_kg=float(spec.max_load_mass) if spec.max_load_mass is not None else None,
-            seats=rec.capabilities.seats,
         )
-        self._registry.changed(rec, now=now)
 
     def _telemetry_row(self, rec: VehicleRecord, source: str, now: float) -> None:
         if self._telemetry_every > 0:

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from dispatcher.metrics import GEO_FLUSH_SECONDS
-from fleet.registry import VehicleRecord
+from fleet.record import VehicleRecord
 
 log = structlog.get_logger(__name__)
 

@@ -92,8 +92,9 @@ from dispatcher.links.mqtt import MqttTransport
 from dispatcher.services import Services
 from dispatcher.storage.db import create_pool
 from dispatcher.storage.fleet_store import sync_facilities
-from fleet.model import VehicleKey, VehicleKind
-from fleet.registry import FleetRegistry, VehicleRecord
+from fleet.model import OperatingMode, VehicleKey, VehicleKind
+from fleet.record import VehicleRecord
+from fleet.registry import FleetRegistry
 from geo.facility_maps import FacilityMaps
 from tests.conftest import ADMIN_DSN, REDIS_URL, _dsn_for, free_port
 from tests.unit.api.fakes import StaticFleet
@@ -273,7 +274,7 @@ def _vehicle(
         lon=lon,
         heading_deg=90.0,
         position_time=time.time(),
-        operating_mode="AUTOMATIC" if kind is VehicleKind.ROBOT else None,
+        operating_mode=OperatingMode.AUTOMATIC if kind is VehicleKind.ROBOT else None,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from fleet.model import (
     GeoPosition,
     MapPose,
+    OperatingMode,
     VehicleError,
     VehicleKey,
     VehicleKind,
@@ -69,7 +70,7 @@ def make_vehicle(
         if kind is VehicleKind.ROBOT
         else None,
         unknown_map=False,
-        operating_mode="AUTOMATIC" if kind is VehicleKind.ROBOT else None,
+        operating_mode=OperatingMode.AUTOMATIC if kind is VehicleKind.ROBOT else None,
         driving=False,
         paused=False,
         errors=(),

@@ -1,24 +1,71 @@
-"""The registry: membership, liveness transitions, dirty tracking, positions, snapshots."""
+"""The registry: membership, what vehicles report, liveness, dirty tracking, the change feed."""
 
 from __future__ import annotations
+
+import dataclasses
+import re
+from importlib import resources
 
 import pytest
 
 from dispatcher.config import Settings, builtin_facilities
+from fleet.changes import ChangeFeed, FleetChange
 from fleet.model import (
+    Capabilities,
+    ChangeKind,
+    ConnectionState,
+    DriverAvailability,
     GeoPosition,
     MapPose,
     OfflineReason,
+    OperatingMode,
     VehicleError,
     VehicleKey,
     VehicleKind,
     VehicleStatus,
 )
-from fleet.registry import Consumer, FleetRegistry
+from fleet.record import Consumer
+from fleet.registry import FleetRegistry
+from fleet.reports import DriverState, Heard, RobotState
 from geo.facility_maps import FacilityMaps
 
 ROBOT = VehicleKey(VehicleKind.ROBOT, "acme", "r1")
 DRIVER = VehicleKey(VehicleKind.DRIVER, "", "d1")
+
+IDLE_ROBOT = RobotState(
+    battery_pct=80.0,
+    charging=False,
+    working=False,
+    driving=False,
+    paused=False,
+    operating_mode=OperatingMode.AUTOMATIC,
+    order_id=None,
+    order_update_id=None,
+    last_node_id=None,
+    errors=(),
+    speed_mps=None,
+    pose=None,
+)
+FREE_DRIVER = DriverState(
+    availability=DriverAvailability.ONLINE,
+    phone_battery_pct=70.0,
+    speed_mps=0.0,
+    on_job=False,
+    position=None,
+)
+
+
+def live(at: float = 1000.0) -> Heard:
+    """A message received live at ``at``."""
+    return Heard(at, at)
+
+
+def robot_state(**changes: object) -> RobotState:
+    return dataclasses.replace(IDLE_ROBOT, **changes)  # type: ignore[arg-type]
+
+
+def kinds(registry: FleetRegistry) -> list[ChangeKind]:
+    return [c.kind for c in registry.drain_changes()]
 
 
 @pytest.fixture
@@ -39,11 +86,11 @@ class TestMembership:
         again = registry.register(ROBOT)
         assert rec is again
         assert rec.id == ROBOT.id
-        events = [c.event for c in registry.drain_changes()]
-        assert events == ["registered"]
+        assert kinds(registry) == [ChangeKind.REGISTERED]
         assert registry.find(ROBOT) is not None
 
     def test_new_vehicle_is_offline_until_heard(self, registry: FleetRegistry) -> None:
+        """A registered vehicle is offline until a message proves it alive."""
         rec = registry.register(ROBOT)
         assert not rec.online
         assert rec.status is VehicleStatus.OFFLINE
@@ -55,24 +102,22 @@ class TestLiveness:
     ) -> None:
         """Online on a fresh message; offline once silent for the timeout; both recorded."""
         rec = registry.register(ROBOT)
-        registry.heard_from(rec, 1000.0, 1000.0)
-        registry.changed(rec, now=1000.0)
+        registry.apply_sign_of_life(rec, live())
         assert rec.online and rec.status is VehicleStatus.IDLE
         assert registry.expire(1004.9) == 0
         assert registry.expire(1005.0) == 1
         assert not rec.online and rec.offline_reason is OfflineReason.HEARTBEAT_TIMEOUT
-        events = [c.event for c in registry.drain_changes()]
-        assert "went_online" in events and "went_offline" in events
+        events = kinds(registry)
+        assert ChangeKind.WENT_ONLINE in events and ChangeKind.WENT_OFFLINE in events
 
     def test_message_of_unknown_age_changes_nothing(self, registry: FleetRegistry) -> None:
-        """A retained message without a timestamp (``None``) neither revives nor dates a vehicle.
+        """A retained message without a timestamp neither revives nor dates a vehicle.
 
         The first thing heard from a robot can be such a message; its record must stay
         readable (no "minus infinity" last-seen time reaching the API or the database).
         """
         rec = registry.register(ROBOT)
-        registry.heard_from(rec, None, 1000.0)
-        registry.changed(rec, now=1000.0)
+        registry.apply_sign_of_life(rec, Heard(1000.0, None, retained=True))
         assert not rec.online and rec.last_seen is None
         view = registry.get(rec.id)
         assert view is not None and view.last_seen is None
@@ -88,7 +133,7 @@ class TestLiveness:
         )
         robot, driver = reg.register(ROBOT), reg.register(DRIVER)
         for rec in (robot, driver):
-            reg.heard_from(rec, 1000.0, 1000.0)
+            reg.apply_sign_of_life(rec, live())
         assert reg.expire(1006.0) == 1
         assert robot.online and not driver.online
         assert reg.expire(1035.0) == 1
@@ -96,24 +141,213 @@ class TestLiveness:
         assert reg.heartbeat_timeout_s == 35.0
 
     def test_stale_sign_of_life_does_not_bring_online(self, registry: FleetRegistry) -> None:
-        """A retained ONLINE written longer ago than the timeout leaves the vehicle offline."""
+        """A retained message written longer ago than the timeout leaves the vehicle offline."""
         rec = registry.register(ROBOT)
-        registry.heard_from(rec, 900.0, 1000.0)
+        registry.apply_sign_of_life(rec, Heard(1000.0, 900.0, retained=True))
         assert not rec.online
 
-    def test_last_will_takes_offline_at_once(self, registry: FleetRegistry) -> None:
+    def test_retained_message_counts_from_when_it_was_written(
+        self, registry: FleetRegistry
+    ) -> None:
+        """A retained message is dated by its own timestamp, never later than its arrival."""
         rec = registry.register(ROBOT)
-        registry.heard_from(rec, 1000.0, 1000.0)
-        registry.went_offline(rec, OfflineReason.CONNECTION_BROKEN, 1000.5)
-        assert not rec.online and rec.offline_reason is OfflineReason.CONNECTION_BROKEN
+        registry.apply_sign_of_life(rec, Heard(1000.0, 998.0, retained=True))
+        assert rec.online and rec.last_seen == 998.0
+        registry.apply_sign_of_life(rec, Heard(1001.0, 5000.0, retained=True))
+        assert rec.last_seen == 1001.0
+
+
+class TestConnection:
+    """``apply_connection``: the vehicle's own word on its connection."""
+
+    def test_online_brings_online(self, registry: FleetRegistry) -> None:
+        """A live ONLINE is a sign of life."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        assert rec.online and rec.status is VehicleStatus.IDLE
+
+    def test_stale_retained_online_is_noted(self, registry: FleetRegistry) -> None:
+        """A retained ONLINE older than the timeout leaves it offline, saying why."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, Heard(1000.0, 900.0, True))
+        assert not rec.online and rec.offline_reason is OfflineReason.STALE_RETAINED
+
+    @pytest.mark.parametrize(
+        ("state", "reason"),
+        [
+            (ConnectionState.CONNECTION_BROKEN, OfflineReason.CONNECTION_BROKEN),
+            (ConnectionState.OFFLINE, OfflineReason.DISCONNECTED),
+        ],
+    )
+    def test_goodbye_and_last_will_take_offline_at_once(
+        self, registry: FleetRegistry, state: ConnectionState, reason: OfflineReason
+    ) -> None:
+        """An orderly goodbye or the Last Will: offline now, with the reason, recorded."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        registry.drain_changes()
+        registry.apply_connection(rec, state, live(1000.5))
+        assert not rec.online and rec.offline_reason is reason
         assert rec.status is VehicleStatus.OFFLINE
+        changes = registry.drain_changes()
+        assert [c.kind for c in changes] == [ChangeKind.WENT_OFFLINE, ChangeKind.STATUS_CHANGED]
+        assert changes[0].details["reason"] == reason.value
+
+
+class TestRobotState:
+    """``apply_robot_state``: one state message updates the record and its status at once."""
+
+    def test_fields_and_status_follow_the_report(self, registry: FleetRegistry) -> None:
+        """Motion, order progress and mode are taken; status is derived; battery is clamped."""
+        rec = registry.register(ROBOT)
+        registry.apply_robot_state(
+            rec,
+            robot_state(
+                battery_pct=104.0,
+                driving=True,
+                working=True,
+                order_id="o-1",
+                order_update_id=2,
+                last_node_id="n3",
+                speed_mps=1.2,
+            ),
+            live(),
+        )
+        view = registry.get(rec.id)
+        assert view is not None
+        assert view.online and view.status is VehicleStatus.DRIVING
+        assert view.battery_pct == 100.0
+        assert (view.order_id, view.order_update_id) == ("o-1", 2)
+        assert view.operating_mode is OperatingMode.AUTOMATIC
+        assert rec.last_node_id == "n3" and rec.speed_mps == 1.2
+
+    @pytest.mark.parametrize(
+        ("mode", "status"),
+        [
+            (OperatingMode.AUTOMATIC, VehicleStatus.IDLE),
+            (OperatingMode.SEMIAUTOMATIC, VehicleStatus.IDLE),
+            (OperatingMode.SERVICE, VehicleStatus.MAINTENANCE),
+            (OperatingMode.MANUAL, VehicleStatus.BUSY),
+            (OperatingMode.TEACHIN, VehicleStatus.BUSY),
+        ],
+    )
+    def test_operating_mode_decides_who_controls(
+        self, registry: FleetRegistry, mode: OperatingMode, status: VehicleStatus
+    ) -> None:
+        """A robot in service or manual mode is not free for work."""
+        rec = registry.register(ROBOT)
+        registry.apply_robot_state(rec, robot_state(operating_mode=mode), live())
+        assert rec.status is status
+
+    def test_status_change_is_recorded_once(self, registry: FleetRegistry) -> None:
+        """A status change is one change event; repeating the same state records nothing."""
+        rec = registry.register(ROBOT)
+        registry.apply_robot_state(rec, IDLE_ROBOT, live())
+        registry.drain_changes()
+        registry.apply_robot_state(rec, robot_state(charging=True), live(1001.0))
+        registry.apply_robot_state(rec, robot_state(charging=True), live(1002.0))
+        changes = registry.drain_changes()
+        assert [c.kind for c in changes] == [ChangeKind.STATUS_CHANGED]
+        assert changes[0].details == {"from": "idle", "to": "charging"}
+
+    def test_errors_raised_and_cleared_are_recorded(self, registry: FleetRegistry) -> None:
+        """A FATAL error makes the robot ERROR; its disappearance is recorded too."""
+        rec = registry.register(ROBOT)
+        registry.apply_robot_state(rec, IDLE_ROBOT, live())
+        registry.drain_changes()
+        fatal = (VehicleError("laserBlocked", "FATAL"),)
+        registry.apply_robot_state(rec, robot_state(errors=fatal), live(1001.0))
+        assert rec.status is VehicleStatus.ERROR
+        registry.apply_robot_state(rec, IDLE_ROBOT, live(1002.0))
+        assert rec.status is VehicleStatus.IDLE
+        assert kinds(registry) == [
+            ChangeKind.ERROR_RAISED,
+            ChangeKind.STATUS_CHANGED,
+            ChangeKind.ERROR_CLEARED,
+            ChangeKind.STATUS_CHANGED,
+        ]
+
+    def test_pose_is_positioned_and_scheduled(self, registry: FleetRegistry) -> None:
+        """A localised state moves the robot: every writer sees it once."""
+        rec = registry.register(ROBOT)
+        registry.take_dirty(Consumer.VEHICLES)
+        registry.apply_robot_state(
+            rec, robot_state(pose=MapPose("campus", 100.0, 50.0, 0.0)), live()
+        )
+        for consumer in Consumer:
+            assert [r.id for r in registry.take_dirty(consumer)] == [rec.id]
+
+    def test_visualization_moves_without_touching_the_rest(
+        self, registry: FleetRegistry
+    ) -> None:
+        """``apply_robot_pose`` is a sign of life and a pose; battery and mode stay."""
+        rec = registry.register(ROBOT)
+        registry.apply_robot_state(rec, robot_state(battery_pct=55.0), live())
+        registry.apply_robot_pose(rec, MapPose("campus", 1.0, 2.0, 0.0), live(1001.0))
+        view = registry.get(rec.id)
+        assert view is not None and view.position is not None
+        assert view.battery_pct == 55.0 and rec.last_seen == 1001.0
+
+    def test_factsheet_sets_payload_and_keeps_configured_capabilities(
+        self, registry: FleetRegistry
+    ) -> None:
+        """The factsheet's load limit replaces only that capability."""
+        rec = registry.register(ROBOT)
+        rec.capabilities = Capabilities(wheelchair_types=("manual",), seats=1)
+        registry.apply_factsheet(rec, max_payload_kg=180.0)
+        view = registry.get(rec.id)
+        assert view is not None
+        assert view.capabilities == Capabilities(("manual",), 180.0, 1)
+
+
+class TestDriverStatus:
+    """``apply_driver_status``: a driver's own availability, speed and position."""
+
+    @pytest.mark.parametrize(
+        ("availability", "status"),
+        [
+            (DriverAvailability.ONLINE, VehicleStatus.IDLE),
+            (DriverAvailability.BUSY, VehicleStatus.BUSY),
+            (DriverAvailability.BREAK, VehicleStatus.BREAK),
+            (DriverAvailability.OFFLINE, VehicleStatus.OFFLINE),
+        ],
+    )
+    def test_availability_decides(
+        self,
+        registry: FleetRegistry,
+        availability: DriverAvailability,
+        status: VehicleStatus,
+    ) -> None:
+        """What the driver says about their work is their status."""
+        rec = registry.register(DRIVER)
+        registry.apply_driver_status(
+            rec, dataclasses.replace(FREE_DRIVER, availability=availability), live()
+        )
+        assert rec.online and rec.status is status
+
+    def test_moving_on_a_job_is_driving(self, registry: FleetRegistry) -> None:
+        """Faster than walking pace on a job: driving; the phone's battery is the battery."""
+        rec = registry.register(DRIVER)
+        registry.apply_driver_status(
+            rec, dataclasses.replace(FREE_DRIVER, speed_mps=8.0, on_job=True), live()
+        )
+        assert rec.status is VehicleStatus.DRIVING and rec.battery_pct == 70.0
+
+    def test_position_is_taken_as_given(self, registry: FleetRegistry) -> None:
+        """A phone's fix is WGS84 already; no fix leaves the last position in place."""
+        rec = registry.register(DRIVER)
+        fix = GeoPosition(52.52, 13.40, 90.0, 5.0)
+        registry.apply_driver_status(rec, dataclasses.replace(FREE_DRIVER, position=fix), live())
+        registry.apply_driver_status(rec, FREE_DRIVER, live(1001.0))
+        view = registry.get(rec.id)
+        assert view is not None and view.position == fix
 
 
 class TestPositions:
     def test_map_pose_resolves_to_wgs84_near_the_origin(self, registry: FleetRegistry) -> None:
         """A pose in the demo campus map becomes a WGS84 position in that facility."""
         rec = registry.register(ROBOT)
-        registry.set_map_pose(rec, MapPose("campus", 100.0, 50.0, 0.0), 1000.0)
+        registry.apply_robot_pose(rec, MapPose("campus", 100.0, 50.0, 0.0), live())
         view = registry.get(rec.id)
         assert view is not None and view.position is not None
         assert 52.5 < view.position.lat < 52.53
@@ -121,55 +355,103 @@ class TestPositions:
         assert not view.unknown_map
 
     def test_unknown_map_is_flagged_and_position_unknown(self, registry: FleetRegistry) -> None:
+        """A pose in a map no facility has: the position is unknown, never guessed."""
         rec = registry.register(ROBOT)
-        registry.set_map_pose(rec, MapPose("nowhere", 1.0, 2.0, 0.0), 1000.0)
+        registry.apply_robot_pose(rec, MapPose("nowhere", 1.0, 2.0, 0.0), live())
         view = registry.get(rec.id)
         assert view is not None
         assert view.unknown_map and view.position is None and view.map_pose is not None
 
-    def test_driver_position_is_taken_as_given(self, registry: FleetRegistry) -> None:
-        rec = registry.register(DRIVER)
-        registry.set_geo_position(rec, GeoPosition(52.52, 13.40, 90.0, 5.0), 1000.0)
-        view = registry.get(rec.id)
-        assert view is not None and view.position == GeoPosition(52.52, 13.40, 90.0, 5.0)
+
+class TestMaintenance:
+    def test_maintenance_beats_what_the_vehicle_says(self, registry: FleetRegistry) -> None:
+        """An operator's maintenance flag wins over an idle robot, and is undone."""
+        rec = registry.register(ROBOT)
+        registry.apply_robot_state(rec, IDLE_ROBOT, live())
+        registry.set_maintenance(rec, True, 1001.0)
+        assert rec.status is VehicleStatus.MAINTENANCE
+        registry.set_maintenance(rec, False, 1002.0)
+        assert rec.status is VehicleStatus.IDLE
 
 
 class TestDirtyTracking:
     def test_each_consumer_sees_each_change_once(self, registry: FleetRegistry) -> None:
+        """A change is handed to each writer once."""
         rec = registry.register(ROBOT)
-        registry.set_map_pose(rec, MapPose("campus", 1.0, 1.0, 0.0), 1000.0)
+        registry.apply_robot_pose(rec, MapPose("campus", 1.0, 1.0, 0.0), live())
         assert [r.id for r in registry.take_dirty(Consumer.GEO)] == [rec.id]
         assert registry.take_dirty(Consumer.GEO) == []
         assert [r.id for r in registry.take_dirty(Consumer.POSITIONS)] == [rec.id]
 
     def test_failed_write_is_put_back(self, registry: FleetRegistry) -> None:
+        """Records a failed write took go again with the next batch."""
         rec = registry.register(ROBOT)
         taken = registry.take_dirty(Consumer.VEHICLES)
         registry.mark_dirty(Consumer.VEHICLES, taken)
         assert [r.id for r in registry.take_dirty(Consumer.VEHICLES)] == [rec.id]
 
     def test_requeued_changes_keep_their_order(self, registry: FleetRegistry) -> None:
+        """Changes a failed write took go back ahead of newer ones."""
         rec = registry.register(ROBOT)
-        registry.heard_from(rec, 1000.0, 1000.0)
+        registry.apply_sign_of_life(rec, live())
         first = registry.drain_changes()
-        registry.set_errors(rec, (VehicleError("x", "WARNING"),), 1001.0)
+        warning = (VehicleError("x", "WARNING"),)
+        registry.apply_robot_state(rec, robot_state(errors=warning), live(1001.0))
         registry.requeue_changes(first)
-        events = [c.event for c in registry.drain_changes()]
-        assert events[: len(first)] == [c.event for c in first]
-        assert events[-1] == "error_raised"
+        events = kinds(registry)
+        assert events[: len(first)] == [c.kind for c in first]
+        assert events[-1] is ChangeKind.ERROR_RAISED
+
+
+class TestChangeFeed:
+    def test_listeners_see_each_change_as_it_happens(self, registry: FleetRegistry) -> None:
+        """A listener (the metrics at the edge) is told once, even if a write requeues it."""
+        seen: list[FleetChange] = []
+        registry.subscribe(seen.append)
+        rec = registry.register(ROBOT)
+        registry.apply_sign_of_life(rec, live())
+        assert [c.kind for c in seen] == [
+            ChangeKind.REGISTERED,
+            ChangeKind.WENT_ONLINE,
+            ChangeKind.STATUS_CHANGED,
+        ]
+        registry.requeue_changes(registry.drain_changes())
+        assert len(seen) == 3 and registry.pending_changes == 3
+
+    def test_oldest_changes_are_dropped_beyond_the_bound(self) -> None:
+        """While nobody drains it, the feed keeps the newest changes and counts the rest."""
+        feed = ChangeFeed(max_pending=2)
+        changes = [
+            FleetChange(ROBOT.id, ROBOT.id, ChangeKind.STATUS_CHANGED, {"n": n}, float(n))
+            for n in range(5)
+        ]
+        for change in changes:
+            feed.append(change)
+        assert feed.drain() == changes[3:]
+        assert feed.dropped == 3
+
+    def test_change_kinds_are_what_storage_accepts(self) -> None:
+        """Every change kind is a value the ``vehicle_events.event`` CHECK allows."""
+        migration = resources.files("dispatcher.storage").joinpath("migrations/0001_core.sql")
+        sql = migration.read_text(encoding="utf-8")
+        check = re.search(r"event\s+text NOT NULL CHECK \(event IN \(([^)]*)\)", sql)
+        assert check is not None
+        allowed = set(re.findall(r"'(\w+)'", check.group(1)))
+        assert {k.value for k in ChangeKind} == allowed
 
 
 class TestSnapshot:
     def test_snapshot_is_immutable_and_reuses_unchanged_views(
         self, registry: FleetRegistry
     ) -> None:
+        """Unchanged vehicles keep their view object; a changed one gets a new one."""
         a = registry.register(ROBOT)
         registry.register(DRIVER)
         first = registry.snapshot()
         second = registry.snapshot()
         assert len(first) == 2
         assert first[0] is second[0]
-        registry.heard_from(a, 1000.0, 1000.0)
+        registry.apply_sign_of_life(a, live())
         third = registry.snapshot()
         changed = next(v for v in third if v.id == a.id)
         assert changed.online and changed is not next(v for v in first if v.id == a.id)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.model import VehicleError, VehicleKind, VehicleStatus
+from fleet.model import (
+    DriverAvailability,
+    OperatingMode,
+    VehicleError,
+    VehicleKind,
+    VehicleStatus,
+)
 from fleet.status import StatusInputs, derive_status
 
 FATAL = (VehicleError("laserBlocked", "FATAL"),)
@@ -17,7 +23,7 @@ def inputs(**kw: object) -> StatusInputs:
         "online": True,
         "maintenance": False,
         "errors": (),
-        "operating_mode": "AUTOMATIC",
+        "operating_mode": OperatingMode.AUTOMATIC,
         "charging": False,
         "paused": False,
         "driving": False,
@@ -37,8 +43,8 @@ class TestDeriveStatus:
             ({"maintenance": True, "errors": FATAL}, VehicleStatus.MAINTENANCE),
             ({"errors": FATAL, "driving": True}, VehicleStatus.ERROR),
             ({"errors": WARN, "driving": True}, VehicleStatus.DRIVING),
-            ({"operating_mode": "SERVICE"}, VehicleStatus.MAINTENANCE),
-            ({"operating_mode": "MANUAL", "driving": True}, VehicleStatus.BUSY),
+            ({"operating_mode": OperatingMode.SERVICE}, VehicleStatus.MAINTENANCE),
+            ({"operating_mode": OperatingMode.MANUAL, "driving": True}, VehicleStatus.BUSY),
             ({"charging": True, "paused": True}, VehicleStatus.CHARGING),
             ({"paused": True, "driving": True}, VehicleStatus.PAUSED),
             ({"working": True}, VehicleStatus.BUSY),
@@ -52,13 +58,16 @@ class TestDeriveStatus:
     @pytest.mark.parametrize(
         ("overrides", "expected"),
         [
-            ({"availability": "online"}, VehicleStatus.IDLE),
-            ({"availability": "busy"}, VehicleStatus.BUSY),
-            ({"availability": "busy", "driving": True}, VehicleStatus.DRIVING),
-            ({"availability": "break"}, VehicleStatus.BREAK),
-            ({"availability": "offline"}, VehicleStatus.OFFLINE),
-            ({"availability": "online", "online": False}, VehicleStatus.OFFLINE),
-            ({"availability": "online", "maintenance": True}, VehicleStatus.MAINTENANCE),
+            ({"availability": DriverAvailability.ONLINE}, VehicleStatus.IDLE),
+            ({"availability": DriverAvailability.BUSY}, VehicleStatus.BUSY),
+            ({"availability": DriverAvailability.BUSY, "driving": True}, VehicleStatus.DRIVING),
+            ({"availability": DriverAvailability.BREAK}, VehicleStatus.BREAK),
+            ({"availability": DriverAvailability.OFFLINE}, VehicleStatus.OFFLINE),
+            ({"availability": DriverAvailability.ONLINE, "online": False}, VehicleStatus.OFFLINE),
+            (
+                {"availability": DriverAvailability.ONLINE, "maintenance": True},
+                VehicleStatus.MAINTENANCE,
+            ),
         ],
     )
     def test_driver(self, overrides: dict[str, object], expected: VehicleStatus) -> None:
