@@ -1,44 +1,40 @@
-"""Missions inside fleetd: plain dataclasses and the pure steps between API and store.
+"""Missions inside fleetd: plain dataclasses and the pure steps of resolving a request.
 
-- :func:`resolve_facility` and :func:`build_draft` turn a validated :class:`MissionCreate`
-  into a :class:`MissionDraft` (facility chosen, places looked up in the facility map,
-  request hashed for idempotency).
-- :class:`MissionRecord` and :class:`EventRecord` are rows as the store returns them;
-  :func:`to_public` and :func:`event_to_public` make the API shapes.
+- :func:`resolve_facility`, :func:`resolve_place` and :func:`check_route` resolve what a
+  caller asked for against the facility map (:class:`geo.facility.FacilitySpec`); a
+  :class:`MissionDraft` is the result, ready to insert. (The HTTP API's shapes and their
+  translation live with the API: :mod:`dispatcher.api.mission_mapping`.)
+- :class:`MissionRecord` and :class:`EventRecord` are rows as the store returns them.
 - :class:`Cursor` is the opaque keyset cursor of mission lists.
 
-No I/O here.
+No I/O here, and nothing from the edges (configuration, HTTP, storage).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from dispatcher.config import FacilitySettings, PlaceSettings
 from dispatcher.missions.errors import InvalidCursor, InvalidMission
 from dispatcher.missions.lifecycle import MissionEvent, MissionStatus, Priority
-from dispatcher.missions.models import (
-    LocationIn,
-    LocationPublic,
-    MissionCreate,
-    MissionEventPublic,
-    MissionPublic,
-    MissionWithTimeline,
-    PassengerPublic,
-    RequirementsPublic,
-    VehicleKindRequirement,
-    WindowPublic,
-    same_point,
-)
+from geo.facility import FacilitySpec, same_point
 
 # Values --------------------------------------------------------------------------------
+
+
+class VehicleKindRequirement(StrEnum):
+    """Which kind of vehicle may carry out a mission."""
+
+    ROBOT = "robot"
+    DRIVER = "driver"
+    ANY = "any"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +156,8 @@ class EventRecord:
 
 
 def resolve_facility(
-    facilities: list[FacilitySettings], ref: str | None, default: FacilitySettings | None
-) -> FacilitySettings:
+    facilities: Iterable[FacilitySpec], ref: str | None, default: FacilitySpec | None
+) -> FacilitySpec:
     """The facility ``ref`` names (its key, or its id as text); ``default`` when None.
 
     Raises :class:`InvalidMission` on field ``facility`` when nothing matches.
@@ -176,141 +172,25 @@ def resolve_facility(
     raise InvalidMission("facility", f"unknown facility {ref!r}")
 
 
-def find_place(facility: FacilitySettings, name: str) -> PlaceSettings | None:
-    """The place called ``name`` (exact match first, then case-insensitive if unambiguous)."""
-    for place in facility.places:
-        if place.name == name:
-            return place
-    folded = [p for p in facility.places if p.name.casefold() == name.casefold()]
-    return folded[0] if len(folded) == 1 else None
-
-
-def resolve_location(facility: FacilitySettings, loc: LocationIn, field_name: str) -> Location:
-    """A :class:`Location` for ``loc``: a place looked up in the facility, or the point as is.
+def resolve_place(facility: FacilitySpec, name: str, field_name: str) -> Location:
+    """The :class:`Location` of the place called ``name`` in ``facility``.
 
     Raises :class:`InvalidMission` on ``{field_name}.place`` for an unknown place.
     """
-    if loc.place is not None:
-        place = find_place(facility, loc.place)
-        if place is None:
-            known = ", ".join(repr(p.name) for p in facility.places) or "none"
-            raise InvalidMission(
-                f"{field_name}.place",
-                f"unknown place {loc.place!r} in facility {facility.key!r} (known: {known})",
-            )
-        return Location(lat=place.lat, lon=place.lon, place=place.name)
-    assert loc.lat is not None
-    assert loc.lon is not None
-    return Location(lat=loc.lat, lon=loc.lon)
+    place = facility.find_place(name)
+    if place is None:
+        known = ", ".join(repr(p.name) for p in facility.places) or "none"
+        raise InvalidMission(
+            f"{field_name}.place",
+            f"unknown place {name!r} in facility {facility.key!r} (known: {known})",
+        )
+    return Location(lat=place.lat, lon=place.lon, place=place.name)
 
 
-def request_hash(body: MissionCreate, facility_id: uuid.UUID) -> bytes:
-    """SHA-256 of the validated request (defaults filled in) and the facility it lands in.
-
-    Two requests with one idempotency key are "the same" when these hashes are equal.
-    """
-    doc = body.model_dump(mode="json")
-    doc["facility"] = str(facility_id)
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).digest()
-
-
-def build_draft(
-    body: MissionCreate,
-    facility: FacilitySettings,
-    *,
-    created_by: str,
-    idempotency_key: str | None,
-) -> MissionDraft:
-    """Resolve ``body`` against ``facility`` into a :class:`MissionDraft`.
-
-    Raises :class:`InvalidMission` for an unknown place (``pickup.place`` /
-    ``dropoff.place``) and for a dropoff at the pickup's point (``dropoff``).
-    """
-    pickup = resolve_location(facility, body.pickup, "pickup")
-    dropoff = resolve_location(facility, body.dropoff, "dropoff")
+def check_route(pickup: Location, dropoff: Location) -> None:
+    """A transport goes somewhere: :class:`InvalidMission` on ``dropoff`` if it is the pickup."""
     if same_point(pickup.lat, pickup.lon, dropoff.lat, dropoff.lon):
         raise InvalidMission("dropoff", "must differ from pickup (both are the same point)")
-    passenger = body.passenger
-    return MissionDraft(
-        facility_id=facility.id,
-        pickup=pickup,
-        dropoff=dropoff,
-        priority=body.priority,
-        window_start=body.window.start if body.window else None,
-        window_end=body.window.end if body.window else None,
-        requirements=body.requirements.model_dump(mode="json"),
-        passenger_ref=passenger.ref if passenger else None,
-        passenger_name=passenger.display_name if passenger else None,
-        notes=body.notes,
-        created_by=created_by,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash(body, facility.id),
-    )
-
-
-# Public shapes -------------------------------------------------------------------------
-
-
-def to_public(rec: MissionRecord) -> MissionPublic:
-    """The API shape of a mission row."""
-    return MissionPublic(**_public_fields(rec))
-
-
-def _public_fields(rec: MissionRecord) -> dict[str, Any]:
-    """The fields of :class:`MissionPublic` for ``rec``, shared by :func:`with_timeline`
-    (building the sub-models once rather than dumping and re-validating a MissionPublic)."""
-    window = (
-        WindowPublic(start=rec.window_start, end=rec.window_end)
-        if rec.window_start is not None and rec.window_end is not None
-        else None
-    )
-    req = rec.requirements
-    return dict(
-        id=rec.id,
-        facility_id=rec.facility_id,
-        status=rec.status,
-        priority=rec.priority,
-        pickup=LocationPublic(**rec.pickup.as_json()),
-        dropoff=LocationPublic(**rec.dropoff.as_json()),
-        window=window,
-        requirements=RequirementsPublic(
-            vehicle_kind=VehicleKindRequirement(req.get("vehicle_kind", "any")),
-            wheelchair_type=req.get("wheelchair_type"),
-            payload_kg=req.get("payload_kg"),
-        ),
-        passenger=(
-            PassengerPublic(ref=rec.passenger_ref, display_name=rec.passenger_name)
-            if rec.passenger_ref is not None
-            else None
-        ),
-        notes=rec.notes,
-        created_by=rec.created_by,
-        vehicle_id=rec.vehicle_id,
-        version=rec.version,
-        created_at=rec.created_at,
-        updated_at=rec.updated_at,
-        completed_at=rec.completed_at,
-    )
-
-
-def event_to_public(ev: EventRecord) -> MissionEventPublic:
-    """The API shape of a timeline entry."""
-    return MissionEventPublic(
-        seq=ev.seq,
-        event=ev.event,
-        from_status=ev.from_status,
-        to_status=ev.to_status,
-        vehicle_id=ev.vehicle_id,
-        actor=ev.actor,
-        details=ev.details,
-        at=ev.at,
-    )
-
-
-def with_timeline(rec: MissionRecord, events: list[EventRecord]) -> MissionWithTimeline:
-    """A mission and its timeline in one API shape."""
-    return MissionWithTimeline(**_public_fields(rec), timeline=[event_to_public(e) for e in events])
 
 
 # Cursor --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Pure mapping for the mission store: rows to dataclasses, and the shapes of audit details.
 
-No SQL here (that is :mod:`dispatcher.missions.store`), no I/O.
+No SQL here (that is :mod:`dispatcher.missions.store`), no I/O, and no database driver:
+a row is anything indexable by column name (:class:`Row`; asyncpg's records are).
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
-
-import asyncpg
+from typing import Any, Protocol
 
 from dispatcher.missions.domain import EventRecord, Location, MissionDraft, MissionRecord
 from dispatcher.missions.errors import MissionError, VersionConflict, WrongVehicle
 from dispatcher.missions.lifecycle import IllegalTransition, MissionEvent, MissionStatus, Priority
+
+
+class Row(Protocol):
+    """A result row read by column name (an ``asyncpg.Record`` is one)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def insert_args(d: MissionDraft) -> tuple[Any, ...]:
@@ -104,7 +109,7 @@ def location_from(doc: Mapping[str, Any]) -> Location:
     return Location(lat=float(doc["lat"]), lon=float(doc["lon"]), place=doc.get("place"))
 
 
-def mission_from_row(row: asyncpg.Record) -> MissionRecord:
+def mission_from_row(row: Row) -> MissionRecord:
     """A :class:`MissionRecord` from a ``missions`` row (the store's column list)."""
     return MissionRecord(
         id=row["id"],
@@ -128,7 +133,7 @@ def mission_from_row(row: asyncpg.Record) -> MissionRecord:
     )
 
 
-def event_from_row(row: asyncpg.Record) -> EventRecord:
+def event_from_row(row: Row) -> EventRecord:
     """An :class:`EventRecord` from a ``mission_events`` row."""
     return EventRecord(
         seq=row["seq"],

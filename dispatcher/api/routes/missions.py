@@ -6,7 +6,8 @@ caller's own only); cancelling needs ``mission_cancel_any`` or ``mission_cancel_
 changing priority needs ``mission_prioritize``. A mission of another facility, or another
 caller's mission for an own-only role, answers 404 as if it did not exist.
 
-Handlers stay thin: input shapes are :mod:`dispatcher.missions.models`, resolution is
+Handlers stay thin: input and output shapes are :mod:`dispatcher.api.mission_schemas`
+(translated by :mod:`dispatcher.api.mission_mapping`), resolution is
 :mod:`dispatcher.missions.domain`, every SQL statement is in :mod:`dispatcher.missions.store`.
 """
 
@@ -19,6 +20,15 @@ import structlog
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
 from dispatcher.api.deps import Principal, client_source, get_services, record_audit, require
+from dispatcher.api.mission_mapping import build_draft, to_public, with_timeline
+from dispatcher.api.mission_schemas import (
+    CancelRequest,
+    MissionCreate,
+    MissionPage,
+    MissionPublic,
+    MissionWithTimeline,
+    PriorityChange,
+)
 from dispatcher.api.problems import (
     CONFLICT,
     FORBIDDEN,
@@ -28,17 +38,9 @@ from dispatcher.api.problems import (
     problem_responses,
 )
 from dispatcher.auth.roles import Permission
-from dispatcher.config import FacilitySettings, Settings
+from dispatcher.config import Settings
 from dispatcher.logs import log_context
-from dispatcher.missions.domain import (
-    Actor,
-    Cursor,
-    Scope,
-    build_draft,
-    resolve_facility,
-    to_public,
-    with_timeline,
-)
+from dispatcher.missions.domain import Actor, Cursor, Scope, resolve_facility
 from dispatcher.missions.errors import (
     IdempotencyConflict,
     InvalidCursor,
@@ -48,15 +50,8 @@ from dispatcher.missions.errors import (
     WrongVehicle,
 )
 from dispatcher.missions.lifecycle import IllegalTransition, MissionEvent, MissionStatus, Priority
-from dispatcher.missions.models import (
-    CancelRequest,
-    MissionCreate,
-    MissionPage,
-    MissionPublic,
-    MissionWithTimeline,
-    PriorityChange,
-)
 from dispatcher.missions.store import MAX_PAGE, MissionStore
+from geo.facility import FacilitySpec
 
 log = structlog.get_logger(__name__)
 
@@ -137,11 +132,10 @@ def _mission_path(request: Request, mission_id: uuid.UUID) -> str:
     return template.format(mission_id=mission_id)
 
 
-def _own_facility(settings: Settings, principal: Principal) -> FacilitySettings | None:
-    facilities = settings.effective_facilities
+def _own_facility(settings: Settings, principal: Principal) -> FacilitySpec | None:
     if principal.facility_id is None:
-        return settings.default_facility
-    return next((f for f in facilities if f.id == principal.facility_id), None)
+        return settings.default_facility.spec
+    return next((f for f in settings.facility_specs if f.id == principal.facility_id), None)
 
 
 async def _transition(
@@ -205,7 +199,7 @@ async def create_mission(
     settings = services.settings
     try:
         facility = resolve_facility(
-            settings.effective_facilities, body.facility, _own_facility(settings, principal)
+            settings.facility_specs, body.facility, _own_facility(settings, principal)
         )
     except InvalidMission as exc:
         raise _invalid(exc) from exc

@@ -1,4 +1,4 @@
-"""Resolving create requests against the facility map, hashing them, and list cursors."""
+"""Resolving requests against the facility map (pure), and list cursors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from dispatcher.config import FacilitySettings
-from dispatcher.missions.domain import Cursor, build_draft, request_hash, resolve_facility
+from dispatcher.missions.domain import (
+    Cursor,
+    Location,
+    check_route,
+    resolve_facility,
+    resolve_place,
+)
 from dispatcher.missions.errors import InvalidCursor, InvalidMission
-from dispatcher.missions.models import MissionCreate
 
 FAC = FacilitySettings(
     key="north",
@@ -18,15 +23,11 @@ FAC = FacilitySettings(
     places=[
         {"name": "Ward A", "lat": 52.5218, "lon": 13.4061},
         {"name": "Radiology", "lat": 52.5209, "lon": 13.4095},
+        {"name": "lobby", "lat": 52.5201, "lon": 13.4052},
+        {"name": "Lobby", "lat": 52.5202, "lon": 13.4053},
     ],
-)
-OTHER = FacilitySettings(key="south", name="South Clinic")
-
-
-def _body(**kw: object) -> MissionCreate:
-    data: dict[str, object] = {"pickup": {"place": "Ward A"}, "dropoff": {"place": "Radiology"}}
-    data.update(kw)
-    return MissionCreate.model_validate(data)
+).spec
+OTHER = FacilitySettings(key="south", name="South Clinic").spec
 
 
 class TestResolveFacility:
@@ -52,45 +53,35 @@ class TestResolveFacility:
         assert exc.value.field == "facility"
 
 
-class TestBuildDraft:
-    def test_places_become_points(self) -> None:
-        """Place names resolve to their coordinates and keep the canonical name."""
-        draft = build_draft(
-            _body(pickup={"place": "ward a"}), FAC, created_by="u", idempotency_key=None
-        )
-        assert draft.pickup.place == "Ward A"
-        assert (draft.pickup.lat, draft.pickup.lon) == (52.5218, 13.4061)
-        assert draft.facility_id == FAC.id
+class TestResolvePlace:
+    def test_case_insensitive_when_unambiguous(self) -> None:
+        """A place is found by its name in any case, and keeps its canonical name."""
+        assert resolve_place(FAC, "RADIOLOGY", "pickup") == Location(52.5209, 13.4095, "Radiology")
+
+    def test_exact_name_wins_over_folded_ones(self) -> None:
+        """Two places differing in case only: the exact spelling decides."""
+        assert resolve_place(FAC, "Lobby", "pickup").lat == 52.5202
+        with pytest.raises(InvalidMission):
+            resolve_place(FAC, "LOBBY", "pickup")
 
     def test_unknown_place_names_the_field(self) -> None:
-        """An unknown place is refused on pickup.place (or dropoff.place), listing known ones."""
+        """An unknown place is refused on ``{field}.place``, listing the known ones."""
         with pytest.raises(InvalidMission) as exc:
-            build_draft(_body(dropoff={"place": "Mars"}), FAC, created_by="u", idempotency_key=None)
+            resolve_place(FAC, "Mars", "dropoff")
         assert exc.value.field == "dropoff.place"
         assert "Radiology" in exc.value.message
 
-    def test_place_and_its_own_point_are_the_same_location(self) -> None:
-        """A place as pickup and its coordinates as dropoff is refused on dropoff."""
+
+class TestCheckRoute:
+    def test_dropoff_at_the_pickup_is_refused(self) -> None:
+        """Within a centimetre is the same point: refused on dropoff."""
         with pytest.raises(InvalidMission) as exc:
-            build_draft(
-                _body(dropoff={"lat": 52.5218, "lon": 13.4061}),
-                FAC,
-                created_by="u",
-                idempotency_key=None,
-            )
+            check_route(Location(52.5, 13.4, "A"), Location(52.50000001, 13.4))
         assert exc.value.field == "dropoff"
 
-
-class TestRequestHash:
-    def test_equal_requests_hash_equal(self) -> None:
-        """Defaults written out or left away make the same request."""
-        assert request_hash(_body(), FAC.id) == request_hash(_body(priority="normal"), FAC.id)
-
-    def test_different_requests_hash_differently(self) -> None:
-        """Any difference in the body or the facility changes the hash."""
-        base = request_hash(_body(), FAC.id)
-        assert request_hash(_body(priority="high"), FAC.id) != base
-        assert request_hash(_body(), OTHER.id) != base
+    def test_distinct_points_pass(self) -> None:
+        """A dropoff a few metres away is a transport."""
+        check_route(Location(52.5, 13.4), Location(52.5001, 13.4))
 
 
 class TestCursor:

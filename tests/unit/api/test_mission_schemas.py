@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from dispatcher.api.mission_schemas import CancelRequest, MissionCreate, PriorityChange
 from dispatcher.missions.lifecycle import Priority
-from dispatcher.missions.models import CancelRequest, MissionCreate, PriorityChange
 
 NOW = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 

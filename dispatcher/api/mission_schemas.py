@@ -5,16 +5,15 @@ Every model refuses unknown fields. Errors name the field the way the client wro
 at it. Validation that depends on the clock (``window``) reads ``now`` from the
 validation context when one is given (tests), else the wall clock.
 
-Places are checked against the facility map later (:mod:`dispatcher.missions.domain`):
-the shape alone cannot know the facility's place names.
+Places are checked against the facility map later (:mod:`dispatcher.api.mission_mapping`
+with :mod:`dispatcher.missions.domain`): the shape alone cannot know the facility's place
+names. These shapes belong to the HTTP API; the missions domain never sees them.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -28,12 +27,12 @@ from pydantic import (
     model_validator,
 )
 
+from dispatcher.missions.domain import VehicleKindRequirement
 from dispatcher.missions.lifecycle import MissionEvent, MissionStatus, Priority
+from geo.facility import same_point
 
 #: How far ahead a requested pickup window may start.
 MAX_WINDOW_AHEAD = timedelta(days=7)
-#: Coordinates closer than this (degrees, ~1 cm) are the same point.
-SAME_POINT_DEG = 1e-7
 
 
 def _no_nul(value: str) -> str:
@@ -71,14 +70,6 @@ def _now(info: ValidationInfo) -> datetime:
         if isinstance(now, datetime):
             return now
     return datetime.now(UTC)
-
-
-class VehicleKindRequirement(StrEnum):
-    """Which kind of vehicle may carry out a mission."""
-
-    ROBOT = "robot"
-    DRIVER = "driver"
-    ANY = "any"
 
 
 # Requests ------------------------------------------------------------------------------
@@ -123,13 +114,6 @@ class LocationIn(_In):
         assert other.lat is not None
         assert other.lon is not None
         return same_point(self.lat, self.lon, other.lat, other.lon)
-
-
-def same_point(lat1: float, lon1: float, lat2: float, lon2: float) -> bool:
-    """True when two coordinates are the same point (within :data:`SAME_POINT_DEG`)."""
-    return math.isclose(lat1, lat2, abs_tol=SAME_POINT_DEG) and math.isclose(
-        lon1, lon2, abs_tol=SAME_POINT_DEG
-    )
 
 
 class WindowIn(_In):
