@@ -18,7 +18,7 @@ demo: ## run the daemon, 20 simulated robots and 5 drivers, and a live status ta
 test: ## lint, type checks and the whole test suite against real services
 	@bash scripts/test.sh
 
-check: ## lint and type checks only (no services needed)
+check: ## lint, type and import-contract checks only (no services needed)
 	@bash scripts/test.sh --check
 
 bench: setup ## run the benchmarks (benchmarks/run_all.sh)
@@ -29,5 +29,5 @@ bench: setup ## run the benchmarks (benchmarks/run_all.sh)
 	fi
 
 clean: ## remove caches and demo run files (keeps .venv)
-	rm -rf .run .mypy_cache .ruff_cache .pytest_cache .hypothesis build
+	rm -rf .run .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache build
 	find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Lint, type-check and test fleetd against the real services (what `make test` and CI run).
 #
-#   scripts/test.sh                 setup, ruff, mypy, the whole pytest suite
+#   scripts/test.sh                 setup, ruff, mypy, import contracts, the whole pytest suite
 #   scripts/test.sh -k mission -x   the same; arguments go to pytest
-#   scripts/test.sh --check         lint and type checks only (no services, no database)
+#   scripts/test.sh --check         lint, type and import checks only (no services, no database)
 #
 # Every step runs even when an earlier one fails, so one run shows every problem; the exit
 # status is non-zero if any step failed. Formatting is not enforced (ruff format is not run).
@@ -41,6 +41,8 @@ step() {
 
 step ruff "$VENV/bin/ruff" check .
 step mypy "$VENV/bin/mypy" dispatcher fleet geo protocols sim
+# The architecture's import rules (.importlinter): the core imports no edge, no cycles.
+step imports "$VENV/bin/lint-imports" --no-cache --no-logo
 
 if [ "$check_only" = 0 ]; then
     printf '\n==> pytest: pytest -q -p no:cacheprovider %s\n' "$*"
