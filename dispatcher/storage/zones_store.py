@@ -11,9 +11,9 @@ Two halves:
   ``is_valid``: no self-intersection, holes inside their shell, ...). It returns the
   geometry as 2-D GeoJSON (an altitude, which GeoJSON allows, is dropped: the column is
   2-D). Errors name the offending member (``body.geometry.coordinates[0][2]``).
-- :class:`ZoneStore`: every SQL statement on ``zones``. Writes take an ``audit`` callback
-  building the :class:`~dispatcher.audit.log.AuditEntry` of the change, appended in the
-  same transaction (so the zone and its audit row commit together).
+- :class:`ZoneStore`: every SQL statement on ``zones``. Writes run on the caller's
+  connection when given one (``conn=``), so the application layer (:mod:`dispatcher.ops`)
+  can commit a zone and its audit row in one transaction.
 
 Geometry goes in through ``ST_GeomFromGeoJSON`` and comes out through ``ST_AsGeoJSON``;
 containment (:meth:`ZoneStore.covering`) is PostGIS ``ST_Covers`` on the geography, which
@@ -23,10 +23,11 @@ millimetres) and counts points on the boundary as inside.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -37,7 +38,7 @@ import shapely
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
-from dispatcher.audit.log import AuditEntry, append_audit
+from dispatcher.storage.db import Conn
 
 #: Most positions (over all rings) one zone may have.
 MAX_VERTICES: Final = 10_000
@@ -195,8 +196,6 @@ class ZoneNameTaken(Exception):
         super().__init__(f"a zone named {name!r} already exists in this facility")
 
 
-AuditFor = Callable[[ZoneRecord], AuditEntry]
-
 _COLS = (
     "id, facility_id, name, kind, ST_AsGeoJSON(area)::json AS geometry, speed_limit_mps, "
     "created_by, created_at, updated_at, deleted_at"
@@ -270,28 +269,31 @@ class ZoneStore:
         row = await self._pool.fetchrow(_FACILITY, ref)
         return None if row is None else FacilityRef(row["id"], row["key"])
 
-    async def create(self, draft: ZoneDraft, audit: AuditFor) -> ZoneRecord:
-        """Insert a zone and its audit row in one transaction.
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A connection in a transaction, for writes that must commit with something else."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def create(self, draft: ZoneDraft, *, conn: Conn | None = None) -> ZoneRecord:
+        """Insert a zone (on ``conn`` when given, inside the caller's transaction).
 
         Raises :class:`ZoneNameTaken` when a live zone of the facility has the name.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                row = await conn.fetchrow(
-                    _INSERT,
-                    draft.facility_id,
-                    draft.name,
-                    draft.kind.value,
-                    json.dumps(draft.geometry, separators=(",", ":")),
-                    draft.speed_limit_mps,
-                    draft.created_by,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                raise ZoneNameTaken(draft.name) from exc
-            assert row is not None
-            zone = _record(row)
-            await append_audit(cast(asyncpg.Connection, conn), audit(zone))
-        return zone
+        try:
+            row = await (conn or self._pool).fetchrow(
+                _INSERT,
+                draft.facility_id,
+                draft.name,
+                draft.kind.value,
+                json.dumps(draft.geometry, separators=(",", ":")),
+                draft.speed_limit_mps,
+                draft.created_by,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise ZoneNameTaken(draft.name) from exc
+        assert row is not None
+        return _record(row)
 
     async def get(self, zone_id: uuid.UUID, facility_id: uuid.UUID | None) -> ZoneRecord | None:
         """A live zone; None if unknown, deleted, or not in ``facility_id`` (None = any)."""
@@ -318,21 +320,21 @@ class ZoneStore:
         return [_record(r) for r in rows]
 
     async def soft_delete(
-        self, zone_id: uuid.UUID, facility_id: uuid.UUID | None, audit: AuditFor
+        self, zone_id: uuid.UUID, facility_id: uuid.UUID | None, *, conn: Conn | None = None
     ) -> ZoneRecord | None:
-        """Mark a live zone deleted and audit it (``audit`` gets the zone *before*).
+        """Mark a live zone deleted and return it as it was before.
 
-        None (nothing changed, nothing audited) when there is no such live zone in
-        ``facility_id`` (None = any facility).
+        None (nothing changed) when there is no such live zone in ``facility_id`` (None =
+        any facility). Without ``conn`` it runs in a transaction of its own.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_GET + " FOR UPDATE", zone_id, facility_id)
-            if row is None:
-                return None
-            before = _record(row)
-            await conn.execute(_SOFT_DELETE, zone_id)
-            await append_audit(cast(asyncpg.Connection, conn), audit(before))
-        return before
+        if conn is None:
+            async with self.transaction() as own:
+                return await self.soft_delete(zone_id, facility_id, conn=own)
+        row = await conn.fetchrow(_GET + " FOR UPDATE", zone_id, facility_id)
+        if row is None:
+            return None
+        await conn.execute(_SOFT_DELETE, zone_id)
+        return _record(row)
 
     async def covering(
         self, zone_id: uuid.UUID, points: Sequence[tuple[uuid.UUID, float, float]]
