@@ -30,7 +30,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from dispatcher.missions import lifecycle
-from dispatcher.missions.changes import check_arguments, plan_change
+from dispatcher.missions.changes import Change, check_arguments, plan_change
 from dispatcher.missions.domain import (
     Actor,
     Cursor,
@@ -419,6 +419,12 @@ class MissionStore:
         )
         if change is None:
             return TransitionResult(mission=before, event=None)
+        return await self._write(conn, before, ev, change, actor)
+
+    async def _write(
+        self, conn: Conn, before: MissionRecord, ev: MissionEvent, change: Change, actor: Actor
+    ) -> TransitionResult:
+        """Write the planned ``change``: the mission row, then its event."""
         step = change.step
         try:
             row = await conn.fetchrow(
@@ -430,7 +436,7 @@ class MissionStore:
                 step.to_status.is_final,
             )
         except asyncpg.ForeignKeyViolationError as exc:
-            raise InvalidMission("vehicle_id", f"unknown vehicle {vehicle_id}") from exc
+            raise InvalidMission("vehicle_id", f"unknown vehicle {change.vehicle_id}") from exc
         assert row is not None  # locked above
         after = mission_from_row(row)
         recorded = await _insert_event(

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from dispatcher.audit.log import AuditEntry
 from dispatcher.auth.roles import Permission
 from dispatcher.config import FacilitySettings
 from dispatcher.missions.domain import Cursor, EventRecord, MissionDraft, MissionRecord, Scope
@@ -251,16 +252,7 @@ class MissionOps:
                 facility_id = before.facility_id
                 result = await self._store.apply(conn, before, ev, actor=caller.actor(), **changes)
                 if result.event is not None and caller.audited:
-                    row = audit.entry(
-                        caller,
-                        action=action_of(ev),
-                        **resource(mission_id),
-                        success=True,
-                        facility_id=result.mission.facility_id,
-                        reason=reason,
-                        details=change_details(ev, result.event.seq, before, result.mission),
-                    )
-                    await audit.append(conn, row)
+                    await audit.append(conn, _changed_row(caller, ev, before, result, reason))
         except (MissionNotFound, IllegalTransition, VersionConflict, WrongVehicle) as exc:
             refused = MissionRefused(refusal_of(exc), mission_id, exc)
             log.info(
@@ -292,3 +284,23 @@ class MissionOps:
             )
             await audit.record(self._pool, row)
         return refusal.refused
+
+
+def _changed_row(
+    caller: Caller,
+    event: MissionEvent,
+    before: MissionRecord,
+    result: TransitionResult,
+    reason: str | None,
+) -> AuditEntry:
+    """The audit row of an applied transition."""
+    assert result.event is not None
+    return audit.entry(
+        caller,
+        action=action_of(event),
+        **resource(before.id),
+        success=True,
+        facility_id=result.mission.facility_id,
+        reason=reason,
+        details=change_details(event, result.event.seq, before, result.mission),
+    )
