@@ -171,6 +171,8 @@ class CreateResult:
     mission: MissionRecord
     #: False when this was a replay of an idempotent request (HTTP 200 rather than 201).
     created: bool
+    #: The ``created`` event's seq (None for a replay).
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,15 +236,7 @@ class MissionStore:
             ) from exc
         if row is None:
             return await self._replay(conn, draft)
-        mission = mission_from_row(row)
-        log.info(
-            "mission.created",
-            mission_id=str(mission.id),
-            facility_id=str(mission.facility_id),
-            priority=mission.priority.value,
-            seq=row["event_seq"],
-        )
-        return CreateResult(mission=mission, created=True)
+        return CreateResult(mission=mission_from_row(row), created=True, seq=row["event_seq"])
 
     async def _replay(self, conn: Conn, draft: MissionDraft) -> CreateResult:
         assert draft.idempotency_key is not None  # ON CONFLICT only fires with a key
@@ -446,14 +440,6 @@ class MissionStore:
             vehicle_id=change.event_vehicle_id,
             actor=actor,
             details=change.details,
-        )
-        log.info(
-            "mission.transition",
-            mission_id=str(after.id),
-            mission_event=ev.value,
-            from_status=recorded.from_status,
-            to_status=recorded.to_status.value,
-            seq=recorded.seq,
         )
         return TransitionResult(mission=after, event=recorded)
 

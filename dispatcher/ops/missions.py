@@ -39,6 +39,7 @@ from dispatcher.ops import audit
 from dispatcher.ops.caller import Caller
 from dispatcher.ops.mission_audit import (
     MissionRefusal,
+    TransitionError,
     action_of,
     change_details,
     refusal_details,
@@ -166,6 +167,14 @@ class MissionOps:
             )
         except InvalidMission as exc:
             return MissionRefused(MissionRefusal.INVALID, error=exc)
+        if result.created:
+            log.info(
+                "mission.created",
+                mission_id=str(result.mission.id),
+                facility_id=str(result.mission.facility_id),
+                priority=result.mission.priority.value,
+                seq=result.seq,
+            )
         return result
 
     # Transitions ------------------------------------------------------------------------
@@ -254,19 +263,37 @@ class MissionOps:
                 if result.event is not None and caller.audited:
                     await audit.append(conn, _changed_row(caller, ev, before, result, reason))
         except (MissionNotFound, IllegalTransition, VersionConflict, WrongVehicle) as exc:
-            refused = MissionRefused(refusal_of(exc), mission_id, exc)
-            log.info(
-                "mission.transition_refused",
-                mission_id=str(mission_id),
-                mission_event=ev.value,
-                reason=refused.reason.value,
-            )
-            return await self._refuse(
-                caller, _Refusal(refused, action_of(ev), facility_id, refusal_details(ev, exc))
-            )
+            return await self._transition_refused(caller, ev, mission_id, facility_id, exc)
         except InvalidMission as exc:
             return MissionRefused(MissionRefusal.INVALID, mission_id, exc)
+        if result.event is not None:
+            log.info(
+                "mission.transition",
+                mission_id=str(mission_id),
+                mission_event=ev.value,
+                from_status=result.event.from_status,
+                to_status=result.event.to_status.value,
+                seq=result.event.seq,
+            )
         return result
+
+    async def _transition_refused(
+        self,
+        caller: Caller,
+        event: MissionEvent,
+        mission_id: uuid.UUID,
+        facility_id: uuid.UUID | None,
+        exc: TransitionError,
+    ) -> MissionRefused:
+        refused = MissionRefused(refusal_of(exc), mission_id, exc)
+        log.info(
+            "mission.transition_refused",
+            mission_id=str(mission_id),
+            mission_event=event.value,
+            reason=refused.reason.value,
+        )
+        details = refusal_details(event, exc)
+        return await self._refuse(caller, _Refusal(refused, action_of(event), facility_id, details))
 
     # Refusals ---------------------------------------------------------------------------
 
