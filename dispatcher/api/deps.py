@@ -1,4 +1,4 @@
-"""FastAPI dependencies: services, the authenticated :class:`Principal`, and audit helpers.
+"""FastAPI dependencies: services, the authenticated :class:`Principal`, and the operations.
 
 Routes declare what they need with ``require``::
 
@@ -12,32 +12,19 @@ Routes declare what they need with ``require``::
 ``require(a, b)`` passes when the principal has *any* of the permissions. A missing,
 unknown, expired or revoked token gets 401 (with ``WWW-Authenticate: Bearer``), a role
 without the permission 403; both are problem documents and both write an ``auth.denied``
-audit row. Facility isolation is the route's job: check ``principal.sees_facility(...)``
-and answer 404 (not 403) for another facility's resources, so their existence is not
-revealed.
+audit row (through :class:`dispatcher.ops.access.AccessOps`).
 
-For audit rows of mutations, build the actor fields with :func:`audit_fields`::
-
-    async with services.pool.acquire() as conn, conn.transaction():
-        ...  # the change
-        await append_audit(conn, AuditEntry(
-            action="mission.cancel", resource_type="mission", resource_id=str(mission_id),
-            success=True, details={"old": {"status": old}, "new": {"status": "cancelled"}},
-            **audit_fields(principal, request, facility_id=mission.facility_id),
-        ))
-
-and :func:`record_audit` for refused mutations (the transaction rolled back) or actions
-that change nothing in Postgres (vehicle commands).
+A route then calls one operation of :mod:`dispatcher.ops` with :func:`caller` (the
+principal and the client address) and turns its outcome into a response. Facility
+isolation, permissions in detail and every audit row are the operation's business.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypedDict
+from collections.abc import Awaitable, Callable
 
-import structlog
 from fastapi import Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
@@ -46,25 +33,32 @@ from prometheus_client import Counter
 from starlette.types import Scope
 
 from dispatcher.api.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
-from dispatcher.audit.log import AuditEntry, write_audit
 from dispatcher.auth.principal import Principal
 from dispatcher.auth.roles import Permission
 from dispatcher.auth.tokens import DenyReason, TokenCache, lookup
+from dispatcher.ops.access import AccessOps, Denial
+from dispatcher.ops.caller import Caller
+from dispatcher.ops.missions import MissionOps
+from dispatcher.ops.vehicles import VehicleOps
+from dispatcher.ops.zone_stop import ZoneStopOps
+from dispatcher.ops.zones import ZoneOps
 from dispatcher.services import Services
 
 __all__ = [
-    "AuditActor",
     "Principal",
-    "audit_fields",
+    "access_ops",
+    "caller",
     "client_source",
     "get_services",
     "get_token_cache",
-    "record_audit",
+    "mission_ops",
     "require",
     "route_template",
+    "vehicle_ops",
+    "zone_ops",
+    "zone_stop_ops",
 ]
 
-log = structlog.get_logger(__name__)
 
 AUTH_DENIED = Counter(
     "fleetd_api_auth_denied_total",
@@ -98,54 +92,31 @@ def client_source(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
 
-class AuditActor(TypedDict):
-    """The who/where fields of an :class:`AuditEntry`, from :func:`audit_fields`."""
-
-    actor_token_id: uuid.UUID
-    actor_role: str
-    source: str | None
-    facility_id: uuid.UUID | None
+def caller(principal: Principal, request: Request) -> Caller:
+    """The operations' :class:`Caller` for an authenticated request."""
+    return Caller.api(principal, client_source(request))
 
 
-def audit_fields(
-    principal: Principal, request: Request, *, facility_id: uuid.UUID | None = None
-) -> AuditActor:
-    """Actor fields for ``AuditEntry(**audit_fields(...), action=..., ...)``.
-
-    ``facility_id`` should be the affected resource's facility; it defaults to the
-    principal's (None for an admin token).
-    """
-    return AuditActor(
-        actor_token_id=principal.token_id,
-        actor_role=principal.role.value,
-        source=client_source(request),
-        facility_id=facility_id if facility_id is not None else principal.facility_id,
-    )
+def mission_ops(request: Request) -> MissionOps:
+    return MissionOps(get_services(request).pool)
 
 
-async def record_audit(
-    request: Request,
-    principal: Principal,
-    *,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    success: bool,
-    details: Mapping[str, Any] | None = None,
-    reason: str | None = None,
-    facility_id: uuid.UUID | None = None,
-) -> int:
-    """Write one audit row in a transaction of its own and return its id."""
-    entry = AuditEntry(
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        success=success,
-        details=dict(details or {}),
-        reason=reason,
-        **audit_fields(principal, request, facility_id=facility_id),
-    )
-    return await write_audit(get_services(request).pool, entry)
+def zone_ops(request: Request) -> ZoneOps:
+    return ZoneOps(get_services(request).pool)
+
+
+def vehicle_ops(request: Request) -> VehicleOps:
+    services = get_services(request)
+    return VehicleOps(services.pool, services.fleet, services.commander)
+
+
+def zone_stop_ops(request: Request) -> ZoneStopOps:
+    services = get_services(request)
+    return ZoneStopOps(services.pool, services.fleet, services.commander)
+
+
+def access_ops(request: Request) -> AccessOps:
+    return AccessOps(get_services(request).pool)
 
 
 def route_template(scope: Scope) -> str | None:
@@ -177,7 +148,7 @@ def _route_label(request: Request) -> str:
     return f"{request.method} {route_template(request.scope) or request.url.path}"
 
 
-async def _audit_denied(
+async def _deny(
     request: Request,
     *,
     reason: str,
@@ -186,29 +157,18 @@ async def _audit_denied(
     principal: Principal | None = None,
 ) -> None:
     AUTH_DENIED.labels(reason).inc()
-    entry = AuditEntry(
-        action="auth.denied",
-        resource_type="route",
-        resource_id=_route_label(request),
-        success=False,
+    source = client_source(request)
+    denial = Denial(
         reason=reason,
-        facility_id=principal.facility_id if principal else None,
-        actor_token_id=principal.token_id if principal else token_id,
-        actor_role=principal.role.value if principal else None,
-        source=client_source(request),
-        details={"method": request.method, "path": request.url.path, "required": sorted(required)},
+        route=_route_label(request),
+        method=request.method,
+        path=request.url.path,
+        required=required,
+        source=source,
+        token_id=token_id,
+        caller=Caller.api(principal, source) if principal is not None else None,
     )
-    log.info(
-        "auth.denied",
-        reason=reason,
-        route=entry.resource_id,
-        token_id=str(entry.actor_token_id) if entry.actor_token_id else None,
-        source=entry.source,
-    )
-    try:
-        await write_audit(get_services(request).pool, entry)
-    except Exception:  # the refusal stands even when it cannot be recorded
-        log.exception("audit.write_failed", action=entry.action, reason=reason)
+    await access_ops(request).denied(denial)
 
 
 def _unauthorized(reason: DenyReason) -> ProblemError:
@@ -254,18 +214,16 @@ class _Authorize(SecurityBase):
         scheme, secret = get_authorization_scheme_param(authorization)
         if not (authorization and scheme and secret) or scheme.lower() != "bearer":
             reason = DenyReason.MALFORMED if authorization else DenyReason.MISSING
-            await _audit_denied(request, reason=reason.value, required=needed)
+            await _deny(request, reason=reason.value, required=needed)
             raise _unauthorized(reason)
         result = await lookup(get_services(request).pool, secret, cache=get_token_cache(request))
         principal = result.principal
         if principal is None:
             reason = result.reason or DenyReason.UNKNOWN
-            await _audit_denied(
-                request, reason=reason.value, required=needed, token_id=result.token_id
-            )
+            await _deny(request, reason=reason.value, required=needed, token_id=result.token_id)
             raise _unauthorized(reason)
         if not any(principal.can(p) for p in needed):
-            await _audit_denied(request, reason="forbidden", required=needed, principal=principal)
+            await _deny(request, reason="forbidden", required=needed, principal=principal)
             raise ProblemError(
                 403,
                 "Forbidden",

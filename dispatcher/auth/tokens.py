@@ -30,6 +30,7 @@ import structlog
 
 from dispatcher.auth.principal import Principal
 from dispatcher.auth.roles import Role
+from dispatcher.storage.db import Conn
 
 log = structlog.get_logger(__name__)
 
@@ -149,7 +150,7 @@ class TokenCache:
 
 
 async def create_token(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | Conn,
     *,
     role: Role,
     facility_id: uuid.UUID | None,
@@ -197,7 +198,7 @@ async def create_token(
 
 
 async def revoke_token(
-    pool: asyncpg.Pool, token_id: uuid.UUID, *, cache: TokenCache | None = None
+    pool: asyncpg.Pool | Conn, token_id: uuid.UUID, *, cache: TokenCache | None = None
 ) -> bool:
     """Revoke a token; True when it was active (False: unknown or already revoked).
 

@@ -1,15 +1,19 @@
 """``fleetd token``: create, revoke and list API tokens (directly in Postgres, no daemon).
 
-``token create`` is how the first admin token comes to exist, so it needs no token itself:
-it migrates the database and syncs the configured facilities first, so it works on a fresh
-machine. The secret is printed once, as the last word of the output, and never stored.
+Creating and revoking are operations of :mod:`dispatcher.ops.tokens` (audited, with the
+local user as ``source``). ``token create`` is how the first admin token comes to exist, so
+it needs no token itself: it migrates the database and syncs the configured facilities
+first, so it works on a fresh machine. The secret is printed once, as the last word of the
+output, and never stored.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import os
 import re
 import sys
 import uuid
@@ -20,10 +24,12 @@ from typing import Any, TypeVar
 import asyncpg
 
 from dispatcher.auth.roles import ROLE_DESCRIPTIONS, Role
-from dispatcher.auth.tokens import TokenError, create_token, list_tokens, revoke_token
+from dispatcher.auth.tokens import list_tokens
 from dispatcher.cli.api_client import quiet_logging
 from dispatcher.cli.common import settings_from_args
 from dispatcher.config import Settings
+from dispatcher.ops.caller import Caller
+from dispatcher.ops.tokens import TokenCreated, TokenOps, TokenRefused, TokenSpec
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -113,6 +119,15 @@ def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]])
     return asyncio.run(main())
 
 
+def operator() -> Caller:
+    """The person running this command, as the audit log records them."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        user = f"uid{os.getuid()}"
+    return Caller.operator(user)
+
+
 def _fail(message: str, code: int) -> int:
     print(f"fleetd token: {message}", file=sys.stderr)
     return code
@@ -151,21 +166,22 @@ def _create(args: argparse.Namespace) -> int:
     from dispatcher.storage.fleet_store import sync_facilities
     from dispatcher.storage.migrate import apply_migrations
 
-    async def work(pool: asyncpg.Pool) -> tuple[uuid.UUID, str, str]:
+    async def work(pool: asyncpg.Pool) -> tuple[TokenCreated | TokenRefused, str]:
         await sync_facilities(pool, settings.effective_facilities)
         facility_id, label = await resolve_facility(pool, settings, role, args.facility)
-        token_id, secret = await create_token(
-            pool, role=role, facility_id=facility_id, name=args.name, expires_at=expires_at
-        )
-        return token_id, secret, label
+        spec = TokenSpec(role=role, facility_id=facility_id, name=args.name, expires_at=expires_at)
+        return await TokenOps(pool).create(operator(), spec), label
 
     try:
         asyncio.run(apply_migrations(settings.database.dsn))
-        token_id, secret, label = _with_pool(settings, work)
-    except (UsageError, TokenError) as exc:
+        outcome, label = _with_pool(settings, work)
+    except UsageError as exc:
         return _fail(str(exc), 2)
     except StorageError as exc:
         return _fail(str(exc), 1)
+    if isinstance(outcome, TokenRefused):
+        return _fail(outcome.message, 2)
+    token_id, secret = outcome.token_id, outcome.secret
     expires = expires_at.isoformat(timespec="seconds") if expires_at else "never"
     print(f"token id {token_id} role {role.value} facility {label} expires {expires}")
     print("Keep the secret below: it is shown only once (set FLEETD_TOKEN to use it).")
@@ -183,13 +199,13 @@ def _revoke(args: argparse.Namespace) -> int:
     from dispatcher.storage.errors import StorageError
 
     try:
-        revoked = _with_pool(settings, lambda pool: revoke_token(pool, token_id))
+        outcome = _with_pool(settings, lambda pool: TokenOps(pool).revoke(operator(), token_id))
     except StorageError as exc:
         return _fail(str(exc), 1)
     except asyncpg.UndefinedTableError:
         return _fail("the database has no tokens yet (run `fleetd migrate`)", 1)
-    if not revoked:
-        return _fail(f"no active token {token_id} (unknown or already revoked)", 1)
+    if isinstance(outcome, TokenRefused):
+        return _fail(outcome.message, 1)
     print(f"revoked {token_id} (a running daemon refuses it within a few seconds)")
     return 0
 

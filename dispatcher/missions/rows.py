@@ -1,4 +1,4 @@
-"""Pure mapping for the mission store: rows to dataclasses, and the shapes of audit details.
+"""Pure mapping for the mission store: rows to dataclasses (audit shapes: dispatcher.ops).
 
 No SQL here (that is :mod:`dispatcher.missions.store`), no I/O, and no database driver:
 a row is anything indexable by column name (:class:`Row`; asyncpg's records are).
@@ -14,8 +14,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from dispatcher.missions.domain import EventRecord, Location, MissionDraft, MissionRecord
-from dispatcher.missions.errors import MissionError, VersionConflict, WrongVehicle
-from dispatcher.missions.lifecycle import IllegalTransition, MissionEvent, MissionStatus, Priority
+from dispatcher.missions.lifecycle import MissionEvent, MissionStatus, Priority
 
 
 class Row(Protocol):
@@ -47,45 +46,6 @@ def insert_args(d: MissionDraft) -> tuple[Any, ...]:
         d.idempotency_key,
         d.request_hash,
     )
-
-
-def audit_action(ev: MissionEvent) -> str:
-    """The audit action of an event: ``mission.cancel``, ``mission.prioritize``, ..."""
-    if ev is MissionEvent.CANCELLED:
-        return "mission.cancel"
-    if ev is MissionEvent.PRIORITY_CHANGED:
-        return "mission.prioritize"
-    return f"mission.{ev.value}"
-
-
-def refusal_reason(exc: MissionError | IllegalTransition) -> str:
-    """The audit ``reason`` of a refused transition."""
-    if isinstance(exc, IllegalTransition):
-        return "illegal_transition"
-    if isinstance(exc, VersionConflict):
-        return "version_conflict"
-    if isinstance(exc, WrongVehicle):
-        return "wrong_vehicle"
-    return "not_found"
-
-
-def refusal_details(exc: MissionError | IllegalTransition) -> dict[str, Any]:
-    """Audit details of a refused transition (what the mission was at)."""
-    if isinstance(exc, IllegalTransition):
-        return {"status": exc.status.value}
-    if isinstance(exc, VersionConflict):
-        return {"expected_version": exc.expected, "version": exc.actual}
-    return {}
-
-
-def snapshot(m: MissionRecord) -> dict[str, Any]:
-    """The fields of a mission that transitions change (for audit old/new)."""
-    return {
-        "status": m.status.value,
-        "priority": m.priority.value,
-        "vehicle_id": str(m.vehicle_id) if m.vehicle_id else None,
-        "version": m.version,
-    }
 
 
 def _json_default(value: Any) -> Any:

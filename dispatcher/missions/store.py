@@ -2,36 +2,35 @@
 
 Every change follows one pattern: lock the mission row (``FOR UPDATE``), ask the pure
 lifecycle (:mod:`dispatcher.missions.lifecycle`) what the event leads to, then UPDATE the
-mission, INSERT its event and (for API callers) append the audit row, all in ONE
-transaction. A refused change (illegal transition, stale version, unknown mission)
-changes nothing; for API callers the refusal is audited in a small transaction of its own.
+mission and INSERT its event, in ONE transaction. A refused change (illegal transition,
+stale version, unknown mission) changes nothing. The store writes no audit rows: the
+application layer (:mod:`dispatcher.ops.missions`) opens the transaction with
+:meth:`MissionStore.transaction`, calls :meth:`~MissionStore.insert` or
+:meth:`~MissionStore.lock` and :meth:`~MissionStore.apply` on it and appends the audit
+row to the same transaction.
 
 Facility isolation: every read and write takes a :class:`~dispatcher.missions.domain.Scope`
 and filters by it; a mission outside the scope does not exist for the caller.
 
-The daemon's own tasks (the dispatch engine) use the same functions with
-``Actor.system(...)`` and ``Scope.everything()``::
-
-    store = MissionStore(pool)
-    for mission in await store.pending_queue(facility_id, limit=50):
-        await store.transition(mission.id, MissionEvent.ASSIGNED, actor=Actor.system("planner"),
-                               vehicle_id=vehicle.id, expected_version=mission.version)
+:meth:`MissionStore.create` and :meth:`MissionStore.transition` do one change in a
+transaction of their own, unaudited (tests, and reads of the queue by the daemon's own
+tasks); operations go through :mod:`dispatcher.ops.missions`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
-from dispatcher.audit.log import AuditEntry, append_audit
 from dispatcher.missions import lifecycle
-from dispatcher.missions.changes import check_arguments, plan_change
+from dispatcher.missions.changes import Change, check_arguments, plan_change
 from dispatcher.missions.domain import (
     Actor,
     Cursor,
@@ -44,25 +43,18 @@ from dispatcher.missions.errors import (
     IdempotencyConflict,
     InvalidMission,
     MissionNotFound,
-    VersionConflict,
-    WrongVehicle,
 )
 from dispatcher.missions.lifecycle import (
-    IllegalTransition,
     MissionEvent,
     MissionStatus,
     Priority,
 )
 from dispatcher.missions.rows import (
-    audit_action,
     event_from_row,
     event_from_values,
     insert_args,
     jsonable,
     mission_from_row,
-    refusal_details,
-    refusal_reason,
-    snapshot,
 )
 
 log = structlog.get_logger(__name__)
@@ -179,6 +171,8 @@ class CreateResult:
     mission: MissionRecord
     #: False when this was a replay of an idempotent request (HTTP 200 rather than 201).
     created: bool
+    #: The ``created`` event's seq (None for a replay).
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +200,21 @@ class MissionStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A connection in a transaction, for a change and what commits with it."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
     # Create -----------------------------------------------------------------------------
 
     async def create(self, draft: MissionDraft, actor: Actor) -> CreateResult:
-        """Insert a mission and its ``created`` event (and audit row) in one transaction.
+        """:meth:`insert` in a transaction of its own (no audit row)."""
+        async with self.transaction() as conn:
+            return await self.insert(conn, draft, actor)
+
+    async def insert(self, conn: Conn, draft: MissionDraft, actor: Actor) -> CreateResult:
+        """Insert a mission and its ``created`` event, inside ``conn``'s transaction.
 
         With an idempotency key already used by the same creator in the same facility:
         the same request returns the existing mission (``created=False``); a different
@@ -217,58 +222,21 @@ class MissionStore:
         the database) raises :class:`InvalidMission` on ``facility``.
         """
         first = lifecycle.initial()
-        async with self._pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    row = await conn.fetchrow(
-                        _INSERT_WITH_EVENT,
-                        *insert_args(draft),
-                        first.event.value,
-                        first.to_status.value,
-                        actor.subject,
-                    )
-                    if row is None:
-                        return await self._replay(conn, draft)
-                    mission = mission_from_row(row)
-                    event_seq: int = row["event_seq"]
-                    if actor.audited:
-                        await _audit(
-                            conn,
-                            actor,
-                            action="mission.create",
-                            mission_id=mission.id,
-                            facility_id=mission.facility_id,
-                            success=True,
-                            details={
-                                "new": snapshot(mission),
-                                "idempotency_key": draft.idempotency_key,
-                            },
-                        )
-            except IdempotencyConflict as exc:
-                if actor.audited:
-                    await _audit(
-                        conn,
-                        actor,
-                        action="mission.create",
-                        mission_id=exc.mission_id,
-                        facility_id=draft.facility_id,
-                        success=False,
-                        reason="idempotency_conflict",
-                        details={"idempotency_key": draft.idempotency_key},
-                    )
-                raise
-            except asyncpg.ForeignKeyViolationError as exc:
-                raise InvalidMission(
-                    "facility", "this facility is not provisioned in the database"
-                ) from exc
-        log.info(
-            "mission.created",
-            mission_id=str(mission.id),
-            facility_id=str(mission.facility_id),
-            priority=mission.priority.value,
-            seq=event_seq,
-        )
-        return CreateResult(mission=mission, created=True)
+        try:
+            row = await conn.fetchrow(
+                _INSERT_WITH_EVENT,
+                *insert_args(draft),
+                first.event.value,
+                first.to_status.value,
+                actor.subject,
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise InvalidMission(
+                "facility", "this facility is not provisioned in the database"
+            ) from exc
+        if row is None:
+            return await self._replay(conn, draft)
+        return CreateResult(mission=mission_from_row(row), created=True, seq=row["event_seq"])
 
     async def _replay(self, conn: Conn, draft: MissionDraft) -> CreateResult:
         assert draft.idempotency_key is not None  # ON CONFLICT only fires with a key
@@ -379,7 +347,46 @@ class MissionStore:
         details: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
     ) -> TransitionResult:
-        """Apply ``event`` to a mission: row, event and audit row in one transaction.
+        """:meth:`lock` and :meth:`apply` in a transaction of their own (no audit row).
+
+        Raises :class:`MissionNotFound` (missing or outside ``scope``) and whatever
+        :meth:`apply` raises; in every case nothing changes.
+        """
+        async with self.transaction() as conn:
+            before = await self.lock(conn, mission_id, scope or Scope.everything())
+            if before is None:
+                raise MissionNotFound(mission_id)
+            return await self.apply(
+                conn,
+                before,
+                event,
+                actor=actor,
+                vehicle_id=vehicle_id,
+                priority=priority,
+                reason=reason,
+                details=details,
+                expected_version=expected_version,
+            )
+
+    async def lock(self, conn: Conn, mission_id: uuid.UUID, scope: Scope) -> MissionRecord | None:
+        """The mission, locked until ``conn``'s transaction ends; None outside ``scope``."""
+        row = await conn.fetchrow(_LOCK, mission_id, scope.facility_id, scope.created_by)
+        return None if row is None else mission_from_row(row)
+
+    async def apply(
+        self,
+        conn: Conn,
+        before: MissionRecord,
+        event: MissionEvent,
+        *,
+        actor: Actor,
+        vehicle_id: uuid.UUID | None = None,
+        priority: Priority | None = None,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+    ) -> TransitionResult:
+        """Apply ``event`` to the :meth:`lock` ed mission ``before``: row and event.
 
         ``vehicle_id`` is required for ``assigned``, ``reassigned`` and ``offered`` (the
         vehicle concerned); for other events it is optional and, when the mission has a
@@ -388,80 +395,13 @@ class MissionStore:
         and records nothing. ``expected_version`` guards against concurrent changes
         (:class:`VersionConflict`).
 
-        Raises :class:`MissionNotFound` (missing or outside ``scope``),
-        :class:`IllegalTransition`, :class:`VersionConflict`, :class:`WrongVehicle`;
-        in every case nothing changes. ``ValueError`` for a call that misses a
-        required argument (a programming error, not audited).
+        Raises :class:`IllegalTransition`, :class:`VersionConflict`, :class:`WrongVehicle`
+        before writing anything; :class:`InvalidMission` for an unknown vehicle (the
+        transaction is then aborted). ``ValueError`` for a call that misses a required
+        argument (a programming error).
         """
         ev = MissionEvent(event)
         check_arguments(ev, vehicle_id=vehicle_id, priority=priority)
-        scope = scope or Scope.everything()
-        async with self._pool.acquire() as conn:
-            facility_id = scope.facility_id
-            try:
-                async with conn.transaction():
-                    row = await conn.fetchrow(
-                        _LOCK, mission_id, scope.facility_id, scope.created_by
-                    )
-                    if row is None:
-                        raise MissionNotFound(mission_id)
-                    before = mission_from_row(row)
-                    facility_id = before.facility_id
-                    result = await self._apply(
-                        conn,
-                        before,
-                        ev,
-                        actor=actor,
-                        vehicle_id=vehicle_id,
-                        priority=priority,
-                        reason=reason,
-                        details=details,
-                        expected_version=expected_version,
-                    )
-            except (MissionNotFound, IllegalTransition, VersionConflict, WrongVehicle) as exc:
-                log.info(
-                    "mission.transition_refused",
-                    mission_id=str(mission_id),
-                    mission_event=ev.value,
-                    reason=refusal_reason(exc),
-                )
-                if actor.audited:
-                    await _audit(
-                        conn,
-                        actor,
-                        action=audit_action(ev),
-                        mission_id=mission_id,
-                        facility_id=facility_id,
-                        success=False,
-                        reason=refusal_reason(exc),
-                        details={"event": ev.value, "error": str(exc), **refusal_details(exc)},
-                    )
-                raise
-        if result.event is not None:
-            log.info(
-                "mission.transition",
-                mission_id=str(mission_id),
-                mission_event=ev.value,
-                from_status=result.event.from_status,
-                to_status=result.event.to_status.value,
-                seq=result.event.seq,
-            )
-        return result
-
-    async def _apply(
-        self,
-        conn: Conn,
-        before: MissionRecord,
-        ev: MissionEvent,
-        *,
-        actor: Actor,
-        vehicle_id: uuid.UUID | None,
-        priority: Priority | None,
-        reason: str | None,
-        details: Mapping[str, Any] | None,
-        expected_version: int | None,
-    ) -> TransitionResult:
-        """Inside the transaction, with the row locked: decide (pure), then write."""
         change = plan_change(
             before,
             ev,
@@ -473,6 +413,12 @@ class MissionStore:
         )
         if change is None:
             return TransitionResult(mission=before, event=None)
+        return await self._write(conn, before, ev, change, actor)
+
+    async def _write(
+        self, conn: Conn, before: MissionRecord, ev: MissionEvent, change: Change, actor: Actor
+    ) -> TransitionResult:
+        """Write the planned ``change``: the mission row, then its event."""
         step = change.step
         try:
             row = await conn.fetchrow(
@@ -484,7 +430,7 @@ class MissionStore:
                 step.to_status.is_final,
             )
         except asyncpg.ForeignKeyViolationError as exc:
-            raise InvalidMission("vehicle_id", f"unknown vehicle {vehicle_id}") from exc
+            raise InvalidMission("vehicle_id", f"unknown vehicle {change.vehicle_id}") from exc
         assert row is not None  # locked above
         after = mission_from_row(row)
         recorded = await _insert_event(
@@ -495,22 +441,6 @@ class MissionStore:
             actor=actor,
             details=change.details,
         )
-        if actor.audited:
-            await _audit(
-                conn,
-                actor,
-                action=audit_action(ev),
-                mission_id=after.id,
-                facility_id=after.facility_id,
-                success=True,
-                reason=reason,
-                details={
-                    "event": ev.value,
-                    "seq": recorded.seq,
-                    "old": snapshot(before),
-                    "new": snapshot(after),
-                },
-            )
         return TransitionResult(mission=after, event=recorded)
 
 
@@ -542,30 +472,3 @@ async def _insert_event(
         raise InvalidMission("vehicle_id", f"unknown vehicle {vehicle_id}") from exc
     assert row is not None
     return event_from_row(row)
-
-
-async def _audit(
-    conn: Conn,
-    actor: Actor,
-    *,
-    action: str,
-    mission_id: uuid.UUID,
-    facility_id: uuid.UUID | None,
-    success: bool,
-    details: Mapping[str, Any],
-    reason: str | None = None,
-) -> None:
-    entry = AuditEntry(
-        action=action,
-        resource_type="mission",
-        resource_id=str(mission_id),
-        success=success,
-        facility_id=facility_id,
-        actor_token_id=actor.token_id,
-        actor_role=actor.role,
-        source=actor.source,
-        details=details,
-        reason=reason,
-    )
-    # append_audit is typed for a plain Connection; a pool's proxy behaves the same.
-    await append_audit(cast(asyncpg.Connection, conn), entry)

@@ -5,9 +5,9 @@ kind: ``service_area``, ``no_go``, ``charging`` or ``slow`` (with ``speed_limit_
 Zones are soft-deleted (``deleted_at``); a name is unique among a facility's live zones.
 
 Geometry is checked before it gets here (:func:`geo.zones.validate_geometry`, pure).
-:class:`ZoneStore` holds every SQL statement on ``zones``. Writes take an ``audit`` callback
-building the :class:`~dispatcher.audit.log.AuditEntry` of the change, appended in the
-same transaction (so the zone and its audit row commit together).
+:class:`ZoneStore` holds every SQL statement on ``zones``. Writes run on the caller's
+connection when given one (``conn=``), so the application layer (:mod:`dispatcher.ops`)
+can commit a zone and its audit row in one transaction.
 
 Geometry goes in through ``ST_GeomFromGeoJSON`` and comes out through ``ST_AsGeoJSON``;
 containment (:meth:`ZoneStore.covering`) is PostGIS ``ST_Covers`` on the geography, which
@@ -17,16 +17,17 @@ millimetres) and counts points on the boundary as inside.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 
-from dispatcher.audit.log import AuditEntry, append_audit
+from dispatcher.storage.db import Conn
 from geo.zones import ZoneKind
 
 # Storage ----------------------------------------------------------------------------------
@@ -84,8 +85,6 @@ class ZoneNameTaken(Exception):
         self.name = name
         super().__init__(f"a zone named {name!r} already exists in this facility")
 
-
-AuditFor = Callable[[ZoneRecord], AuditEntry]
 
 _COLS = (
     "id, facility_id, name, kind, ST_AsGeoJSON(area)::json AS geometry, speed_limit_mps, "
@@ -160,28 +159,31 @@ class ZoneStore:
         row = await self._pool.fetchrow(_FACILITY, ref)
         return None if row is None else FacilityRef(row["id"], row["key"])
 
-    async def create(self, draft: ZoneDraft, audit: AuditFor) -> ZoneRecord:
-        """Insert a zone and its audit row in one transaction.
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A connection in a transaction, for writes that must commit with something else."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def create(self, draft: ZoneDraft, *, conn: Conn | None = None) -> ZoneRecord:
+        """Insert a zone (on ``conn`` when given, inside the caller's transaction).
 
         Raises :class:`ZoneNameTaken` when a live zone of the facility has the name.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                row = await conn.fetchrow(
-                    _INSERT,
-                    draft.facility_id,
-                    draft.name,
-                    draft.kind.value,
-                    json.dumps(draft.geometry, separators=(",", ":")),
-                    draft.speed_limit_mps,
-                    draft.created_by,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                raise ZoneNameTaken(draft.name) from exc
-            assert row is not None
-            zone = _record(row)
-            await append_audit(cast(asyncpg.Connection, conn), audit(zone))
-        return zone
+        try:
+            row = await (conn or self._pool).fetchrow(
+                _INSERT,
+                draft.facility_id,
+                draft.name,
+                draft.kind.value,
+                json.dumps(draft.geometry, separators=(",", ":")),
+                draft.speed_limit_mps,
+                draft.created_by,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise ZoneNameTaken(draft.name) from exc
+        assert row is not None
+        return _record(row)
 
     async def get(self, zone_id: uuid.UUID, facility_id: uuid.UUID | None) -> ZoneRecord | None:
         """A live zone; None if unknown, deleted, or not in ``facility_id`` (None = any)."""
@@ -208,21 +210,21 @@ class ZoneStore:
         return [_record(r) for r in rows]
 
     async def soft_delete(
-        self, zone_id: uuid.UUID, facility_id: uuid.UUID | None, audit: AuditFor
+        self, zone_id: uuid.UUID, facility_id: uuid.UUID | None, *, conn: Conn | None = None
     ) -> ZoneRecord | None:
-        """Mark a live zone deleted and audit it (``audit`` gets the zone *before*).
+        """Mark a live zone deleted and return it as it was before.
 
-        None (nothing changed, nothing audited) when there is no such live zone in
-        ``facility_id`` (None = any facility).
+        None (nothing changed) when there is no such live zone in ``facility_id`` (None =
+        any facility). Without ``conn`` it runs in a transaction of its own.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_GET + " FOR UPDATE", zone_id, facility_id)
-            if row is None:
-                return None
-            before = _record(row)
-            await conn.execute(_SOFT_DELETE, zone_id)
-            await append_audit(cast(asyncpg.Connection, conn), audit(before))
-        return before
+        if conn is None:
+            async with self.transaction() as own:
+                return await self.soft_delete(zone_id, facility_id, conn=own)
+        row = await conn.fetchrow(_GET + " FOR UPDATE", zone_id, facility_id)
+        if row is None:
+            return None
+        await conn.execute(_SOFT_DELETE, zone_id)
+        return _record(row)
 
     async def covering(
         self, zone_id: uuid.UUID, points: Sequence[tuple[uuid.UUID, float, float]]

@@ -40,7 +40,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
-from dispatcher.api.deps import Principal, get_services, record_audit, require
+from dispatcher.api.deps import Principal, access_ops, caller, get_services, require
 from dispatcher.api.problems import (
     FORBIDDEN,
     UNAVAILABLE,
@@ -49,6 +49,7 @@ from dispatcher.api.problems import (
     problem_responses,
 )
 from dispatcher.auth.roles import Permission
+from dispatcher.ops.access import StreamRefusal, StreamRefused
 from dispatcher.storage.db import CONNECT_ERRORS
 from dispatcher.storage.event_stream import (
     ALL_KINDS,
@@ -60,7 +61,6 @@ from dispatcher.storage.event_stream import (
     StreamEvent,
     Subscription,
 )
-from dispatcher.storage.zones_store import ZoneStore
 
 log = structlog.get_logger(__name__)
 
@@ -237,28 +237,17 @@ def _resume_id(last_event_id: str | None, after: int | None) -> tuple[int, str] 
 async def _facility_filter(
     request: Request, principal: Principal, facility: str | None
 ) -> uuid.UUID | None:
-    if facility is None or facility == "":
-        return principal.facility_id
-    fac = await ZoneStore(get_services(request).pool).facility(facility)
-    if fac is None:
+    scope = await access_ops(request).event_scope(caller(principal, request), facility)
+    if not isinstance(scope, StreamRefused):
+        return scope
+    if scope.reason is StreamRefusal.UNKNOWN_FACILITY:
         raise _invalid("query.facility", f"unknown facility {facility!r}")
-    if not principal.sees_facility(fac.id):
-        await record_audit(
-            request,
-            principal,
-            action="events.stream",
-            resource_type="facility",
-            resource_id=str(fac.id),
-            success=False,
-            reason="other_facility",
-        )
-        raise ProblemError(
-            403,
-            "Forbidden",
-            "This token sees the events of its own facility only.",
-            type=FORBIDDEN,
-        )
-    return fac.id
+    raise ProblemError(
+        403,
+        "Forbidden",
+        "This token sees the events of its own facility only.",
+        type=FORBIDDEN,
+    )
 
 
 # Route -----------------------------------------------------------------------------------

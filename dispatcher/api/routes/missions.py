@@ -8,7 +8,9 @@ caller's mission for an own-only role, answers 404 as if it did not exist.
 
 Handlers stay thin: input and output shapes are :mod:`dispatcher.api.mission_schemas`
 (translated by :mod:`dispatcher.api.mission_mapping`), resolution is
-:mod:`dispatcher.missions.domain`, every SQL statement is in :mod:`dispatcher.missions.store`.
+:mod:`dispatcher.missions.domain`; each route calls one operation of
+:mod:`dispatcher.ops.missions` (which checks, changes, stores and audits) and turns its
+outcome into a response or a problem document.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
-from dispatcher.api.deps import Principal, client_source, get_services, record_audit, require
+from dispatcher.api.deps import Principal, caller, get_services, mission_ops, require
 from dispatcher.api.mission_mapping import build_draft, to_public, with_timeline
 from dispatcher.api.mission_schemas import (
     CancelRequest,
@@ -40,17 +42,16 @@ from dispatcher.api.problems import (
 from dispatcher.auth.roles import Permission
 from dispatcher.config import Settings
 from dispatcher.logs import log_context
-from dispatcher.missions.domain import Actor, Cursor, Scope, resolve_facility
+from dispatcher.missions.domain import Cursor, resolve_facility
 from dispatcher.missions.errors import (
     IdempotencyConflict,
     InvalidCursor,
     InvalidMission,
-    MissionNotFound,
     VersionConflict,
-    WrongVehicle,
 )
-from dispatcher.missions.lifecycle import IllegalTransition, MissionEvent, MissionStatus, Priority
-from dispatcher.missions.store import MAX_PAGE, MissionStore
+from dispatcher.missions.lifecycle import IllegalTransition, MissionStatus, Priority
+from dispatcher.missions.store import MAX_PAGE, TransitionResult
+from dispatcher.ops.missions import MissionRefusal, MissionRefused
 from geo.facility import FacilitySpec
 
 log = structlog.get_logger(__name__)
@@ -64,22 +65,6 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 
 # Helpers -------------------------------------------------------------------------------
-
-
-def _store(request: Request) -> MissionStore:
-    return MissionStore(get_services(request).pool)
-
-
-def _actor(principal: Principal, request: Request) -> Actor:
-    return Actor.api(
-        principal.subject, principal.token_id, principal.role.value, client_source(request)
-    )
-
-
-def _view_scope(principal: Principal) -> Scope:
-    """Missions the principal may see: its facility; only its own without view_all."""
-    own = None if principal.can(P.MISSION_VIEW_ALL) else principal.subject
-    return Scope(facility_id=principal.facility_id, created_by=own)
 
 
 def _invalid(exc: InvalidMission | InvalidCursor, field: str | None = None) -> ProblemError:
@@ -98,7 +83,12 @@ def _not_found(mission_id: uuid.UUID) -> ProblemError:
     return ProblemError(404, "Not Found", f"No mission {mission_id}.", type=NOT_FOUND)
 
 
-def _conflict(exc: IllegalTransition | VersionConflict | WrongVehicle) -> ProblemError:
+def _refused(refused: MissionRefused, principal: Principal) -> ProblemError:
+    """The problem document of a refused transition, cancel or priority change."""
+    exc = refused.error
+    reason = refused.reason
+    if reason is MissionRefusal.NOT_FOUND and refused.mission_id is not None:
+        return _not_found(refused.mission_id)
     if isinstance(exc, IllegalTransition):
         return ProblemError(
             409,
@@ -115,7 +105,21 @@ def _conflict(exc: IllegalTransition | VersionConflict | WrongVehicle) -> Proble
         return ProblemError(
             409, "Version conflict", str(exc), type=CONFLICT, extra={"version": exc.actual}
         )
-    return ProblemError(409, "Wrong vehicle", str(exc), type=CONFLICT)
+    if reason is MissionRefusal.WRONG_VEHICLE:
+        return ProblemError(409, "Wrong vehicle", str(exc), type=CONFLICT)
+    if isinstance(exc, InvalidMission):
+        return _invalid(exc)
+    if reason is MissionRefusal.NOT_OWNER:
+        detail = f"Role {principal.role.value!r} may cancel only the missions it created."
+    else:
+        detail = f"Role {principal.role.value!r} may not do this."
+    return ProblemError(403, "Forbidden", detail, type=FORBIDDEN)
+
+
+def _changed(outcome: TransitionResult | MissionRefused, principal: Principal) -> MissionPublic:
+    if isinstance(outcome, MissionRefused):
+        raise _refused(outcome, principal)
+    return to_public(outcome.mission)
 
 
 def _mission_path(request: Request, mission_id: uuid.UUID) -> str:
@@ -136,32 +140,6 @@ def _own_facility(settings: Settings, principal: Principal) -> FacilitySpec | No
     if principal.facility_id is None:
         return settings.default_facility.spec
     return next((f for f in settings.facility_specs if f.id == principal.facility_id), None)
-
-
-async def _transition(
-    request: Request,
-    principal: Principal,
-    mission_id: uuid.UUID,
-    event: MissionEvent,
-    *,
-    scope: Scope,
-    priority: Priority | None = None,
-    reason: str | None = None,
-) -> MissionPublic:
-    try:
-        result = await _store(request).transition(
-            mission_id,
-            event,
-            actor=_actor(principal, request),
-            scope=scope,
-            priority=priority,
-            reason=reason,
-        )
-    except MissionNotFound as exc:
-        raise _not_found(mission_id) from exc
-    except (IllegalTransition, VersionConflict, WrongVehicle) as exc:
-        raise _conflict(exc) from exc
-    return to_public(result.mission)
 
 
 # Routes --------------------------------------------------------------------------------
@@ -195,53 +173,52 @@ async def create_mission(
 
     The same ``Idempotency-Key`` with a different body is refused with 409.
     """
-    services = get_services(request)
-    settings = services.settings
+    settings = get_services(request).settings
     try:
         facility = resolve_facility(
             settings.facility_specs, body.facility, _own_facility(settings, principal)
         )
     except InvalidMission as exc:
         raise _invalid(exc) from exc
-    if not principal.sees_facility(facility.id):
-        await record_audit(
-            request,
-            principal,
-            action="mission.create",
-            resource_type="mission",
-            resource_id=None,
-            success=False,
-            reason="other_facility",
-            details={"facility": facility.key},
-        )
-        raise ProblemError(
-            403,
-            "Forbidden",
-            f"This token may not create missions in facility {facility.key!r}.",
-            type=FORBIDDEN,
-        )
-    try:
-        draft = build_draft(
+    outcome = await mission_ops(request).create(
+        caller(principal, request),
+        facility,
+        lambda: build_draft(
             body, facility, created_by=principal.subject, idempotency_key=idempotency_key
-        )
-        result = await _store(request).create(draft, _actor(principal, request))
-    except InvalidMission as exc:
-        raise _invalid(exc) from exc
-    except IdempotencyConflict as exc:
-        raise ProblemError(
+        ),
+    )
+    if isinstance(outcome, MissionRefused):
+        raise _create_refused(outcome, principal, facility)
+    mission = outcome.mission
+    response.status_code = 201 if outcome.created else 200
+    response.headers["Location"] = _mission_path(request, mission.id)
+    if not outcome.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return to_public(mission)
+
+
+def _create_refused(
+    refused: MissionRefused, principal: Principal, facility: FacilitySpec
+) -> ProblemError:
+    if isinstance(refused.error, InvalidMission):
+        return _invalid(refused.error)
+    if isinstance(refused.error, IdempotencyConflict):
+        return ProblemError(
             409,
             "Idempotency key reused",
             "This Idempotency-Key was used before with a different request body; "
             "use a new key for a new request.",
             type=CONFLICT,
-            extra={"mission_id": str(exc.mission_id)},
-        ) from exc
-    mission = result.mission
-    response.status_code = 201 if result.created else 200
-    response.headers["Location"] = _mission_path(request, mission.id)
-    if not result.created:
-        response.headers["Idempotent-Replayed"] = "true"
-    return to_public(mission)
+            extra={"mission_id": str(refused.error.mission_id)},
+        )
+    if refused.reason is MissionRefusal.OTHER_FACILITY:
+        return ProblemError(
+            403,
+            "Forbidden",
+            f"This token may not create missions in facility {facility.key!r}.",
+            type=FORBIDDEN,
+        )
+    return _refused(refused, principal)
 
 
 @router.get(
@@ -266,8 +243,8 @@ async def list_missions(
         after = Cursor.decode(cursor) if cursor is not None else None
     except InvalidCursor as exc:
         raise _invalid(exc) from exc
-    page = await _store(request).list_missions(
-        _view_scope(principal),
+    page = await mission_ops(request).list(
+        caller(principal, request),
         statuses=status or (),
         priorities=priority or (),
         vehicle_id=vehicle_id,
@@ -293,7 +270,7 @@ async def get_mission(
 ) -> MissionWithTimeline:
     """The mission with every event that happened to it, oldest first."""
     with log_context(mission_id=str(mission_id)):
-        found = await _store(request).get_with_timeline(mission_id, _view_scope(principal))
+        found = await mission_ops(request).get(caller(principal, request), mission_id)
         if found is None:
             raise _not_found(mission_id)
         mission, events = found
@@ -319,33 +296,10 @@ async def cancel_mission(
     """
     reason = body.reason if body is not None else None
     with log_context(mission_id=str(mission_id)):
-        may_cancel_any = principal.can(P.MISSION_CANCEL_ANY)
-        if not may_cancel_any:
-            seen = await _store(request).get(mission_id, _view_scope(principal))
-            if seen is not None and seen.created_by != principal.subject:
-                await record_audit(
-                    request,
-                    principal,
-                    action="mission.cancel",
-                    resource_type="mission",
-                    resource_id=str(mission_id),
-                    success=False,
-                    reason="not_owner",
-                    facility_id=seen.facility_id,
-                )
-                raise ProblemError(
-                    403,
-                    "Forbidden",
-                    f"Role {principal.role.value!r} may cancel only the missions it created.",
-                    type=FORBIDDEN,
-                )
-        scope = Scope(
-            facility_id=principal.facility_id,
-            created_by=None if may_cancel_any else principal.subject,
+        outcome = await mission_ops(request).cancel(
+            caller(principal, request), mission_id, reason=reason
         )
-        return await _transition(
-            request, principal, mission_id, MissionEvent.CANCELLED, scope=scope, reason=reason
-        )
+        return _changed(outcome, principal)
 
 
 @router.post(
@@ -362,12 +316,7 @@ async def change_priority(
 ) -> MissionPublic:
     """Set the priority of a mission that is not final; setting the current one is a no-op."""
     with log_context(mission_id=str(mission_id)):
-        return await _transition(
-            request,
-            principal,
-            mission_id,
-            MissionEvent.PRIORITY_CHANGED,
-            scope=Scope(facility_id=principal.facility_id),
-            priority=body.priority,
-            reason=body.reason,
+        outcome = await mission_ops(request).prioritize(
+            caller(principal, request), mission_id, body.priority, reason=body.reason
         )
+        return _changed(outcome, principal)

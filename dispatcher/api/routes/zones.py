@@ -9,9 +9,8 @@ facilities) names the facility of a new zone with ``facility`` in the body or th
 Geometry is GeoJSON (RFC 7946: ``[longitude, latitude]``), a ``Polygon`` or
 ``MultiPolygon``; it is checked by :func:`geo.zones.validate_geometry`
 (closed rings of at least 4 positions, coordinates in range, at most 10,000 positions,
-valid for GEOS/shapely) and stored as PostGIS geography. Creation and deletion write an
-audit row in the same transaction (deletion records the zone as it was); refusals are
-audited too.
+valid for GEOS/shapely) and stored as PostGIS geography. Creation and deletion are
+operations of :mod:`dispatcher.ops.zones`, which audits them (refusals too).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from dispatcher.api.deps import Principal, audit_fields, get_services, record_audit, require
+from dispatcher.api.deps import Principal, caller, get_services, require, zone_ops
 from dispatcher.api.problems import (
     CONFLICT,
     FORBIDDEN,
@@ -42,10 +41,10 @@ from dispatcher.api.schemas import (
     decode_cursor,
     encode_cursor,
 )
-from dispatcher.audit.log import AuditEntry
 from dispatcher.auth.roles import Permission
-from dispatcher.storage.zones_store import ZoneDraft, ZoneNameTaken, ZoneRecord, ZoneStore
-from geo.zones import GeometryError, ZoneKind, validate_geometry
+from dispatcher.ops.zones import FacilityInput, ZoneRefusal, ZoneRefused, ZoneRequest
+from dispatcher.storage.zones_store import ZoneRecord, ZoneStore
+from geo.zones import ZoneKind
 
 log = structlog.get_logger(__name__)
 
@@ -209,43 +208,28 @@ async def _facility_id(store: ZoneStore, ref: str, field: str) -> uuid.UUID:
     return fac.id
 
 
-async def _target_facility(
-    request: Request,
-    store: ZoneStore,
-    principal: Principal,
-    body_ref: str | None,
-    query_ref: str | None,
-) -> uuid.UUID:
-    """The facility a new zone goes to; 422 when unnamed or unknown, 403 for another's."""
-    if body_ref is not None and query_ref is not None:
-        body_id = await _facility_id(store, body_ref, "body.facility")
-        if body_id != await _facility_id(store, query_ref, "query.facility"):
-            raise _invalid("body.facility", "names another facility than ?facility=")
-        target = body_id
-    elif body_ref is not None or query_ref is not None:
-        field = "body.facility" if body_ref is not None else "query.facility"
-        ref = body_ref if body_ref is not None else query_ref
-        assert ref is not None
-        target = await _facility_id(store, ref, field)
-    elif principal.facility_id is not None:
-        return principal.facility_id
+def _facility_inputs(body_ref: str | None, query_ref: str | None) -> list[FacilityInput]:
+    inputs = []
+    if body_ref is not None:
+        inputs.append(FacilityInput("body.facility", body_ref, "body.facility"))
+    if query_ref is not None:
+        inputs.append(FacilityInput("query.facility", query_ref, "?facility="))
+    return inputs
+
+
+def _zone_refused(refused: ZoneRefused, zone_id: uuid.UUID | None = None) -> ProblemError:
+    reason = refused.reason
+    if reason is ZoneRefusal.NOT_FOUND and zone_id is not None:
+        return not_found(zone_id)
+    if reason is ZoneRefusal.NAME_TAKEN:
+        return ProblemError(409, "Zone name taken", refused.message or "", type=CONFLICT)
+    if reason in (ZoneRefusal.INVALID, ZoneRefusal.INVALID_GEOMETRY):
+        return _invalid(refused.field or "body", refused.message or "invalid")
+    if reason is ZoneRefusal.OTHER_FACILITY:
+        detail = "This token may not create zones in that facility."
     else:
-        raise _invalid("body.facility", "required: this token covers every facility; name one")
-    if not principal.sees_facility(target):
-        await record_audit(
-            request,
-            principal,
-            action="zone.create",
-            resource_type="zone",
-            resource_id=None,
-            success=False,
-            reason="other_facility",
-            details={"facility_id": str(target)},
-        )
-        raise ProblemError(
-            403, "Forbidden", "This token may not create zones in that facility.", type=FORBIDDEN
-        )
-    return target
+        detail = "This token may not change zones."
+    return ProblemError(403, "Forbidden", detail, type=FORBIDDEN)
 
 
 # Routes --------------------------------------------------------------------------------
@@ -330,66 +314,18 @@ async def create_zone(
     An invalid geometry answers 422 naming ``body.geometry`` (or the exact ring or
     position) and GEOS's reason, e.g. ``invalid Polygon: Self-intersection[0.5 0.5]``.
     """
-    store = zone_store(request)
-    target = await _target_facility(request, store, principal, body.facility, facility)
-    try:
-        geometry = validate_geometry(body.geometry.model_dump(exclude={"bbox"}))
-    except GeometryError as exc:
-        await record_audit(
-            request,
-            principal,
-            action="zone.create",
-            resource_type="zone",
-            resource_id=None,
-            success=False,
-            reason="invalid_geometry",
-            details={"name": body.name, "field": exc.field, "message": exc.message},
-            facility_id=target,
-        )
-        raise _invalid(exc.field, exc.message) from exc
-    draft = ZoneDraft(
-        facility_id=target,
+    zone_request = ZoneRequest(
         name=body.name,
         kind=body.kind,
-        geometry=geometry,
+        geometry=body.geometry.model_dump(exclude={"bbox"}),
         speed_limit_mps=body.speed_limit_mps,
-        created_by=principal.subject,
+        facilities=_facility_inputs(body.facility, facility),
     )
-
-    def audit(zone: ZoneRecord) -> AuditEntry:
-        return AuditEntry(
-            action="zone.create",
-            resource_type="zone",
-            resource_id=str(zone.id),
-            success=True,
-            details={"new": zone.summary()},
-            **audit_fields(principal, request, facility_id=zone.facility_id),
-        )
-
-    try:
-        zone = await store.create(draft, audit)
-    except ZoneNameTaken as exc:
-        await record_audit(
-            request,
-            principal,
-            action="zone.create",
-            resource_type="zone",
-            resource_id=None,
-            success=False,
-            reason="name_taken",
-            details={"name": body.name},
-            facility_id=target,
-        )
-        raise ProblemError(409, "Zone name taken", str(exc), type=CONFLICT) from exc
-    log.info(
-        "zone.created",
-        zone_id=str(zone.id),
-        facility_id=str(zone.facility_id),
-        kind=zone.kind.value,
-        vertices=_vertices(zone.geometry),
-    )
-    response.headers["Location"] = request.app.url_path_for("get_zone", zone_id=str(zone.id))
-    return ZonePublic.from_record(zone)
+    outcome = await zone_ops(request).create(caller(principal, request), zone_request)
+    if isinstance(outcome, ZoneRefused):
+        raise _zone_refused(outcome)
+    response.headers["Location"] = request.app.url_path_for("get_zone", zone_id=str(outcome.id))
+    return ZonePublic.from_record(outcome)
 
 
 @router.delete(
@@ -405,37 +341,10 @@ async def delete_zone(
     principal: Principal = Depends(require(Permission.ZONE_MANAGE)),
 ) -> Response:
     """Mark a zone deleted (204); the audit row keeps the zone as it was. 404 if not live."""
-
-    def audit(before: ZoneRecord) -> AuditEntry:
-        return AuditEntry(
-            action="zone.delete",
-            resource_type="zone",
-            resource_id=str(zone_id),
-            success=True,
-            details={"old": before.summary()},
-            **audit_fields(principal, request, facility_id=before.facility_id),
-        )
-
-    before = await zone_store(request).soft_delete(zone_id, principal.facility_id, audit)
-    if before is None:
-        await record_audit(
-            request,
-            principal,
-            action="zone.delete",
-            resource_type="zone",
-            resource_id=str(zone_id),
-            success=False,
-            reason="not_found",
-        )
-        raise not_found(zone_id)
-    log.info("zone.deleted", zone_id=str(zone_id), facility_id=str(before.facility_id))
+    outcome = await zone_ops(request).delete(caller(principal, request), zone_id)
+    if isinstance(outcome, ZoneRefused):
+        raise _zone_refused(outcome, zone_id)
     return Response(status_code=204)
-
-
-def _vertices(geometry: dict[str, Any]) -> int:
-    coords = geometry.get("coordinates") or []
-    polygons = [coords] if geometry.get("type") == "Polygon" else coords
-    return sum(len(ring) for poly in polygons for ring in poly)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Pure helpers of dispatcher.api.deps: route templates, audit actor fields, require()."""
+"""Pure helpers of dispatcher.api.deps: route templates, the operations' caller, require()."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 from fastapi import Request
 from starlette.routing import Route
 
-from dispatcher.api.deps import audit_fields, require, route_template
-from dispatcher.audit.log import AuditEntry
+from dispatcher.api.deps import caller, require, route_template
 from dispatcher.auth.principal import Principal
 from dispatcher.auth.roles import Role
+from dispatcher.ops import audit
 
 
 async def _endpoint(request: Request) -> None:  # pragma: no cover - never called
@@ -39,32 +39,39 @@ class TestRouteTemplate:
         assert route_template({"path": "/x"}) is None
 
 
-class TestAuditFields:
-    def test_fields_from_principal_and_request(self) -> None:
+class TestCaller:
+    def test_audit_fields_from_principal_and_request(self) -> None:
+        """The audit row of an API caller names its token, role, client and facility."""
         token, facility = uuid.uuid4(), uuid.uuid4()
         principal = Principal(token, Role.NURSE, facility)
-        fields = audit_fields(principal, _request())
-        assert fields == {
-            "actor_token_id": token,
-            "actor_role": "nurse",
-            "source": "192.0.2.5",
-            "facility_id": facility,
-        }
-        entry = AuditEntry(
+        row = audit.entry(
+            caller(principal, _request()),
             action="mission.create",
             resource_type="mission",
             resource_id="m1",
             success=True,
-            **fields,
         )
-        assert entry.actor_role == "nurse"
+        assert (row.actor_token_id, row.actor_role, row.source, row.facility_id) == (
+            token,
+            "nurse",
+            "192.0.2.5",
+            facility,
+        )
 
     def test_resource_facility_wins_for_unscoped_admin(self) -> None:
+        """An admin token's row carries the facility of the resource it changed."""
         resource_facility = uuid.uuid4()
         admin = Principal(uuid.uuid4(), Role.ADMIN, None)
-        fields = audit_fields(admin, _request(client=None), facility_id=resource_facility)
-        assert fields["facility_id"] == resource_facility
-        assert fields["source"] is None
+        row = audit.entry(
+            caller(admin, _request(client=None)),
+            action="zone.create",
+            resource_type="zone",
+            resource_id=None,
+            success=True,
+            facility_id=resource_facility,
+        )
+        assert row.facility_id == resource_facility
+        assert row.source is None
 
 
 class TestRequire:
