@@ -205,6 +205,11 @@ class FacilitySettings(_Section):
     key: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     timezone: str = "UTC"
+    #: VDA LIF files with the robots' route graph: ``fleetd:NAME`` names a file shipped in
+    #: geo/maps, a relative path is relative to the configuration file (geo/facility_layouts).
+    layouts: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    #: GeoJSON LineStrings of the drivers' roads, same path rules; "" for none.
+    roads: str = ""
     maps: list[MapSettings] = Field(default_factory=list)
     places: list[PlaceSettings] = Field(default_factory=list)
 
