@@ -76,12 +76,27 @@ class EdgeTable:
         return replace(self, speed=speed)
 
 
-def _edge_shape(doc: LifDocument, edge: Edge, vehicle_type_id: str) -> FloatArray:
-    props = edge.for_type(vehicle_type_id)
-    if props is not None and props.trajectory is not None:
-        return sample_trajectory(props.trajectory)
-    a, b = doc.nodes[edge.start_node_id], doc.nodes[edge.end_node_id]
-    return np.array([(a.x, a.y), (b.x, b.y)], dtype=np.float64)
+def _trajectory_shapes(edges: list[Edge], vehicle_type_id: str) -> dict[int, FloatArray]:
+    """Sampled trajectories of the edges that have one for this vehicle type, by row."""
+    out: dict[int, FloatArray] = {}
+    for i, e in enumerate(edges):
+        props = e.for_type(vehicle_type_id)
+        if props is not None and props.trajectory is not None:
+            out[i] = sample_trajectory(props.trajectory)
+    return out
+
+
+def _geometry(
+    xy: FloatArray, src: IntArray, dst: IntArray, curves: dict[int, FloatArray]
+) -> tuple[FloatArray, ObjArray]:
+    """Lengths and LineStrings of all edges: straight ones in one vectorised call each."""
+    a, b = xy[src], xy[dst]
+    length = np.hypot(*(b - a).T) if len(src) else np.zeros(0)
+    lines = shapely.linestrings(np.stack([a, b], axis=1)) if len(src) else np.zeros(0, object)
+    for i, pts in curves.items():
+        length[i] = polyline_length(pts)
+        lines[i] = shapely.LineString(pts)
+    return np.asarray(length, dtype=np.float64), np.asarray(lines, dtype=object)
 
 
 def _usable(doc: LifDocument, edge: Edge, profile: VehicleProfile) -> bool:
@@ -105,18 +120,21 @@ def build_edge_table(doc: LifDocument, profile: VehicleProfile) -> EdgeTable:
     nodes = [n for lay in doc.layouts for n in lay.nodes if n.admits(vt)]
     index = {n.node_id: i for i, n in enumerate(nodes)}
     edges = [e for lay in doc.layouts for e in lay.edges if _usable(doc, e, profile)]
-    shapes = [_edge_shape(doc, e, vt) for e in edges]
     limits = [
         p.max_speed if (p := e.for_type(vt)) is not None and p.max_speed else np.inf for e in edges
     ]
+    xy = np.array([(n.x, n.y) for n in nodes], dtype=np.float64).reshape(-1, 2)
+    src = np.array([index[e.start_node_id] for e in edges], dtype=np.int64)
+    dst = np.array([index[e.end_node_id] for e in edges], dtype=np.int64)
+    length, geometry = _geometry(xy, src, dst, _trajectory_shapes(edges, vt))
     return EdgeTable(
         node_ids=tuple(n.node_id for n in nodes),
-        node_xy=np.array([(n.x, n.y) for n in nodes], dtype=np.float64).reshape(-1, 2),
+        node_xy=xy,
         edge_ids=tuple(e.edge_id for e in edges),
-        src=np.array([index[e.start_node_id] for e in edges], dtype=np.int64),
-        dst=np.array([index[e.end_node_id] for e in edges], dtype=np.int64),
-        length=np.array([polyline_length(s) for s in shapes], dtype=np.float64),
+        src=src,
+        dst=dst,
+        length=length,
         speed=np.minimum(np.array(limits, dtype=np.float64), profile.max_speed_mps),
         edge_map=tuple(doc.nodes[e.start_node_id].map_id for e in edges),
-        geometry=np.array([shapely.LineString(s) for s in shapes] or [], dtype=object),
+        geometry=geometry,
     )
