@@ -94,19 +94,34 @@ class CompiledGraph:
             self._time_csr, directed=True, indices=sources, return_predecessors=True
         )
         times = np.atleast_2d(times)
-        preds = np.atleast_2d(preds)
+        preds = np.atleast_2d(preds).astype(np.int64)
+        dists = self._tree_distances(preds)
+        dists[~np.isfinite(times)] = np.inf
         for row, s in enumerate(sources):
-            self._rows[int(s)] = (times[row], self._tree_distances(int(s), preds[row]), preds[row])
+            self._rows[int(s)] = (times[row], dists[row], preds[row])
             while len(self._rows) > self._max_rows:
                 self._rows.popitem(last=False)
 
-    def _tree_distances(self, source: int, pred: IntArray) -> FloatArray:
-        reached = np.flatnonzero(pred >= 0)
-        parent = pred[reached]
-        pos = np.searchsorted(self._pair_keys, parent * self._n + reached)
-        tree = csr_matrix((self._dist[pos], (parent, reached)), shape=(self._n, self._n))
-        out: FloatArray = dijkstra(tree, directed=True, indices=source)
-        return out
+    def _tree_distances(self, preds: IntArray) -> FloatArray:
+        """Distance from each row's source to every node along its shortest-path tree.
+
+        Pointer jumping, all sources at once: ``acc[s, v]`` is the distance from ``jump[s,
+        v]`` (an ancestor of v) to v; each round doubles how far ``jump`` reaches, so
+        log2(depth) rounds of array indexing finish it, with no loop over nodes or pairs.
+        """
+        k, n = preds.shape
+        rows = np.arange(k)[:, None]
+        reached = preds >= 0
+        jump = np.where(reached, preds, np.arange(n)[None, :])
+        acc = np.zeros((k, n), dtype=np.float64)
+        keys = preds[reached] * self._n + np.nonzero(reached)[1]
+        acc[reached] = self._dist[np.searchsorted(self._pair_keys, keys)]
+        while True:
+            nxt = jump[rows, jump]
+            if np.array_equal(nxt, jump):
+                return acc
+            acc = acc + acc[rows, jump]
+            jump = nxt
 
     def rows(self, sources: IntArray) -> tuple[FloatArray, FloatArray, IntArray]:
         """(times, distances, predecessors), one row per source, over all nodes."""

@@ -150,3 +150,34 @@ class TestRoutes:
         with pytest.raises(UnknownNodeError) as exc:
             g.matrices(["A", "nowhere"])
         assert exc.value.element_id == "nowhere"
+
+
+class TestRandomGraphs:
+    @pytest.mark.parametrize("seed", range(5))
+    def test_matrix_agrees_with_walking_each_route(self, seed: int) -> None:
+        """On random graphs, each matrix entry equals the sum over its route's edges."""
+        import random
+
+        rng = random.Random(seed)
+        nodes = [node(f"n{i}", rng.uniform(0, 100), rng.uniform(0, 100)) for i in range(25)]
+        edges = [
+            edge(f"n{a}", f"n{b}", eid=f"e{k}", speed=rng.choice([None, 0.5, 1.0]))
+            for k in range(90)
+            if (a := rng.randrange(25)) != (b := rng.randrange(25))
+        ]
+        doc = parse_lif(text(document(nodes, edges)))
+        g = CompiledGraph(build_edge_table(doc, FAST))
+        ids = [f"n{i}" for i in range(0, 25, 3)]
+        m = g.matrices(ids)
+        lengths = dict(zip(g.edges.edge_ids, g.edges.length, strict=True))
+        speeds = dict(zip(g.edges.edge_ids, g.edges.speed, strict=True))
+        for i, a in enumerate(ids):
+            for j, b in enumerate(ids):
+                route = g.route(a, b)
+                if route is None:
+                    assert math.isinf(m.durations[i, j]) and math.isinf(m.distances[i, j])
+                    continue
+                walked = sum(lengths[e] for e in route.edge_ids)
+                timed = sum(lengths[e] / speeds[e] for e in route.edge_ids)
+                assert m.distances[i, j] == pytest.approx(walked, abs=1e-6)
+                assert m.durations[i, j] == pytest.approx(timed, abs=1e-6)
