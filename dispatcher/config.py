@@ -210,6 +210,10 @@ class FacilitySettings(_Section):
     layouts: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     #: GeoJSON LineStrings of the drivers' roads, same path rules; "" for none.
     roads: str = ""
+    #: Drivers' travel: straight-line (geodesic) distance times this factor where no road
+    #: graph covers a leg, at ``driver_speed_mps`` (geo.layout.drivers).
+    driver_detour_factor: Annotated[float, Field(ge=1, le=5)] = 1.4
+    driver_speed_mps: Annotated[float, Field(gt=0, le=40)] = 8.0
     maps: list[MapSettings] = Field(default_factory=list)
     places: list[PlaceSettings] = Field(default_factory=list)
 

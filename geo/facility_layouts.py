@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from dispatcher.config import FacilitySettings
-from geo.layout.drivers import RoadGraph
+from geo.layout.drivers import DriverModel, GeodesicModel, RoadGraph
 from geo.layout.errors import DanglingReferenceError, LayoutError, LayoutSyntaxError
 from geo.layout.loader import load_lif
 from geo.layout.model import LifDocument
@@ -35,23 +35,28 @@ def resolve(ref: str, base_dir: Path | None) -> Path:
 
 @dataclass(frozen=True)
 class FacilityLayouts:
-    """One facility's robot layouts (LIF documents) and drivers' road graph, if any."""
+    """One facility's robot layouts (LIF documents) and its drivers' travel model."""
 
     key: str
     documents: tuple[LifDocument, ...]
+    drivers: DriverModel
     roads: RoadGraph | None = None
 
     def has_node(self, node_id: str) -> bool:
         return any(node_id in d.nodes for d in self.documents)
 
 
-def _load_roads(path: Path) -> RoadGraph:
+def _load_roads(path: Path, facility: FacilitySettings) -> RoadGraph:
     try:
         data = json.loads(path.read_bytes())
     except (OSError, json.JSONDecodeError) as exc:
         raise LayoutSyntaxError(f"cannot read roads: {exc}", source=str(path)) from exc
     try:
-        return RoadGraph(data)
+        return RoadGraph(
+            data,
+            speed_mps=facility.driver_speed_mps,
+            detour_factor=facility.driver_detour_factor,
+        )
     except LayoutError as exc:
         exc.source = str(path)
         raise
@@ -60,8 +65,9 @@ def _load_roads(path: Path) -> RoadGraph:
 def load_facility(facility: FacilitySettings, base_dir: Path | None) -> FacilityLayouts:
     """Load and check one facility's layouts and roads; places must name layout nodes."""
     docs = tuple(load_lif(resolve(ref, base_dir)) for ref in facility.layouts)
-    roads = _load_roads(resolve(facility.roads, base_dir)) if facility.roads else None
-    loaded = FacilityLayouts(facility.key, docs, roads)
+    roads = _load_roads(resolve(facility.roads, base_dir), facility) if facility.roads else None
+    geodesic = GeodesicModel(facility.driver_detour_factor, facility.driver_speed_mps)
+    loaded = FacilityLayouts(facility.key, docs, roads or geodesic, roads)
     if docs:
         for i, place in enumerate(facility.places):
             if place.node_id is not None and not loaded.has_node(place.node_id):

@@ -1,17 +1,19 @@
 """Travel times for human drivers, who drive on roads rather than on a LIF graph.
 
 By default: the geodesic distance (WGS84, pyproj Geod) times a detour factor, at a fixed
-speed. When a facility provides its roads as GeoJSON LineStrings, a road graph: the line
-ends that coincide (within a snap tolerance) become shared nodes, each line one edge (both
-ways unless its properties say ``"oneway": true``), and a trip is the geodesic walk-on leg
-to the nearest road node, the road, and the leg from the road to the destination.
+speed. When a facility provides its roads as GeoJSON LineStrings, a road graph: line ends,
+and vertices two lines share, become nodes once snapped together (within a tolerance);
+each line is cut into edges at them (both ways unless its properties say ``"oneway":
+true``). A trip is the geodesic leg (times the detour factor) to the nearest road node, the
+road, and the leg from the road to the destination.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +30,14 @@ FloatArray = npt.NDArray[np.float64]
 _GEOD = Geod(ellps="WGS84")
 #: Metres per degree of latitude, for the snapping grid only.
 _M_PER_DEG = 111_320.0
+
+
+class DriverModel(Protocol):
+    """What the planner asks of a drivers' travel model."""
+
+    def matrices(self, lats: Sequence[float], lons: Sequence[float]) -> Matrices:
+        """Durations (s) and distances (m) between every pair of points."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,38 @@ def _lines(geojson: dict[str, Any]) -> list[tuple[FloatArray, dict[str, Any], st
     return out
 
 
+def _junctions(per_line: list[npt.NDArray[np.int64]], n_cells: int) -> npt.NDArray[np.int64]:
+    """Node number of each snapped cell, -1 for plain vertices: a cell is a node when it
+    ends a line or lies on two or more lines (a T-junction at another line's vertex)."""
+    count = np.zeros(n_cells, dtype=np.int64)
+    is_node = np.zeros(n_cells, dtype=bool)
+    for cells in per_line:
+        count[np.unique(cells)] += 1
+        is_node[[cells[0], cells[-1]]] = True
+    is_node |= count >= 2
+    node_of_cell = np.full(n_cells, -1, dtype=np.int64)
+    node_of_cell[is_node] = np.arange(int(is_node.sum()))
+    return node_of_cell
+
+
+def _split(
+    lines: list[tuple[FloatArray, dict[str, Any], str]],
+    per_line: list[npt.NDArray[np.int64]],
+    node_of_cell: npt.NDArray[np.int64],
+) -> list[tuple[FloatArray, int, int, dict[str, Any], str]]:
+    """Each line cut at its junction vertices: (points, start node, end node, props, id)."""
+    out = []
+    for (pts, props, path), cells in zip(lines, per_line, strict=True):
+        cuts = np.flatnonzero(node_of_cell[cells] >= 0)
+        base = str(props.get("id", path))
+        for k, (i, j) in enumerate(itertools.pairwise(cuts)):
+            a, b = int(node_of_cell[cells[i]]), int(node_of_cell[cells[j]])
+            if a != b:
+                ident = base if len(cuts) == 2 else f"{base}#{k}"
+                out.append((pts[i : j + 1], a, b, props, ident))
+    return out
+
+
 class RoadGraph:
     """Drivers' roads from GeoJSON, with durations and distances between any points."""
 
@@ -96,48 +138,46 @@ class RoadGraph:
         lines = _lines(geojson)
         if not lines:
             raise InvalidElementError("no LineString features", element="roads")
-        ends = np.array([(ln[0], ln[-1]) for ln, _, _ in lines]).reshape(-1, 2)
-        lat0 = float(ends[:, 1].mean())
+        points = np.vstack([ln for ln, _, _ in lines])
+        lat0 = float(points[:, 1].mean())
         scale = np.array([_M_PER_DEG * np.cos(np.radians(lat0)), _M_PER_DEG])
-        grid = np.round(ends * scale / snap_m).astype(np.int64)
+        grid = np.round(points * scale / snap_m).astype(np.int64)
         cells, inverse = np.unique(grid, axis=0, return_inverse=True)
-        node_lonlat = np.zeros((len(cells), 2))
-        node_lonlat[inverse.ravel()] = ends
-        self._nodes = node_lonlat
-        self._tree = cKDTree(node_lonlat * scale)
+        inverse = inverse.ravel()
+        cell_lonlat = np.zeros((len(cells), 2))
+        cell_lonlat[inverse] = points
+        bounds = np.cumsum([0] + [len(ln) for ln, _, _ in lines])
+        per_line = [inverse[bounds[i] : bounds[i + 1]] for i in range(len(lines))]
+        node_of_cell = _junctions(per_line, len(cells))
+        self._nodes = cell_lonlat[node_of_cell >= 0]
+        self._tree = cKDTree(self._nodes * scale)
         self._scale = scale
         self._access = GeodesicModel(detour_factor=detour_factor, speed_mps=speed_mps)
-        self.graph = CompiledGraph(self._edges(lines, inverse.reshape(-1, 2), speed_mps))
+        segments = _split(lines, per_line, node_of_cell)
+        self.graph = CompiledGraph(self._edges(segments, speed_mps))
 
     def _edges(
         self,
-        lines: list[tuple[FloatArray, dict[str, Any], str]],
-        ends: npt.NDArray[np.int64],
+        segments: list[tuple[FloatArray, int, int, dict[str, Any], str]],
         speed_mps: float,
     ) -> EdgeTable:
-        length = np.array([_GEOD.line_length(ln[:, 0], ln[:, 1]) for ln, _, _ in lines])
-        speed = np.array(
-            [min(float(p.get("maxspeed_mps") or speed_mps), speed_mps) for _, p, _ in lines]
-        )
-        both = np.array([not p.get("oneway", False) for _, p, _ in lines])
-        src = np.concatenate([ends[:, 0], ends[both, 1]])
-        dst = np.concatenate([ends[:, 1], ends[both, 0]])
-        ids = [str(p.get("id", path)) for _, p, path in lines]
-        ids += [f"{i}:reverse" for i, b in zip(ids, both, strict=True) if b]
-        geoms = [shapely.LineString(ln) for ln, _, _ in lines]
-        backs = [ln for (ln, _, _), b in zip(lines, both, strict=True) if b]
-        geoms += [shapely.LineString(ln[::-1]) for ln in backs]
-        n = len(self._nodes)
+        rows: list[tuple[str, int, int, float, float, FloatArray]] = []
+        for pts, a, b, props, ident in segments:
+            length = float(_GEOD.line_length(pts[:, 0], pts[:, 1]))
+            speed = min(float(props.get("maxspeed_mps") or speed_mps), speed_mps)
+            rows.append((ident, a, b, length, speed, pts))
+            if not props.get("oneway", False):
+                rows.append((f"{ident}:reverse", b, a, length, speed, pts[::-1]))
         return EdgeTable(
-            node_ids=tuple(str(i) for i in range(n)),
+            node_ids=tuple(str(i) for i in range(len(self._nodes))),
             node_xy=self._nodes,
-            edge_ids=tuple(ids),
-            src=src.astype(np.int64),
-            dst=dst.astype(np.int64),
-            length=np.concatenate([length, length[both]]),
-            speed=np.concatenate([speed, speed[both]]),
-            edge_map=tuple(None for _ in ids),
-            geometry=np.array(geoms, dtype=object),
+            edge_ids=tuple(r[0] for r in rows),
+            src=np.array([r[1] for r in rows], dtype=np.int64),
+            dst=np.array([r[2] for r in rows], dtype=np.int64),
+            length=np.array([r[3] for r in rows], dtype=np.float64),
+            speed=np.array([r[4] for r in rows], dtype=np.float64),
+            edge_map=tuple(None for _ in rows),
+            geometry=np.array([shapely.LineString(r[5]) for r in rows], dtype=object),
         )
 
     def nearest_nodes(self, lats: FloatArray, lons: FloatArray) -> npt.NDArray[np.int64]:

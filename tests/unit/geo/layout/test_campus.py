@@ -13,6 +13,7 @@ from dispatcher.config import FacilitySettings, PlaceSettings, builtin_facilitie
 from geo.facility_layouts import load_facility, load_facility_layouts, resolve
 from geo.frames import MapFrame
 from geo.layout import DanglingReferenceError, RouteGraphs, VehicleProfile, load_lif
+from geo.layout.drivers import GeodesicModel
 from geo.layout.model import LifDocument
 from geo.layout.site import Site, load_site
 
@@ -113,3 +114,22 @@ class TestFacilityLayouts:
         (tmp_path / "site.lif.json").write_bytes(CAMPUS.read_bytes())
         facility = FacilitySettings(key="x", name="X", layouts=["site.lif.json"])
         assert len(load_facility(facility, tmp_path).documents) == 1
+
+
+class TestDriverModels:
+    def test_campus_drivers_use_its_roads(self) -> None:
+        """The campus names a road file: drivers' matrices come from the road graph."""
+        loaded = load_facility(_facility(), None)
+        assert loaded.drivers is loaded.roads
+        gate, ward = _facility().places[0], _facility().places[1]
+        m = loaded.drivers.matrices([gate.lat, ward.lat], [gate.lon, ward.lon])
+        assert 0 < m.durations[0, 1] < float("inf")
+
+    def test_without_roads_the_configured_geodesic_model(self) -> None:
+        """No road file: geodesic distance times the facility's detour factor and speed."""
+        facility = FacilitySettings(
+            key="x", name="X", driver_detour_factor=2.0, driver_speed_mps=5.0
+        )
+        loaded = load_facility(facility, None)
+        assert isinstance(loaded.drivers, GeodesicModel)
+        assert (loaded.drivers.detour_factor, loaded.drivers.speed_mps) == (2.0, 5.0)

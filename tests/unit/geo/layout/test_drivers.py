@@ -106,3 +106,21 @@ class TestRoadGraph:
         with pytest.raises(InvalidElementError) as exc:
             RoadGraph(bad)
         assert exc.value.element_id == "stub"
+
+
+class TestRoadJunctions:
+    def test_t_junction_at_an_interior_vertex(self) -> None:
+        """A side road ending on another road's middle vertex joins it there."""
+        west, mid, east = (13.400, 52.520), (13.402, 52.520), (13.404, 52.520)
+        north = (13.402, 52.5215)
+        roads = RoadGraph(
+            {
+                "type": "FeatureCollection",
+                "features": [_line([west, mid, east], id="main"), _line([north, mid], id="side")],
+            }
+        )
+        assert len(roads.graph.edges.node_ids) == 4
+        assert {"main#0", "main#1", "side"} <= set(roads.graph.edges.edge_ids)
+        m = roads.matrices([north[1], east[1]], [north[0], east[0]])
+        legs = GEOD.line_length([north[0], mid[0], east[0]], [north[1], mid[1], east[1]])
+        assert m.distances[0, 1] == pytest.approx(legs, rel=1e-6)
