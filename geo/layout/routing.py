@@ -88,8 +88,8 @@ class CompiledGraph:
                 element_id=str(exc.args[0]),
             ) from exc
 
-    def _solve(self, sources: IntArray) -> None:
-        """Dijkstra from every source not cached yet, times and tree distances."""
+    def _solve(self, sources: IntArray) -> dict[int, tuple[FloatArray, FloatArray, IntArray]]:
+        """Dijkstra from ``sources``: times, tree distances and predecessors per source."""
         times, preds = dijkstra(
             self._time_csr, directed=True, indices=sources, return_predecessors=True
         )
@@ -97,10 +97,7 @@ class CompiledGraph:
         preds = np.atleast_2d(preds).astype(np.int64)
         dists = self._tree_distances(preds)
         dists[~np.isfinite(times)] = np.inf
-        for row, s in enumerate(sources):
-            self._rows[int(s)] = (times[row], dists[row], preds[row])
-            while len(self._rows) > self._max_rows:
-                self._rows.popitem(last=False)
+        return {int(s): (times[r], dists[r], preds[r]) for r, s in enumerate(sources)}
 
     def _tree_distances(self, preds: IntArray) -> FloatArray:
         """Distance from each row's source to every node along its shortest-path tree.
@@ -129,11 +126,16 @@ class CompiledGraph:
             missing = np.array(
                 sorted({int(s) for s in sources if int(s) not in self._rows}), dtype=np.int64
             )
-            if len(missing):
-                self._solve(missing)
-            got = [self._rows[int(s)] for s in sources]
+            fresh = self._solve(missing) if len(missing) else {}
+            # Read every row before caching the new ones: a request larger than the cache
+            # must not evict rows it is about to return.
+            got = [fresh.get(int(s)) or self._rows[int(s)] for s in sources]
             for s in sources:
-                self._rows.move_to_end(int(s))
+                if int(s) in self._rows:
+                    self._rows.move_to_end(int(s))
+            self._rows.update(fresh)
+            while len(self._rows) > self._max_rows:
+                self._rows.popitem(last=False)
         empty = np.zeros((0, self._n))
         return (
             np.array([g[0] for g in got]) if got else empty,

@@ -181,3 +181,12 @@ class TestRandomGraphs:
                 timed = sum(lengths[e] / speeds[e] for e in route.edge_ids)
                 assert m.distances[i, j] == pytest.approx(walked, abs=1e-6)
                 assert m.durations[i, j] == pytest.approx(timed, abs=1e-6)
+
+
+class TestRowCache:
+    def test_request_larger_than_the_cache(self) -> None:
+        """Asking for more sources than the row cache holds still answers every row."""
+        g = CompiledGraph(build_edge_table(_square_graph(), FAST), max_rows=2)
+        m = g.matrices(["A", "B", "C", "D"])
+        assert m.durations.shape == (4, 4) and np.isfinite(m.durations).all()
+        assert len(g._rows) == 2
