@@ -213,6 +213,15 @@ class FacilitySettings(_Section):
     key: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     timezone: str = "UTC"
+    #: VDA LIF files with the robots' route graph: ``fleetd:NAME`` names a file shipped in
+    #: geo/maps, a relative path is relative to the configuration file (facility_layouts.py).
+    layouts: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    #: GeoJSON LineStrings of the drivers' roads, same path rules; "" for none.
+    roads: str = ""
+    #: Drivers' travel: straight-line (geodesic) distance times this factor where no road
+    #: graph covers a leg, at ``driver_speed_mps`` (geo.layout.drivers).
+    driver_detour_factor: Annotated[float, Field(ge=1, le=5)] = 1.4
+    driver_speed_mps: Annotated[float, Field(gt=0, le=40)] = 8.0
     maps: list[MapSettings] = Field(default_factory=list)
     places: list[PlaceSettings] = Field(default_factory=list)
 

@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 
-from dispatcher.cli.common import settings_from_args
+from dispatcher.cli.common import config_dir_from_args, settings_from_args
 from dispatcher.logs import configure_logging
 
 
@@ -26,19 +27,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.fleet import FleetPlan, run_fleet
+    from dispatcher.facility_layouts import load_facility
+    from geo.layout.errors import LayoutError
+    from sim.fleet import FleetPlan, run_fleet, start_nodes
 
     if args.robots < 0 or args.drivers < 0 or args.state_interval <= 0:
         print("fleetd sim: --robots and --drivers must be >= 0 and --state-interval > 0")
         return 2
     settings = settings_from_args(args)
     configure_logging(settings.daemon.log_level, settings.daemon.log_format)
+    facility = settings.default_facility
+    nodes: tuple[tuple[str, float, float], ...] = ()
+    if facility.layouts and facility.maps:
+        try:
+            # Read before the event loop starts: robots begin on the layout's nodes.
+            loaded = load_facility(facility, config_dir_from_args(args))
+        except LayoutError as exc:
+            print(f"fleetd sim: invalid layout: {exc.describe()}", file=sys.stderr)
+            return 2
+        nodes = start_nodes(loaded.documents[0], facility.maps[0].map_id)
     plan = FleetPlan(
         robots=args.robots,
         drivers=args.drivers,
         manufacturer=args.manufacturer,
         state_interval_s=args.state_interval,
         seed=args.seed,
+        start_nodes=nodes,
     )
 
     async def main() -> None:

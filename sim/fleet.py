@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import structlog
 
 from dispatcher.config import FacilitySettings, Settings
+from geo.layout.model import LifDocument
 from sim.driver import DriverSpec, ScriptedDriver
 from sim.robot import RobotSpec, VirtualRobot
 
@@ -24,24 +25,45 @@ class FleetPlan:
     state_interval_s: float = 1.0
     driver_status_interval_s: float = 2.0
     seed: int = 42
+    #: Layout nodes (id, x, y) robots start on, in order; empty: a grid near the origin.
+    start_nodes: tuple[tuple[str, float, float], ...] = ()
+
+
+def start_nodes(doc: LifDocument, map_id: str) -> tuple[tuple[str, float, float], ...]:
+    """Where robots start on a layout: chargers first (parked fleets sit on them), then
+    the other stations, then every other node of ``map_id``, each group by node id."""
+    nodes = [n for n in doc.nodes.values() if n.map_id in (map_id, None)]
+    chargers = {i for s in doc.charging_stations() for i in s.interaction_node_ids}
+    stations = {i for lay in doc.layouts for s in lay.stations for i in s.interaction_node_ids}
+    nodes.sort(key=lambda n: (n.node_id not in chargers, n.node_id not in stations, n.node_id))
+    return tuple((n.node_id, n.x, n.y) for n in nodes)
+
+
+def _start(plan: FleetPlan, i: int, cols: int) -> tuple[str, float, float]:
+    if plan.start_nodes:
+        return plan.start_nodes[i % len(plan.start_nodes)]
+    return "", 20.0 + 15.0 * (i % cols), 20.0 + 15.0 * (i // cols)
 
 
 def build_fleet(
     settings: Settings, plan: FleetPlan
 ) -> tuple[list[VirtualRobot], list[ScriptedDriver]]:
-    """Place robots on a grid in the facility's first map and give drivers loops of its places."""
+    """Place robots on the plan's layout nodes (else on a grid) in the facility's first map,
+    and give drivers loops of its places."""
     facility: FacilitySettings = settings.default_facility
     rng = random.Random(plan.seed)
     map_id = facility.maps[0].map_id if facility.maps else "campus"
     cols = max(1, math.ceil(math.sqrt(plan.robots)))
+    starts = [_start(plan, i, cols) for i in range(plan.robots)]
     robots = [
         VirtualRobot(
             RobotSpec(
                 manufacturer=plan.manufacturer,
                 serial=f"r{i + 1:04d}",
                 map_id=map_id,
-                x=20.0 + 15.0 * (i % cols),
-                y=20.0 + 15.0 * (i // cols),
+                x=starts[i][1],
+                y=starts[i][2],
+                last_node_id=starts[i][0],
                 theta=rng.uniform(-math.pi, math.pi),
                 battery_pct=rng.uniform(40.0, 100.0),
             ),

@@ -37,6 +37,8 @@ class RobotSpec:
     x: float = 0.0
     y: float = 0.0
     theta: float = 0.0
+    #: The layout node the robot starts on ("" when it starts off the route graph).
+    last_node_id: str = ""
     speed_mps: float = 1.2
     battery_pct: float = 90.0
     #: Percent per second while powered, per metre while moving, and charged per second.
@@ -119,7 +121,7 @@ class VirtualRobot(VirtualDevice):
         self.driving = False
         self.order_id = ""
         self.order_update_id = 0
-        self.last_node_id = ""
+        self.last_node_id = spec.last_node_id
         self.last_node_seq = 0
         self.nodes: list[_Node] = []
         self.edges: list[_Edge] = []

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from dispatcher.cli.common import settings_from_args
+from dispatcher.cli.common import config_dir_from_args, settings_from_args
 from dispatcher.logs import configure_logging
 from dispatcher.storage.errors import StorageError
 
@@ -25,6 +25,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.daemon.log_level, settings.daemon.log_format)
+    from dispatcher.facility_layouts import load_facility_layouts
+    from geo.layout.errors import LayoutError
+
+    try:
+        # A bad layout stops fleetd before it connects anywhere, like a bad setting.
+        load_facility_layouts(settings.effective_facilities, config_dir_from_args(args))
+    except LayoutError as exc:
+        print(f"fleetd: invalid layout: {exc.describe()}", file=sys.stderr)
+        for other in exc.also:
+            print(f"  also: {other.describe()}", file=sys.stderr)
+        return 2
     from dispatcher.daemon import Daemon
 
     run: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
