@@ -36,7 +36,7 @@ from dispatcher.links.mqtt import MqttTransport, Route
 from dispatcher.links.robot_link import RobotLink
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
-from dispatcher.storage.db import open_pool
+from dispatcher.storage.db import open_pool, reveal
 from dispatcher.storage.migrate import apply_migrations
 from dispatcher.storage.partitions import run_partition_maintenance
 from dispatcher.storage.telemetry import TelemetryWriter
@@ -89,16 +89,19 @@ class Daemon:
     async def run(self) -> None:
         s = self.settings
         log.info("daemon.starting", instance_id=s.daemon.instance_id)
-        applied = await apply_migrations(s.database.dsn)
-        if applied:
-            log.info("daemon.migrated", versions=applied)
+        if s.database.migrate_on_start:
+            applied = await apply_migrations(
+                s.database.owner_dsn, password=s.database.owner_password
+            )
+            if applied:
+                log.info("daemon.migrated", versions=applied)
         async with AsyncExitStack() as stack:
             pool = await stack.enter_async_context(open_pool(s.database))
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
             maps = FacilityMaps(facilities)
 
-            redis = aioredis.from_url(s.redis.url)
+            redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
             stack.push_async_callback(redis.aclose)
 
             registry = FleetRegistry(

@@ -218,15 +218,30 @@ start_redis() {
 }
 
 # An MQTT round trip: publish a retained QoS 1 message, read it back, then clear it.
+# The login goes in the clients' options files ($XDG_CONFIG_HOME/mosquitto_pub and
+# mosquitto_sub) in a private directory, never on a command line (which every local user
+# can read in ps or /proc/PID/cmdline).
 mqtt_probe() {
-    local auth=() topic="fleetd/setup/probe/$$" got
+    local topic="fleetd/setup/probe/$$" got conf rc=0
+    conf="$(mktemp -d)"
     if [ -n "${FLEETD_MQTT__USERNAME:-}" ]; then
-        auth=(-u "$FLEETD_MQTT__USERNAME" -P "${FLEETD_MQTT__PASSWORD:-}")
+        (
+            umask 077
+            printf -- '-u %s\n-P %s\n' "$FLEETD_MQTT__USERNAME" "${FLEETD_MQTT__PASSWORD:-}" \
+                >"$conf/mosquitto_pub"
+            cp "$conf/mosquitto_pub" "$conf/mosquitto_sub"
+        )
     fi
-    mosquitto_pub -h 127.0.0.1 -p 1883 "${auth[@]}" -q 1 -r -t "$topic" -m ping || return 1
-    got="$(mosquitto_sub -h 127.0.0.1 -p 1883 "${auth[@]}" -q 1 -t "$topic" -C 1 -W 3)" || return 1
-    mosquitto_pub -h 127.0.0.1 -p 1883 "${auth[@]}" -q 1 -r -t "$topic" -n || true
-    [ "$got" = "ping" ]
+    {
+        XDG_CONFIG_HOME="$conf" mosquitto_pub -h 127.0.0.1 -p 1883 -q 1 -r -t "$topic" -m ping &&
+            got="$(XDG_CONFIG_HOME="$conf" mosquitto_sub -h 127.0.0.1 -p 1883 -q 1 -t "$topic" \
+                -C 1 -W 3)" &&
+            { XDG_CONFIG_HOME="$conf" mosquitto_pub -h 127.0.0.1 -p 1883 -q 1 -r -t "$topic" -n \
+                || true; } &&
+            [ "$got" = "ping" ]
+    } || rc=1
+    rm -rf "$conf"
+    return "$rc"
 }
 
 start_mosquitto() {
@@ -325,4 +340,7 @@ main() {
     log "done in $((SECONDS - started))s"
 }
 
-main "$@"
+# Sourced (tests call single functions), define only; run when executed.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

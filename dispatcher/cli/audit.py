@@ -66,7 +66,8 @@ def _verify(args: argparse.Namespace) -> int:
     from dispatcher.storage.errors import StorageError
 
     async def main() -> ChainReport:
-        pool = await create_pool(settings.database.dsn, min_size=1, max_size=1)
+        db = settings.database
+        pool = await create_pool(db.dsn, password=db.password, min_size=1, max_size=1)
         try:
             # A verify right after writes should cover them: seal what has committed.
             await seal_all(pool)

@@ -104,7 +104,8 @@ def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]])
     from dispatcher.storage.db import create_pool
 
     async def main() -> T:
-        pool = await create_pool(settings.database.dsn, min_size=1, max_size=2)
+        db = settings.database
+        pool = await create_pool(db.dsn, password=db.password, min_size=1, max_size=2)
         try:
             return await work(pool)
         finally:
@@ -160,7 +161,9 @@ def _create(args: argparse.Namespace) -> int:
         return token_id, secret, label
 
     try:
-        asyncio.run(apply_migrations(settings.database.dsn))
+        db = settings.database
+        if db.migrate_on_start:
+            asyncio.run(apply_migrations(db.owner_dsn, password=db.owner_password))
         token_id, secret, label = _with_pool(settings, work)
     except (UsageError, TokenError) as exc:
         return _fail(str(exc), 2)

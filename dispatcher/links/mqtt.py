@@ -152,7 +152,10 @@ class MqttTransport:
     def _new_client(self) -> gmqtt.Client:
         client = gmqtt.Client(self._client_id, clean_session=not self._settings.persistent_session)
         if self._settings.username is not None:
-            client.set_auth_credentials(self._settings.username, self._settings.password)
+            password = self._settings.password
+            client.set_auth_credentials(
+                self._settings.username, password.get_secret_value() if password else None
+            )
         client.on_message = self._on_message
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-
 #: Query parameters libpq (and asyncpg) read a secret from: ``?password=`` and the
 #: passphrase of a client key.
 _SECRET_PARAMS = frozenset({"password", "sslpassword"})
