@@ -27,6 +27,7 @@ import uvicorn
 
 from dispatcher.api.app import create_app
 from dispatcher.api.routes.events import close_event_streams
+from dispatcher.api.serving import server_config
 from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
 from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
@@ -166,20 +167,7 @@ class Daemon:
             )
             self.services = services
             app = create_app(services)
-            server = _EmbeddedServer(
-                uvicorn.Config(
-                    app,
-                    host=s.api.host,
-                    port=s.api.port,
-                    lifespan="off",
-                    log_config=None,
-                    access_log=False,
-                    server_header=False,
-                    # The C parser (a dependency): the pure-Python h11 that uvicorn falls
-                    # back to without it cost a third more CPU per API request.
-                    http="httptools",
-                )
-            )
+            server = _EmbeddedServer(server_config(app, s.api))
             await self._supervise(
                 intake=[
                     ("fleetd.mqtt", transport.run),
@@ -268,7 +256,7 @@ class Daemon:
         self._ready.set()
         log.info(
             "daemon.ready",
-            api=f"http://{self.settings.api.host}:{self.settings.api.port}",
+            api=self.settings.api.base_url,
             broker=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
         )
         await asyncio.Event().wait()
