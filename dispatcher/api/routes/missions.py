@@ -19,6 +19,7 @@ import structlog
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
 from dispatcher.api.deps import Principal, client_source, get_services, record_audit, require
+from dispatcher.api.passenger_reads import audit_passenger_read
 from dispatcher.api.problems import (
     CONFLICT,
     FORBIDDEN,
@@ -280,6 +281,7 @@ async def list_missions(
         limit=limit,
         after=after,
     )
+    await audit_passenger_read(request, principal, page.items)
     return MissionPage(
         items=[to_public(m) for m in page.items],
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,
@@ -303,6 +305,7 @@ async def get_mission(
         if found is None:
             raise _not_found(mission_id)
         mission, events = found
+        await audit_passenger_read(request, principal, [mission])
         return with_timeline(mission, events)
 
 
