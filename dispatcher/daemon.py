@@ -162,7 +162,7 @@ class Daemon:
                 redis=redis,
                 fleet=registry,
                 commander=commander,
-                broker_connected=transport.is_connected,
+                broker_connected=transport.is_healthy,
                 loop_heartbeat=lambda: self._heartbeat,
             )
             self.services = services
