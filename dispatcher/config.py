@@ -268,6 +268,24 @@ class ApiSettings(_Section):
         return self
 
 
+class AuditSettings(_Section):
+    """Checkpoints of the audit chain's head, kept outside the database.
+
+    Every ``checkpoint_interval_s`` (when the chain grew) the daemon logs
+    ``audit.checkpoint`` with the head's position and hash, keyed with HMAC-SHA256 when
+    ``checkpoint_key_file`` is set, and appends the same as a JSON line to
+    ``checkpoint_file`` when set. ``fleetd audit verify --checkpoints FILE`` then reports
+    a chain cut short or rewritten behind any checkpoint (docs/operations.md).
+    """
+
+    checkpoint_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: Append-only file of checkpoints (one JSON line each); ship it off the host.
+    checkpoint_file: Path | None = None
+    #: File holding the HMAC key (any bytes, 32 random ones are plenty; mode 0600, not
+    #: readable by the database's administrators).
+    checkpoint_key_file: Path | None = None
+
+
 class MapSettings(_Section):
     """A facility map: the robot's local metric frame and where it sits on Earth."""
 
@@ -355,6 +373,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     facilities: list[FacilitySettings] = Field(default_factory=list)
 
     @classmethod

@@ -28,6 +28,7 @@ import uvicorn
 from dispatcher.api.app import create_app
 from dispatcher.api.routes.events import close_event_streams
 from dispatcher.api.serving import server_config
+from dispatcher.audit.checkpoints import AuditCheckpointer
 from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
 from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
@@ -184,6 +185,10 @@ class Daemon:
                     ("fleetd.fleet_writer", writer.run),
                     ("fleetd.telemetry", telemetry.run),
                     ("fleetd.audit_sealer", sealer.run),
+                    (
+                        "fleetd.audit_checkpoints",
+                        AuditCheckpointer(pool, s.audit, s.daemon.instance_id).run,
+                    ),
                     ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
                     ("fleetd.heartbeat", self._beat),
                     ("fleetd.ready", lambda: self._mark_ready(server, transport)),
