@@ -69,9 +69,7 @@ class TestRuntimeRole:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await runtime_pool.execute(sql)
 
-    async def test_it_appends_and_seals_but_cannot_reseal(
-        self, runtime_pool: asyncpg.Pool
-    ) -> None:
+    async def test_it_appends_and_seals_but_cannot_reseal(self, runtime_pool: asyncpg.Pool) -> None:
         """INSERT and the sealing UPDATE work; changing a sealed row's hash does not
         (the column right is there for sealing, the guard trigger refuses the rest)."""
         for i in range(3):
