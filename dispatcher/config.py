@@ -11,6 +11,7 @@ Environment overrides use the prefix ``FLEETD_`` and ``__`` between levels, e.g.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import tomllib
 import uuid
@@ -19,7 +20,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fleet.model import FLEETD_NAMESPACE
@@ -95,6 +104,28 @@ class DatabaseSettings(_Section):
     telemetry_min_interval_s: Annotated[float, Field(ge=0, le=60)] = 0.0
     telemetry_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     telemetry_partitions_ahead_days: Annotated[int, Field(ge=1, le=60)] = 3
+    #: Password for ``dsn``'s login, kept out of the DSN so it never shows in a settings
+    #: dump or an error (libpq's PGPASSWORD and ~/.pgpass work too).
+    password: SecretStr | None = None
+    #: The schema owner's DSN, used only to apply migrations; empty means ``dsn`` (one
+    #: login for both, the local default). In production ``dsn`` names the runtime role
+    #: (docs/operations.md, "Database roles"), which cannot alter or rewrite the audit log.
+    migration_dsn: Annotated[str, Field(pattern=r"^(postgres(ql)?://.*)?$")] = ""
+    migration_password: SecretStr | None = None
+    #: Apply migrations when the daemon starts (needs the owner's login). Turn off when the
+    #: daemon should hold only the runtime role's credentials and run ``fleetd migrate``
+    #: with the owner's before an upgrade.
+    migrate_on_start: bool = True
+
+    @property
+    def owner_dsn(self) -> str:
+        """The DSN migrations run with."""
+        return self.migration_dsn or self.dsn
+
+    @property
+    def owner_password(self) -> SecretStr | None:
+        """The password migrations connect with."""
+        return self.migration_password if self.migration_dsn else self.password
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> DatabaseSettings:
@@ -107,6 +138,8 @@ class RedisSettings(_Section):
     url: Annotated[str, Field(pattern=r"^rediss?://")] = "redis://127.0.0.1:6379/0"
     #: Every key fleetd writes starts with this, so several deployments (or tests) share a server.
     key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "fleetd:"
+    #: Redis AUTH password, kept out of ``url``.
+    password: SecretStr | None = None
     #: Period of the batched live-position write (positions in look-ups lag by at most this).
     geo_flush_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.5
 
@@ -115,7 +148,14 @@ class MqttSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     username: str | None = None
-    password: str | None = None
+    password: SecretStr | None = None
+    #: TLS to the broker. With ``tls_ca_file`` the broker's certificate is checked against
+    #: that CA, else against the system's; a client certificate is sent when both
+    #: ``tls_cert_file`` and ``tls_key_file`` are set.
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     #: MQTT client id; empty means "fleetd-<instance_id>". Fixed, so the broker keeps the session.
     client_id: str = ""
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
@@ -129,10 +169,22 @@ class MqttSettings(_Section):
     #: Larger payloads are rejected unread (a VDA state is ~1-20 KiB).
     max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     reconnect_max_delay_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    #: This many disconnects, each within ``takeover_window_s`` of its connect, in a row:
+    #: another client is using our client id (the broker drops the older session).
+    takeover_disconnects: Annotated[int, Field(ge=2, le=100)] = 3
+    takeover_window_s: Annotated[float, Field(gt=0, le=600)] = 10.0
 
     @property
     def vda_prefix(self) -> str:
         return f"{self.vda_interface}/{self.vda_major_version}"
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> MqttSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if not self.tls and (self.tls_ca_file or self.tls_cert_file):
+            raise ValueError("tls_ca_file/tls_cert_file/tls_key_file need tls = true")
+        return self
 
 
 class UnknownVehiclePolicy(StrEnum):
@@ -163,7 +215,7 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     #: Bearer token the CLI sends (``FLEETD_TOKEN`` wins); the daemon itself ignores it.
-    token: str | None = None
+    token: SecretStr | None = None
     #: Base URL the CLI uses; empty means http://{host}:{port}.
     url: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
@@ -172,13 +224,66 @@ class ApiSettings(_Section):
     #: event stream are not counted). 64 is some 60-130 ms of work for the daemon's one
     #: event loop (1-2 ms of CPU a request): more in progress only adds waiting.
     max_concurrent_requests: Annotated[int, Field(ge=1, le=100_000)] = 64
+    #: HTTPS in the process: PEM certificate (chain) and private key. Both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: Addresses (IPs or CIDR networks) of reverse proxies whose X-Forwarded-For and
+    #: X-Forwarded-Proto are believed. Empty: those headers are ignored, so no client (a
+    #: local process included) can choose the address recorded as the audit ``source``.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: Serve the interactive docs at /docs (the OpenAPI document stays at /openapi.json).
+    #: Unset: on in development, off in production.
+    docs: bool | None = None
+    #: Lifetime of a token created without ``--expires``, in days (0: no expiry).
+    token_lifetime_days: Annotated[int, Field(ge=0, le=3650)] = 90
+    #: Write an audit row when a token reads missions (which carry passenger data).
+    audit_passenger_reads: bool = True
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     @property
     def base_url(self) -> str:
         if self.url:
             return self.url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host}:{self.port}"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{proxy!r} is not an IP address or network") from exc
+        return proxies
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+
+class AuditSettings(_Section):
+    """Checkpoints of the audit chain's head, kept outside the database.
+
+    Every ``checkpoint_interval_s`` (when the chain grew) the daemon logs
+    ``audit.checkpoint`` with the head's position and hash, keyed with HMAC-SHA256 when
+    ``checkpoint_key_file`` is set, and appends the same as a JSON line to
+    ``checkpoint_file`` when set. ``fleetd audit verify --checkpoints FILE`` then reports
+    a chain cut short or rewritten behind any checkpoint (docs/operations.md).
+    """
+
+    checkpoint_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: Append-only file of checkpoints (one JSON line each); ship it off the host.
+    checkpoint_file: Path | None = None
+    #: File holding the HMAC key (any bytes, 32 random ones are plenty; mode 0600, not
+    #: readable by the database's administrators).
+    checkpoint_key_file: Path | None = None
 
 
 class MapSettings(_Section):
@@ -297,6 +402,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     facilities: list[FacilitySettings] = Field(default_factory=list)
 
     @classmethod
@@ -324,12 +430,15 @@ class Settings(BaseSettings):
                 f"fleet.default_facility {self.fleet.default_facility!r} is not one of {keys}"
             )
         if self.daemon.environment is Environment.PRODUCTION:
-            if self.mqtt.username is None:
-                raise ValueError("mqtt.username is required in production (broker auth)")
-            if self.api.host in ("0.0.0.0", "::"):
-                # Exposing the API is a deliberate act; fronting it with TLS is assumed.
-                pass
+            _check_production(self)
         return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether /docs is served (``api.docs``, else on outside production)."""
+        if self.api.docs is not None:
+            return self.api.docs
+        return self.daemon.environment is not Environment.PRODUCTION
 
     # Convenience accessors --------------------------------------------------------------
 
@@ -354,6 +463,35 @@ class Settings(BaseSettings):
     @property
     def mqtt_client_id(self) -> str:
         return self.mqtt.client_id or f"fleetd-{self.daemon.instance_id}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only reaches this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_production(settings: Settings) -> None:
+    """Refuse what must not run in production: no broker login, cleartext off this host.
+
+    Every API route but the probes asks for a token, so "auth" on the API always holds;
+    what a public bind needs in addition is TLS (in the process, or a proxy on loopback).
+    """
+    if settings.mqtt.username is None:
+        raise ValueError("mqtt.username is required in production (broker auth)")
+    if not is_loopback(settings.mqtt.host) and not settings.mqtt.tls:
+        raise ValueError(
+            f"mqtt.host {settings.mqtt.host!r} is not loopback: production needs mqtt.tls = true"
+        )
+    if not is_loopback(settings.api.host) and not settings.api.tls:
+        raise ValueError(
+            f"api.host {settings.api.host!r} is not loopback: production needs "
+            "api.tls_cert_file and api.tls_key_file (or bind 127.0.0.1 behind a TLS proxy)"
+        )
 
 
 def _loc_to_key(loc: tuple[int | str, ...]) -> str:

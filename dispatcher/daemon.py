@@ -27,6 +27,8 @@ import uvicorn
 
 from dispatcher.api.app import create_app
 from dispatcher.api.routes.events import close_event_streams
+from dispatcher.api.serving import server_config
+from dispatcher.audit.checkpoints import AuditCheckpointer
 from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
 from dispatcher.fleet_metrics import count_liveness_changes
@@ -37,7 +39,7 @@ from dispatcher.links.mqtt import MqttTransport, Route
 from dispatcher.links.robot_link import RobotLink
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
-from dispatcher.storage.db import open_pool
+from dispatcher.storage.db import open_pool, reveal
 from dispatcher.storage.live_positions import LivePositions
 from dispatcher.storage.migrate import apply_migrations
 from dispatcher.storage.partitions import run_partition_maintenance
@@ -90,16 +92,19 @@ class Daemon:
     async def run(self) -> None:
         s = self.settings
         log.info("daemon.starting", instance_id=s.daemon.instance_id)
-        applied = await apply_migrations(s.database.dsn)
-        if applied:
-            log.info("daemon.migrated", versions=applied)
+        if s.database.migrate_on_start:
+            applied = await apply_migrations(
+                s.database.owner_dsn, password=s.database.owner_password
+            )
+            if applied:
+                log.info("daemon.migrated", versions=applied)
         async with AsyncExitStack() as stack:
             pool = await stack.enter_async_context(open_pool(s.database))
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
             maps = FacilityMaps(s.facility_specs)
 
-            redis = aioredis.from_url(s.redis.url)
+            redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
             stack.push_async_callback(redis.aclose)
 
             registry = FleetRegistry(
@@ -160,25 +165,12 @@ class Daemon:
                 redis=redis,
                 fleet=registry,
                 commander=commander,
-                broker_connected=transport.is_connected,
+                broker_connected=transport.is_healthy,
                 loop_heartbeat=lambda: self._heartbeat,
             )
             self.services = services
             app = create_app(services)
-            server = _EmbeddedServer(
-                uvicorn.Config(
-                    app,
-                    host=s.api.host,
-                    port=s.api.port,
-                    lifespan="off",
-                    log_config=None,
-                    access_log=False,
-                    server_header=False,
-                    # The C parser (a dependency): the pure-Python h11 that uvicorn falls
-                    # back to without it cost a third more CPU per API request.
-                    http="httptools",
-                )
-            )
+            server = _EmbeddedServer(server_config(app, s.api))
             await self._supervise(
                 intake=[
                     ("fleetd.mqtt", transport.run),
@@ -195,6 +187,10 @@ class Daemon:
                     ("fleetd.fleet_writer", writer.run),
                     ("fleetd.telemetry", telemetry.run),
                     ("fleetd.audit_sealer", sealer.run),
+                    (
+                        "fleetd.audit_checkpoints",
+                        AuditCheckpointer(pool, s.audit, s.daemon.instance_id).run,
+                    ),
                     ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
                     ("fleetd.heartbeat", self._beat),
                     ("fleetd.ready", lambda: self._mark_ready(server, transport)),
@@ -267,7 +263,7 @@ class Daemon:
         self._ready.set()
         log.info(
             "daemon.ready",
-            api=f"http://{self.settings.api.host}:{self.settings.api.port}",
+            api=self.settings.api.base_url,
             broker=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
         )
         await asyncio.Event().wait()

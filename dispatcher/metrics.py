@@ -60,3 +60,7 @@ AUDIT_SEAL_FAILURES = Counter(
     "fleetd_audit_seal_failures_total",
     "Audit sealing rounds that failed (Postgres away or refusing); the sealer retries.",
 )
+MQTT_SESSION_TAKEOVERS = Counter(
+    "fleetd_mqtt_session_takeovers_total",
+    "Times another client was found using fleetd's MQTT client id (repeated short sessions).",
+)

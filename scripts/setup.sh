@@ -218,15 +218,30 @@ start_redis() {
 }
 
 # An MQTT round trip: publish a retained QoS 1 message, read it back, then clear it.
+# The login goes in the clients' options files ($XDG_CONFIG_HOME/mosquitto_pub and
+# mosquitto_sub) in a private directory, never on a command line (which every local user
+# can read in ps or /proc/PID/cmdline).
 mqtt_probe() {
-    local auth=() topic="fleetd/setup/probe/$$" got
+    local topic="fleetd/setup/probe/$$" got conf rc=0
+    conf="$(mktemp -d)"
     if [ -n "${FLEETD_MQTT__USERNAME:-}" ]; then
-        auth=(-u "$FLEETD_MQTT__USERNAME" -P "${FLEETD_MQTT__PASSWORD:-}")
+        (
+            umask 077
+            printf -- '-u %s\n-P %s\n' "$FLEETD_MQTT__USERNAME" "${FLEETD_MQTT__PASSWORD:-}" \
+                >"$conf/mosquitto_pub"
+            cp "$conf/mosquitto_pub" "$conf/mosquitto_sub"
+        )
     fi
-    mosquitto_pub -h 127.0.0.1 -p 1883 "${auth[@]}" -q 1 -r -t "$topic" -m ping || return 1
-    got="$(mosquitto_sub -h 127.0.0.1 -p 1883 "${auth[@]}" -q 1 -t "$topic" -C 1 -W 3)" || return 1
-    mosquitto_pub -h 127.0.0.1 -p 1883 "${auth[@]}" -q 1 -r -t "$topic" -n || true
-    [ "$got" = "ping" ]
+    {
+        XDG_CONFIG_HOME="$conf" mosquitto_pub -h 127.0.0.1 -p 1883 -q 1 -r -t "$topic" -m ping &&
+            got="$(XDG_CONFIG_HOME="$conf" mosquitto_sub -h 127.0.0.1 -p 1883 -q 1 -t "$topic" \
+                -C 1 -W 3)" &&
+            { XDG_CONFIG_HOME="$conf" mosquitto_pub -h 127.0.0.1 -p 1883 -q 1 -r -t "$topic" -n \
+                || true; } &&
+            [ "$got" = "ping" ]
+    } || rc=1
+    rm -rf "$conf"
+    return "$rc"
 }
 
 start_mosquitto() {
@@ -298,6 +313,33 @@ install_package() {
     printf '%s\n' "$want" >"$STAMP"
 }
 
+# The two database roles of docs/operations.md ("Database roles"), for trying the split on
+# this machine: fleetd_runtime (NOLOGIN; migration 0006 grants it what the daemon needs) and
+# the login fleetd_app, a member of it. The default configuration keeps using the postgres
+# superuser for both; to run as fleetd_app set
+#   FLEETD_DATABASE__DSN=postgresql://fleetd_app@127.0.0.1:5432/fleetd
+#   FLEETD_DATABASE__MIGRATION_DSN=postgresql://postgres@127.0.0.1:5432/fleetd
+# No password: loopback is trusted on a development machine (production: docs).
+create_db_roles() {
+    if ! pg_login_probe; then
+        log "database roles: skipped (cannot log in as postgres over 127.0.0.1)"
+        return 0
+    fi
+    psql -w -q -h 127.0.0.1 -p 5432 -U postgres -d postgres -v ON_ERROR_STOP=1 <<'SQL'
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fleetd_runtime') THEN
+        CREATE ROLE fleetd_runtime NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fleetd_app') THEN
+        CREATE ROLE fleetd_app LOGIN IN ROLE fleetd_runtime;
+    END IF;
+END;
+$$;
+SQL
+    log "database roles: fleetd_runtime and its login fleetd_app exist"
+}
+
 # --- main -----------------------------------------------------------------------------------
 
 main() {
@@ -318,6 +360,7 @@ main() {
     if [ "${FLEETD_SKIP_DB:-0}" = 1 ]; then
         log "database: skipped (FLEETD_SKIP_DB=1)"
     else
+        create_db_roles || die "could not create the database roles (see above)"
         # Creates the configured database if it is missing (PostGIS comes with migration 0001).
         log "database: $VENV/bin/fleetd migrate (creates the database if missing, then migrates)"
         "$VENV/bin/fleetd" migrate || die "fleetd migrate failed (see above)"
@@ -325,4 +368,7 @@ main() {
     log "done in $((SECONDS - started))s"
 }
 
-main "$@"
+# Sourced (tests call single functions), define only; run when executed.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

@@ -123,7 +123,8 @@ def create_app(services: Services) -> FastAPI:
         version=_version(),
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # Off in production unless asked for (api.docs): it advertises every route.
+        docs_url="/docs" if services.settings.docs_enabled else None,
         redoc_url=None,
         openapi_tags=OPENAPI_TAGS,
     )

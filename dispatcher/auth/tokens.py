@@ -20,6 +20,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -89,8 +90,9 @@ class TokenCache:
     """Short-lived in-process cache of authentication results, keyed by the token hash.
 
     Negative results (unknown, expired, revoked) are cached too, so a client hammering the
-    API with a bad token costs one query per ``ttl_s``. The cache is bounded: when full,
-    expired entries are dropped, then the whole cache if still full (simple and rare).
+    API with a bad token costs one query per ``ttl_s``. The cache is a bounded LRU: when
+    full, the least recently used entry goes, so a flood of bogus tokens evicts only other
+    bogus tokens and the operators' entries (read on every request) stay.
     """
 
     def __init__(
@@ -103,7 +105,7 @@ class TokenCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: dict[bytes, tuple[float, AuthResult]] = {}
+        self._entries: OrderedDict[bytes, tuple[float, AuthResult]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -126,18 +128,17 @@ class TokenCache:
             # The token expired while cached: look it up again (it will say "expired").
             del self._entries[token_hash]
             return None
+        self._entries.move_to_end(token_hash)
         return result
 
     def put(self, token_hash: bytes, result: AuthResult) -> None:
         """Remember ``result`` for ``ttl_s`` seconds."""
         if self.ttl_s <= 0:
             return
-        now = self._clock()
-        if len(self._entries) >= self.max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-        self._entries[token_hash] = (now + self.ttl_s, result)
+        self._entries[token_hash] = (self._clock() + self.ttl_s, result)
+        self._entries.move_to_end(token_hash)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
     def invalidate(self, token_id: uuid.UUID | None = None) -> None:
         """Forget one token's entries (all entries when ``token_id`` is None)."""

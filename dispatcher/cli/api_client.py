@@ -79,7 +79,8 @@ def quiet_logging(level: int = logging.WARNING) -> None:
 
 def resolve_token(settings: Settings) -> str | None:
     """``$FLEETD_TOKEN`` wins over ``api.token``; empty values count as unset."""
-    return os.environ.get(TOKEN_ENV_VAR) or settings.api.token or None
+    configured = settings.api.token.get_secret_value() if settings.api.token else None
+    return os.environ.get(TOKEN_ENV_VAR) or configured or None
 
 
 def describe_problem(response: httpx.Response) -> str:

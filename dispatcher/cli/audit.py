@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from dispatcher.audit.anchors import Anchor, check_anchors, parse_anchor
+from dispatcher.audit.checkpoints import parse_checkpoints, read_key
 from dispatcher.audit.log import ChainReport, seal_all, verify_chain
 from dispatcher.cli.api_client import quiet_logging
 from dispatcher.cli.common import settings_from_args
@@ -41,6 +44,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     verify.add_argument(
         "--batch", type=int, default=5000, metavar="N", help="rows per query (default 5000)"
     )
+    verify.add_argument(
+        "--expect-head",
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="a head printed by an earlier verify (or a checkpoint): that row must still "
+        "exist with that hash, else the chain was cut short or rewritten (repeatable)",
+    )
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE",
+        help="check every checkpoint in FILE (audit.checkpoint_file) the same way; their "
+        "MACs are checked with audit.checkpoint_key_file",
+    )
     verify.set_defaults(func=_verify)
 
 
@@ -49,11 +67,36 @@ def format_report(report: ChainReport) -> str:
     unsealed = f"; {report.unsealed} rows not sealed yet"
     if report.ok:
         head = f", head id {report.last_id} hash {report.head_hash}" if report.last_id else ""
+        if report.last_seq is not None and report.head_hash is not None:
+            head += f" (anchor {report.last_seq}:{report.head_hash})"
         return f"OK: {report.rows_checked} rows verified{head}{unsealed}"
     return (
         f"BROKEN at row id {report.first_bad_id} "
         f"(after {report.rows_checked - 1} good rows): {report.reason}{unsealed}"
     )
+
+
+def load_anchors(
+    expect_heads: list[str], checkpoints: Path | None, key_file: Path | None
+) -> tuple[list[Anchor], list[str]]:
+    """Anchors from ``--expect-head`` and ``--checkpoints``, and the checkpoints whose MAC
+    fails (forged or edited lines: reported as problems). Raises ValueError/OSError for
+    input that cannot be used at all."""
+    anchors = [parse_anchor(text) for text in expect_heads]
+    problems: list[str] = []
+    if checkpoints is None:
+        return anchors, problems
+    points = parse_checkpoints(checkpoints.read_text(encoding="utf-8").splitlines())
+    key = read_key(key_file)
+    if key is None and any(p.mac for p in points):
+        print("fleetd audit: MACs not checked (no audit.checkpoint_key_file)", file=sys.stderr)
+    for number, point in enumerate(points, start=1):
+        origin = f"{checkpoints.name}#{number}"
+        if key is not None and not point.mac_valid(key):
+            problems.append(f"forged: {origin} (seq {point.seq}) has no valid MAC")
+            continue
+        anchors.append(Anchor(point.seq, point.hash_hex.lower(), origin))
+    return anchors, problems
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -62,15 +105,26 @@ def _verify(args: argparse.Namespace) -> int:
     if args.batch < 1:
         print("fleetd audit: --batch must be positive", file=sys.stderr)
         return 2
+    try:
+        anchors, problems = load_anchors(
+            args.expect_head, args.checkpoints, settings.audit.checkpoint_key_file
+        )
+    except (ValueError, OSError) as exc:
+        print(f"fleetd audit: {exc}", file=sys.stderr)
+        return 2
     from dispatcher.storage.db import create_pool
     from dispatcher.storage.errors import StorageError
 
     async def main() -> ChainReport:
-        pool = await create_pool(settings.database.dsn, min_size=1, max_size=1)
+        db = settings.database
+        pool = await create_pool(db.dsn, password=db.password, min_size=1, max_size=1)
         try:
             # A verify right after writes should cover them: seal what has committed.
             await seal_all(pool)
-            return await verify_chain(pool, batch=args.batch)
+            report = await verify_chain(pool, batch=args.batch)
+            if anchors:
+                problems.extend(await check_anchors(pool, anchors))
+            return report
         finally:
             await pool.close()
 
@@ -89,4 +143,8 @@ def _verify(args: argparse.Namespace) -> int:
         )
         return 1
     print(format_report(report))
-    return 0 if report.ok else 1
+    for problem in problems:
+        print(f"ANCHOR {problem}")
+    if anchors and not problems:
+        print(f"anchors: {len(anchors)} held")
+    return 0 if report.ok and not problems else 1

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     # Logs go to stderr and only when they matter: stdout is the list of versions applied.
     configure_logging("warning", "console")
     try:
-        applied = asyncio.run(apply_migrations(settings.database.dsn))
+        db = settings.database
+        applied = asyncio.run(apply_migrations(db.owner_dsn, password=db.owner_password))
     except StorageError as exc:
         print(f"fleetd migrate: {exc}", file=sys.stderr)
         return 1

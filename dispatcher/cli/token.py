@@ -67,6 +67,24 @@ def parse_expires(value: str, *, now: datetime | None = None) -> datetime:
     return when
 
 
+def resolve_expires(
+    value: str | None, lifetime_days: int, *, now: datetime | None = None
+) -> datetime | None:
+    """The expiry of a new token: ``--expires`` if given (``never`` for none), else
+    ``api.token_lifetime_days`` from now (0 there: none). Raises ``ValueError`` like
+    :func:`parse_expires`.
+
+    A default lifetime, because a token nobody remembers (a laptop, a retired script)
+    otherwise stays valid forever.
+    """
+    now = now or datetime.now(UTC)
+    if value is None:
+        return now + timedelta(days=lifetime_days) if lifetime_days > 0 else None
+    if value.strip().lower() == "never":
+        return None
+    return parse_expires(value, now=now)
+
+
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add ``token create | revoke | list``."""
     parser = subparsers.add_parser(
@@ -92,7 +110,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     create.add_argument(
         "--expires",
         metavar="WHEN",
-        help="30d, 12h, 45m, 2w, or an ISO 8601 time (UTC if no zone); default: never",
+        help="30d, 12h, 45m, 2w, an ISO 8601 time (UTC if no zone), or 'never'; "
+        "default: api.token_lifetime_days (90) from now",
     )
     create.add_argument("--name", default="", help="a label for people (who or what uses it)")
     create.set_defaults(func=_create)
@@ -110,7 +129,8 @@ def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]])
     from dispatcher.storage.db import create_pool
 
     async def main() -> T:
-        pool = await create_pool(settings.database.dsn, min_size=1, max_size=2)
+        db = settings.database
+        pool = await create_pool(db.dsn, password=db.password, min_size=1, max_size=2)
         try:
             return await work(pool)
         finally:
@@ -158,7 +178,7 @@ def _create(args: argparse.Namespace) -> int:
     quiet_logging()
     role = Role(args.role)
     try:
-        expires_at = parse_expires(args.expires) if args.expires else None
+        expires_at = resolve_expires(args.expires, settings.api.token_lifetime_days)
     except ValueError as exc:
         return _fail(str(exc), 2)
 
@@ -173,7 +193,9 @@ def _create(args: argparse.Namespace) -> int:
         return await TokenOps(pool).create(operator(), spec), label
 
     try:
-        asyncio.run(apply_migrations(settings.database.dsn))
+        db = settings.database
+        if db.migrate_on_start:
+            asyncio.run(apply_migrations(db.owner_dsn, password=db.owner_password))
         outcome, label = _with_pool(settings, work)
     except UsageError as exc:
         return _fail(str(exc), 2)

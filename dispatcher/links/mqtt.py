@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -24,7 +25,8 @@ import structlog
 from gmqtt.mqtt.constants import MQTTv311
 
 from dispatcher.config import MqttSettings
-from dispatcher.metrics import MESSAGES_REJECTED
+from dispatcher.links.broker_guard import TakeoverDetector, client_tls_context
+from dispatcher.metrics import MESSAGES_REJECTED, MQTT_SESSION_TAKEOVERS
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +91,9 @@ class MqttTransport:
         self._client: gmqtt.Client | None = None
         self._connected = asyncio.Event()
         self._closing = False
+        self._takeover = TakeoverDetector(settings.takeover_disconnects, settings.takeover_window_s)
+        #: Broker sessions begun (CONNACKs received) since construction.
+        self.sessions = 0
 
     @property
     def state(self) -> LinkState:
@@ -96,6 +101,14 @@ class MqttTransport:
 
     def is_connected(self) -> bool:
         return self._state is LinkState.CONNECTED
+
+    def takeover_suspected(self) -> bool:
+        """Whether another client is fighting us for our client id (broker_guard)."""
+        return self._takeover.suspected(time.monotonic())
+
+    def is_healthy(self) -> bool:
+        """Connected, and not in a client-id fight (what readiness reports)."""
+        return self.is_connected() and not self.takeover_suspected()
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
@@ -128,6 +141,8 @@ class MqttTransport:
             client.subscribe(subs)
         self._state = LinkState.CONNECTED
         self._connected.set()
+        self._takeover.connected(time.monotonic())
+        self.sessions += 1
         log.info("mqtt.connected", client_id=self._client_id, subscriptions=len(subs))
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
@@ -137,6 +152,14 @@ class MqttTransport:
             return
         self._state = LinkState.CONNECTING
         log.warning("mqtt.disconnected", client_id=self._client_id)
+        if self._takeover.disconnected(time.monotonic()):
+            MQTT_SESSION_TAKEOVERS.inc()
+            log.error(
+                "mqtt.session_takeover",
+                client_id=self._client_id,
+                hint="another client connects with this client id (or this login): "
+                "check for a second fleetd, or leaked broker credentials",
+            )
 
     # --- publish ----------------------------------------------------------------------
 
@@ -152,7 +175,10 @@ class MqttTransport:
     def _new_client(self) -> gmqtt.Client:
         client = gmqtt.Client(self._client_id, clean_session=not self._settings.persistent_session)
         if self._settings.username is not None:
-            client.set_auth_credentials(self._settings.username, self._settings.password)
+            password = self._settings.password
+            client.set_auth_credentials(
+                self._settings.username, password.get_secret_value() if password else None
+            )
         client.on_message = self._on_message
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -170,14 +196,19 @@ class MqttTransport:
             while True:
                 self._state = LinkState.CONNECTING
                 client = self._new_client()
+                # Before connect: on_connect (and so wait_connected) fires inside it, and a
+                # publish right after wait_connected must find the client.
+                self._client = client
                 try:
                     await client.connect(
                         self._settings.host,
                         self._settings.port,
                         keepalive=self._settings.keepalive_s,
                         version=MQTTv311,
+                        ssl=client_tls_context(self._settings) or False,
                     )
                 except Exception as exc:
+                    self._client = None
                     # gmqtt raises its own error types for refused CONNACKs; all mean "not yet".
                     delay = backoff.next_delay()
                     log.warning(
@@ -189,7 +220,6 @@ class MqttTransport:
                     )
                     await asyncio.sleep(delay)
                     continue
-                self._client = client
                 backoff.reset()
                 await asyncio.Event().wait()  # held until cancelled; gmqtt keeps it alive
         finally:

@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import SecretStr
 
 from dispatcher.config import DatabaseSettings
 from dispatcher.storage.errors import StorageUnavailable
@@ -53,13 +54,22 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def connect(dsn: str, *, connect_timeout: float = 10.0) -> asyncpg.Connection:
+def reveal(password: SecretStr | None) -> str | None:
+    """The password as asyncpg takes it (``None``: from the DSN, PGPASSWORD or .pgpass)."""
+    return password.get_secret_value() if password is not None else None
+
+
+async def connect(
+    dsn: str, *, connect_timeout: float = 10.0, password: SecretStr | None = None
+) -> asyncpg.Connection:
     """One connection (codecs registered), for one-off work such as migrations.
 
     Raises :class:`StorageUnavailable` when the server cannot be reached or entered.
     """
     try:
-        conn: asyncpg.Connection = await asyncpg.connect(dsn, timeout=connect_timeout)
+        conn: asyncpg.Connection = await asyncpg.connect(
+            dsn, timeout=connect_timeout, password=reveal(password)
+        )
     except CONNECT_ERRORS as exc:
         raise StorageUnavailable(dsn, describe_error(exc)) from exc
     await init_connection(conn)
@@ -89,6 +99,7 @@ async def create_pool(
     max_size: int = 10,
     command_timeout: float = 30.0,
     connect_timeout: float = 10.0,
+    password: SecretStr | None = None,
 ) -> asyncpg.Pool:
     """Open a pool of ``min_size`` connections to ``dsn`` with JSON codecs registered.
 
@@ -98,6 +109,7 @@ async def create_pool(
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(
             dsn,
+            password=reveal(password),
             min_size=min_size,
             max_size=max_size,
             command_timeout=command_timeout,
@@ -115,6 +127,7 @@ async def open_pool(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
     """A pool sized from ``settings``, closed (gracefully, then forcibly) on exit."""
     pool = await create_pool(
         settings.dsn,
+        password=settings.password,
         min_size=settings.pool_min,
         max_size=settings.pool_max,
         command_timeout=settings.command_timeout_s,

@@ -7,24 +7,38 @@ Data travels as attributes; the message is for people.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+#: Query parameters libpq (and asyncpg) read a secret from: ``?password=`` and the
+#: passphrase of a client key.
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***``, fit for logs and error messages."""
+    """The DSN with any password replaced by ``***``, fit for logs and error messages.
+
+    Both places a DSN can carry one are covered: the userinfo and the query string.
+    """
     try:
         parts = urlsplit(dsn)
+        netloc = parts.netloc
+        if parts.password is not None:
+            host = parts.hostname or ""
+            if ":" in host:  # IPv6 literal
+                host = f"[{host}]"
+            port = f":{parts.port}" if parts.port is not None else ""
+            netloc = f"{parts.username or ''}:***@{host}{port}"
     except ValueError:
         return "<unparseable dsn>"
-    if parts.password is None:
-        return dsn
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    netloc = f"{user}:***@{host}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    query = "&".join(_redact_param(p) for p in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_param(param: str) -> str:
+    name, sep, _ = param.partition("=")
+    if sep and unquote(name).lower() in _SECRET_PARAMS:
+        return f"{name}=***"
+    return param
 
 
 class StorageError(Exception):

@@ -72,6 +72,7 @@ from typing import Any, Final
 
 import asyncpg
 import structlog
+from pydantic import SecretStr
 
 from dispatcher.storage.db import CONNECT_ERRORS, connect, describe_error
 from dispatcher.storage.errors import StorageUnavailable
@@ -318,9 +319,15 @@ class EventHub:
     """
 
     def __init__(
-        self, dsn: str, *, connect_timeout_s: float = 5.0, max_backoff_s: float = 30.0
+        self,
+        dsn: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        max_backoff_s: float = 30.0,
+        password: SecretStr | None = None,
     ) -> None:
         self._dsn = dsn
+        self._password = password
         self._connect_timeout = connect_timeout_s
         self._max_backoff = max_backoff_s
         self._subs: set[Subscription] = set()
@@ -440,7 +447,9 @@ class EventHub:
 
     async def _open(self) -> asyncpg.Connection | None:
         try:
-            return await connect(self._dsn, connect_timeout=self._connect_timeout)
+            return await connect(
+                self._dsn, connect_timeout=self._connect_timeout, password=self._password
+            )
         except StorageUnavailable as exc:
             log.warning("events.listen_connect_failed", error=exc.reason)
             return None

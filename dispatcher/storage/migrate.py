@@ -17,8 +17,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 import structlog
+from pydantic import SecretStr
 
-from dispatcher.storage.db import CONNECT_ERRORS, connect, describe_error
+from dispatcher.storage.db import CONNECT_ERRORS, connect, describe_error, reveal
 from dispatcher.storage.errors import (
     MigrationChecksumMismatch,
     MigrationError,
@@ -104,14 +105,14 @@ def admin_dsn(dsn: str) -> tuple[str, str] | None:
     return urlunsplit(parts._replace(path="/postgres")), dbname
 
 
-async def ensure_database(dsn: str) -> bool:
+async def ensure_database(dsn: str, *, password: SecretStr | None = None) -> bool:
     """Create the DSN's database if it does not exist. Returns True if it was created.
 
     Connects to the ``postgres`` database of the same server to do so. Raises
     :class:`StorageUnavailable` when the server cannot be reached.
     """
     try:
-        conn = await asyncpg.connect(dsn, timeout=10.0)
+        conn = await asyncpg.connect(dsn, timeout=10.0, password=reveal(password))
     except asyncpg.InvalidCatalogNameError:
         pass  # the one case we handle: the server is there, the database is not
     except CONNECT_ERRORS as exc:
@@ -124,7 +125,7 @@ async def ensure_database(dsn: str) -> bool:
     if target is None:
         raise StorageUnavailable(dsn, "database does not exist and the DSN names none to create")
     admin, dbname = target
-    conn = await connect(admin)
+    conn = await connect(admin, password=password)
     try:
         # CREATE DATABASE takes no parameters; quote the identifier ourselves.
         quoted = '"' + dbname.replace('"', '""') + '"'
@@ -139,8 +140,11 @@ async def ensure_database(dsn: str) -> bool:
     return True
 
 
-async def apply_migrations(dsn: str) -> list[str]:
+async def apply_migrations(dsn: str, *, password: SecretStr | None = None) -> list[str]:
     """Bring the database at ``dsn`` up to date; return the versions applied, in order.
+
+    ``dsn`` (and ``password``) name the schema owner: the login that may create tables
+    and the runtime role's grants (``database.migration_dsn``).
 
     Creates the database first if it is missing. Re-running is a no-op returning ``[]``.
     Raises :class:`StorageUnavailable` if Postgres cannot be reached,
@@ -149,8 +153,8 @@ async def apply_migrations(dsn: str) -> list[str]:
     ones stay applied).
     """
     migrations = load_migrations()
-    await ensure_database(dsn)
-    conn = await connect(dsn)
+    await ensure_database(dsn, password=password)
+    conn = await connect(dsn, password=password)
     try:
         # Migrations may build indexes on big tables: no statement timeout here.
         await conn.execute("SET statement_timeout = 0")

@@ -229,7 +229,9 @@ def decode_state(payload: bytes) -> State | None:
     """The message as a :class:`State`, or ``None`` if the fast path does not accept it."""
     try:
         return _state_decoder.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        # RecursionError: nesting beyond msgspec's depth limit (a hostile vendor field).
+        # pydantic's parser has its own limit and gives the verdict (malformed_json).
         return None
 
 
@@ -237,5 +239,7 @@ def decode_visualization(payload: bytes) -> Visualization | None:
     """The message as a :class:`Visualization`, or ``None`` if not accepted here."""
     try:
         return _visualization_decoder.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        # RecursionError: nesting beyond msgspec's depth limit (a hostile vendor field).
+        # pydantic's parser has its own limit and gives the verdict (malformed_json).
         return None

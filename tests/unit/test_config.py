@@ -285,6 +285,69 @@ class TestProduction:
         assert "s3cret" not in str(info.value)
 
 
+class TestSecrets:
+    @pytest.mark.parametrize(
+        ("variable", "key"),
+        [
+            ("FLEETD_MQTT__PASSWORD", ("mqtt", "password")),
+            ("FLEETD_DATABASE__PASSWORD", ("database", "password")),
+            ("FLEETD_DATABASE__MIGRATION_PASSWORD", ("database", "migration_password")),
+            ("FLEETD_REDIS__PASSWORD", ("redis", "password")),
+            ("FLEETD_API__TOKEN", ("api", "token")),
+        ],
+    )
+    def test_secrets_never_show_in_a_dump_of_the_settings(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, key: tuple[str, str]
+    ) -> None:
+        """A password or token is a SecretStr: repr, str and model dumps show stars."""
+        monkeypatch.setenv(variable, "s3cret-value")
+        settings = load_settings(None)
+        for text in (repr(settings), str(settings), str(settings.model_dump())):
+            assert "s3cret-value" not in text
+        section = getattr(settings, key[0])
+        assert getattr(section, key[1]).get_secret_value() == "s3cret-value"
+
+
+class TestProductionExposure:
+    BASE = '[daemon]\nenvironment = "production"\n[mqtt]\nusername = "fleetd"\n'
+
+    def test_public_api_bind_without_tls_is_refused(self, write_config: WriteConfig) -> None:
+        """Binding the API beyond loopback in production needs TLS in the process."""
+        problems = problems_of(write_config(self.BASE + '[api]\nhost = "0.0.0.0"\n'))
+        assert "api.host" in " ".join(problems.values())
+
+    def test_public_api_bind_with_tls_is_accepted(
+        self, write_config: WriteConfig, tmp_path: Path
+    ) -> None:
+        """With a certificate and key the same bind is fine."""
+        text = (
+            self.BASE
+            + '[api]\nhost = "0.0.0.0"\n'
+            + f'tls_cert_file = "{tmp_path / "c.pem"}"\ntls_key_file = "{tmp_path / "k.pem"}"\n'
+        )
+        assert load_settings(write_config(text)).api.tls
+
+    def test_remote_broker_without_tls_is_refused(self, write_config: WriteConfig) -> None:
+        """The broker password must not cross the network in clear in production."""
+        problems = problems_of(write_config(self.BASE + 'host = "mqtt.example"\n'))
+        assert "mqtt.tls" in " ".join(problems.values())
+
+    def test_loopback_binds_need_no_tls(self, write_config: WriteConfig) -> None:
+        """The defaults (everything on 127.0.0.1) stay valid in production."""
+        load_settings(write_config(self.BASE))
+
+    def test_docs_off_in_production_unless_asked(self, write_config: WriteConfig) -> None:
+        """/docs follows the profile unless api.docs says otherwise."""
+        assert not load_settings(write_config(self.BASE)).docs_enabled
+        assert load_settings(write_config(self.BASE + "[api]\ndocs = true\n")).docs_enabled
+        assert load_settings(None).docs_enabled
+
+    def test_trusted_proxies_must_be_addresses(self, write_config: WriteConfig) -> None:
+        """A typo in a proxy address is refused rather than silently trusting nothing."""
+        problems = problems_of(write_config('[api]\ntrusted_proxies = ["10.0.0.300"]\n'))
+        assert "api.trusted_proxies" in problems
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the real ``fleetd`` entry point in a child process with no FLEETD_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETD_")}

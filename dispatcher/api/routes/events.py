@@ -173,7 +173,8 @@ def _hub(request: Request) -> EventHub:
     state = request.app.state
     hub: EventHub | None = getattr(state, "event_hub", None)
     if hub is None:
-        hub = EventHub(get_services(request).settings.database.dsn)
+        db = get_services(request).settings.database
+        hub = EventHub(db.dsn, password=db.password)
         state.event_hub = hub
     return hub
 

@@ -31,6 +31,7 @@ from dispatcher.api.mission_schemas import (
     MissionWithTimeline,
     PriorityChange,
 )
+from dispatcher.api.passenger_reads import audit_passenger_read
 from dispatcher.api.problems import (
     CONFLICT,
     FORBIDDEN,
@@ -251,6 +252,7 @@ async def list_missions(
         limit=limit,
         after=after,
     )
+    await audit_passenger_read(request, principal, page.items)
     return MissionPage(
         items=[to_public(m) for m in page.items],
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,
@@ -274,6 +276,7 @@ async def get_mission(
         if found is None:
             raise _not_found(mission_id)
         mission, events = found
+        await audit_passenger_read(request, principal, [mission])
         return with_timeline(mission, events)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -55,7 +56,9 @@ class TestTokenCli:
         assert await fleetd("token", "create", "--role", "operator", "--name", "desk") == 0
         out = capsys.readouterr().out
         first = out.splitlines()[0]
-        assert "role operator facility demo-campus expires never" in first
+        # Not "never": a token gets api.token_lifetime_days (90) unless told otherwise.
+        expected = (datetime.now(UTC) + timedelta(days=90)).date().isoformat()
+        assert f"role operator facility demo-campus expires {expected}" in first
         secret = out.split()[-1]
         assert secret.startswith("fltd_")
         pool = await asyncpg.create_pool(fresh_dsn, min_size=1, max_size=1)
@@ -75,6 +78,22 @@ class TestTokenCli:
         assert await fleetd("token", "create", "--role", "admin", "--expires", "12h") == 0
         first = capsys.readouterr().out.splitlines()[0]
         assert "role admin facility all expires 20" in first
+
+    async def test_never_and_a_configured_lifetime(
+        self, pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``--expires never`` is an explicit choice; api.token_lifetime_days sets the default
+        and 0 there restores "never" as the default."""
+        monkeypatch.setenv("FLEETD_DATABASE__DSN", pg_dsn)
+        assert await fleetd("token", "create", "--role", "admin", "--expires", "never") == 0
+        assert "expires never" in capsys.readouterr().out.splitlines()[0]
+        monkeypatch.setenv("FLEETD_API__TOKEN_LIFETIME_DAYS", "7")
+        assert await fleetd("token", "create", "--role", "admin") == 0
+        expected = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
+        assert f"expires {expected}" in capsys.readouterr().out.splitlines()[0]
+        monkeypatch.setenv("FLEETD_API__TOKEN_LIFETIME_DAYS", "0")
+        assert await fleetd("token", "create", "--role", "admin") == 0
+        assert "expires never" in capsys.readouterr().out.splitlines()[0]
 
     async def test_unknown_facility_is_exit_2(
         self, pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

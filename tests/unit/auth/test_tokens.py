@@ -111,6 +111,25 @@ class TestTokenCache:
             cache.put(str(i).encode(), _ok(uuid.uuid4()))
         assert len(cache) <= 10
 
+    def test_flood_of_bogus_tokens_keeps_the_recently_used(self) -> None:
+        """10,000 unknown tokens evict the least recently used entries, one at a time.
+
+        A wholesale flush on overflow would throw out every real operator's entry too and
+        send each of their next requests to the database.
+        """
+        clock = FakeClock()
+        cache = TokenCache(5.0, max_entries=1000, clock=clock)
+        real = _ok(uuid.uuid4())
+        cache.put(b"real", real)
+        for i in range(10_000):
+            cache.put(f"bogus-{i}".encode(), AuthResult(None, DenyReason.UNKNOWN))
+            if i % 100 == 0:
+                assert cache.get(b"real") is real  # in use, so never the eldest
+        assert cache.get(b"real") is real
+        assert len(cache) == 1000
+        assert cache.get(b"bogus-0") is None
+        assert cache.get(b"bogus-9999") is not None
+
     def test_zero_ttl_disables(self) -> None:
         cache = TokenCache(0.0, clock=FakeClock())
         cache.put(b"h", _ok(uuid.uuid4()))

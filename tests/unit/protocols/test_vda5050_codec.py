@@ -158,6 +158,20 @@ class TestDecode:
         assert "XXXX" not in info.value.detail
         assert len(info.value.detail) < 300
 
+    @pytest.mark.parametrize("topic", [Topic.STATE, Topic.VISUALIZATION])
+    def test_deeply_nested_payload_is_a_rejection(self, topic: Topic) -> None:
+        """A vendor field nested 1,000 levels deep is refused as malformed, not a crash.
+
+        msgspec raises RecursionError past its depth limit; that must end as an ordinary
+        rejection (counted, rate-limited log) rather than a traceback per message.
+        """
+        msg = ex.state_small() if topic is Topic.STATE else ex.visualization()
+        body = json.dumps(msg).encode()
+        deep = b'{"vendorBlob":' + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"," + body[1:]
+        with pytest.raises(MessageRejected) as info:
+            codec.decode(topic, deep)
+        assert info.value.reason is RejectReason.MALFORMED_JSON
+
     def test_rejection_chains_the_pydantic_error(self) -> None:
         """The original ValidationError stays available as __cause__ for debugging."""
         with pytest.raises(MessageRejected) as info:

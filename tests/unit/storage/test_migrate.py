@@ -78,6 +78,24 @@ class TestErrors:
         dsn = "postgresql://postgres@127.0.0.1:5432/fleetd"
         assert redact_dsn(dsn) == dsn
 
+    @pytest.mark.parametrize(
+        ("dsn", "redacted"),
+        [
+            (
+                "postgresql://fleet@db/fleetd?password=s3cret&sslmode=require",
+                "postgresql://fleet@db/fleetd?password=***&sslmode=require",
+            ),
+            (
+                "postgresql://fleet:s3cret@db/fleetd?sslpassword=s3cret",
+                "postgresql://fleet:***@db/fleetd?sslpassword=***",
+            ),
+            ("postgresql://db/fleetd?PASSWORD=s3cret", "postgresql://db/fleetd?PASSWORD=***"),
+        ],
+    )
+    def test_password_in_query_is_redacted(self, dsn: str, redacted: str) -> None:
+        """libpq also takes a password (and a key's passphrase) as a query parameter."""
+        assert redact_dsn(dsn) == redacted
+
     def test_checksum_mismatch_carries_data(self) -> None:
         """The version and both checksums are attributes, not only text."""
         err = MigrationChecksumMismatch("0001", "core", "a" * 64, "b" * 64)
