@@ -181,6 +181,20 @@ class ApiSettings(_Section):
         return f"http://{host}:{self.port}"
 
 
+class PlannerSettings(_Section):
+    """The planner (dispatcher/planner): strategy, search budget, re-plan stability,
+    candidate pruning, and planning snapshots (VROOM JSON, off when ``snapshot_dir`` is
+    empty). The live dispatch loop that uses these comes with the dispatch issue."""
+
+    strategy: Literal["optimise", "greedy"] = "optimise"
+    time_limit_s: Annotated[float, Field(gt=0, le=600)] = 1.0
+    improvement_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    max_candidates: Annotated[int, Field(ge=1, le=1000)] = 8
+    snapshot_dir: str = ""
+    snapshot_max_files: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    snapshot_max_bytes: Annotated[int, Field(ge=1024 * 1024, le=1024**4)] = 1024**3
+
+
 class MapSettings(_Section):
     """A facility map: the robot's local metric frame and where it sits on Earth."""
 
@@ -268,6 +282,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    planner: PlannerSettings = Field(default_factory=PlannerSettings)
     facilities: list[FacilitySettings] = Field(default_factory=list)
 
     @classmethod

@@ -22,6 +22,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "dispatcher.cli.token",
     "dispatcher.cli.mission",
     "dispatcher.cli.audit",
+    "dispatcher.cli.plan",
     "sim.cli",
 )
 

@@ -1,0 +1,191 @@
+"""The ``optimise`` strategy: OR-Tools routing, seeded by VROOM or the previous plan.
+
+Flow: filter and prune candidate vehicles; build one OR-Tools model; take a first
+solution (VROOM's, when the problem fits VROOM's model, else the previous plan's, else
+OR-Tools' parallel cheapest insertion); improve it with guided local search for the rest
+of the time limit. Re-planning with a previous plan solves twice: once with every
+previously assigned request kept on its vehicle (new requests free), once free, seeded
+with the first; the free plan wins only if it is better by the improvement threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from dispatcher.planner.eligibility import Candidates, candidates
+from dispatcher.planner.model import Plan, Problem, StopKind, Unserved, UnservedReason
+from dispatcher.planner.options import PlannerOptions
+from dispatcher.planner.report import plan_from_visits
+from dispatcher.planner.routing_model import RoutingModel, build
+from dispatcher.planner.vroom_seed import vroom_routes
+
+#: Per model vehicle, its ordered (request index, kind) visits.
+Routes = list[list[tuple[int, StopKind]]]
+
+
+def _params(seconds: float, seeded: bool) -> pywrapcp.DefaultRoutingSearchParameters:
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = (
+        routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+    )
+    params.local_search_metaheuristic = (
+        routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    )
+    params.time_limit.FromMilliseconds(max(1, int(seconds * 1000)))
+    del seeded
+    return params
+
+
+def _to_indices(model: RoutingModel, routes: Routes) -> list[list[int]]:
+    out: list[list[int]] = [[] for _ in model.vehicles]
+    for m, route in enumerate(routes):
+        out[m] = [
+            model.manager.NodeToIndex(model.node_of[task])
+            for task in route
+            if task in model.node_of
+        ]
+    return out
+
+
+def _read(model: RoutingModel, assignment: pywrapcp.Assignment) -> Routes:
+    routing, manager = model.routing, model.manager
+    routes: Routes = []
+    for m in range(len(model.vehicles)):
+        index = routing.Start(m)
+        visits: list[tuple[int, StopKind]] = []
+        index = assignment.Value(routing.NextVar(index))
+        while not routing.IsEnd(index):
+            visits.append(model.tasks[manager.IndexToNode(index) - model.first_task])
+            index = assignment.Value(routing.NextVar(index))
+        routes.append(visits)
+    return routes
+
+
+def _solve_model(
+    model: RoutingModel, seeds: Sequence[Routes], seconds: float
+) -> tuple[Routes, int] | None:
+    """Close the model, start from the best seed that reads as feasible, search."""
+    params = _params(seconds, bool(seeds))
+    model.routing.CloseModelWithParameters(params)
+    start = None
+    for seed in seeds:
+        start = model.routing.ReadAssignmentFromRoutes(_to_indices(model, seed), True)
+        if start is not None:
+            break
+    if start is not None:
+        solution = model.routing.SolveFromAssignmentWithParameters(start, params)
+    else:
+        solution = model.routing.SolveWithParameters(params)
+    if solution is None:
+        return None
+    return _read(model, solution), int(solution.ObjectiveValue())
+
+
+def _allowed(
+    found: Candidates, vehicles: Sequence[int], lock: Mapping[int, int] | None
+) -> dict[int, list[int]]:
+    model_index = {v: m for m, v in enumerate(vehicles)}
+    allowed: dict[int, list[int]] = {}
+    for r, arr in found.by_request.items():
+        if lock is not None and r in lock and lock[r] in model_index:
+            allowed[r] = [model_index[lock[r]]]
+        else:
+            allowed[r] = [model_index[int(v)] for v in arr]
+    return allowed
+
+
+def _previous_routes(problem: Problem, previous: Plan, vehicles: Sequence[int]) -> Routes:
+    req_index = {r.id: i for i, r in enumerate(problem.requests)}
+    by_vehicle = {r.vehicle_id: r for r in previous.routes}
+    routes: Routes = []
+    for v in vehicles:
+        old = by_vehicle.get(problem.vehicles[v].id)
+        stops = old.stops if old is not None else ()
+        routes.append(
+            [(req_index[s.request_id], s.kind) for s in stops if s.request_id in req_index]
+        )
+    return routes
+
+
+def optimise(
+    problem: Problem,
+    options: PlannerOptions,
+    previous: Plan | None = None,
+    given: Mapping[str, Sequence[str]] | None = None,
+) -> Plan:
+    """Solve ``problem`` within ``options.time_limit_s`` (see the module docstring)."""
+    began = time.monotonic()
+    found = candidates(problem, options.max_candidates, given, options.prune_above)
+    vehicles = found.vehicles_used()
+    requests = sorted(found.by_request)
+    if not requests:
+        return plan_from_visits(problem, {}, found.unserved, "optimise", {})
+    deadline = began + options.time_limit_s
+    seeds: list[Routes] = []
+    stats: dict[str, float] = {"model_vehicles": len(vehicles), "model_requests": len(requests)}
+    lock = _lock_map(problem, previous, requests) if previous is not None else None
+    if previous is not None:
+        seeds.append(_previous_routes(problem, previous, vehicles))
+    pruned = any(len(found.by_request[r]) < len(vehicles) for r in requests)
+    if options.use_vroom and not pruned and previous is None:
+        budget = max(0.05, options.vroom_share * options.time_limit_s)
+        seeded = vroom_routes(problem, vehicles, requests, budget, options.vroom_threads)
+        if seeded is not None:
+            seeds.append(seeded)
+            stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
+    best = _search(problem, found, vehicles, requests, seeds, lock, options, deadline, stats)
+    if best is None:
+        unserved = [
+            *found.unserved,
+            *(Unserved(problem.requests[r].id, UnservedReason.NOT_FOUND) for r in requests),
+        ]
+        return plan_from_visits(problem, {}, tuple(unserved), "optimise", stats)
+    visits = {vehicles[m]: route for m, route in enumerate(best) if route}
+    stats["solve_s"] = round(time.monotonic() - began, 3)
+    return plan_from_visits(problem, visits, found.unserved, "optimise", stats)
+
+
+def _lock_map(problem: Problem, previous: Plan, requests: Sequence[int]) -> dict[int, int]:
+    vehicle_index = {v.id: i for i, v in enumerate(problem.vehicles)}
+    was = previous.assignment()
+    lock: dict[int, int] = {}
+    for r in requests:
+        vid = was.get(problem.requests[r].id)
+        if vid is not None and vid in vehicle_index:
+            lock[r] = vehicle_index[vid]
+    return lock
+
+
+def _search(
+    problem: Problem,
+    found: Candidates,
+    vehicles: Sequence[int],
+    requests: Sequence[int],
+    seeds: list[Routes],
+    lock: Mapping[int, int] | None,
+    options: PlannerOptions,
+    deadline: float,
+    stats: dict[str, float],
+) -> Routes | None:
+    """One free search, or (re-planning) a stable search then a free one that must win
+    by the improvement threshold."""
+    stable: tuple[Routes, int] | None = None
+    if lock:
+        model = build(problem, vehicles, requests, _allowed(found, vehicles, lock), options)
+        stable = _solve_model(model, seeds, 0.4 * max(0.0, deadline - time.monotonic()))
+        if stable is not None:
+            seeds = [stable[0], *seeds]
+            stats["stable_objective"] = stable[1]
+    model = build(problem, vehicles, requests, _allowed(found, vehicles, None), options)
+    free = _solve_model(model, seeds, max(0.01, deadline - time.monotonic()))
+    if free is not None:
+        stats["objective"] = free[1]
+    if stable is None:
+        return None if free is None else free[0]
+    if free is None or free[1] >= stable[1] * (1.0 - options.improvement_threshold):
+        stats["kept_assignment"] = 1
+        return stable[0]
+    return free[0]
