@@ -212,7 +212,10 @@ def _tasks(
         windows = req.pickup_windows if kind is StopKind.PICKUP else req.dropoff_windows
         _set_windows(time_dim.CumulVar(index), windows)
         if r in allowed and len(allowed[r]) < len(fleet):
-            routing.SetAllowedVehiclesForIndex(allowed[r], index)
+            # SetAllowedVehiclesForIndex's Span argument does not bind in ortools 9.15's
+            # Python wrapper; restricting the vehicle variable is the same constraint
+            # (-1: the request may still go unserved).
+            routing.VehicleVar(index).SetValues([*allowed[r], -1])
         routing.AddDisjunction([index], unserved_penalty(problem, req, options, big))
         if kind is StopKind.DROPOFF and req.onboard_vehicle is None:
             pickup = manager.NodeToIndex(model.node_of[(r, StopKind.PICKUP)])

@@ -223,7 +223,9 @@ def _vehicle(i: int, v: VroomVehicle, size: int, dims: int) -> Vehicle:
         capacity=tuple(v.capacity) + (0,) * (dims - len(v.capacity))
         if v.capacity
         else (HORIZON,) * dims,
-        capabilities=_skills(v.skills, [*ext.capabilities, f"kind:{ext.kind.value}"]),
+        capabilities=_skills(
+            [] if v.fleetd else v.skills, [*ext.capabilities, f"kind:{ext.kind.value}"]
+        ),
         ready_time=tw[0],
         available_until=tw[1],
         range_m=battery,
@@ -252,7 +254,7 @@ def _request(i: int, s: VroomShipment, sizes: dict[str, int], dims: int) -> Requ
         dropoff_windows=_windows(s.delivery.time_windows, f"shipments[{i}].delivery.time_windows"),
         priority=s.priority,
         required_kind=None,
-        required_capabilities=_skills(s.skills, labels),
+        required_capabilities=_skills([] if s.fleetd else s.skills, labels),
         onboard_vehicle=ext.onboard_vehicle,
     )
 
@@ -260,7 +262,8 @@ def _request(i: int, s: VroomShipment, sizes: dict[str, int], dims: int) -> Requ
 def read_problem(data: object) -> Problem:
     """A :class:`Problem` from a VROOM problem object (see the module docstring).
 
-    Skills become capabilities ``skill:N``; a vehicle's fleetd kind becomes the
+    Skills become capabilities ``skill:N``, except where a ``fleetd`` object is present:
+    its ``capabilities`` names are then authoritative (``skills`` is VROOM's copy of them); a vehicle's fleetd kind becomes the
     capability ``kind:robot`` / ``kind:driver`` that a shipment's ``required_kind`` needs.
     A vehicle without ``capacity`` is unlimited, as in VROOM.
     """
