@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from dispatcher.planner.eligibility import Candidates, candidates
-from dispatcher.planner.model import Plan, Problem, StopKind, Unserved, UnservedReason
+from dispatcher.planner.greedy import greedy
+from dispatcher.planner.model import Plan, Problem, StopKind
 from dispatcher.planner.options import PlannerOptions
 from dispatcher.planner.report import plan_from_visits
 from dispatcher.planner.routing_model import RoutingModel, build
 from dispatcher.planner.vroom_seed import vroom_routes
 
+#: Above this many vehicles or requests, a greedy plan seeds the search.
+_LARGE = 150
+
 #: Per model vehicle, its ordered (request index, kind) visits.
 Routes = list[list[tuple[int, StopKind]]]
 
 
-def _params(seconds: float, seeded: bool) -> pywrapcp.DefaultRoutingSearchParameters:
+def _params(seconds: float) -> pywrapcp.DefaultRoutingSearchParameters:
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = (
         routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
@@ -35,7 +40,6 @@ def _params(seconds: float, seeded: bool) -> pywrapcp.DefaultRoutingSearchParame
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
     params.time_limit.FromMilliseconds(max(1, int(seconds * 1000)))
-    del seeded
     return params
 
 
@@ -68,7 +72,7 @@ def _solve_model(
     model: RoutingModel, seeds: Sequence[Routes], seconds: float
 ) -> tuple[Routes, int] | None:
     """Close the model, start from the best seed that reads as feasible, search."""
-    params = _params(seconds, bool(seeds))
+    params = _params(seconds)
     model.routing.CloseModelWithParameters(params)
     start = None
     for seed in seeds:
@@ -136,16 +140,36 @@ def optimise(
         if seeded is not None:
             seeds.append(seeded)
             stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
+    if not seeds and (len(vehicles) > _LARGE or len(requests) > _LARGE):
+        # OR-Tools' own construction may not finish inside the limit on a large fleet;
+        # the greedy plan is a feasible start found in a fraction of it.
+        seeds.append(_greedy_routes(problem, options, given, vehicles))
+        stats["greedy_seed_s"] = round(time.monotonic() - began, 3)
     best = _search(problem, found, vehicles, requests, seeds, lock, options, deadline, stats)
     if best is None:
-        unserved = [
-            *found.unserved,
-            *(Unserved(problem.requests[r].id, UnservedReason.NOT_FOUND) for r in requests),
-        ]
-        return plan_from_visits(problem, {}, tuple(unserved), "optimise", stats)
+        stats["fallback_greedy"] = 1
+        fallback = greedy(problem, options, given)
+        return replace(fallback, strategy="optimise", stats={**fallback.stats, **stats})
     visits = {vehicles[m]: route for m, route in enumerate(best) if route}
     stats["solve_s"] = round(time.monotonic() - began, 3)
     return plan_from_visits(problem, visits, found.unserved, "optimise", stats)
+
+
+def _greedy_routes(
+    problem: Problem,
+    options: PlannerOptions,
+    given: Mapping[str, Sequence[str]] | None,
+    vehicles: Sequence[int],
+) -> Routes:
+    plan = greedy(problem, options, given)
+    req_index = {r.id: i for i, r in enumerate(problem.requests)}
+    by_vehicle = {r.vehicle_id: r for r in plan.routes}
+    routes: Routes = []
+    for v in vehicles:
+        route = by_vehicle.get(problem.vehicles[v].id)
+        stops = route.stops if route is not None else ()
+        routes.append([(req_index[s.request_id], s.kind) for s in stops])
+    return routes
 
 
 def _lock_map(problem: Problem, previous: Plan, requests: Sequence[int]) -> dict[int, int]:

@@ -263,8 +263,9 @@ def read_problem(data: object) -> Problem:
     """A :class:`Problem` from a VROOM problem object (see the module docstring).
 
     Skills become capabilities ``skill:N``, except where a ``fleetd`` object is present:
-    its ``capabilities`` names are then authoritative (``skills`` is VROOM's copy of them); a vehicle's fleetd kind becomes the
-    capability ``kind:robot`` / ``kind:driver`` that a shipment's ``required_kind`` needs.
+    its ``capabilities`` names are then authoritative (``skills`` is VROOM's copy of them).
+    A vehicle's fleetd kind becomes the capability ``kind:robot`` / ``kind:driver``,
+    which a shipment's ``required_kind`` requires.
     A vehicle without ``capacity`` is unlimited, as in VROOM.
     """
     vp = parse(data)

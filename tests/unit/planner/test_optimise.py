@@ -12,7 +12,6 @@ from dispatcher.planner import (
     Priority,
     Problem,
     Request,
-    StopKind,
     UnservedReason,
     Vehicle,
     VehicleKind,
