@@ -11,7 +11,7 @@ with the first; the free plan wins only if it is better by the improvement thres
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
@@ -21,7 +21,7 @@ from dispatcher.planner.greedy import greedy
 from dispatcher.planner.model import Plan, Problem, StopKind
 from dispatcher.planner.options import PlannerOptions
 from dispatcher.planner.report import plan_from_visits
-from dispatcher.planner.routing_model import RoutingModel, build
+from dispatcher.planner.routing_model import RoutingModel, build, plan_score
 from dispatcher.planner.vroom_seed import vroom_routes
 
 #: Above this many vehicles or requests, a greedy plan seeds the search.
@@ -134,25 +134,41 @@ def optimise(
     if previous is not None:
         seeds.append(_previous_routes(problem, previous, vehicles))
     pruned = any(len(found.by_request[r]) < len(vehicles) for r in requests)
+    late_seed = None
     if options.use_vroom and not pruned and previous is None:
-        budget = max(0.05, options.vroom_share * options.time_limit_s)
-        seeded = vroom_routes(problem, vehicles, requests, budget, options.vroom_threads)
-        if seeded is not None:
-            seeds.append(seeded)
+
+        def late_seed(budget: float) -> Routes | None:
+            seeded = vroom_routes(problem, vehicles, requests, budget, options.vroom_threads)
             stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
-    if not seeds and (len(vehicles) > _LARGE or len(requests) > _LARGE):
+            return seeded
+
+    elif not seeds and (len(vehicles) > _LARGE or len(requests) > _LARGE):
         # OR-Tools' own construction may not finish inside the limit on a large fleet;
         # the greedy plan is a feasible start found in a fraction of it.
         seeds.append(_greedy_routes(problem, options, given, vehicles))
         stats["greedy_seed_s"] = round(time.monotonic() - began, 3)
-    best = _search(problem, found, vehicles, requests, seeds, lock, options, deadline, stats)
-    if best is None:
+    best = _search(
+        problem, found, vehicles, requests, seeds, lock, options, deadline, stats, late_seed
+    )
+    plans = [
+        plan_from_visits(
+            problem,
+            {vehicles[m]: route for m, route in enumerate(routes) if route},
+            found.unserved,
+            "optimise",
+            stats,
+        )
+        for routes in ([best] if best is not None else []) + seeds
+    ]
+    stats["solve_s"] = round(time.monotonic() - began, 3)
+    if not plans:
         stats["fallback_greedy"] = 1
         fallback = greedy(problem, options, given)
         return replace(fallback, strategy="optimise", stats={**fallback.stats, **stats})
-    visits = {vehicles[m]: route for m, route in enumerate(best) if route}
-    stats["solve_s"] = round(time.monotonic() - began, 3)
-    return plan_from_visits(problem, visits, found.unserved, "optimise", stats)
+    # The search never returns worse than the seed it read, but if it ran out of time
+    # before reading one, the seed itself may be the best plan found: keep the best.
+    fleet = [problem.vehicles[v] for v in vehicles]
+    return min(plans, key=lambda plan: plan_score(problem, plan, fleet, options))
 
 
 def _greedy_routes(
@@ -193,9 +209,11 @@ def _search(
     options: PlannerOptions,
     deadline: float,
     stats: dict[str, float],
+    late_seed: Callable[[float], Routes | None] | None = None,
 ) -> Routes | None:
     """One free search, or (re-planning) a stable search then a free one that must win
-    by the improvement threshold."""
+    by the improvement threshold. ``late_seed`` is called once the free model is built,
+    with the share of the remaining time it may use; its routes join ``seeds``."""
     stable: tuple[Routes, int] | None = None
     if lock:
         model = build(problem, vehicles, requests, _allowed(found, vehicles, lock), options)
@@ -204,6 +222,10 @@ def _search(
             seeds = [stable[0], *seeds]
             stats["stable_objective"] = stable[1]
     model = build(problem, vehicles, requests, _allowed(found, vehicles, None), options)
+    if late_seed is not None:
+        seeded = late_seed(options.vroom_share * max(0.0, deadline - time.monotonic()))
+        if seeded is not None:
+            seeds.insert(0, seeded)
     free = _solve_model(model, seeds, max(0.01, deadline - time.monotonic()))
     if free is not None:
         stats["objective"] = free[1]

@@ -18,9 +18,17 @@ import numpy as np
 import numpy.typing as npt
 from ortools.constraint_solver import pywrapcp
 
-from dispatcher.planner.model import HORIZON, Objective, Problem, Request, StopKind, Vehicle
+from dispatcher.planner.model import (
+    HORIZON,
+    Objective,
+    Plan,
+    Problem,
+    Request,
+    StopKind,
+    Vehicle,
+)
 from dispatcher.planner.options import PlannerOptions
-from dispatcher.planner.schedule import weight_of
+from dispatcher.planner.schedule import waiting_cost, weight_of
 
 IntArray = npt.NDArray[np.int64]
 
@@ -231,3 +239,20 @@ def cost_bound(problem: Problem, fleet: Sequence[Vehicle], tasks: int) -> int:
     """More than any set of routes can cost: every arc at the dearest, every fixed cost."""
     dearest = max(int(problem.profiles[v.profile].costs.max(initial=0)) for v in fleet)
     return (tasks + 2 * len(fleet) + 1) * max(dearest, 1) + sum(v.fixed_cost for v in fleet) + 1
+
+
+def plan_score(
+    problem: Problem, plan: Plan, fleet: Sequence[Vehicle], options: PlannerOptions
+) -> int:
+    """The model's objective for a timed plan: route costs, priority-weighted waiting
+    (live objective) and the penalty of each unserved request, as OR-Tools counts them."""
+    requests = {r.id: r for r in problem.requests}
+    nodes = sum(1 if r.onboard_vehicle else 2 for r in problem.requests)
+    big = cost_bound(problem, fleet, nodes) if fleet else 1
+    total = sum(route.cost for route in plan.routes)
+    for u in plan.unserved:
+        req = requests[u.request_id]
+        total += unserved_penalty(problem, req, options, big) * (1 if req.onboard_vehicle else 2)
+    if problem.objective is Objective.WAITING:
+        total += sum(waiting_cost(r, requests, options.waiting_weights) for r in plan.routes)
+    return total
