@@ -144,10 +144,13 @@ def candidates(
     max_candidates: int | None = None,
     given: Mapping[str, Sequence[str]] | None = None,
     prune_above: int = 0,
+    sticky: Mapping[str, str] | None = None,
 ) -> Candidates:
     """Eligible vehicles per request, pruned to ``max_candidates`` soonest at the pickup
     when the problem has more than ``prune_above`` vehicles.
 
+    ``sticky`` maps a request id to the vehicle it is planned on now: pruning keeps that
+    vehicle while it is still eligible, so a re-plan can leave the request where it is.
     ``given`` optionally restricts a request (by id) to a candidate list found elsewhere
     (e.g. a Redis GEO radius query); vehicles outside the problem are ignored.
     """
@@ -169,7 +172,8 @@ def candidates(
         elif given is not None and req.id in given:
             allowed = {id_to_index[v] for v in given[req.id] if v in id_to_index}
         keep = max_candidates if len(vehicles) > prune_above else None
-        found, reason = _eligible_for(problem, req, fleets, allowed, keep, cache)
+        stay = id_to_index.get(sticky.get(req.id, "")) if sticky else None
+        found, reason = _eligible_for(problem, req, fleets, allowed, keep, cache, stay)
         if found.size:
             by_request[r] = found
         else:
@@ -184,6 +188,7 @@ def _eligible_for(
     allowed: set[int] | None,
     max_candidates: int | None,
     cache: dict[tuple[object, ...], tuple[BoolArray, BoolArray]],
+    stay: int | None = None,
 ) -> tuple[IntArray, UnservedReason]:
     stage = {"compatible": 0, "fits": 0, "time": 0}
     picked: list[IntArray] = []
@@ -207,7 +212,10 @@ def _eligible_for(
     found = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
     if max_candidates is not None and found.size > max_candidates:
         order = np.argsort(np.concatenate(ranks), kind="stable")[:max_candidates]
-        found = np.sort(found[order])
+        kept = found[order]
+        if stay is not None and stay in found and stay not in kept:
+            kept = np.append(kept, stay)
+        found = np.sort(kept)
     if found.size:
         return found, UnservedReason.NOT_FOUND
     if stage["compatible"] == 0:

@@ -94,7 +94,7 @@ def _allowed(
     model_index = {v: m for m, v in enumerate(vehicles)}
     allowed: dict[int, list[int]] = {}
     for r, arr in found.by_request.items():
-        if lock is not None and r in lock and lock[r] in model_index:
+        if lock is not None and r in lock and lock[r] in arr:
             allowed[r] = [model_index[lock[r]]]
         else:
             allowed[r] = [model_index[int(v)] for v in arr]
@@ -122,7 +122,8 @@ def optimise(
 ) -> Plan:
     """Solve ``problem`` within ``options.time_limit_s`` (see the module docstring)."""
     began = time.monotonic()
-    found = candidates(problem, options.max_candidates, given, options.prune_above)
+    sticky = previous.assignment() if previous is not None else None
+    found = candidates(problem, options.max_candidates, given, options.prune_above, sticky)
     vehicles = found.vehicles_used()
     requests = sorted(found.by_request)
     if not requests:

@@ -294,3 +294,17 @@ class TestGreedy:
         problem = world([Vehicle("v", start=0)], [], Objective.WAITING)
         with pytest.raises(ValueError, match="optimise"):
             solve(problem, "clairvoyant")
+
+
+class TestStickyCandidates:
+    def test_pruning_keeps_the_vehicle_a_request_is_planned_on(self) -> None:
+        """With K=2 of 60 vehicles, a request planned on a farther vehicle keeps it as a
+        candidate, so a high improvement threshold leaves it there."""
+        vehicles = [Vehicle(f"v{i}", start=3 if i < 59 else 12) for i in range(60)]
+        problem = world(vehicles, [Request("a", 3, 4)], Objective.WAITING)
+        only_far = replace(problem, vehicles=(vehicles[-1],))
+        previous = solve(only_far, options=FAST)
+        assert previous.assignment() == {"a": "v59"}
+        options = replace(FAST, max_candidates=2, prune_above=50, improvement_threshold=0.99)
+        again = solve(problem, options=options, previous=previous)
+        assert again.assignment() == {"a": "v59"}
