@@ -18,7 +18,8 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from dispatcher.planner.eligibility import Candidates, candidates
 from dispatcher.planner.greedy import greedy
-from dispatcher.planner.model import Plan, Problem, StopKind
+from dispatcher.planner.insertion import insert_requests
+from dispatcher.planner.model import Objective, Plan, Problem, StopKind
 from dispatcher.planner.options import PlannerOptions
 from dispatcher.planner.report import plan_from_visits
 from dispatcher.planner.routing_model import RoutingModel, build, plan_score
@@ -133,13 +134,18 @@ def optimise(
     stats: dict[str, float] = {"model_vehicles": len(vehicles), "model_requests": len(requests)}
     lock = _lock_map(problem, previous, requests) if previous is not None else None
     if previous is not None:
-        seeds.append(_previous_routes(problem, previous, vehicles))
+        seeds.append(_warm_start(problem, previous, vehicles, found))
     pruned = any(len(found.by_request[r]) < len(vehicles) for r in requests)
     late_seed = None
     if options.use_vroom and not pruned and previous is None:
 
         def late_seed(budget: float) -> Routes | None:
-            seeded = vroom_routes(problem, vehicles, requests, budget, options.vroom_threads)
+            level = (
+                options.vroom_level_cost
+                if problem.objective is Objective.COST
+                else options.vroom_level_waiting
+            )
+            seeded = vroom_routes(problem, vehicles, requests, budget, options.vroom_threads, level)
             stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
             return seeded
 
@@ -187,6 +193,18 @@ def _greedy_routes(
         stops = route.stops if route is not None else ()
         routes.append([(req_index[s.request_id], s.kind) for s in stops])
     return routes
+
+
+def _warm_start(
+    problem: Problem, previous: Plan, vehicles: Sequence[int], found: Candidates
+) -> Routes:
+    """The previous plan's routes with the requests new since then inserted."""
+    routes = _previous_routes(problem, previous, vehicles)
+    was = previous.assignment()
+    new = [r for r in found.by_request if problem.requests[r].id not in was]
+    by_vehicle = {vehicles[m]: route for m, route in enumerate(routes)}
+    grown = insert_requests(problem, by_vehicle, new, found.by_request)
+    return [grown.get(v, []) for v in vehicles]
 
 
 def _lock_map(problem: Problem, previous: Plan, requests: Sequence[int]) -> dict[int, int]:

@@ -36,3 +36,8 @@ class PlannerOptions:
     use_vroom: bool = True
     vroom_share: float = 0.85
     vroom_threads: int = 2
+    #: VROOM's exploration level (1-5) for the seed: 5 under VROOM's own objective (its
+    #: full search, so fleetd starts where VROOM ends); 1 under the live objective, where
+    #: VROOM's cost-optimal routes are only a starting point and time matters more.
+    vroom_level_cost: int = 5
+    vroom_level_waiting: int = 1

@@ -86,7 +86,12 @@ def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -
 
 
 def vroom_routes(
-    problem: Problem, vehicles: Sequence[int], requests: Sequence[int], seconds: float, threads: int
+    problem: Problem,
+    vehicles: Sequence[int],
+    requests: Sequence[int],
+    seconds: float,
+    threads: int,
+    level: int = 5,
 ) -> list[list[tuple[int, StopKind]]] | None:
     """VROOM's routes per model vehicle as (request index, kind), or ``None`` when VROOM is
     not installed, the problem does not map, or VROOM fails."""
@@ -99,7 +104,7 @@ def vroom_routes(
     try:
         vin = _input(problem, vehicles, requests)
         solution = vin.solve(  # type: ignore[attr-defined]
-            exploration_level=5, nb_threads=threads, timeout=timedelta(seconds=seconds)
+            exploration_level=level, nb_threads=threads, timeout=timedelta(seconds=seconds)
         )
         data = solution.to_dict()
     except (RuntimeError, ValueError, OverflowError):
