@@ -22,7 +22,7 @@ from dispatcher.planner.insertion import insert_requests
 from dispatcher.planner.model import Objective, Plan, Problem, StopKind
 from dispatcher.planner.options import PlannerOptions
 from dispatcher.planner.report import plan_from_visits
-from dispatcher.planner.routing_model import RoutingModel, build, plan_score
+from dispatcher.planner.routing_model import RoutingModel, build, node_matrices, plan_score
 from dispatcher.planner.vroom_seed import vroom_routes
 
 #: Above this many vehicles or requests, a greedy plan seeds the search.
@@ -234,13 +234,14 @@ def _search(
     by the improvement threshold. ``late_seed`` is called once the free model is built,
     with the share of the remaining time it may use; its routes join ``seeds``."""
     stable: tuple[Routes, int] | None = None
+    mats = node_matrices(problem, vehicles, requests)
     if lock:
-        model = build(problem, vehicles, requests, _allowed(found, vehicles, lock), options)
+        model = build(problem, vehicles, requests, _allowed(found, vehicles, lock), options, mats)
         stable = _solve_model(model, seeds, 0.4 * max(0.0, deadline - time.monotonic()))
         if stable is not None:
             seeds = [stable[0], *seeds]
             stats["stable_objective"] = stable[1]
-    model = build(problem, vehicles, requests, _allowed(found, vehicles, None), options)
+    model = build(problem, vehicles, requests, _allowed(found, vehicles, None), options, mats)
     if late_seed is not None:
         seeded = late_seed(options.vroom_share * max(0.0, deadline - time.monotonic()))
         if seeded is not None:

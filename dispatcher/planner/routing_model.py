@@ -94,33 +94,66 @@ def _node_matrix(matrix: IntArray, loc: IntArray) -> list[list[int]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class NodeMatrices:
+    """The node layout and, per profile, its cost / time / distance node matrices as the
+    lists OR-Tools takes; computed once and shared by the models of one re-plan."""
+
+    nodes: _Nodes
+    cost: dict[str, list[list[int]]]
+    time: dict[str, list[list[int]]]
+    distance: dict[str, list[list[int]] | None]
+
+
+def node_matrices(
+    problem: Problem, vehicles: Sequence[int], requests: Sequence[int]
+) -> NodeMatrices:
+    """Lay out the nodes of ``requests`` on ``vehicles`` and cut their matrices."""
+    nodes = _layout(problem, vehicles, requests)
+    battery = any(problem.vehicles[v].range_m is not None for v in vehicles)
+    cost, timed, dist = {}, {}, {}
+    for name in sorted({problem.vehicles[v].profile for v in vehicles}):
+        prof = problem.profiles[name]
+        cost[name] = _node_matrix(prof.costs, nodes.loc)
+        shifted = np.asarray(_node_matrix(prof.durations, nodes.loc)) + nodes.service[:, None]
+        timed[name] = shifted.tolist()
+        same = prof.distances is None or np.array_equal(prof.distances, prof.costs)
+        dist[name] = (
+            None
+            if not battery
+            else cost[name]
+            if same
+            else _node_matrix(prof.distance_matrix(), nodes.loc)
+        )
+    return NodeMatrices(nodes, cost, timed, dist)
+
+
 def build(
     problem: Problem,
     vehicles: Sequence[int],
     requests: Sequence[int],
     allowed: dict[int, list[int]],
     options: PlannerOptions,
+    prepared: NodeMatrices | None = None,
 ) -> RoutingModel:
     """The model for ``requests`` on ``vehicles`` (indices into the problem).
 
     ``allowed`` maps a request index to the model-vehicle indices it may use (absent: any).
+    ``prepared``: the :func:`node_matrices` of the same vehicles and requests, if at hand.
     """
-    nodes = _layout(problem, vehicles, requests)
+    mats = prepared or node_matrices(problem, vehicles, requests)
+    nodes = mats.nodes
     manager = pywrapcp.RoutingIndexManager(len(nodes.loc), len(vehicles), nodes.starts, nodes.ends)
     routing = pywrapcp.RoutingModel(manager)
     node_of = {task: nodes.first_task + i for i, task in enumerate(nodes.tasks)}
     model = RoutingModel(manager, routing, list(vehicles), nodes.tasks, nodes.first_task, node_of)
-    profiles = sorted({problem.vehicles[v].profile for v in vehicles})
-    cost_cb, time_cb, dist_cb = {}, {}, {}
-    for name in profiles:
-        prof = problem.profiles[name]
-        cost_cb[name] = routing.RegisterTransitMatrix(_node_matrix(prof.costs, nodes.loc))
-        timed = np.asarray(_node_matrix(prof.durations, nodes.loc)) + nodes.service[:, None]
-        time_cb[name] = routing.RegisterTransitMatrix(timed.tolist())
-        if any(problem.vehicles[v].range_m is not None for v in vehicles):
-            dist_cb[name] = routing.RegisterTransitMatrix(
-                _node_matrix(prof.distance_matrix(), nodes.loc)
-            )
+    cost_cb = {name: routing.RegisterTransitMatrix(m) for name, m in mats.cost.items()}
+    time_cb = {name: routing.RegisterTransitMatrix(m) for name, m in mats.time.items()}
+    dist_cb = {
+        name: cost_cb[name] if m is mats.cost[name] else routing.RegisterTransitMatrix(m)
+        for name, m in mats.distance.items()
+        if m is not None
+    }
     fleet = [problem.vehicles[v] for v in vehicles]
     for m, veh in enumerate(fleet):
         routing.SetArcCostEvaluatorOfVehicle(cost_cb[veh.profile], m)
