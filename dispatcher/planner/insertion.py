@@ -9,6 +9,7 @@ search then improves the whole.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -40,12 +41,16 @@ def insert_requests(
     new: Sequence[int],
     allowed: Mapping[int, npt.NDArray[np.int64]],
     nearest: int = 6,
+    deadline: float | None = None,
 ) -> dict[int, Visits]:
     """``routes`` (vehicle index -> visits) with each of ``new`` (request indices, in
     requested-time order) inserted where it fits best; a request that fits nowhere is
-    left out (the search may still place it)."""
+    left out (the search may still place it), and so is every request still waiting
+    when ``deadline`` (``time.monotonic()``) passes."""
     out = {v: list(seq) for v, seq in routes.items()}
     for r in sorted(new, key=lambda r: problem.requests[r].requested_time):
+        if deadline is not None and time.monotonic() > deadline:
+            break
         best: tuple[int, int, int, Visits] | None = None
         for v in _nearest(problem, r, allowed.get(r, np.zeros(0, np.int64)), nearest):
             current = out.get(v, [])

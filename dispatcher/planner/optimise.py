@@ -134,7 +134,10 @@ def optimise(
     stats: dict[str, float] = {"model_vehicles": len(vehicles), "model_requests": len(requests)}
     lock = _lock_map(problem, previous, requests) if previous is not None else None
     if previous is not None:
-        seeds.append(_warm_start(problem, previous, vehicles, found))
+        # New requests are inserted for at most a quarter of the time limit; the search
+        # places any left over.
+        budget = began + 0.25 * options.time_limit_s
+        seeds.append(_warm_start(problem, previous, vehicles, found, budget))
     pruned = any(len(found.by_request[r]) < len(vehicles) for r in requests)
     late_seed = None
     if options.use_vroom and not pruned and previous is None:
@@ -196,14 +199,14 @@ def _greedy_routes(
 
 
 def _warm_start(
-    problem: Problem, previous: Plan, vehicles: Sequence[int], found: Candidates
+    problem: Problem, previous: Plan, vehicles: Sequence[int], found: Candidates, until: float
 ) -> Routes:
     """The previous plan's routes with the requests new since then inserted."""
     routes = _previous_routes(problem, previous, vehicles)
     was = previous.assignment()
     new = [r for r in found.by_request if problem.requests[r].id not in was]
     by_vehicle = {vehicles[m]: route for m, route in enumerate(routes)}
-    grown = insert_requests(problem, by_vehicle, new, found.by_request)
+    grown = insert_requests(problem, by_vehicle, new, found.by_request, deadline=until)
     return [grown.get(v, []) for v in vehicles]
 
 
