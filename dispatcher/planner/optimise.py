@@ -160,6 +160,30 @@ def optimise(
     best = _search(
         problem, found, vehicles, requests, seeds, lock, options, deadline, stats, late_seed
     )
+    stats["solve_s"] = round(time.monotonic() - began, 3)
+    if best is None and not seeds:
+        stats["fallback_greedy"] = 1
+        fallback = greedy(problem, options, given)
+        return replace(fallback, strategy="optimise", stats={**fallback.stats, **stats})
+    return _best_plan(
+        problem, vehicles, found, [best] if best is not None else [], seeds, options, stats
+    )
+
+
+def _best_plan(
+    problem: Problem,
+    vehicles: Sequence[int],
+    found: Candidates,
+    searched: list[Routes],
+    seeds: list[Routes],
+    options: PlannerOptions,
+    stats: dict[str, float],
+) -> Plan:
+    """The lowest-objective plan among the search result and the seeds.
+
+    The search never returns worse than the seed it read, but if it ran out of time
+    before reading one, the seed itself may be the best plan found.
+    """
     plans = [
         plan_from_visits(
             problem,
@@ -168,15 +192,8 @@ def optimise(
             "optimise",
             stats,
         )
-        for routes in ([best] if best is not None else []) + seeds
+        for routes in searched + seeds
     ]
-    stats["solve_s"] = round(time.monotonic() - began, 3)
-    if not plans:
-        stats["fallback_greedy"] = 1
-        fallback = greedy(problem, options, given)
-        return replace(fallback, strategy="optimise", stats={**fallback.stats, **stats})
-    # The search never returns worse than the seed it read, but if it ran out of time
-    # before reading one, the seed itself may be the best plan found: keep the best.
     fleet = [problem.vehicles[v] for v in vehicles]
     return min(plans, key=lambda plan: plan_score(problem, plan, fleet, options))
 
