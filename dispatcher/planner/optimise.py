@@ -25,6 +25,9 @@ from dispatcher.planner.report import plan_from_visits
 from dispatcher.planner.routing_model import RoutingModel, build, node_matrices, plan_score
 from dispatcher.planner.vroom_seed import vroom_routes
 
+#: Below this much time left after the VROOM seed, the search is skipped.
+_MIN_SEARCH_S = 0.05
+
 #: Above this many vehicles or requests, a greedy plan seeds the search.
 _LARGE = 150
 
@@ -136,7 +139,7 @@ def optimise(
     if previous is not None:
         # New requests are inserted for at most a quarter of the time limit; the search
         # places any left over.
-        budget = began + 0.25 * options.time_limit_s
+        budget = time.monotonic() + 0.25 * options.time_limit_s
         seeds.append(_warm_start(problem, previous, vehicles, found, budget))
     pruned = any(len(found.by_request[r]) < len(vehicles) for r in requests)
     late_seed = None
@@ -251,9 +254,18 @@ def _search(
     late_seed: Callable[[float], Routes | None] | None = None,
 ) -> Routes | None:
     """One free search, or (re-planning) a stable search then a free one that must win
-    by the improvement threshold. ``late_seed`` is called once the free model is built,
-    with the share of the remaining time it may use; its routes join ``seeds``."""
+    by the improvement threshold. ``late_seed`` is called first with the share of the
+    remaining time it may use; its routes join ``seeds`` (and are the answer when too
+    little time is left to search)."""
     stable: tuple[Routes, int] | None = None
+    if late_seed is not None:
+        # VROOM first, on most of the limit: it is the stronger constructor, and on a
+        # short limit its routes are the plan; the search polishes in what is left.
+        seeded = late_seed(options.vroom_share * max(0.0, deadline - time.monotonic()))
+        if seeded is not None:
+            seeds.insert(0, seeded)
+        if seeded is not None and deadline - time.monotonic() < _MIN_SEARCH_S:
+            return None
     mats = node_matrices(problem, vehicles, requests)
     if lock:
         model = build(problem, vehicles, requests, _allowed(found, vehicles, lock), options, mats)
@@ -262,10 +274,6 @@ def _search(
             seeds = [stable[0], *seeds]
             stats["stable_objective"] = stable[1]
     model = build(problem, vehicles, requests, _allowed(found, vehicles, None), options, mats)
-    if late_seed is not None:
-        seeded = late_seed(options.vroom_share * max(0.0, deadline - time.monotonic()))
-        if seeded is not None:
-            seeds.insert(0, seeded)
     free = _solve_model(model, seeds, max(0.01, deadline - time.monotonic()))
     if free is not None:
         stats["objective"] = free[1]

@@ -34,7 +34,7 @@ class PlannerOptions:
     waiting_weights: dict[int, int] = field(default_factory=_default_weights)
     unserved_wait_s: int = 4 * 3600
     use_vroom: bool = True
-    vroom_share: float = 0.85
+    vroom_share: float = 0.9
     vroom_threads: int = 2
     #: VROOM's exploration level (1-5) for the seed: 5 under VROOM's own objective (its
     #: full search, so fleetd starts where VROOM ends); 1 under the live objective, where
