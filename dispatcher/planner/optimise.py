@@ -230,6 +230,22 @@ def _warm_start(
     return [grown.get(v, []) for v in vehicles]
 
 
+def _polish_reserve(options: PlannerOptions) -> float:
+    """Time kept from VROOM for the OR-Tools search: ``1 - vroom_share`` of the limit,
+    or nothing when that is under ``min_polish_s`` (too little to build the model and
+    search; measured: VROOM's routes at its full budget beat them)."""
+    reserve = (1.0 - options.vroom_share) * options.time_limit_s
+    return reserve if reserve >= options.min_polish_s else 0.0
+
+
+def _vroom_budget(problem: Problem, options: PlannerOptions, left: float) -> float:
+    """VROOM's share of the ``left`` seconds. Under the live objective VROOM only builds a
+    start (it cannot see waiting), so half the time stays for the search."""
+    if problem.objective is Objective.WAITING:
+        return 0.5 * left
+    return max(0.0, left - _polish_reserve(options))
+
+
 def _lock_map(problem: Problem, previous: Plan, requests: Sequence[int]) -> dict[int, int]:
     vehicle_index = {v.id: i for i, v in enumerate(problem.vehicles)}
     was = previous.assignment()
@@ -261,7 +277,7 @@ def _search(
     if late_seed is not None:
         # VROOM first, on most of the limit: it is the stronger constructor, and on a
         # short limit its routes are the plan; the search polishes in what is left.
-        seeded = late_seed(options.vroom_share * max(0.0, deadline - time.monotonic()))
+        seeded = late_seed(_vroom_budget(problem, options, deadline - time.monotonic()))
         if seeded is not None:
             seeds.insert(0, seeded)
         if seeded is not None and deadline - time.monotonic() < _MIN_SEARCH_S:

@@ -24,7 +24,9 @@ class PlannerOptions:
     ``unserved_wait_s``: under the live objective, leaving a request unserved costs as much
     as this many seconds of its priority's waiting (on top of outweighing any travel).
     ``use_vroom``: build the first solution with VROOM (pyvroom) when the problem fits
-    VROOM's model, then improve it with OR-Tools guided local search.
+    VROOM's model, then improve it with OR-Tools guided local search; VROOM gets
+    ``vroom_share`` of the limit, or all of it when the rest would be under
+    ``min_polish_s``.
     """
 
     time_limit_s: float = 1.0
@@ -36,6 +38,7 @@ class PlannerOptions:
     use_vroom: bool = True
     vroom_share: float = 0.9
     vroom_threads: int = 2
+    min_polish_s: float = 0.5
     #: VROOM's exploration level (1-5) for the seed: 5 under VROOM's own objective (its
     #: full search, so fleetd starts where VROOM ends); 1 under the live objective, where
     #: VROOM's cost-optimal routes are only a starting point and time matters more.
