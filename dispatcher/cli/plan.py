@@ -17,7 +17,7 @@ from typing import Any
 
 from dispatcher.cli.common import settings_from_args
 from dispatcher.planner import STRATEGIES, PlannerOptions, solve
-from dispatcher.planner.vroom_format import ProblemFormatError, parse, read_problem
+from dispatcher.planner.vroom_format import ProblemFormatError, parse, problem_from
 from dispatcher.planner.vroom_solution import write_solution
 
 
@@ -74,7 +74,7 @@ def _solve(args: argparse.Namespace) -> int:
         return _fail(f"{path}: not JSON: {exc}")
     try:
         vroom_problem = parse(data)
-        problem = read_problem(data)
+        problem = problem_from(vroom_problem)
     except ProblemFormatError as exc:
         return _fail(f"{path}: {exc.field}: {exc.reason}")
     options = PlannerOptions(

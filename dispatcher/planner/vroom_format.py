@@ -268,7 +268,11 @@ def read_problem(data: object) -> Problem:
     which a shipment's ``required_kind`` requires.
     A vehicle without ``capacity`` is unlimited, as in VROOM.
     """
-    vp = parse(data)
+    return problem_from(parse(data))
+
+
+def problem_from(vp: VroomProblem) -> Problem:
+    """:func:`read_problem` for an already validated :class:`VroomProblem`."""
     profiles = _profiles(vp)
     sizes = {k: p.size for k, p in profiles.items()}
     dims = max([len(v.capacity) for v in vp.vehicles] + [len(s.amount) for s in vp.shipments])
