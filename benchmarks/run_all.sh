@@ -12,3 +12,6 @@ echo "== benchmarks/api_latency.py (control API latency at 1,000 requests/s)"
 echo
 echo "== benchmarks/api_latency.py --max-throughput (saturation)"
 "$PY" benchmarks/api_latency.py --max-throughput
+echo
+echo "== benchmarks/planner.py (planner vs pyvroom on PDPTW; re-plan latency)"
+"$PY" benchmarks/planner.py

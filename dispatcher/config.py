@@ -286,6 +286,20 @@ class AuditSettings(_Section):
     checkpoint_key_file: Path | None = None
 
 
+class PlannerSettings(_Section):
+    """The planner (dispatcher/planner): strategy, search budget, re-plan stability,
+    candidate pruning, and planning snapshots (VROOM JSON, off when ``snapshot_dir`` is
+    empty). The live dispatch loop that uses these comes with the dispatch issue."""
+
+    strategy: Literal["optimise", "greedy"] = "optimise"
+    time_limit_s: Annotated[float, Field(gt=0, le=600)] = 1.0
+    improvement_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    max_candidates: Annotated[int, Field(ge=1, le=1000)] = 8
+    snapshot_dir: str = ""
+    snapshot_max_files: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    snapshot_max_bytes: Annotated[int, Field(ge=1024 * 1024, le=1024**4)] = 1024**3
+
+
 class MapSettings(_Section):
     """A facility map: the robot's local metric frame and where it sits on Earth."""
 
@@ -403,6 +417,7 @@ class Settings(BaseSettings):
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    planner: PlannerSettings = Field(default_factory=PlannerSettings)
     facilities: list[FacilitySettings] = Field(default_factory=list)
 
     @classmethod

@@ -23,6 +23,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "dispatcher.cli.mission",
     "dispatcher.cli.audit",
     "dispatcher.cli.layout",
+    "dispatcher.cli.plan",
     "sim.cli",
 )
 

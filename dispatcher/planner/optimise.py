@@ -1,0 +1,301 @@
+"""The ``optimise`` strategy: OR-Tools routing, seeded by VROOM or the previous plan.
+
+Flow: filter and prune candidate vehicles; build one OR-Tools model; take a first
+solution (VROOM's, when the problem fits VROOM's model, else the previous plan's, else
+OR-Tools' parallel cheapest insertion); improve it with guided local search for the rest
+of the time limit. Re-planning with a previous plan solves twice: once with every
+previously assigned request kept on its vehicle (new requests free), once free, seeded
+with the first; the free plan wins only if it is better by the improvement threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from dispatcher.planner.eligibility import Candidates, candidates
+from dispatcher.planner.greedy import greedy
+from dispatcher.planner.insertion import insert_requests
+from dispatcher.planner.model import Objective, Plan, Problem, StopKind
+from dispatcher.planner.options import PlannerOptions
+from dispatcher.planner.report import plan_from_visits
+from dispatcher.planner.routing_model import RoutingModel, build, node_matrices, plan_score
+from dispatcher.planner.vroom_seed import vroom_routes
+
+#: Below this much time left after the VROOM seed, the search is skipped.
+_MIN_SEARCH_S = 0.05
+
+#: Above this many vehicles or requests, a greedy plan seeds the search.
+_LARGE = 150
+
+#: Per model vehicle, its ordered (request index, kind) visits.
+Routes = list[list[tuple[int, StopKind]]]
+
+
+def _params(seconds: float) -> pywrapcp.DefaultRoutingSearchParameters:
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = (
+        routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+    )
+    params.local_search_metaheuristic = (
+        routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    )
+    params.time_limit.FromMilliseconds(max(1, int(seconds * 1000)))
+    return params
+
+
+def _to_indices(model: RoutingModel, routes: Routes) -> list[list[int]]:
+    out: list[list[int]] = [[] for _ in model.vehicles]
+    for m, route in enumerate(routes):
+        out[m] = [
+            model.manager.NodeToIndex(model.node_of[task])
+            for task in route
+            if task in model.node_of
+        ]
+    return out
+
+
+def _read(model: RoutingModel, assignment: pywrapcp.Assignment) -> Routes:
+    routing, manager = model.routing, model.manager
+    routes: Routes = []
+    for m in range(len(model.vehicles)):
+        index = routing.Start(m)
+        visits: list[tuple[int, StopKind]] = []
+        index = assignment.Value(routing.NextVar(index))
+        while not routing.IsEnd(index):
+            visits.append(model.tasks[manager.IndexToNode(index) - model.first_task])
+            index = assignment.Value(routing.NextVar(index))
+        routes.append(visits)
+    return routes
+
+
+def _solve_model(
+    model: RoutingModel, seeds: Sequence[Routes], seconds: float
+) -> tuple[Routes, int] | None:
+    """Close the model, start from the best seed that reads as feasible, search."""
+    params = _params(seconds)
+    model.routing.CloseModelWithParameters(params)
+    start = None
+    for seed in seeds:
+        start = model.routing.ReadAssignmentFromRoutes(_to_indices(model, seed), True)
+        if start is not None:
+            break
+    if start is not None:
+        solution = model.routing.SolveFromAssignmentWithParameters(start, params)
+    else:
+        solution = model.routing.SolveWithParameters(params)
+    if solution is None:
+        return None
+    return _read(model, solution), int(solution.ObjectiveValue())
+
+
+def _allowed(
+    found: Candidates, vehicles: Sequence[int], lock: Mapping[int, int] | None
+) -> dict[int, list[int]]:
+    model_index = {v: m for m, v in enumerate(vehicles)}
+    allowed: dict[int, list[int]] = {}
+    for r, arr in found.by_request.items():
+        if lock is not None and r in lock and lock[r] in arr:
+            allowed[r] = [model_index[lock[r]]]
+        else:
+            allowed[r] = [model_index[int(v)] for v in arr]
+    return allowed
+
+
+def _previous_routes(problem: Problem, previous: Plan, vehicles: Sequence[int]) -> Routes:
+    req_index = {r.id: i for i, r in enumerate(problem.requests)}
+    by_vehicle = {r.vehicle_id: r for r in previous.routes}
+    routes: Routes = []
+    for v in vehicles:
+        old = by_vehicle.get(problem.vehicles[v].id)
+        stops = old.stops if old is not None else ()
+        routes.append(
+            [(req_index[s.request_id], s.kind) for s in stops if s.request_id in req_index]
+        )
+    return routes
+
+
+def optimise(
+    problem: Problem,
+    options: PlannerOptions,
+    previous: Plan | None = None,
+    given: Mapping[str, Sequence[str]] | None = None,
+) -> Plan:
+    """Solve ``problem`` within ``options.time_limit_s`` (see the module docstring)."""
+    began = time.monotonic()
+    sticky = previous.assignment() if previous is not None else None
+    found = candidates(problem, options.max_candidates, given, options.prune_above, sticky)
+    vehicles = found.vehicles_used()
+    requests = sorted(found.by_request)
+    if not requests:
+        return plan_from_visits(problem, {}, found.unserved, "optimise", {})
+    deadline = began + options.time_limit_s
+    seeds: list[Routes] = []
+    stats: dict[str, float] = {"model_vehicles": len(vehicles), "model_requests": len(requests)}
+    lock = _lock_map(problem, previous, requests) if previous is not None else None
+    if previous is not None:
+        # New requests are inserted for at most a quarter of the time limit; the search
+        # places any left over.
+        budget = time.monotonic() + 0.25 * options.time_limit_s
+        seeds.append(_warm_start(problem, previous, vehicles, found, budget))
+    pruned = any(len(found.by_request[r]) < len(vehicles) for r in requests)
+    late_seed = None
+    if options.use_vroom and not pruned and previous is None:
+
+        def late_seed(budget: float) -> Routes | None:
+            level = (
+                options.vroom_level_cost
+                if problem.objective is Objective.COST
+                else options.vroom_level_waiting
+            )
+            seeded = vroom_routes(problem, vehicles, requests, budget, options.vroom_threads, level)
+            stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
+            return seeded
+
+    elif not seeds and (len(vehicles) > _LARGE or len(requests) > _LARGE):
+        # OR-Tools' own construction may not finish inside the limit on a large fleet;
+        # the greedy plan is a feasible start found in a fraction of it.
+        seeds.append(_greedy_routes(problem, options, given, vehicles))
+        stats["greedy_seed_s"] = round(time.monotonic() - began, 3)
+    best = _search(
+        problem, found, vehicles, requests, seeds, lock, options, deadline, stats, late_seed
+    )
+    stats["solve_s"] = round(time.monotonic() - began, 3)
+    if best is None and not seeds:
+        stats["fallback_greedy"] = 1
+        fallback = greedy(problem, options, given)
+        return replace(fallback, strategy="optimise", stats={**fallback.stats, **stats})
+    return _best_plan(
+        problem, vehicles, found, [best] if best is not None else [], seeds, options, stats
+    )
+
+
+def _best_plan(
+    problem: Problem,
+    vehicles: Sequence[int],
+    found: Candidates,
+    searched: list[Routes],
+    seeds: list[Routes],
+    options: PlannerOptions,
+    stats: dict[str, float],
+) -> Plan:
+    """The lowest-objective plan among the search result and the seeds.
+
+    The search never returns worse than the seed it read, but if it ran out of time
+    before reading one, the seed itself may be the best plan found.
+    """
+    plans = [
+        plan_from_visits(
+            problem,
+            {vehicles[m]: route for m, route in enumerate(routes) if route},
+            found.unserved,
+            "optimise",
+            stats,
+        )
+        for routes in searched + seeds
+    ]
+    fleet = [problem.vehicles[v] for v in vehicles]
+    return min(plans, key=lambda plan: plan_score(problem, plan, fleet, options))
+
+
+def _greedy_routes(
+    problem: Problem,
+    options: PlannerOptions,
+    given: Mapping[str, Sequence[str]] | None,
+    vehicles: Sequence[int],
+) -> Routes:
+    plan = greedy(problem, options, given)
+    req_index = {r.id: i for i, r in enumerate(problem.requests)}
+    by_vehicle = {r.vehicle_id: r for r in plan.routes}
+    routes: Routes = []
+    for v in vehicles:
+        route = by_vehicle.get(problem.vehicles[v].id)
+        stops = route.stops if route is not None else ()
+        routes.append([(req_index[s.request_id], s.kind) for s in stops])
+    return routes
+
+
+def _warm_start(
+    problem: Problem, previous: Plan, vehicles: Sequence[int], found: Candidates, until: float
+) -> Routes:
+    """The previous plan's routes with the requests new since then inserted."""
+    routes = _previous_routes(problem, previous, vehicles)
+    was = previous.assignment()
+    new = [r for r in found.by_request if problem.requests[r].id not in was]
+    by_vehicle = {vehicles[m]: route for m, route in enumerate(routes)}
+    grown = insert_requests(problem, by_vehicle, new, found.by_request, deadline=until)
+    return [grown.get(v, []) for v in vehicles]
+
+
+def _polish_reserve(options: PlannerOptions) -> float:
+    """Time kept from VROOM for the OR-Tools search: ``1 - vroom_share`` of the limit,
+    or nothing when that is under ``min_polish_s`` (too little to build the model and
+    search; measured: VROOM's routes at its full budget beat them)."""
+    reserve = (1.0 - options.vroom_share) * options.time_limit_s
+    return reserve if reserve >= options.min_polish_s else 0.0
+
+
+def _vroom_budget(problem: Problem, options: PlannerOptions, left: float) -> float:
+    """VROOM's share of the ``left`` seconds. Under the live objective VROOM only builds a
+    start (it cannot see waiting), so half the time stays for the search."""
+    if problem.objective is Objective.WAITING:
+        return 0.5 * left
+    return max(0.0, left - _polish_reserve(options))
+
+
+def _lock_map(problem: Problem, previous: Plan, requests: Sequence[int]) -> dict[int, int]:
+    vehicle_index = {v.id: i for i, v in enumerate(problem.vehicles)}
+    was = previous.assignment()
+    lock: dict[int, int] = {}
+    for r in requests:
+        vid = was.get(problem.requests[r].id)
+        if vid is not None and vid in vehicle_index:
+            lock[r] = vehicle_index[vid]
+    return lock
+
+
+def _search(
+    problem: Problem,
+    found: Candidates,
+    vehicles: Sequence[int],
+    requests: Sequence[int],
+    seeds: list[Routes],
+    lock: Mapping[int, int] | None,
+    options: PlannerOptions,
+    deadline: float,
+    stats: dict[str, float],
+    late_seed: Callable[[float], Routes | None] | None = None,
+) -> Routes | None:
+    """One free search, or (re-planning) a stable search then a free one that must win
+    by the improvement threshold. ``late_seed`` is called first with the share of the
+    remaining time it may use; its routes join ``seeds`` (and are the answer when too
+    little time is left to search)."""
+    stable: tuple[Routes, int] | None = None
+    if late_seed is not None:
+        # VROOM first, on most of the limit: it is the stronger constructor, and on a
+        # short limit its routes are the plan; the search polishes in what is left.
+        seeded = late_seed(_vroom_budget(problem, options, deadline - time.monotonic()))
+        if seeded is not None:
+            seeds.insert(0, seeded)
+        if seeded is not None and deadline - time.monotonic() < _MIN_SEARCH_S:
+            return None
+    mats = node_matrices(problem, vehicles, requests)
+    if lock:
+        model = build(problem, vehicles, requests, _allowed(found, vehicles, lock), options, mats)
+        stable = _solve_model(model, seeds, 0.4 * max(0.0, deadline - time.monotonic()))
+        if stable is not None:
+            seeds = [stable[0], *seeds]
+            stats["stable_objective"] = stable[1]
+    model = build(problem, vehicles, requests, _allowed(found, vehicles, None), options, mats)
+    free = _solve_model(model, seeds, max(0.01, deadline - time.monotonic()))
+    if free is not None:
+        stats["objective"] = free[1]
+    if stable is None:
+        return None if free is None else free[0]
+    if free is None or free[1] >= stable[1] * (1.0 - options.improvement_threshold):
+        stats["kept_assignment"] = 1
+        return stable[0]
+    return free[0]
