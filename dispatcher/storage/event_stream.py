@@ -73,6 +73,7 @@ from typing import Any, Final
 import asyncpg
 import structlog
 
+from dispatcher.retry import Backoff, BackoffPolicy
 from dispatcher.storage.db import CONNECT_ERRORS, connect, describe_error
 from dispatcher.storage.errors import StorageUnavailable
 
@@ -322,7 +323,7 @@ class EventHub:
     ) -> None:
         self._dsn = dsn
         self._connect_timeout = connect_timeout_s
-        self._max_backoff = max_backoff_s
+        self._backoff = Backoff(BackoffPolicy(base_s=0.5, cap_s=max(max_backoff_s, 0.5)))
         self._subs: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -405,14 +406,12 @@ class EventHub:
         return bool(self._subs) and not self._closed
 
     async def _listen(self) -> None:
-        backoff = 0.5
         while self._wanted():
             conn = await self._open()
             if conn is None:
-                await self._pause(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                await self._pause(self._backoff.next_delay())
                 continue
-            backoff = 0.5
+            self._backoff.reset()
             lost = False
 
             def on_lost(_: object) -> None:
@@ -436,7 +435,7 @@ class EventHub:
                 await self._close_conn(conn)
             if lost and self._wanted():
                 log.warning("events.listen_connection_lost")
-                await self._pause(backoff)
+                await self._pause(self._backoff.next_delay())
 
     async def _open(self) -> asyncpg.Connection | None:
         try:
