@@ -60,3 +60,12 @@ AUDIT_SEAL_FAILURES = Counter(
     "fleetd_audit_seal_failures_total",
     "Audit sealing rounds that failed (Postgres away or refusing); the sealer retries.",
 )
+VEHICLE_EVENTS = Counter(
+    "fleetd_vehicle_events_total",
+    "Typed vehicle events (offer answers, trip progress, acks, robot progress) published.",
+    ["type"],
+)
+VEHICLE_EVENTS_DROPPED = Counter(
+    "fleetd_vehicle_events_dropped_total",
+    "Vehicle events dropped because their consumer fell a whole bus behind.",
+)

@@ -2,8 +2,10 @@
 
 Runs inside the MQTT receive callback, so it is synchronous and does no I/O: it checks
 size and topic, decodes and validates, checks the sender's identity, updates the
-vehicle's record and buffers a telemetry row. A message that fails any check is counted
-by reason, logged (rate-limited) and dropped; nothing it carried reaches the registry.
+vehicle's record, buffers a telemetry row in its sink and publishes what changed about
+the robot's work (node reached, action states, errors) as typed events. A message that
+fails any check is counted by reason, logged (rate-limited) and dropped; nothing it
+carried reaches the registry.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import structlog
 
 from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
+from dispatcher.links.robot_progress import Progress, progress_events
+from dispatcher.links.vehicle import EventPublisher, TelemetrySink
 from dispatcher.metrics import MESSAGES_RECEIVED
-from dispatcher.storage.telemetry import TelemetryRow, TelemetryWriter
+from dispatcher.storage.telemetry import TelemetryRow
 from fleet.liveness import seen_at
 from fleet.model import Capabilities, MapPose, OfflineReason, VehicleError, VehicleKey, VehicleKind
 from fleet.registry import FleetRegistry, VehicleRecord
@@ -39,7 +43,11 @@ class RobotLink:
     LINK = "vda5050"
 
     def __init__(
-        self, settings: Settings, registry: FleetRegistry, telemetry: TelemetryWriter
+        self,
+        settings: Settings,
+        registry: FleetRegistry,
+        telemetry: TelemetrySink,
+        events: EventPublisher,
     ) -> None:
         self._prefix = settings.mqtt.vda_prefix
         self._max_payload = settings.mqtt.max_payload_bytes
@@ -48,6 +56,8 @@ class RobotLink:
         self._telemetry = telemetry
         self._telemetry_every = settings.database.telemetry_min_interval_s
         self._last_telemetry: dict[object, float] = {}
+        self._events = events
+        self._progress: dict[object, Progress] = {}
         self.rejections = Rejections(self.LINK)
         # Each vehicle publishes on the same few topics: parse each name once.
         self._topics: dict[str, VdaTopic] = {}
@@ -147,6 +157,28 @@ class RobotLink:
             self._registry.set_map_pose(rec, MapPose(pos.map_id, pos.x, pos.y, pos.theta), now)
         self._registry.changed(rec, now=now)
         self._telemetry_row(rec, "state", now)
+        self._publish_progress(rec, msg, now)
+
+    def _publish_progress(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
+        """Publish what changed about the robot's work (nodes, actions, errors) as events."""
+        new = Progress(
+            msg.order_id or None,
+            msg.last_node_id or None,
+            msg.last_node_sequence_id,
+            tuple((a.action_id, a.action_type, a.action_status) for a in msg.action_states),
+            tuple(
+                VehicleError(e.error_type, str(e.error_level), e.error_description or "")
+                for e in msg.errors
+            )
+            if msg.errors
+            else (),
+        )
+        prev = self._progress.get(rec.id)
+        if prev == new:
+            return  # the common case: nothing happened since the last state
+        self._progress[rec.id] = new
+        for event in progress_events(rec.id, now, prev, new):
+            self._events.publish(event)
 
     def _connection(self, rec: VehicleRecord, msg: Connection, now: float, retained: bool) -> None:
         state = str(msg.connection_state)

@@ -328,6 +328,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._closed = False
+        self._supervised = False
         self.listening = False
         self.notifications = 0
 
@@ -364,6 +365,32 @@ class EventHub:
             if not self._subs:
                 self._changed.set()  # the task closes the connection and ends
 
+    async def run(self) -> None:
+        """Listen for as long as streams are open, until :meth:`close`; the supervisor's task.
+
+        In a daemon the supervisor runs this (task ``fleetd.events``) and closes the hub at
+        shutdown, so no task is started on a request's behalf. A hub nobody runs (an app
+        served on its own, in tests) starts its listening task when the first stream
+        subscribes instead.
+        """
+        if self._task is not None:
+            raise RuntimeError("the hub is already listening on a task of its own")
+        self._supervised = True
+        try:
+            while not self._closed:
+                if self._wanted():
+                    try:
+                        await self._listen()
+                    except Exception:  # a bug here must not take the daemon down
+                        log.exception("events.listener_failed")
+                        await self._pause(self._backoff.next_delay())
+                    continue
+                self._changed.clear()
+                if not self._wanted() and not self._closed:
+                    await self._changed.wait()
+        finally:
+            self.listening = False
+
     async def close(self) -> None:
         """End every stream and the listening task (idempotent)."""
         self._closed = True
@@ -378,6 +405,9 @@ class EventHub:
     # --- internals --------------------------------------------------------------------
 
     def _ensure_task(self) -> None:
+        if self._supervised:
+            self._changed.set()  # wakes run()
+            return
         if self._task is None and self._subs and not self._closed:
             self._task = asyncio.create_task(self._run(), name="fleetd.events.listen")
 
