@@ -38,9 +38,7 @@ class TestBackoffPolicy:
         assert BackoffPolicy(base_s=1.0, cap_s=8.0, floor_s=0.5).delay(2, rand) == 2.25
         assert calls == [(0.5, 4.0)]
 
-    @pytest.mark.parametrize(
-        "kwargs", [{"base_s": 0.0}, {"cap_s": -1.0}, {"floor_s": -0.1}]
-    )
+    @pytest.mark.parametrize("kwargs", [{"base_s": 0.0}, {"cap_s": -1.0}, {"floor_s": -0.1}])
     def test_nonsense_settings_are_refused(self, kwargs: dict[str, float]) -> None:
         with pytest.raises(ValueError, match="positive"):
             BackoffPolicy(**kwargs)

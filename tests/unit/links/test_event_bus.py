@@ -12,6 +12,7 @@ from dispatcher.links.event_bus import VehicleEventBus
 from dispatcher.links.event_log import describe, log_vehicle_events
 from dispatcher.links.vehicle_events import CommandAcked, OfferAnswered
 from protocols.driver.models import AckResult, Decision
+from tests.conftest import eventually
 
 VID = uuid.uuid4()
 
@@ -51,8 +52,7 @@ class TestVehicleEventBus:
         try:
             bus.publish(offer(1))
             bus.publish(CommandAcked(VID, 2.0, "c1", AckResult.REJECTED, "busy"))
-            while bus.pending:
-                await asyncio.sleep(0)
+            await eventually(lambda: bus.pending == 0)
         finally:
             consumer.cancel()
             await asyncio.gather(consumer, return_exceptions=True)
