@@ -82,6 +82,7 @@ class Daemon:
         self.robot_link: RobotLink | None = None
         self.driver_link: DriverLink | None = None
         self.vehicle_events: VehicleEventBus | None = None
+        self.event_hub: EventHub | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down (what SIGTERM does)."""
@@ -113,8 +114,9 @@ class Daemon:
             links = self._open_links(registry, redis, telemetry)
             # The event hub is the supervisor's: its task listens, and it is closed at the
             # start of shutdown (open streams never end by themselves; uvicorn would wait).
-            hub = EventHub(s.database.dsn)
+            hub = EventHub(s.database.dsn, supervised=True)
             stack.push_async_callback(hub.close)
+            self.event_hub = hub
             services = Services(
                 settings=s,
                 pool=pool,

@@ -319,7 +319,12 @@ class EventHub:
     """
 
     def __init__(
-        self, dsn: str, *, connect_timeout_s: float = 5.0, max_backoff_s: float = 30.0
+        self,
+        dsn: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        max_backoff_s: float = 30.0,
+        supervised: bool = False,
     ) -> None:
         self._dsn = dsn
         self._connect_timeout = connect_timeout_s
@@ -328,7 +333,9 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._closed = False
-        self._supervised = False
+        #: The supervisor runs :meth:`run`; the hub never starts a task of its own.
+        self._supervised = supervised
+        self._running = False
         self.listening = False
         self.notifications = 0
 
@@ -342,8 +349,9 @@ class EventHub:
 
     @property
     def running(self) -> bool:
-        """Whether the listening task exists (it ends soon after the last stream leaves)."""
-        return self._task is not None
+        """Whether a task listens: the supervisor's (:meth:`run`), or the hub's own, which
+        ends soon after the last stream leaves."""
+        return self._task is not None or self._running
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -368,14 +376,14 @@ class EventHub:
     async def run(self) -> None:
         """Listen for as long as streams are open, until :meth:`close`; the supervisor's task.
 
-        In a daemon the supervisor runs this (task ``fleetd.events``) and closes the hub at
-        shutdown, so no task is started on a request's behalf. A hub nobody runs (an app
-        served on its own, in tests) starts its listening task when the first stream
-        subscribes instead.
+        Only for a hub made with ``supervised=True``: in a daemon the supervisor runs this
+        (task ``fleetd.events``) and closes the hub at shutdown, so no task is started on a
+        request's behalf. A hub made without (an app served on its own, in tests) starts
+        its listening task when the first stream subscribes instead.
         """
-        if self._task is not None:
-            raise RuntimeError("the hub is already listening on a task of its own")
-        self._supervised = True
+        if not self._supervised:
+            raise RuntimeError("this hub runs its own listening task (supervised=False)")
+        self._running = True
         try:
             while not self._closed:
                 if self._wanted():
@@ -390,6 +398,7 @@ class EventHub:
                     await self._changed.wait()
         finally:
             self.listening = False
+            self._running = False
 
     async def close(self) -> None:
         """End every stream and the listening task (idempotent)."""
