@@ -58,6 +58,7 @@ class RobotLink:
         self._last_telemetry: dict[object, float] = {}
         self._events = events
         self._progress: dict[object, Progress] = {}
+        self._last_progress_raw: dict[object, tuple[object, ...]] = {}
         self.rejections = Rejections(self.LINK)
         # Each vehicle publishes on the same few topics: parse each name once.
         self._topics: dict[str, VdaTopic] = {}
@@ -161,6 +162,19 @@ class RobotLink:
 
     def _publish_progress(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
         """Publish what changed about the robot's work (nodes, actions, errors) as events."""
+        # The common case, nothing changed, costs one tuple compare (the lists compare
+        # element-wise in C); only a change builds a Progress and asks what it means.
+        raw = (
+            msg.order_id,
+            msg.last_node_id,
+            msg.last_node_sequence_id,
+            msg.action_states,
+            msg.errors,
+        )
+        if self._last_progress_raw.get(rec.id) == raw:
+            return
+        self._last_progress_raw[rec.id] = raw
+        prev = self._progress.get(rec.id)
         new = Progress(
             msg.order_id or None,
             msg.last_node_id or None,
@@ -169,13 +183,8 @@ class RobotLink:
             tuple(
                 VehicleError(e.error_type, str(e.error_level), e.error_description or "")
                 for e in msg.errors
-            )
-            if msg.errors
-            else (),
+            ),
         )
-        prev = self._progress.get(rec.id)
-        if prev == new:
-            return  # the common case: nothing happened since the last state
         self._progress[rec.id] = new
         for event in progress_events(rec.id, now, prev, new):
             self._events.publish(event)
