@@ -21,9 +21,6 @@ from dispatcher.links.vehicle_events import (
 from fleet.model import VehicleError
 from protocols.vda5050.base import ActionStatus
 
-#: Statuses after which an action changes no more.
-_ENDED = frozenset({ActionStatus.FINISHED, ActionStatus.FAILED})
-
 #: (action id, action type, status), as a state reports each action.
 ActionReport = tuple[str, str | None, ActionStatus]
 
@@ -44,8 +41,10 @@ def progress_events(
 ) -> list[VehicleEvent]:
     """The events that the change from ``prev`` to ``new`` means (``prev`` None: first state).
 
-    The first state after start-up reports only actions still under way and any errors,
-    not the node it stands on: fleetd did not see it arrive.
+    The first state seen from a robot reports every action it lists (an acknowledgement
+    of a command sent just before may be among them; a consumer ignores action ids it
+    does not know) and any errors, but not the node it stands on: fleetd did not see it
+    arrive.
     """
     if prev == new:
         return []
@@ -61,11 +60,8 @@ def progress_events(
         events.append(
             NodeReached(vehicle_id, at, new.order_id, new.last_node_id, new.last_node_sequence_id)
         )
-    if prev is None:
-        under_way = [a for a in new.actions if a[2] not in _ENDED]
-        events.extend(_action_events(vehicle_id, at, (), under_way))
-    elif new.actions != prev.actions:
-        events.extend(_action_events(vehicle_id, at, prev.actions, new.actions))
+    if prev is None or new.actions != prev.actions:
+        events.extend(_action_events(vehicle_id, at, prev.actions if prev else (), new.actions))
     if (prev.errors if prev else ()) != new.errors:
         events.append(ErrorsChanged(vehicle_id, at, new.errors))
     return events

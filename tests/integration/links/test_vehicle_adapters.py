@@ -66,7 +66,13 @@ class Fleet:
 
     async def start(self, device: VirtualRobot | ScriptedDriver, vid: uuid.UUID) -> None:
         self.tasks.append(asyncio.create_task(device.run()))
-        await eventually(lambda: (v := self.registry.get(vid)) is not None and v.online, WAIT_S)
+        # Online and a state (or status) seen: what follows is news to the link.
+        await eventually(
+            lambda: (
+                (v := self.registry.get(vid)) is not None and v.online and v.battery_pct is not None
+            ),
+            WAIT_S,
+        )
 
     async def robot(self, name: str, **spec: Any) -> tuple[VirtualRobot, uuid.UUID]:
         r = VirtualRobot(

@@ -53,11 +53,13 @@ class TestProgressEvents:
         ]
         assert progress_events(VID, 5.0, with_error, progress()) == [ErrorsChanged(VID, 5.0, ())]
 
-    def test_the_first_state_reports_work_under_way_and_errors_not_the_node(self) -> None:
+    def test_the_first_state_reports_its_actions_and_errors_not_the_node(self) -> None:
+        """A command's acknowledgement may come in the first state fleetd sees."""
         first = progress(
-            "n7", 3, actions=(("old", "pick", FINISHED), ("a9", "lift", RUNNING)), errors=(ERR,)
+            "n7", 3, actions=(("ack", "pick", FINISHED), ("a9", "lift", RUNNING)), errors=(ERR,)
         )
         assert progress_events(VID, 6.0, None, first) == [
+            ActionStateChanged(VID, 6.0, "ack", "pick", FINISHED),
             ActionStateChanged(VID, 6.0, "a9", "lift", RUNNING),
             ErrorsChanged(VID, 6.0, (ERR,)),
         ]
