@@ -21,25 +21,28 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+import asyncpg
 import redis.asyncio as aioredis
 import structlog
 import uvicorn
 
 from dispatcher.api.app import create_app
-from dispatcher.api.routes.events import close_event_streams
 from dispatcher.api.serving import server_config
 from dispatcher.audit.checkpoints import AuditCheckpointer
 from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
 from dispatcher.fleet_metrics import count_liveness_changes
 from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
-from dispatcher.links.commander import VehicleCommander
+from dispatcher.links.assembly import VehicleLinks, build_vehicle_links
 from dispatcher.links.driver_link import DriverLink
-from dispatcher.links.mqtt import MqttTransport, Route
+from dispatcher.links.event_bus import VehicleEventBus
+from dispatcher.links.event_log import log_vehicle_events
+from dispatcher.links.mqtt import MqttTransport
 from dispatcher.links.robot_link import RobotLink
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
 from dispatcher.storage.db import open_pool, reveal
+from dispatcher.storage.event_stream import EventHub
 from dispatcher.storage.live_positions import LivePositions
 from dispatcher.storage.migrate import apply_migrations
 from dispatcher.storage.partitions import run_partition_maintenance
@@ -80,6 +83,8 @@ class Daemon:
         self.telemetry: TelemetryWriter | None = None
         self.robot_link: RobotLink | None = None
         self.driver_link: DriverLink | None = None
+        self.vehicle_events: VehicleEventBus | None = None
+        self.event_hub: EventHub | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down (what SIGTERM does)."""
@@ -102,107 +107,102 @@ class Daemon:
             pool = await stack.enter_async_context(open_pool(s.database))
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
-            maps = FacilityMaps(s.facility_specs)
-
             redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
             stack.push_async_callback(redis.aclose)
-
-            registry = FleetRegistry(
-                maps=maps,
-                default_facility_id=s.default_facility.id,
-                heartbeat_timeout_s=s.fleet.heartbeat_timeout_s,
-                robot_heartbeat_timeout_s=s.fleet.robot_heartbeat_timeout,
-            )
-            for row in await fleet_store.load_vehicles(pool):
-                registry.add(record_from_row(row), announce=False)
-            log.info("daemon.registry_loaded", vehicles=len(registry))
-            count_liveness_changes(registry)
-            self.registry = registry
-
+            registry = await self._load_registry(pool, FacilityMaps(s.facility_specs))
             telemetry = TelemetryWriter(
                 pool,
                 max_rows=s.database.telemetry_buffer_rows,
                 flush_interval_s=s.database.telemetry_flush_interval_s,
             )
             self.telemetry = telemetry
-            writer = FleetWriter(pool, registry, interval_s=s.database.position_flush_interval_s)
-            sealer = AuditSealer(pool)
-            geo = GeoSync(
-                registry,
-                LivePositions(
-                    redis, key_prefix=s.redis.key_prefix, max_age_s=registry.heartbeat_timeout_s
-                ),
-                interval_s=s.redis.geo_flush_interval_s,
-            )
-
-            robot_link = RobotLink(s, registry, telemetry)
-            driver_link = DriverLink(s, registry, telemetry)
-            self.robot_link, self.driver_link = robot_link, driver_link
-            transport = MqttTransport(
-                s.mqtt,
-                client_id=s.mqtt_client_id,
-                routes=[
-                    # The whole prefix, not just the inbound topics: a robot publishing on a
-                    # misspelt or misshapen topic is then counted and logged, not silently
-                    # filtered out by the broker. Our own orders echo back and are skipped.
-                    Route(
-                        "vda5050", s.mqtt.vda_prefix, [f"{s.mqtt.vda_prefix}/#"], robot_link.handle
-                    ),
-                    Route(
-                        "driver",
-                        s.mqtt.driver_prefix,
-                        [f"{s.mqtt.driver_prefix}/#"],
-                        driver_link.handle,
-                    ),
-                ],
-            )
-            self.transport = transport
-            commander = VehicleCommander(s, registry, transport, redis)
-
+            links = self._open_links(registry, redis, telemetry)
+            # The event hub is the supervisor's: its task listens, and it is closed at the
+            # start of shutdown (open streams never end by themselves; uvicorn would wait).
+            hub = EventHub(s.database.dsn, password=s.database.password, supervised=True)
+            stack.push_async_callback(hub.close)
+            self.event_hub = hub
             services = Services(
                 settings=s,
                 pool=pool,
                 redis=redis,
                 fleet=registry,
-                commander=commander,
-                broker_connected=transport.is_healthy,
+                commander=links.commander,
+                broker_connected=links.transport.is_healthy,
                 loop_heartbeat=lambda: self._heartbeat,
             )
             self.services = services
             app = create_app(services)
+            app.state.event_hub = hub  # the events route uses it; never makes its own
             server = _EmbeddedServer(server_config(app, s.api))
-            await self._supervise(
-                intake=[
-                    ("fleetd.mqtt", transport.run),
-                    ("fleetd.api", server.serve),
-                ],
-                workers=[
-                    (
-                        "fleetd.liveness",
-                        lambda: run_liveness(
-                            registry, interval_s=s.fleet.liveness_check_interval_s
-                        ),
-                    ),
-                    ("fleetd.geo_sync", geo.run),
-                    ("fleetd.fleet_writer", writer.run),
-                    ("fleetd.telemetry", telemetry.run),
-                    ("fleetd.audit_sealer", sealer.run),
-                    (
-                        "fleetd.audit_checkpoints",
-                        AuditCheckpointer(pool, s.audit, s.daemon.instance_id).run,
-                    ),
-                    ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
-                    ("fleetd.heartbeat", self._beat),
-                    ("fleetd.ready", lambda: self._mark_ready(server, transport)),
-                ],
-                # sealer.close first: it seals the last requests' audit rows, and a
-                # failing flush before it would skip it.
-                drain=[sealer.close, writer.flush, geo.flush, telemetry.close],
-                server=server,
-                # Event streams never end by themselves; uvicorn would wait for them.
-                before_exit=[lambda: close_event_streams(app)],
-            )
+            await self._run_tasks(pool, redis, registry, telemetry, links, hub, server)
         log.info("daemon.stopped")
+
+    async def _load_registry(self, pool: asyncpg.Pool, maps: FacilityMaps) -> FleetRegistry:
+        s = self.settings
+        registry = FleetRegistry(
+            maps=maps,
+            default_facility_id=s.default_facility.id,
+            heartbeat_timeout_s=s.fleet.heartbeat_timeout_s,
+            robot_heartbeat_timeout_s=s.fleet.robot_heartbeat_timeout,
+        )
+        for row in await fleet_store.load_vehicles(pool):
+            registry.add(record_from_row(row), announce=False)
+        log.info("daemon.registry_loaded", vehicles=len(registry))
+        count_liveness_changes(registry)
+        self.registry = registry
+        return registry
+
+    def _open_links(
+        self, registry: FleetRegistry, redis: aioredis.Redis, telemetry: TelemetryWriter
+    ) -> VehicleLinks:
+        links = build_vehicle_links(self.settings, registry, redis, telemetry)
+        self.robot_link, self.driver_link = links.robot.link, links.driver.link
+        self.transport = links.transport
+        self.vehicle_events = links.events
+        return links
+
+    async def _run_tasks(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        registry: FleetRegistry,
+        telemetry: TelemetryWriter,
+        links: VehicleLinks,
+        hub: EventHub,
+        server: uvicorn.Server,
+    ) -> None:
+        s = self.settings
+        writer = FleetWriter(pool, registry, interval_s=s.database.position_flush_interval_s)
+        sealer = AuditSealer(pool)
+        checkpointer = AuditCheckpointer(pool, s.audit, s.daemon.instance_id)
+        positions = LivePositions(
+            redis, key_prefix=s.redis.key_prefix, max_age_s=registry.heartbeat_timeout_s
+        )
+        geo = GeoSync(registry, positions, interval_s=s.redis.geo_flush_interval_s)
+        liveness_s = s.fleet.liveness_check_interval_s
+        await self._supervise(
+            intake=[("fleetd.mqtt", links.transport.run), ("fleetd.api", server.serve)],
+            workers=[
+                ("fleetd.liveness", lambda: run_liveness(registry, interval_s=liveness_s)),
+                ("fleetd.geo_sync", geo.run),
+                ("fleetd.fleet_writer", writer.run),
+                ("fleetd.telemetry", telemetry.run),
+                ("fleetd.audit_sealer", sealer.run),
+                ("fleetd.audit_checkpoints", checkpointer.run),
+                ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
+                ("fleetd.events", hub.run),
+                ("fleetd.vehicle_events", lambda: log_vehicle_events(links.events)),
+                ("fleetd.heartbeat", self._beat),
+                ("fleetd.ready", lambda: self._mark_ready(server, links.transport)),
+            ],
+            # sealer.close first: it seals the last requests' audit rows, and a
+            # failing flush before it would skip it.
+            drain=[sealer.close, writer.flush, geo.flush, telemetry.close],
+            server=server,
+            # Event streams never end by themselves; uvicorn would wait for them.
+            before_exit=[hub.close],
+        )
 
     async def _supervise(
         self,
@@ -223,33 +223,56 @@ class Daemon:
                 intake_tasks = [tg.create_task(_named(fn), name=name) for name, fn in intake]
                 await self._stop.wait()
                 log.info("daemon.stopping")
-                # Phase 1: stop intake. The API finishes in-flight requests; MQTT closes.
+                await self._stop_intake(intake_tasks, server, before_exit)
+                # Phase 2: drain what the writers hold, within the grace period.
+                for task in worker_tasks:
+                    task.cancel()
+                await asyncio.gather(*worker_tasks, return_exceptions=True)
+                await self._drain(drain)
+        finally:
+            if self._install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    async def _stop_intake(
+        self,
+        intake_tasks: list[asyncio.Task[None]],
+        server: uvicorn.Server,
+        before_exit: list[Callable[[], Awaitable[object]]],
+    ) -> None:
+        """Phase 1: stop intake. The API finishes in-flight requests; MQTT closes.
+
+        Within ``shutdown_grace_s``; past it, what is left is cancelled and shutdown goes on
+        to drain (a request stuck on a dead database must not keep the daemon up).
+        """
+        grace_s = self.settings.daemon.shutdown_grace_s
+        try:
+            async with asyncio.timeout(grace_s):
                 for hook in before_exit:
                     await hook()
                 server.should_exit = True
                 for task in reversed(intake_tasks):
                     if task.get_name() != "fleetd.api":
                         task.cancel()
-                async with asyncio.timeout(self.settings.daemon.shutdown_grace_s):
-                    await asyncio.gather(*intake_tasks, return_exceptions=True)
-                # Phase 2: drain what the writers hold, within the grace period.
-                for task in worker_tasks:
-                    task.cancel()
-                await asyncio.gather(*worker_tasks, return_exceptions=True)
-                try:
-                    async with asyncio.timeout(self.settings.daemon.shutdown_grace_s):
-                        for flush in drain:
-                            await flush()
-                except TimeoutError:
-                    log.warning(
-                        "daemon.drain_timeout", grace_s=self.settings.daemon.shutdown_grace_s
-                    )
-                except Exception as exc:
-                    log.warning("daemon.drain_failed", error=str(exc))
-        finally:
-            if self._install_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
+                await asyncio.gather(*intake_tasks, return_exceptions=True)
+        except TimeoutError:
+            log.warning("daemon.intake_stop_timeout", grace_s=grace_s)
+            server.force_exit = True
+            for task in intake_tasks:
+                task.cancel()
+            await asyncio.gather(*intake_tasks, return_exceptions=True)
+
+    async def _drain(self, drain: list[Callable[[], Awaitable[object]]]) -> None:
+        """Phase 2: write what the writers hold, within ``shutdown_grace_s``."""
+        grace_s = self.settings.daemon.shutdown_grace_s
+        try:
+            async with asyncio.timeout(grace_s):
+                for flush in drain:
+                    await flush()
+        except TimeoutError:
+            log.warning("daemon.drain_timeout", grace_s=grace_s)
+        except Exception as exc:
+            log.warning("daemon.drain_failed", error=str(exc))
 
     async def _beat(self) -> None:
         while True:

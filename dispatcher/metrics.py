@@ -64,3 +64,12 @@ MQTT_SESSION_TAKEOVERS = Counter(
     "fleetd_mqtt_session_takeovers_total",
     "Times another client was found using fleetd's MQTT client id (repeated short sessions).",
 )
+VEHICLE_EVENTS = Counter(
+    "fleetd_vehicle_events_total",
+    "Typed vehicle events (offer answers, trip progress, acks, robot progress) published.",
+    ["type"],
+)
+VEHICLE_EVENTS_DROPPED = Counter(
+    "fleetd_vehicle_events_dropped_total",
+    "Vehicle events dropped because their consumer fell a whole bus behind.",
+)

@@ -184,11 +184,11 @@ class VirtualDevice(abc.ABC):
                 name, msg = self._outbox.get_nowait()
                 await client.publish(self.topic(name), json.dumps(msg), qos=1)
             if self._dirty or now - last_report >= self._report_interval:
-                await client.publish(
-                    self.topic(self.report_topic),
-                    json.dumps(self.report_message()),
-                    qos=self.report_qos,
-                )
+                # Settle the bookkeeping before the publish yields: a message handled
+                # meanwhile (an instant action finished at once) must make the next report,
+                # not be marked as reported by this one, which was built without it.
+                report = json.dumps(self.report_message())
                 last_report = now
                 self._dirty = False
                 self._reported()
+                await client.publish(self.topic(self.report_topic), report, qos=self.report_qos)

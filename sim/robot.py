@@ -119,6 +119,8 @@ class VirtualRobot(VirtualDevice):
         self.charging = False
         self.paused = False
         self.driving = False
+        #: VDA 5050 operatingMode; tests switch it to MANUAL etc.
+        self.operating_mode = "AUTOMATIC"
         self.order_id = ""
         self.order_update_id = 0
         self.last_node_id = spec.last_node_id
@@ -171,7 +173,7 @@ class VirtualRobot(VirtualDevice):
             ],
             "driving": self.driving,
             "paused": self.paused,
-            "operatingMode": "AUTOMATIC",
+            "operatingMode": self.operating_mode,
             "agvPosition": {
                 "x": round(self.x, 4),
                 "y": round(self.y, 4),

@@ -62,6 +62,7 @@ import asyncpg
 import structlog
 
 from dispatcher.metrics import AUDIT_ROWS_SEALED, AUDIT_SEAL_FAILURES
+from dispatcher.retry import Backoff, BackoffPolicy
 from dispatcher.storage.db import Conn
 
 log = structlog.get_logger(__name__)
@@ -349,8 +350,8 @@ class AuditSealer:
 
     Every ``interval_s`` it seals what committed since; after a full batch it goes again at
     once. A failure is logged (``audit.seal_failed``), counted
-    (``fleetd_audit_seal_failures_total``) and retried after a back-off that doubles up to
-    ``max_backoff_s``; the loop itself never ends on an error.
+    (``fleetd_audit_seal_failures_total``) and retried after a jittered back-off that grows up to
+    ``max_backoff_s`` (:mod:`dispatcher.retry`); the loop itself never ends on an error.
     """
 
     def __init__(
@@ -369,17 +370,17 @@ class AuditSealer:
         self._max_backoff_s = max(max_backoff_s, interval_s)
 
     async def run(self) -> None:
-        backoff = self._interval_s
+        backoff = Backoff(BackoffPolicy(base_s=self._interval_s, cap_s=self._max_backoff_s))
         while True:
             try:
                 sealed = await seal_pending(self._pool, limit=self._batch)
             except Exception as exc:
                 AUDIT_SEAL_FAILURES.inc()
-                log.warning("audit.seal_failed", error=_describe(exc), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
+                delay = backoff.next_delay()
+                log.warning("audit.seal_failed", error=_describe(exc), retry_in_s=round(delay, 3))
+                await asyncio.sleep(delay)
                 continue
-            backoff = self._interval_s
+            backoff.reset()
             if sealed >= self._batch:
                 await asyncio.sleep(0)  # let others run between back-to-back batches
                 continue

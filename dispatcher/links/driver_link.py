@@ -1,22 +1,23 @@
 """The driver link: messages from driver phones (docs/protocols/driver.md) into the registry.
 
 Same rules as the robot link: synchronous, no I/O, every bad message counted by reason
-and dropped. Offer responses and trip progress are handed to whoever subscribed
-(``on_offer_response`` / ``on_trip``) — the dispatch engine — after validation.
+and dropped. Offer responses, trip progress and command acks are published, once
+validated, as typed events (:mod:`dispatcher.links.vehicle_events`) for the dispatch loop.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
 
 from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
+from dispatcher.links.vehicle import EventPublisher, TelemetrySink
+from dispatcher.links.vehicle_events import CommandAcked, OfferAnswered, TripProgressed
 from dispatcher.metrics import MESSAGES_RECEIVED
-from dispatcher.storage.telemetry import TelemetryRow, TelemetryWriter
+from dispatcher.storage.telemetry import TelemetryRow
 from fleet.model import (
     ConnectionState,
     DriverAvailability,
@@ -28,14 +29,17 @@ from fleet.record import VehicleRecord
 from fleet.registry import FleetRegistry
 from fleet.reports import DriverState, Heard
 from protocols.driver import codec
-from protocols.driver.models import DriverConnection, DriverStatus, OfferResponse, TripProgress
+from protocols.driver.models import (
+    CommandAck,
+    DriverConnection,
+    DriverStatus,
+    OfferResponse,
+    TripProgress,
+)
 from protocols.driver.topics import INBOUND_TOPICS, DriverTopicName, parse_topic
 from protocols.errors import MessageRejected, RejectReason
 
 log = structlog.get_logger(__name__)
-
-OfferResponseHandler = Callable[[VehicleRecord, OfferResponse], None]
-TripHandler = Callable[[VehicleRecord, TripProgress], None]
 
 
 class DriverLink:
@@ -44,7 +48,11 @@ class DriverLink:
     LINK = "driver"
 
     def __init__(
-        self, settings: Settings, registry: FleetRegistry, telemetry: TelemetryWriter
+        self,
+        settings: Settings,
+        registry: FleetRegistry,
+        telemetry: TelemetrySink,
+        events: EventPublisher,
     ) -> None:
         self._prefix = settings.mqtt.driver_prefix
         self._max_payload = settings.mqtt.max_payload_bytes
@@ -53,8 +61,7 @@ class DriverLink:
         self._telemetry = telemetry
         self.rejections = Rejections(self.LINK)
         self._received = {t: MESSAGES_RECEIVED.labels(self.LINK, t.value) for t in DriverTopicName}
-        self.on_offer_response: OfferResponseHandler | None = None
-        self.on_trip: TripHandler | None = None
+        self._events = events
 
     def handle(self, topic: str, payload: bytes, retained: bool) -> None:
         """Process one message from the broker; never raises for bad input."""
@@ -81,26 +88,24 @@ class DriverLink:
                 self._status(rec, msg, heard)
                 return
             self._registry.apply_sign_of_life(rec, heard)
-            if isinstance(msg, OfferResponse):
-                if self.on_offer_response is not None:
-                    self.on_offer_response(rec, msg)
-                log.info(
-                    "driver.offer_response",
-                    vehicle_id=str(rec.id),
-                    offer_id=msg.offer_id,
-                    decision=str(msg.decision),
-                )
-            elif isinstance(msg, TripProgress):
-                if self.on_trip is not None:
-                    self.on_trip(rec, msg)
-                log.info(
-                    "driver.trip_progress",
-                    vehicle_id=str(rec.id),
-                    mission_id=str(msg.mission_id),
-                    trip_event=str(msg.event),
-                )
+            self._reply(rec, msg, now)
         except MessageRejected as exc:
             self.rejections.record(exc.reason, exc.detail, topic)
+
+    def _reply(
+        self, rec: VehicleRecord, msg: OfferResponse | TripProgress | CommandAck, now: float
+    ) -> None:
+        """Publish a driver's answer (to an offer, a job or a command) as a typed event."""
+        if isinstance(msg, OfferResponse):
+            self._events.publish(OfferAnswered(rec.id, now, msg.offer_id, msg.decision, msg.reason))
+        elif isinstance(msg, TripProgress):
+            self._events.publish(
+                TripProgressed(rec.id, now, msg.mission_id, msg.event, msg.lat, msg.lon)
+            )
+        else:
+            self._events.publish(
+                CommandAcked(rec.id, now, msg.correlation_id, msg.result, msg.reason)
+            )
 
     def _vehicle(self, key: VehicleKey) -> VehicleRecord:
         rec = self._registry.record_by_key(key)

@@ -13,7 +13,6 @@ broker that lost the session still delivers.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from gmqtt.mqtt.constants import MQTTv311
 from dispatcher.config import MqttSettings
 from dispatcher.links.broker_guard import TakeoverDetector, client_tls_context
 from dispatcher.metrics import MESSAGES_REJECTED, MQTT_SESSION_TAKEOVERS
+from dispatcher.retry import Backoff, BackoffPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -61,23 +61,6 @@ class Route:
     prefix: str
     subscriptions: Sequence[str]
     handler: MessageHandler
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter (``sleep`` is replaceable in tests)."""
-
-    def __init__(self, *, base_s: float = 0.2, cap_s: float = 30.0) -> None:
-        self._base = base_s
-        self._cap = cap_s
-        self._attempt = 0
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self._cap, self._base * (2**self._attempt))
-        self._attempt = min(self._attempt + 1, 30)
-        return random.uniform(0, ceiling)
 
 
 class MqttTransport:
@@ -191,7 +174,7 @@ class MqttTransport:
 
         Returns only when cancelled; the session is closed on the way out.
         """
-        backoff = Backoff(cap_s=self._settings.reconnect_max_delay_s)
+        backoff = Backoff(BackoffPolicy(cap_s=self._settings.reconnect_max_delay_s))
         try:
             while True:
                 self._state = LinkState.CONNECTING

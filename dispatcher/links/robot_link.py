@@ -2,8 +2,10 @@
 
 Runs inside the MQTT receive callback, so it is synchronous and does no I/O: it checks
 size and topic, decodes and validates, checks the sender's identity, updates the
-vehicle's record and buffers a telemetry row. A message that fails any check is counted
-by reason, logged (rate-limited) and dropped; nothing it carried reaches the registry.
+vehicle's record, buffers a telemetry row in its sink and publishes what changed about
+the robot's work (node reached, action states, errors) as typed events. A message that
+fails any check is counted by reason, logged (rate-limited) and dropped; nothing it
+carried reaches the registry.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import structlog
 
 from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
+from dispatcher.links.robot_progress import Progress, progress_events
+from dispatcher.links.vehicle import EventPublisher, TelemetrySink
 from dispatcher.metrics import MESSAGES_RECEIVED
-from dispatcher.storage.telemetry import TelemetryRow, TelemetryWriter
+from dispatcher.storage.telemetry import TelemetryRow
 from fleet.model import (
     ConnectionState,
     MapPose,
@@ -49,7 +53,11 @@ class RobotLink:
     LINK = "vda5050"
 
     def __init__(
-        self, settings: Settings, registry: FleetRegistry, telemetry: TelemetryWriter
+        self,
+        settings: Settings,
+        registry: FleetRegistry,
+        telemetry: TelemetrySink,
+        events: EventPublisher,
     ) -> None:
         self._prefix = settings.mqtt.vda_prefix
         self._max_payload = settings.mqtt.max_payload_bytes
@@ -58,6 +66,9 @@ class RobotLink:
         self._telemetry = telemetry
         self._telemetry_every = settings.database.telemetry_min_interval_s
         self._last_telemetry: dict[object, float] = {}
+        self._events = events
+        self._progress: dict[object, Progress] = {}
+        self._last_progress_raw: dict[object, tuple[object, ...]] = {}
         self.rejections = Rejections(self.LINK)
         # Each vehicle publishes on the same few topics: parse each name once.
         self._topics: dict[str, VdaTopic] = {}
@@ -155,6 +166,36 @@ class RobotLink:
         )
         self._registry.apply_robot_state(rec, state, self._heard(msg.timestamp, now, retained))
         self._telemetry_row(rec, "state", now)
+        self._publish_progress(rec, msg, now)
+
+    def _publish_progress(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
+        """Publish what changed about the robot's work (nodes, actions, errors) as events."""
+        # The common case, nothing changed, costs one tuple compare (the lists compare
+        # element-wise in C); only a change builds a Progress and asks what it means.
+        raw = (
+            msg.order_id,
+            msg.last_node_id,
+            msg.last_node_sequence_id,
+            msg.action_states,
+            msg.errors,
+        )
+        if self._last_progress_raw.get(rec.id) == raw:
+            return
+        self._last_progress_raw[rec.id] = raw
+        prev = self._progress.get(rec.id)
+        new = Progress(
+            msg.order_id or None,
+            msg.last_node_id or None,
+            msg.last_node_sequence_id,
+            tuple((a.action_id, a.action_type, a.action_status) for a in msg.action_states),
+            tuple(
+                VehicleError(e.error_type, str(e.error_level), e.error_description or "")
+                for e in msg.errors
+            ),
+        )
+        self._progress[rec.id] = new
+        for event in progress_events(rec.id, now, prev, new):
+            self._events.publish(event)
 
     def _connection(self, rec: VehicleRecord, msg: Connection, now: float, retained: bool) -> None:
         self._registry.apply_connection(

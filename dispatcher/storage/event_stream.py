@@ -74,6 +74,7 @@ import asyncpg
 import structlog
 from pydantic import SecretStr
 
+from dispatcher.retry import Backoff, BackoffPolicy
 from dispatcher.storage.db import CONNECT_ERRORS, connect, describe_error
 from dispatcher.storage.errors import StorageUnavailable
 
@@ -325,15 +326,19 @@ class EventHub:
         connect_timeout_s: float = 5.0,
         max_backoff_s: float = 30.0,
         password: SecretStr | None = None,
+        supervised: bool = False,
     ) -> None:
         self._dsn = dsn
         self._password = password
         self._connect_timeout = connect_timeout_s
-        self._max_backoff = max_backoff_s
+        self._backoff = Backoff(BackoffPolicy(base_s=0.5, cap_s=max(max_backoff_s, 0.5)))
         self._subs: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._closed = False
+        #: The supervisor runs :meth:`run`; the hub never starts a task of its own.
+        self._supervised = supervised
+        self._running = False
         self.listening = False
         self.notifications = 0
 
@@ -347,8 +352,9 @@ class EventHub:
 
     @property
     def running(self) -> bool:
-        """Whether the listening task exists (it ends soon after the last stream leaves)."""
-        return self._task is not None
+        """Whether a task listens: the supervisor's (:meth:`run`), or the hub's own, which
+        ends soon after the last stream leaves."""
+        return self._task is not None or self._running
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -370,6 +376,33 @@ class EventHub:
             if not self._subs:
                 self._changed.set()  # the task closes the connection and ends
 
+    async def run(self) -> None:
+        """Listen for as long as streams are open, until :meth:`close`; the supervisor's task.
+
+        Only for a hub made with ``supervised=True``: in a daemon the supervisor runs this
+        (task ``fleetd.events``) and closes the hub at shutdown, so no task is started on a
+        request's behalf. A hub made without (an app served on its own, in tests) starts
+        its listening task when the first stream subscribes instead.
+        """
+        if not self._supervised:
+            raise RuntimeError("this hub runs its own listening task (supervised=False)")
+        self._running = True
+        try:
+            while not self._closed:
+                if self._wanted():
+                    try:
+                        await self._listen()
+                    except Exception:  # a bug here must not take the daemon down
+                        log.exception("events.listener_failed")
+                        await self._pause(self._backoff.next_delay())
+                    continue
+                self._changed.clear()
+                if not self._wanted() and not self._closed:
+                    await self._changed.wait()
+        finally:
+            self.listening = False
+            self._running = False
+
     async def close(self) -> None:
         """End every stream and the listening task (idempotent)."""
         self._closed = True
@@ -384,6 +417,9 @@ class EventHub:
     # --- internals --------------------------------------------------------------------
 
     def _ensure_task(self) -> None:
+        if self._supervised:
+            self._changed.set()  # wakes run()
+            return
         if self._task is None and self._subs and not self._closed:
             self._task = asyncio.create_task(self._run(), name="fleetd.events.listen")
 
@@ -412,14 +448,12 @@ class EventHub:
         return bool(self._subs) and not self._closed
 
     async def _listen(self) -> None:
-        backoff = 0.5
         while self._wanted():
             conn = await self._open()
             if conn is None:
-                await self._pause(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                await self._pause(self._backoff.next_delay())
                 continue
-            backoff = 0.5
+            self._backoff.reset()
             lost = False
 
             def on_lost(_: object) -> None:
@@ -443,7 +477,7 @@ class EventHub:
                 await self._close_conn(conn)
             if lost and self._wanted():
                 log.warning("events.listen_connection_lost")
-                await self._pause(backoff)
+                await self._pause(self._backoff.next_delay())
 
     async def _open(self) -> asyncpg.Connection | None:
         try:

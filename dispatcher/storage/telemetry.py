@@ -13,7 +13,6 @@ mid-flight) is retried, so a row may rarely be written twice. Telemetry tolerate
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from collections import deque
@@ -32,6 +31,7 @@ from dispatcher.metrics import (
     TELEMETRY_ROWS_REJECTED,
     TELEMETRY_ROWS_WRITTEN,
 )
+from dispatcher.retry import Backoff, BackoffPolicy
 from dispatcher.storage.partitions import (
     Partition,
     day_bounds,
@@ -141,7 +141,6 @@ class TelemetryWriter:
         self._flush_interval_s = flush_interval_s
         self._batch_rows = batch_rows
         self._copy_timeout_s = copy_timeout_s
-        self._max_backoff_s = max_backoff_s
         self._warn_interval_s = warn_interval_s
         # No maxlen: a failed batch goes back to the *front*, and a maxlen deque would then
         # evict the newest rows. The bound is enforced in add() instead.
@@ -149,7 +148,14 @@ class TelemetryWriter:
         self._inflight = 0  # rows taken out for the COPY in progress; still count as held
         self._lock = asyncio.Lock()  # one COPY at a time (run() and flush()/close())
         self._closed = False
-        self._failures = 0  # consecutive failed flushes, for the backoff
+        # After a failed flush: wait the flush interval at least, up to max_backoff_s.
+        self._backoff = Backoff(
+            BackoffPolicy(
+                base_s=flush_interval_s * 2,
+                cap_s=max(max_backoff_s, flush_interval_s),
+                floor_s=flush_interval_s,
+            )
+        )
         self.written = 0
         self.dropped = 0
         self.rejected = 0
@@ -295,11 +301,6 @@ class TelemetryWriter:
             )
         return kept
 
-    def _backoff(self) -> float:
-        # Capped exponential backoff with full jitter, starting at the flush interval.
-        cap = min(self._max_backoff_s, self._flush_interval_s * 2 ** min(self._failures, 16))
-        return random.uniform(self._flush_interval_s, max(cap, self._flush_interval_s))
-
     async def run(self) -> None:
         """Flush every ``flush_interval_s`` until cancelled; failures back off and retry.
 
@@ -312,20 +313,19 @@ class TelemetryWriter:
                 async with self._lock:
                     if self._buf:
                         await self._write_batch()
-                self._failures = 0
+                self._backoff.reset()
                 # A backlog (after an outage) is drained batch after batch without waiting.
                 delay = 0.0 if len(self._buf) >= self._batch_rows else self._flush_interval_s
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._failures += 1
-                delay = self._backoff()
+                delay = self._backoff.next_delay()
                 log.warning(
                     "telemetry.flush_failed",
                     error=repr(exc),
                     buffered=self.buffered,
                     retry_in_s=round(delay, 3),
-                    consecutive_failures=self._failures,
+                    consecutive_failures=self._backoff.failures,
                 )
             TELEMETRY_BUFFERED.set(self.buffered)
             self._maybe_warn()

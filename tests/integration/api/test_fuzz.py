@@ -87,11 +87,11 @@ from dispatcher.auth.roles import Role
 from dispatcher.auth.tokens import create_token
 from dispatcher.config import FacilitySettings, Settings
 from dispatcher.fleet_sync import FleetWriter
-from dispatcher.links.commander import VehicleCommander
-from dispatcher.links.mqtt import MqttTransport
+from dispatcher.links.assembly import VehicleLinks, build_vehicle_links
 from dispatcher.services import Services
 from dispatcher.storage.db import create_pool
 from dispatcher.storage.fleet_store import sync_facilities
+from dispatcher.storage.telemetry import TelemetryWriter
 from fleet.model import OperatingMode, VehicleKey, VehicleKind
 from fleet.record import VehicleRecord
 from fleet.registry import FleetRegistry
@@ -304,15 +304,19 @@ async def fleet(
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def transport(fuzz_settings: Settings) -> AsyncIterator[MqttTransport]:
-    """A real MQTT session to the local Mosquitto (commands go out under this module's
-    own VDA interface and driver prefix, where nobody listens)."""
-    mqtt = MqttTransport(fuzz_settings.mqtt, client_id=fuzz_settings.mqtt_client_id, routes=[])
-    task = asyncio.create_task(mqtt.run(), name="fuzz.mqtt")
+async def links(
+    fuzz_settings: Settings, fleet: FleetRegistry, redis: aioredis.Redis, pool: asyncpg.Pool
+) -> AsyncIterator[VehicleLinks]:
+    """The vehicle links over a real MQTT session to the local Mosquitto (commands go out
+    under this module's own VDA interface and driver prefix, where nobody listens)."""
+    # Never run: nothing publishes under this module's prefixes, so no row is buffered.
+    telemetry = TelemetryWriter(pool, max_rows=1000, flush_interval_s=1.0)
+    vl = build_vehicle_links(fuzz_settings, fleet, redis, telemetry)
+    task = asyncio.create_task(vl.transport.run(), name="fuzz.mqtt")
     try:
         async with asyncio.timeout(10):
-            await mqtt.wait_connected()
-        yield mqtt
+            await vl.transport.wait_connected()
+        yield vl
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -324,7 +328,7 @@ async def app(
     pool: asyncpg.Pool,
     redis: aioredis.Redis,
     fleet: FleetRegistry,
-    transport: MqttTransport,
+    links: VehicleLinks,
 ) -> FastAPI:
     """The real app over this module's database, Redis, registry and MQTT session."""
     services = Services(
@@ -332,8 +336,8 @@ async def app(
         pool=pool,
         redis=redis,
         fleet=fleet,
-        commander=VehicleCommander(fuzz_settings, fleet, transport, redis),
-        broker_connected=transport.is_connected,
+        commander=links.commander,
+        broker_connected=links.transport.is_connected,
         loop_heartbeat=time.monotonic,
     )
     return create_app(services)
