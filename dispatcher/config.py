@@ -329,9 +329,7 @@ class DispatchSettings(_Section):
     @model_validator(mode="after")
     def _ordered(self) -> DispatchSettings:
         if not self.reserve_pct <= self.charge_below_pct <= self.resume_above_pct:
-            raise ValueError(
-                "dispatch: need reserve_pct <= charge_below_pct <= resume_above_pct"
-            )
+            raise ValueError("dispatch: need reserve_pct <= charge_below_pct <= resume_above_pct")
         return self
 
 

@@ -39,6 +39,7 @@ from dispatcher.auth.tokens import DenyReason, TokenCache, lookup
 from dispatcher.ops.access import AccessOps, Denial
 from dispatcher.ops.caller import Caller
 from dispatcher.ops.missions import MissionOps
+from dispatcher.ops.resolve import ResolveOps
 from dispatcher.ops.vehicles import VehicleOps
 from dispatcher.ops.zone_stop import ZoneStopOps
 from dispatcher.ops.zones import ZoneOps
@@ -53,6 +54,7 @@ __all__ = [
     "get_token_cache",
     "mission_ops",
     "require",
+    "resolve_ops",
     "route_template",
     "vehicle_ops",
     "zone_ops",
@@ -99,6 +101,11 @@ def caller(principal: Principal, request: Request) -> Caller:
 
 def mission_ops(request: Request) -> MissionOps:
     return MissionOps(get_services(request).pool)
+
+
+def resolve_ops(request: Request) -> ResolveOps:
+    services = get_services(request)
+    return ResolveOps(services.pool, services.dispatch, services.fleet)
 
 
 def zone_ops(request: Request) -> ZoneOps:
