@@ -484,10 +484,11 @@ class DispatchEngine:
         failure = _failure_of_change(change)
         released = self.holdings.legs.get(change.vehicle_id)
         if failure is not None and released is not None:
-            if failure is not LegFailure.VEHICLE_OFFLINE and not steps.picked_up(released.reached):
-                await self._withdraw(released.leg, LegFailure.CANCELLED)
             if failure is LegFailure.NOT_IN_CONTROL and steps.picked_up(released.reached):
                 return  # paused with the rider on board: it carries on when resumed
+            # Withdrawn even from an offline vehicle: the channel forgets the leg, and a
+            # robot that comes back gets the cancelOrder rather than carrying on.
+            await self._withdraw(released.leg, failure)
             await self._lose(released, failure, change.kind.value)
         self.mark()
 
