@@ -15,7 +15,7 @@ from fleet.model import VehicleView
 
 if TYPE_CHECKING:
     from dispatcher.links.commander import VehicleCommander
-    from dispatcher.ops.resolve import HeldMissions
+    from dispatcher.ops.resolve import DispatchHandle
 
 
 class FleetView(Protocol):
@@ -39,4 +39,4 @@ class Services:
     #: Monotonic time the supervisor's main loop last ticked (liveness for /healthz).
     loop_heartbeat: Callable[[], float]
     #: The dispatch engine's operator side (held missions, resolve), None when it is off.
-    dispatch: HeldMissions | None = None
+    dispatch: DispatchHandle | None = None

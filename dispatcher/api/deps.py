@@ -38,6 +38,8 @@ from dispatcher.auth.roles import Permission
 from dispatcher.auth.tokens import DenyReason, TokenCache, lookup
 from dispatcher.ops.access import AccessOps, Denial
 from dispatcher.ops.caller import Caller
+from dispatcher.ops.charge_routing import ChargeRoutingCommander
+from dispatcher.ops.fleet_access import Commander
 from dispatcher.ops.missions import MissionOps
 from dispatcher.ops.resolve import ResolveOps
 from dispatcher.ops.vehicles import VehicleOps
@@ -114,7 +116,10 @@ def zone_ops(request: Request) -> ZoneOps:
 
 def vehicle_ops(request: Request) -> VehicleOps:
     services = get_services(request)
-    return VehicleOps(services.pool, services.fleet, services.commander)
+    commander: Commander | None = services.commander
+    if commander is not None and services.dispatch is not None:
+        commander = ChargeRoutingCommander(commander, services.dispatch)
+    return VehicleOps(services.pool, services.fleet, commander)
 
 
 def zone_stop_ops(request: Request) -> ZoneStopOps:

@@ -42,6 +42,12 @@ class HeldMissions(Protocol):
     async def reassign_held(self, mission_id: uuid.UUID, at: Location) -> bool: ...
 
 
+class DispatchHandle(HeldMissions, Protocol):
+    """The dispatch engine as the API sees it: held missions and the "charge" command."""
+
+    def request_charge(self, vehicle_id: uuid.UUID) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NotAllowed:
     """The choice is not one the mission's situation allows (nothing changed)."""

@@ -12,10 +12,13 @@ from dispatcher.api.mission_schemas import MissionCreate
 from dispatcher.auth.roles import Role
 from dispatcher.dispatch.legs import Leg, LegFailure, LegProgressKind, StopAction
 from dispatcher.dispatch.recovery import Resolution
+from dispatcher.links.commands import CommandResult, VehicleCommand
 from dispatcher.missions.store import CreateResult, TransitionResult
 from dispatcher.ops.caller import Caller
+from dispatcher.ops.charge_routing import ChargeRoutingCommander
 from dispatcher.ops.missions import MissionOps
 from dispatcher.ops.resolve import NotAllowed, Reassigning, ResolveOps
+from dispatcher.ops.vehicles import CommandAttempt, VehicleOps
 from fleet.changes import FleetChange
 from fleet.model import ChangeKind
 from tests.conftest import eventually
@@ -240,3 +243,22 @@ class TestCharging:
         await eventually(lambda: any(leg.mission_id is None for leg in rig.channel.released))
         await asyncio.sleep(0.5)
         assert len([leg for leg in rig.channel.released if leg.mission_id is None]) == 1
+
+    async def test_the_operator_charge_command_takes_the_same_path(self, rig: Rig) -> None:
+        """ "charge" through the vehicle operation (as the API) becomes the engine's charge
+        leg to the free station, not a bare command to the robot."""
+        full = robot("full", WARD_A, battery=90.0)
+        await rig.add_vehicle(full)
+
+        class Refusing:
+            async def command(
+                self, vehicle_id: uuid.UUID, command: VehicleCommand
+            ) -> CommandResult:
+                raise AssertionError("the link must not get it while the engine runs")
+
+        ops = VehicleOps(rig.pool, rig.fleet, ChargeRoutingCommander(Refusing(), rig.engine))
+        attempt = await ops.command(api_caller(Role.OPERATOR), full.id, VehicleCommand.CHARGE)
+        assert isinstance(attempt, CommandAttempt) and attempt.result.ok
+        await eventually(lambda: any(leg.mission_id is None for leg in rig.channel.released))
+        [charge] = [leg for leg in rig.channel.released if leg.mission_id is None]
+        assert charge.vehicle_id == full.id and charge.stops[0].action is StopAction.CHARGE
