@@ -100,6 +100,8 @@ class DispatchEngine:
         #: Held missions an operator asked to reassign: pick up where the rider is.
         self._handover: dict[uuid.UUID, Location] = {}
         self._forced_charge: set[uuid.UUID] = set()
+        #: Charge legs the operator asked for: they end full, not at the resume threshold.
+        self._forced_legs: set[str] = set()
         self._new: set[uuid.UUID] = set()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -282,8 +284,8 @@ class DispatchEngine:
         self, vehicle_id: uuid.UUID, mission: MissionRecord, horizon: tuple[Stop, ...]
     ) -> None:
         view = self._fleet.get(vehicle_id)
-        if view is None or view.kind not in self._channels:
-            return
+        if view is None or view.kind not in self._channels or not plannable(view, self._policy):
+            return  # changed while the planner ran: the next plan sees it
         leg = mission_leg(
             mission,
             vehicle_id,
@@ -532,6 +534,7 @@ class DispatchEngine:
         channel = self._channels.get(VehicleKind.ROBOT)
         if channel is None or not self._stations or not self._accepting:
             return
+        await self._end_charging()
         needs = [
             RobotNeed(
                 vehicle_id=v.id,
@@ -554,6 +557,23 @@ class DispatchEngine:
         ).items():
             await self._send_to_charge(vehicle_id, station)
 
+    async def _end_charging(self) -> None:
+        """Charge legs of robots back above the resume threshold end: withdrawn (the
+        channel stops the charging), the station is free, the robot is planned again."""
+        for vehicle_id, released in list(self.holdings.legs.items()):
+            view = self._fleet.get(vehicle_id)
+            if released.leg.mission_id is not None or view is None:
+                continue
+            battery = view.battery_pct
+            forced = released.leg.leg_id in self._forced_legs
+            enough = 100.0 if forced else self._policy.resume_above_pct
+            if battery is not None and battery >= enough:
+                self.holdings.release(vehicle_id)
+                self._forced_legs.discard(released.leg.leg_id)
+                await self._withdraw(released.leg, LegFailure.CANCELLED)
+                log.info("dispatch.charge_ended", vehicle_id=str(vehicle_id), battery=battery)
+                self.mark()
+
     async def _send_to_charge(self, vehicle_id: uuid.UUID, station: Station) -> None:
         stop = Stop(station.name, station.node_id, station.lat, station.lon, StopAction.CHARGE)
         leg = Leg(
@@ -564,7 +584,9 @@ class DispatchEngine:
             stops=(stop,),
         )
         released = self.holdings.hold(leg)
-        self._forced_charge.discard(vehicle_id)
+        if vehicle_id in self._forced_charge:
+            self._forced_charge.discard(vehicle_id)
+            self._forced_legs.add(leg.leg_id)
         result = await self._channels[VehicleKind.ROBOT].release(leg)
         log.info(
             "dispatch.charge_released",

@@ -262,3 +262,17 @@ class TestCharging:
         await eventually(lambda: any(leg.mission_id is None for leg in rig.channel.released))
         [charge] = [leg for leg in rig.channel.released if leg.mission_id is None]
         assert charge.vehicle_id == full.id and charge.stops[0].action is StopAction.CHARGE
+
+    async def test_a_charged_robot_returns_to_service(self, rig: Rig) -> None:
+        """Above the resume threshold the charge leg ends (withdrawn, station free) and the
+        robot takes the next mission."""
+        low = robot("low", WARD_A, battery=10.0)
+        await rig.add_vehicle(low)
+        await eventually(lambda: any(leg.mission_id is None for leg in rig.channel.released))
+        mission_id = await create(rig)
+        await asyncio.sleep(0.3)
+        assert rig.channel.legs_for(mission_id) == []  # charging below resume: not planned
+        rig.fleet.vehicles[low.id] = robot("low", WARD_A, battery=85.0, charging=True)
+        rig.engine.mark(urgent=True)
+        assert (await leg_of(rig, mission_id)).vehicle_id == low.id
+        assert [w[1] for w in rig.channel.withdrawn] == [LegFailure.CANCELLED]
