@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
@@ -28,10 +29,20 @@ from dispatcher.dispatch.problem import (
 )
 from dispatcher.metrics import DISPATCH_PLAN_SECONDS
 from dispatcher.missions.domain import Location, MissionRecord, VehicleKindRequirement
-from dispatcher.planner import Plan, PlannerOptions, VehicleKind, solve
+from dispatcher.plan_snapshots import record_snapshot
+from dispatcher.planner import Plan, PlannerOptions, Problem, VehicleKind, solve
 from fleet.model import VehicleView
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshots:
+    """Where every planning problem is recorded (``[planner] snapshot_*``)."""
+
+    directory: Path
+    max_files: int
+    max_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +105,7 @@ class Planner:
         speeds: Speeds,
         service_s: int,
         finder: CandidateFinder | None = None,
+        snapshots: Snapshots | None = None,
     ) -> None:
         self._strategy = strategy
         self._options = options
@@ -101,6 +113,7 @@ class Planner:
         self._speeds = speeds
         self._service_s = service_s
         self._finder = finder
+        self._snapshots = snapshots
         self._previous: Plan | None = None
 
     async def plan(self, inputs: PlanInputs, *, quick: bool) -> Plan:
@@ -111,6 +124,8 @@ class Planner:
         strategy = "greedy" if quick else self._strategy
         options = self._quick if quick else self._options
         previous = None if quick else self._previous
+        if self._snapshots is not None:
+            await self._record(problem, strategy)
         started = time.perf_counter()
         plan = await asyncio.to_thread(solve, problem, strategy, options, previous, given)
         took = time.perf_counter() - started
@@ -126,6 +141,18 @@ class Planner:
             seconds=round(took, 3),
         )
         return plan
+
+    async def _record(self, problem: Problem, label: str) -> None:
+        """Write the problem for replay (``fleetd plan solve``), off the event loop; a
+        failed write is logged, never stops dispatch."""
+        snap = self._snapshots
+        assert snap is not None
+        try:
+            await asyncio.to_thread(
+                record_snapshot, problem, snap.directory, snap.max_files, snap.max_bytes, label
+            )
+        except OSError as exc:
+            log.warning("dispatch.snapshot_failed", error=str(exc))
 
     def by_vehicle(self, plan: Plan) -> dict[uuid.UUID, tuple[uuid.UUID, ...]]:
         return missions_by_vehicle(plan)

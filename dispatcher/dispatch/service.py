@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -24,7 +25,7 @@ from dispatcher.dispatch.debounce import Debouncer
 from dispatcher.dispatch.engine import DispatchEngine
 from dispatcher.dispatch.intake import MissionIntake
 from dispatcher.dispatch.legs import LegChannel
-from dispatcher.dispatch.planning import Planner
+from dispatcher.dispatch.planning import Planner, Snapshots
 from dispatcher.dispatch.problem import Speeds
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
@@ -78,6 +79,11 @@ def build_planner(settings: Settings, finder: CandidateFinder | None) -> Planner
         speeds=Speeds(robot_mps=d.robot_speed_mps),
         service_s=d.service_s,
         finder=finder,
+        snapshots=(
+            Snapshots(Path(p.snapshot_dir), p.snapshot_max_files, p.snapshot_max_bytes)
+            if p.snapshot_dir
+            else None
+        ),
     )
 
 

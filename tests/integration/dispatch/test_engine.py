@@ -120,6 +120,7 @@ class TestWhenThingsGoWrong:
             "AND event = 'reassigned'",
             mission_id,
         )
+        assert row is not None
         assert row["vehicle_id"] == other.id
         assert row["details"]["reason"] == "order_rejected"
 
