@@ -18,6 +18,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import structlog
 
@@ -45,6 +46,7 @@ from dispatcher.dispatch.recovery import (
     recover,
     refusal_event,
 )
+from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.links.commands import CommandOutcome
 from dispatcher.links.vehicle_events import VehicleEvent
 from dispatcher.metrics import DISPATCH_ALERTS
@@ -80,6 +82,7 @@ class DispatchEngine:
         debounce: Debouncer,
         tick_s: float,
         service_s: float = 30.0,
+        zones: ZoneRules | None = None,
     ) -> None:
         self._ops = ops
         self._fleet = fleet
@@ -91,6 +94,9 @@ class DispatchEngine:
         self._debounce = debounce
         self._tick_s = tick_s
         self._service_s = service_s
+        self._zones = zones
+        #: Missions the zone rules keep out of planning, and why (logged once each).
+        self.blocked: dict[uuid.UUID, str] = {}
         self.missions: dict[uuid.UUID, MissionRecord] = {}
         self.holdings = Holdings()
         #: Why a mission lost its vehicle (the ``reassigned`` reason), until re-planned.
@@ -225,6 +231,7 @@ class DispatchEngine:
             inputs = self._inputs()
             quick = bool(self._new)
             self._new.clear()
+        inputs = await self._apply_zone_rules(inputs)
         if inputs.missions:
             plan = await self._planner.plan(inputs, quick=quick)
             async with self._lock:
@@ -234,6 +241,18 @@ class DispatchEngine:
                 self.mark()  # the full optimisation improves the quick plan
         async with self._lock:
             await self._charge_idle_robots()
+
+    async def _apply_zone_rules(self, inputs: PlanInputs) -> PlanInputs:
+        """Leave out missions whose pickup or drop-off the zones forbid."""
+        if self._zones is None or not inputs.missions:
+            return inputs
+        blocked = await self._zones.blocked(inputs.missions)
+        for mission_id, why in blocked.items():
+            if self.blocked.get(mission_id) != why:
+                log.warning("dispatch.mission_blocked", mission_id=str(mission_id), reason=why)
+        self.blocked = blocked
+        kept = tuple(m for m in inputs.missions if m.id not in blocked)
+        return replace(inputs, missions=kept)
 
     def _inputs(self) -> PlanInputs:
         fleet = [

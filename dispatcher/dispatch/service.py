@@ -27,6 +27,7 @@ from dispatcher.dispatch.intake import MissionIntake
 from dispatcher.dispatch.legs import LegChannel
 from dispatcher.dispatch.planning import Planner, Snapshots
 from dispatcher.dispatch.problem import Speeds
+from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
 from dispatcher.links.event_log import describe
@@ -145,6 +146,7 @@ def build_dispatch(
         debounce=Debouncer(quiet_s=d.debounce_s, max_wait_s=d.max_delay_s),
         tick_s=d.tick_s,
         service_s=d.service_s,
+        zones=ZoneRules(pool),
     )
     registry.subscribe(engine.on_fleet_change)
     intake = MissionIntake(engine, EventReader(pool), hub)

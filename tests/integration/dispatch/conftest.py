@@ -28,6 +28,7 @@ from dispatcher.dispatch.legs import Leg, LegFailure, LegProgress, LegProgressKi
 from dispatcher.dispatch.planning import Planner
 from dispatcher.dispatch.problem import Speeds
 from dispatcher.dispatch.service import DispatchService
+from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.links.commands import CommandOutcome, CommandResult, VehicleCommand
 from dispatcher.links.vehicle_events import VehicleEvent
 from dispatcher.planner import PlannerOptions
@@ -174,6 +175,7 @@ async def rig(
         stations=(STATION,),
         debounce=Debouncer(quiet_s=0.05, max_wait_s=0.2),
         tick_s=0.5,
+        zones=ZoneRules(pg_pool),
     )
     hub = EventHub(pg_dsn)
     service = DispatchService(

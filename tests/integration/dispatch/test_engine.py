@@ -277,3 +277,29 @@ class TestCharging:
         rig.engine.mark(urgent=True)
         assert (await leg_of(rig, mission_id)).vehicle_id == low.id
         assert [w[1] for w in rig.channel.withdrawn] == [LegFailure.CANCELLED]
+
+
+class TestZones:
+    async def test_a_pickup_in_a_no_go_zone_waits_until_the_zone_is_lifted(self, rig: Rig) -> None:
+        """PostGIS zones: a mission picking up inside a no-go zone is not planned; once the
+        zone is deleted it is."""
+        await rig.add_vehicle(robot("near", WARD_A))
+        lat, lon = WARD_A
+        ring = (
+            f"POLYGON(({lon - 0.001} {lat - 0.001}, {lon + 0.001} {lat - 0.001}, "
+            f"{lon + 0.001} {lat + 0.001}, {lon - 0.001} {lat + 0.001}, "
+            f"{lon - 0.001} {lat - 0.001}))"
+        )
+        zone_id = await rig.pool.fetchval(
+            "INSERT INTO zones (facility_id, name, kind, area) "
+            "VALUES ($1, 'wet floor', 'no_go', ST_GeogFromText($2)) RETURNING id",
+            NORTH.id,
+            ring,
+        )
+        mission_id = await create(rig)
+        await eventually(lambda: rig.engine.blocked.get(mission_id) == "in_no_go_zone")
+        assert rig.channel.legs_for(mission_id) == []
+        await rig.pool.execute("UPDATE zones SET deleted_at = now() WHERE id = $1", zone_id)
+        rig.engine.mark(urgent=True)
+        await leg_of(rig, mission_id)
+        assert mission_id not in rig.engine.blocked

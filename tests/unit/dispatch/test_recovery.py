@@ -16,6 +16,7 @@ from dispatcher.dispatch.recovery import (
     refusal_event,
     resolution_events,
 )
+from dispatcher.dispatch.zone_rules import zone_verdict
 from dispatcher.missions import lifecycle
 from dispatcher.missions.lifecycle import MissionEvent as E
 from dispatcher.missions.lifecycle import MissionStatus as S
@@ -73,3 +74,15 @@ class TestResolve:
         for event in resolution_events(resolution):
             status = lifecycle.apply(status, event).to_status
         assert status.is_final
+
+
+class TestZoneVerdict:
+    def test_no_go_wins(self) -> None:
+        assert zone_verdict(True, True, True) == "in_no_go_zone"
+
+    def test_outside_the_service_area(self) -> None:
+        assert zone_verdict(False, True, False) == "outside_service_area"
+
+    def test_no_service_area_means_anywhere(self) -> None:
+        assert zone_verdict(False, False, False) is None
+        assert zone_verdict(False, True, True) is None
