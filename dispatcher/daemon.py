@@ -251,7 +251,10 @@ class Daemon:
             drain=[sealer.close, writer.flush, geo.flush, telemetry.close],
             server=server,
             # Event streams never end by themselves; uvicorn would wait for them.
-            before_exit=[hub.close],
+            before_exit=[
+                *([self.dispatch.engine.stop_intake] if self.dispatch is not None else []),
+                hub.close,
+            ],
         )
 
     async def _supervise(

@@ -147,8 +147,8 @@ class DispatchEngine:
             tg.create_task(self._inbox_loop(), name="fleetd.dispatch.inbox")
             tg.create_task(self._tick_loop(), name="fleetd.dispatch.tick")
 
-    def stop_intake(self) -> None:
-        """Shutdown phase 1: no new legs are released from now on."""
+    async def stop_intake(self) -> None:
+        """Shutdown phase 1 (before MQTT closes): no new legs are released from now on."""
         self._accepting = False
 
     # Inputs (called on the event loop) --------------------------------------------------

@@ -74,7 +74,7 @@ def _not_found(mission_id: uuid.UUID) -> ProblemError:
     "/missions/{mission_id}/resolve",
     response_model=ResolveOptions,
     summary="The decisions an operator may take for a mission now",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def resolve_options(
     mission_id: uuid.UUID,
