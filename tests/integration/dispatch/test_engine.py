@@ -13,6 +13,7 @@ from dispatcher.auth.roles import Role
 from dispatcher.dispatch.legs import Leg, LegFailure, LegProgressKind, StopAction
 from dispatcher.dispatch.recovery import Resolution
 from dispatcher.links.commands import CommandResult, VehicleCommand
+from dispatcher.missions.lifecycle import Priority
 from dispatcher.missions.store import CreateResult, TransitionResult
 from dispatcher.ops.caller import Caller
 from dispatcher.ops.charge_routing import ChargeRoutingCommander
@@ -303,3 +304,16 @@ class TestZones:
         rig.engine.mark(urgent=True)
         await leg_of(rig, mission_id)
         assert mission_id not in rig.engine.blocked
+
+
+class TestMissionChanges:
+    async def test_a_priority_change_reaches_the_engine(self, rig: Rig) -> None:
+        """With no vehicle, an operator's priority change still updates the engine's view
+        (it re-plans with the new priority)."""
+        mission_id = await create(rig)
+        await eventually(lambda: mission_id in rig.engine.missions)
+        result = await MissionOps(rig.pool).prioritize(
+            api_caller(Role.OPERATOR), mission_id, Priority.URGENT
+        )
+        assert isinstance(result, TransitionResult)
+        await eventually(lambda: rig.engine.missions[mission_id].priority is Priority.URGENT)
