@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -118,8 +118,8 @@ class Planner:
 
     async def plan(self, inputs: PlanInputs, *, quick: bool) -> Plan:
         """Plan ``inputs``: greedy when ``quick``, else the configured strategy."""
-        vehicles, missions = to_inputs(inputs, self._service_s)
         given = await self._candidates(inputs)
+        vehicles, missions = to_inputs(_only_candidates(inputs, given), self._service_s)
         problem = build_problem(vehicles, missions, self._speeds)
         strategy = "greedy" if quick else self._strategy
         options = self._quick if quick else self._options
@@ -176,3 +176,13 @@ class Planner:
                 continue
             out[str(m.id)] = [v for v in (ids or everyone) if v not in refused]
         return out
+
+
+def _only_candidates(inputs: PlanInputs, given: Mapping[str, list[str]]) -> PlanInputs:
+    """When every mission has a candidate list, only the vehicles on some list (and those
+    busy, whose horizon is planned) enter the problem: it stays small in a large fleet."""
+    if not inputs.missions or any(str(m.id) not in given for m in inputs.missions):
+        return inputs
+    wanted = {v for ids in given.values() for v in ids}
+    kept = tuple(v for v in inputs.vehicles if str(v.id) in wanted or v.id in inputs.busy)
+    return replace(inputs, vehicles=kept)

@@ -20,7 +20,7 @@ from dispatcher.missions.lifecycle import Priority
 from dispatcher.planner import Plan, Problem, Profile, Request, Vehicle, VehicleKind
 from dispatcher.planner.model import HORIZON
 from dispatcher.planner.model import Priority as PlanPriority
-from geo.layout.drivers import GeodesicModel
+from geo.layout.drivers import GeodesicModel, geodesic_matrix
 
 _PRIORITY = {
     Priority.LOW: PlanPriority.LOW,
@@ -110,16 +110,17 @@ def build_problem(
 
 
 def _profiles(points: Sequence[Point], speeds: Speeds) -> dict[str, Profile]:
-    lats = [p.lat for p in points]
-    lons = [p.lon for p in points]
+    """One geodesic distance matrix (the costly part), a duration matrix per profile."""
+    lat = np.asarray([p.lat for p in points], dtype=np.float64)
+    lon = np.asarray([p.lon for p in points], dtype=np.float64)
+    metres = geodesic_matrix(lat, lon) * speeds.detour_factor
+    distances = np.minimum(np.ceil(metres), HORIZON).astype(np.int64)
     out: dict[str, Profile] = {}
     for kind, mps in (
         (VehicleKind.ROBOT, speeds.robot_mps),
         (VehicleKind.DRIVER, speeds.driver_mps),
     ):
-        m = GeodesicModel(speeds.detour_factor, mps).matrices(lats, lons)
-        durations = np.minimum(np.ceil(m.durations), HORIZON).astype(np.int64)
-        distances = np.minimum(np.ceil(m.distances), HORIZON).astype(np.int64)
+        durations = np.minimum(np.ceil(metres / mps), HORIZON).astype(np.int64)
         out[kind.value] = Profile(durations=durations, costs=durations, distances=distances)
     return out
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dispatcher.dispatch.planning import PlanInputs, Planner, Snapshots
+from dispatcher.dispatch.planning import PlanInputs, Planner, Snapshots, _only_candidates
 from dispatcher.dispatch.problem import Speeds
 from dispatcher.missions.domain import Location, MissionRecord
 from dispatcher.missions.lifecycle import MissionStatus, Priority
@@ -59,3 +59,19 @@ class TestPlanner:
         await p.plan(inputs, quick=False)
         written = await asyncio.to_thread(lambda: list(tmp_path.glob("*.vroom.json")))
         assert len(written) == 2
+
+
+class TestOnlyCandidates:
+    def test_vehicles_on_no_list_stay_out_of_the_problem(self) -> None:
+        """Every mission has its nearby list: only listed (or busy) vehicles are planned."""
+        a, b, c = (make_vehicle(FAC, s) for s in "abc")
+        m = mission()
+        inputs = PlanInputs(vehicles=(a, b, c), busy={}, missions=(m,))
+        kept = _only_candidates(inputs, {str(m.id): [str(a.id)]})
+        assert [v.id for v in kept.vehicles] == [a.id]
+
+    def test_a_mission_without_a_list_keeps_every_vehicle(self) -> None:
+        a, b = make_vehicle(FAC, "a"), make_vehicle(FAC, "b")
+        m1, m2 = mission(), mission()
+        inputs = PlanInputs(vehicles=(a, b), busy={}, missions=(m1, m2))
+        assert _only_candidates(inputs, {str(m1.id): [str(a.id)]}) is inputs
