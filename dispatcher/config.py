@@ -300,6 +300,39 @@ class PlannerSettings(_Section):
     snapshot_max_bytes: Annotated[int, Field(ge=1024 * 1024, le=1024**4)] = 1024**3
 
 
+class DispatchSettings(_Section):
+    """The live dispatch loop (dispatcher/dispatch/): re-planning, candidates, charging."""
+
+    enabled: bool = True
+    #: Re-plan at least this often even when nothing changed (seconds).
+    tick_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: Changes arriving within this quiet time make one re-plan (seconds).
+    debounce_s: Annotated[float, Field(ge=0, le=60)] = 0.2
+    #: A burst of changes never delays a re-plan by more than this (seconds).
+    max_delay_s: Annotated[float, Field(gt=0, le=600)] = 1.0
+    #: Redis GEO candidate search around each pickup: radius (m) and count.
+    candidate_radius_m: Annotated[float, Field(gt=0, le=100_000)] = 2000.0
+    candidate_count: Annotated[int, Field(ge=1, le=1000)] = 16
+    #: Time limit of the quick insertion that gives a new mission a vehicle at once.
+    quick_time_limit_s: Annotated[float, Field(gt=0, le=60)] = 0.2
+    #: Robot cruise speed for travel estimates (m/s).
+    robot_speed_mps: Annotated[float, Field(gt=0, le=10)] = 1.0
+    #: Service time at each pickup and drop-off (s).
+    service_s: Annotated[int, Field(ge=0, le=3600)] = 30
+    #: A robot without a mission below this charge goes to a free charging station.
+    charge_below_pct: Annotated[float, Field(ge=0, le=100)] = 25.0
+    #: A charging robot takes missions again above this.
+    resume_above_pct: Annotated[float, Field(ge=0, le=100)] = 80.0
+    #: A vehicle at or below this is never planned.
+    reserve_pct: Annotated[float, Field(ge=0, le=100)] = 15.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DispatchSettings:
+        if not self.reserve_pct <= self.charge_below_pct <= self.resume_above_pct:
+            raise ValueError("dispatch: need reserve_pct <= charge_below_pct <= resume_above_pct")
+        return self
+
+
 class MapSettings(_Section):
     """A facility map: the robot's local metric frame and where it sits on Earth."""
 
@@ -418,6 +451,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     facilities: list[FacilitySettings] = Field(default_factory=list)
 
     @classmethod

@@ -1,11 +1,11 @@
 """The supervisor: opens fleetd's resources in order, runs its tasks, shuts down in two phases.
 
 Start-up order: migrations -> Postgres pool -> facilities -> Redis -> registry (loaded
-from Postgres) -> writers -> MQTT links -> HTTP API. Shutdown reverses it: first intake
-stops (the API stops accepting requests, the MQTT session closes), then the writers drain
-what they hold within ``daemon.shutdown_grace_s`` (the audit sealer chains the last
-requests' audit rows first), then the rest is cancelled and the resources close
-(``AsyncExitStack``).
+from Postgres) -> writers -> MQTT links -> dispatch engine -> HTTP API. Shutdown reverses
+it: first intake stops (the API stops accepting requests, the MQTT session closes, the
+dispatch engine releases no more legs), then the writers drain what they hold within
+``daemon.shutdown_grace_s`` (the audit sealer chains the last requests' audit rows
+first), then the rest is cancelled and the resources close (``AsyncExitStack``).
 
 Tests run the daemon embedded (``install_signal_handlers=False``) and stop it with
 :meth:`Daemon.stop`.
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -31,6 +31,9 @@ from dispatcher.api.serving import server_config
 from dispatcher.audit.checkpoints import AuditCheckpointer
 from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
+from dispatcher.dispatch.channels import make_channels
+from dispatcher.dispatch.service import DispatchService, build_dispatch, charging_stations
+from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.fleet_metrics import count_liveness_changes
 from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
 from dispatcher.links.assembly import VehicleLinks, build_vehicle_links
@@ -71,8 +74,16 @@ class _Running:
 class Daemon:
     """fleetd's long-running process. ``await Daemon(settings).run()``."""
 
-    def __init__(self, settings: Settings, *, install_signal_handlers: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        install_signal_handlers: bool = True,
+        layouts: Mapping[str, FacilityLayouts] | None = None,
+    ) -> None:
         self.settings = settings
+        #: Facility key -> its loaded layouts (charging stations); None: not loaded.
+        self._layouts = layouts or {}
         self._install_signals = install_signal_handlers
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
@@ -85,6 +96,7 @@ class Daemon:
         self.driver_link: DriverLink | None = None
         self.vehicle_events: VehicleEventBus | None = None
         self.event_hub: EventHub | None = None
+        self.dispatch: DispatchService | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down (what SIGTERM does)."""
@@ -122,6 +134,7 @@ class Daemon:
             hub = EventHub(s.database.dsn, password=s.database.password, supervised=True)
             stack.push_async_callback(hub.close)
             self.event_hub = hub
+            dispatch = self._build_dispatch(pool, redis, registry, links, hub)
             services = Services(
                 settings=s,
                 pool=pool,
@@ -130,6 +143,7 @@ class Daemon:
                 commander=links.commander,
                 broker_connected=links.transport.is_healthy,
                 loop_heartbeat=lambda: self._heartbeat,
+                dispatch=dispatch.engine if dispatch is not None else None,
             )
             self.services = services
             app = create_app(services)
@@ -137,6 +151,30 @@ class Daemon:
             server = _EmbeddedServer(server_config(app, s.api))
             await self._run_tasks(pool, redis, registry, telemetry, links, hub, server)
         log.info("daemon.stopped")
+
+    def _build_dispatch(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        registry: FleetRegistry,
+        links: VehicleLinks,
+        hub: EventHub,
+    ) -> DispatchService | None:
+        s = self.settings
+        if not s.dispatch.enabled:
+            log.info("dispatch.disabled")
+            return None
+        self.dispatch = build_dispatch(
+            s,
+            pool=pool,
+            redis=redis,
+            registry=registry,
+            channels=make_channels(s, registry, links),
+            hub=hub,
+            events=links.events,
+            stations=charging_stations(self._layouts, registry.maps),
+        )
+        return self.dispatch
 
     async def _load_registry(self, pool: asyncpg.Pool, maps: FacilityMaps) -> FleetRegistry:
         s = self.settings
@@ -181,8 +219,20 @@ class Daemon:
         )
         geo = GeoSync(registry, positions, interval_s=s.redis.geo_flush_interval_s)
         liveness_s = s.fleet.liveness_check_interval_s
+        intake: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("fleetd.mqtt", links.transport.run),
+            ("fleetd.api", server.serve),
+        ]
+        # The dispatch task takes the vehicle events off the bus (and logs them); without
+        # it, fleetd.vehicle_events does. Dispatch is intake: at shutdown it stops with
+        # MQTT, before the writers drain, so no new leg is released.
+        events: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        if self.dispatch is not None:
+            intake.append(("fleetd.dispatch", self.dispatch.run))
+        else:
+            events.append(("fleetd.vehicle_events", lambda: log_vehicle_events(links.events)))
         await self._supervise(
-            intake=[("fleetd.mqtt", links.transport.run), ("fleetd.api", server.serve)],
+            intake=intake,
             workers=[
                 ("fleetd.liveness", lambda: run_liveness(registry, interval_s=liveness_s)),
                 ("fleetd.geo_sync", geo.run),
@@ -192,7 +242,7 @@ class Daemon:
                 ("fleetd.audit_checkpoints", checkpointer.run),
                 ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
                 ("fleetd.events", hub.run),
-                ("fleetd.vehicle_events", lambda: log_vehicle_events(links.events)),
+                *events,
                 ("fleetd.heartbeat", self._beat),
                 ("fleetd.ready", lambda: self._mark_ready(server, links.transport)),
             ],
@@ -201,7 +251,10 @@ class Daemon:
             drain=[sealer.close, writer.flush, geo.flush, telemetry.close],
             server=server,
             # Event streams never end by themselves; uvicorn would wait for them.
-            before_exit=[hub.close],
+            before_exit=[
+                *([self.dispatch.engine.stop_intake] if self.dispatch is not None else []),
+                hub.close,
+            ],
         )
 
     async def _supervise(

@@ -73,3 +73,13 @@ VEHICLE_EVENTS_DROPPED = Counter(
     "fleetd_vehicle_events_dropped_total",
     "Vehicle events dropped because their consumer fell a whole bus behind.",
 )
+DISPATCH_ALERTS = Counter(
+    "fleetd_dispatch_alerts_total",
+    "Missions held for an operator (rider on board, vehicle lost), by reason.",
+    ["reason"],
+)
+DISPATCH_PLAN_SECONDS = Histogram(
+    "fleetd_dispatch_plan_seconds",
+    "Wall time of one dispatch plan (planner in a worker thread).",
+    ["strategy"],
+)

@@ -15,6 +15,7 @@ from fleet.model import VehicleView
 
 if TYPE_CHECKING:
     from dispatcher.links.commander import VehicleCommander
+    from dispatcher.ops.resolve import DispatchHandle
 
 
 class FleetView(Protocol):
@@ -37,3 +38,5 @@ class Services:
     broker_connected: Callable[[], bool]
     #: Monotonic time the supervisor's main loop last ticked (liveness for /healthz).
     loop_heartbeat: Callable[[], float]
+    #: The dispatch engine's operator side (held missions, resolve), None when it is off.
+    dispatch: DispatchHandle | None = None

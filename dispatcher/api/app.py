@@ -38,7 +38,15 @@ from dispatcher.api.problems import (
     install_problem_handlers,
     problem_body,
 )
-from dispatcher.api.routes import events, fleet, health, missions, vehicle_commands, zones
+from dispatcher.api.routes import (
+    events,
+    fleet,
+    health,
+    missions,
+    resolve,
+    vehicle_commands,
+    zones,
+)
 from dispatcher.auth.tokens import TokenCache
 from dispatcher.services import Services
 
@@ -58,6 +66,7 @@ V1_ROUTERS: tuple[APIRouter, ...] = (
     vehicle_commands.router,
     zones.router,
     events.router,
+    resolve.router,
 )
 
 #: Sections of the OpenAPI document (``tags``), in the order the interactive docs show them.

@@ -38,7 +38,10 @@ from dispatcher.auth.roles import Permission
 from dispatcher.auth.tokens import DenyReason, TokenCache, lookup
 from dispatcher.ops.access import AccessOps, Denial
 from dispatcher.ops.caller import Caller
+from dispatcher.ops.charge_routing import ChargeRoutingCommander
+from dispatcher.ops.fleet_access import Commander
 from dispatcher.ops.missions import MissionOps
+from dispatcher.ops.resolve import ResolveOps
 from dispatcher.ops.vehicles import VehicleOps
 from dispatcher.ops.zone_stop import ZoneStopOps
 from dispatcher.ops.zones import ZoneOps
@@ -53,6 +56,7 @@ __all__ = [
     "get_token_cache",
     "mission_ops",
     "require",
+    "resolve_ops",
     "route_template",
     "vehicle_ops",
     "zone_ops",
@@ -101,13 +105,21 @@ def mission_ops(request: Request) -> MissionOps:
     return MissionOps(get_services(request).pool)
 
 
+def resolve_ops(request: Request) -> ResolveOps:
+    services = get_services(request)
+    return ResolveOps(services.pool, services.dispatch, services.fleet)
+
+
 def zone_ops(request: Request) -> ZoneOps:
     return ZoneOps(get_services(request).pool)
 
 
 def vehicle_ops(request: Request) -> VehicleOps:
     services = get_services(request)
-    return VehicleOps(services.pool, services.fleet, services.commander)
+    commander: Commander | None = services.commander
+    if commander is not None and services.dispatch is not None:
+        commander = ChargeRoutingCommander(commander, services.dispatch)
+    return VehicleOps(services.pool, services.fleet, commander)
 
 
 def zone_stop_ops(request: Request) -> ZoneStopOps:

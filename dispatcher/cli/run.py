@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         # A bad layout stops fleetd before it connects anywhere, like a bad setting.
-        load_facility_layouts(settings.effective_facilities, config_dir_from_args(args))
+        layouts = load_facility_layouts(settings.effective_facilities, config_dir_from_args(args))
     except LayoutError as exc:
         print(f"fleetd: invalid layout: {exc.describe()}", file=sys.stderr)
         for other in exc.also:
@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
     try:
-        run(Daemon(settings).run())
+        run(Daemon(settings, layouts=layouts).run())
     except StorageError as exc:
         print(f"fleetd: {exc}", file=sys.stderr)
         return 1

@@ -117,6 +117,9 @@ _TABLE: Mapping[MissionStatus, Mapping[MissionEvent, MissionStatus]] = MappingPr
         ),
         _S.IN_PROGRESS: MappingProxyType(
             {
+                # An operator's "reassign" of a rider whose vehicle was lost on the way:
+                # another vehicle takes over (dispatcher.dispatch.recovery).
+                _E.REASSIGNED: _S.IN_PROGRESS,
                 _E.PICKUP_ARRIVED: _S.IN_PROGRESS,
                 _E.PICKUP_COMPLETED: _S.IN_PROGRESS,
                 _E.IN_TRANSIT: _S.IN_PROGRESS,

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from dispatcher.auth.roles import Role
-from dispatcher.config import Settings
+from dispatcher.config import DispatchSettings, Settings
 from dispatcher.daemon import Daemon
 from fleet.model import VehicleKind, vehicle_id
 from protocols.driver.models import JobOffer
@@ -29,6 +29,15 @@ async def daemon(settings: Settings) -> AsyncIterator[Daemon]:
         yield run.daemon
 
 
+@pytest.fixture
+async def daemon_without_dispatch(settings: Settings) -> AsyncIterator[Daemon]:
+    """A daemon whose dispatch engine is off: no stream is subscribed to the hub but the
+    API's."""
+    off = settings.model_copy(update={"dispatch": DispatchSettings(enabled=False)})
+    async with running_daemon(off, ready_timeout_s=20) as run:
+        yield run.daemon
+
+
 def task_names() -> set[str]:
     return {t.get_name() for t in asyncio.all_tasks()}
 
@@ -40,8 +49,9 @@ def offers_answered() -> float:
 
 class TestEventHub:
     async def test_the_hub_listens_on_the_supervisors_task_not_a_requests(
-        self, daemon: Daemon, settings: Settings
+        self, daemon_without_dispatch: Daemon, settings: Settings
     ) -> None:
+        daemon = daemon_without_dispatch
         assert daemon.services is not None
         async with db_pool(settings.database.dsn, max_size=1) as pool:
             secret = await new_token(pool, Role.ADMIN, None)
@@ -58,6 +68,15 @@ class TestEventHub:
             assert "fleetd.events.listen" not in task_names()
         await eventually(lambda: not hub.listening, timeout=WAIT_S)  # last stream left
         assert hub.running and not hub.closed
+
+    async def test_the_dispatch_engine_keeps_the_hub_listening(self, daemon: Daemon) -> None:
+        """The engine's mission intake is a subscriber for the daemon's life: the hub
+        listens on the supervisor's task with no API stream open."""
+        hub = daemon.event_hub
+        assert hub is not None and daemon.dispatch is not None
+        await eventually(lambda: hub.listening and hub.subscribers == 1, timeout=WAIT_S)
+        assert "fleetd.events" in task_names() and "fleetd.dispatch" in task_names()
+        assert "fleetd.events.listen" not in task_names()
 
 
 class TestVehicleEvents:
@@ -97,7 +116,8 @@ class TestVehicleEvents:
             assert bus is not None
             await eventually(lambda: offers_answered() > before, WAIT_S)
             await eventually(lambda: bus.pending == 0, WAIT_S)  # the consumer took it
-            assert "fleetd.vehicle_events" in task_names()
+            # With dispatch on, its forwarder is the consumer (it logs and observes).
+            assert "fleetd.dispatch.events" in task_names()
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -39,7 +39,7 @@ EXPECTED: dict[MissionEvent, tuple[MissionStatus | None, ...]] = {
     E.COMPLETED:         (_no,     _no,     _C,      _no,      _no,      _no),
     E.CANCELLED:         (_X,      _X,      _X,      _no,      _no,      _no),
     E.FAILED:            (_F,      _F,      _F,      _no,      _no,      _no),
-    E.REASSIGNED:        (_no,     _A,      _no,     _no,      _no,      _no),
+    E.REASSIGNED:        (_no,     _A,      _I,      _no,      _no,      _no),
     E.OFFERED:           (_P,      _A,      _no,     _no,      _no,      _no),
     E.DECLINED:          (_P,      _P,      _no,     _no,      _no,      _no),
     E.EXPIRED:           (_P,      _P,      _no,     _no,      _no,      _no),

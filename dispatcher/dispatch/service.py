@@ -1,0 +1,153 @@
+"""The dispatch engine as the daemon runs it: built from settings, one supervised task.
+
+:func:`build_dispatch` wires the engine to the mission store, the registry (its snapshot
+and change feed), the channels of :func:`~dispatcher.dispatch.channels.make_channels`,
+Redis GEO candidates and the layouts' charging stations. :meth:`DispatchService.run`
+(task ``fleetd.dispatch``) runs the mission intake, the engine's loops and the vehicle
+event forwarder (which also logs every vehicle event, as ``fleetd.vehicle_events`` does
+when dispatch is off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+
+from dispatcher.config import Settings
+from dispatcher.dispatch.candidates import CandidateFinder
+from dispatcher.dispatch.charging import ChargePolicy, Station
+from dispatcher.dispatch.debounce import Debouncer
+from dispatcher.dispatch.engine import DispatchEngine
+from dispatcher.dispatch.intake import MissionIntake
+from dispatcher.dispatch.legs import LegChannel
+from dispatcher.dispatch.planning import Planner, Snapshots
+from dispatcher.dispatch.problem import Speeds
+from dispatcher.dispatch.zone_rules import ZoneRules
+from dispatcher.facility_layouts import FacilityLayouts
+from dispatcher.links.event_bus import VehicleEventBus
+from dispatcher.links.event_log import describe
+from dispatcher.ops.missions import MissionOps
+from dispatcher.planner import PlannerOptions
+from dispatcher.storage.event_stream import EventHub, EventReader
+from dispatcher.storage.live_positions import LivePositions
+from fleet.model import VehicleKind
+from fleet.registry import FleetRegistry
+from geo.facility_maps import FacilityMaps
+
+log = structlog.get_logger(__name__)
+
+
+def charge_policy(settings: Settings) -> ChargePolicy:
+    d = settings.dispatch
+    return ChargePolicy(d.charge_below_pct, d.resume_above_pct, d.reserve_pct)
+
+
+def charging_stations(layouts: Mapping[str, FacilityLayouts], maps: FacilityMaps) -> list[Station]:
+    """Every charging station of every facility's layouts that is also a named place
+    (the place gives it a WGS84 position for ranking); others are logged and skipped."""
+    out: list[Station] = []
+    for key, loaded in layouts.items():
+        facility = maps.facility(key)
+        if facility is None:
+            continue
+        for doc in loaded.documents:
+            for station in doc.charging_stations():
+                node = station.interaction_node_ids[0] if station.interaction_node_ids else None
+                place = maps.place_at_node(facility.id, node) if node else None
+                if place is None:
+                    log.warning("dispatch.station_without_place", station=station.station_id)
+                    continue
+                name = station.name or station.station_id
+                out.append(Station(name, facility.id, node, place.lat, place.lon))
+    return out
+
+
+def build_planner(settings: Settings, finder: CandidateFinder | None) -> Planner:
+    p, d = settings.planner, settings.dispatch
+    return Planner(
+        strategy=p.strategy,
+        options=PlannerOptions(
+            time_limit_s=p.time_limit_s,
+            improvement_threshold=p.improvement_threshold,
+            max_candidates=p.max_candidates,
+        ),
+        quick_time_limit_s=d.quick_time_limit_s,
+        speeds=Speeds(robot_mps=d.robot_speed_mps),
+        service_s=d.service_s,
+        finder=finder,
+        snapshots=(
+            Snapshots(Path(p.snapshot_dir), p.snapshot_max_files, p.snapshot_max_bytes)
+            if p.snapshot_dir
+            else None
+        ),
+    )
+
+
+class DispatchService:
+    """The engine, its mission intake and the vehicle event forwarder."""
+
+    def __init__(
+        self, engine: DispatchEngine, intake: MissionIntake, events: VehicleEventBus | None
+    ) -> None:
+        self.engine = engine
+        self._intake = intake
+        self._events = events
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._intake.run(), name="fleetd.dispatch.intake")
+            tg.create_task(self.engine.run(), name="fleetd.dispatch.engine")
+            if self._events is not None:
+                tg.create_task(self._forward(self._events), name="fleetd.dispatch.events")
+
+    async def _forward(self, bus: VehicleEventBus) -> None:
+        while True:
+            event = await bus.get()
+            log.debug("vehicle.event", **describe(event))
+            self.engine.observe(event)
+
+
+def build_dispatch(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool,
+    redis: aioredis.Redis,
+    registry: FleetRegistry,
+    channels: Mapping[VehicleKind, LegChannel],
+    hub: EventHub,
+    events: VehicleEventBus | None,
+    stations: Iterable[Station] = (),
+) -> DispatchService:
+    """The daemon's dispatch service (subscribes the engine to the registry's changes)."""
+    d = settings.dispatch
+    positions = LivePositions(
+        redis, key_prefix=settings.redis.key_prefix, max_age_s=registry.heartbeat_timeout_s
+    )
+    finder = CandidateFinder(
+        positions,
+        pool,
+        radius_m=d.candidate_radius_m,
+        count=d.candidate_count,
+        max_age_s=registry.heartbeat_timeout_s,
+    )
+    engine = DispatchEngine(
+        ops=MissionOps(pool),
+        fleet=registry,
+        channels=channels,
+        planner=build_planner(settings, finder),
+        maps=registry.maps,
+        policy=charge_policy(settings),
+        stations=tuple(stations),
+        debounce=Debouncer(quiet_s=d.debounce_s, max_wait_s=d.max_delay_s),
+        tick_s=d.tick_s,
+        service_s=d.service_s,
+        zones=ZoneRules(pool),
+    )
+    registry.subscribe(engine.on_fleet_change)
+    intake = MissionIntake(engine, EventReader(pool), hub)
+    return DispatchService(engine, intake, events)

@@ -1,0 +1,319 @@
+"""The dispatch engine on real Postgres and Redis, with an in-test leg channel."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from dispatcher.api.mission_mapping import build_draft
+from dispatcher.api.mission_schemas import MissionCreate
+from dispatcher.auth.roles import Role
+from dispatcher.dispatch.legs import Leg, LegFailure, LegProgressKind, StopAction
+from dispatcher.dispatch.recovery import Resolution
+from dispatcher.links.commands import CommandResult, VehicleCommand
+from dispatcher.missions.lifecycle import Priority
+from dispatcher.missions.store import CreateResult, TransitionResult
+from dispatcher.ops.caller import Caller
+from dispatcher.ops.charge_routing import ChargeRoutingCommander
+from dispatcher.ops.missions import MissionOps
+from dispatcher.ops.resolve import NotAllowed, Reassigning, ResolveOps
+from dispatcher.ops.vehicles import CommandAttempt, VehicleOps
+from fleet.changes import FleetChange
+from fleet.model import ChangeKind
+from tests.conftest import eventually
+from tests.integration.dispatch.conftest import RADIOLOGY, STATION, WARD_A, Rig, robot
+from tests.integration.ops.conftest import NORTH, api_caller
+
+K = LegProgressKind
+BODY: dict[str, Any] = {"pickup": {"place": "Ward A"}, "dropoff": {"place": "Radiology"}}
+
+
+async def create(rig: Rig, caller: Caller | None = None) -> uuid.UUID:
+    caller = caller or api_caller(Role.NURSE)
+    request = MissionCreate.model_validate(BODY)
+    outcome = await MissionOps(rig.pool).create(
+        caller,
+        NORTH.spec,
+        lambda: build_draft(request, NORTH.spec, created_by=caller.subject, idempotency_key=None),
+    )
+    assert isinstance(outcome, CreateResult)
+    return outcome.mission.id
+
+
+async def leg_of(rig: Rig, mission_id: uuid.UUID, n: int = 1) -> Leg:
+    """The ``n``-th leg released for the mission (waits for it)."""
+    await eventually(lambda: len(rig.channel.legs_for(mission_id)) >= n)
+    return rig.channel.legs_for(mission_id)[n - 1]
+
+
+async def status_is(rig: Rig, mission_id: uuid.UUID, status: str) -> None:
+    async def check() -> bool:
+        return await rig.status(mission_id) == status
+
+    await eventually(check)
+
+
+class TestAssignment:
+    async def test_a_new_mission_is_assigned_to_the_nearest_robot_and_released(
+        self, rig: Rig
+    ) -> None:
+        """Created through ops, it is assigned and one leg (pick, drop) goes to the robot
+        nearest its pickup; progress then completes it with the whole timeline."""
+        near, far = robot("near", WARD_A), robot("far", (52.5300, 13.4300))
+        await rig.add_vehicle(far)
+        await rig.add_vehicle(near)
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        assert leg.vehicle_id == near.id
+        assert [s.action for s in leg.stops] == [StopAction.PICK, StopAction.DROP]
+        await status_is(rig, mission_id, "assigned")
+        for kind in (K.ACCEPTED, K.TO_PICKUP, K.PICKED_UP, K.DROPPED_OFF, K.FINISHED):
+            rig.progress(leg, kind)
+        await status_is(rig, mission_id, "completed")
+        assert await rig.events(mission_id) == [
+            "created", "assigned", "started", "pickup_arrived", "pickup_completed",
+            "in_transit", "dropoff_arrived", "dropoff_completed", "completed",
+        ]  # fmt: skip
+
+    async def test_no_double_assignment_under_concurrent_creates(self, rig: Rig) -> None:
+        """Eight missions created at once on three robots: each robot holds one leg at a
+        time, each mission one robot; finishing legs lets the rest through until all are
+        completed (the channel double records any violation)."""
+        robots = [robot(f"r{i}", (52.5218 + i * 0.0005, 13.4061)) for i in range(3)]
+        for r in robots:
+            await rig.add_vehicle(r)
+        missions = await asyncio.gather(*(create(rig) for _ in range(8)))
+        done: set[uuid.UUID] = set()
+        deadline = time.monotonic() + 60
+        while len(done) < len(missions) and time.monotonic() < deadline:
+            for leg in list(rig.channel.open.values()):
+                assert leg.mission_id is not None
+                rig.progress(leg, K.FINISHED)
+                done.add(leg.mission_id)
+            rows = await rig.pool.fetch(
+                "SELECT vehicle_id, count(*) AS n FROM missions "
+                "WHERE status IN ('assigned', 'in_progress') GROUP BY vehicle_id"
+            )
+            assert all(r["n"] == 1 for r in rows)
+            await asyncio.sleep(0.05)
+        for mission_id in missions:
+            await status_is(rig, mission_id, "completed")
+        assert rig.channel.violations == []
+
+
+class TestWhenThingsGoWrong:
+    async def test_a_refused_leg_is_reassigned_with_the_reason(self, rig: Rig) -> None:
+        """The nearest robot refuses the order: the mission goes to the other robot,
+        recorded as ``reassigned`` with reason ``order_rejected``."""
+        near, other = robot("near", WARD_A), robot("other", RADIOLOGY)
+        await rig.add_vehicle(near)
+        await rig.add_vehicle(other)
+        mission_id = await create(rig)
+        first = await leg_of(rig, mission_id)
+        assert first.vehicle_id == near.id
+        rig.progress(first, K.REFUSED, LegFailure.ORDER_REJECTED)
+        second = await leg_of(rig, mission_id, 2)
+        assert second.vehicle_id == other.id
+        row = await rig.pool.fetchrow(
+            "SELECT vehicle_id, details FROM mission_events WHERE mission_id = $1 "
+            "AND event = 'reassigned'",
+            mission_id,
+        )
+        assert row is not None
+        assert row["vehicle_id"] == other.id
+        assert row["details"]["reason"] == "order_rejected"
+
+    async def test_a_vehicle_going_offline_before_pickup_loses_its_mission(self, rig: Rig) -> None:
+        """Offline before pickup: re-planned at once onto another robot."""
+        near, other = robot("near", WARD_A), robot("other", RADIOLOGY)
+        await rig.add_vehicle(near)
+        await rig.add_vehicle(other)
+        mission_id = await create(rig)
+        first = await leg_of(rig, mission_id)
+        rig.fleet.vehicles[near.id] = robot("near", WARD_A, online=False)
+        rig.engine.on_fleet_change(
+            FleetChange(near.id, NORTH.id, ChangeKind.WENT_OFFLINE, {}, time.time())
+        )
+        second = await leg_of(rig, mission_id, 2)
+        assert (first.vehicle_id, second.vehicle_id) == (near.id, other.id)
+
+    async def test_a_picked_up_mission_waits_for_an_operator_and_is_resolved(
+        self, rig: Rig
+    ) -> None:
+        """The robot fails with the rider on board: nothing is reassigned; the operator's
+        ``reassign`` (through the resolve operation the API uses) sends another robot to
+        where the rider is, and the mission goes on to completion."""
+        near, other = robot("near", WARD_A), robot("other", RADIOLOGY)
+        await rig.add_vehicle(near)
+        await rig.add_vehicle(other)
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        rig.progress(leg, K.PICKED_UP)
+        await eventually(
+            lambda: "pickup_completed" in rig.engine.missions[mission_id].status or True
+        )
+        rig.progress(leg, K.FAILED, LegFailure.FATAL_ERROR)
+        await eventually(lambda: mission_id in rig.engine.holdings.held)
+        await asyncio.sleep(0.3)  # a few plan rounds: still nobody takes it
+        assert len(rig.channel.legs_for(mission_id)) == 1
+        assert await rig.status(mission_id) == "in_progress"
+
+        ops = ResolveOps(rig.pool, rig.engine, rig.fleet)
+        operator = api_caller(Role.OPERATOR)
+        refused = await ops.resolve(api_caller(Role.NURSE), mission_id, Resolution.FAIL, None)
+        assert not isinstance(refused, (TransitionResult, Reassigning))
+        options = await ops.options(operator, mission_id)
+        assert isinstance(options, NotAllowed)
+        assert set(options.allowed) == set(Resolution) and options.held_reason == "fatal_error"
+        outcome = await ops.resolve(operator, mission_id, Resolution.REASSIGN, "rider in corridor")
+        assert isinstance(outcome, Reassigning)
+        second = await leg_of(rig, mission_id, 2)
+        assert second.vehicle_id == other.id
+        assert second.stops[0].place == "vehicle:near"
+        for kind in (K.PICKED_UP, K.FINISHED):
+            rig.progress(second, kind)
+        await status_is(rig, mission_id, "completed")
+        events = await rig.events(mission_id)
+        assert events.count("reassigned") == 1 and events[-1] == "completed"
+
+    async def test_resolve_complete_finishes_a_held_mission(self, rig: Rig) -> None:
+        """``complete`` (delivered by hand) completes the mission; the engine forgets it."""
+        await rig.add_vehicle(robot("near", WARD_A))
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        rig.progress(leg, K.PICKED_UP)
+        rig.progress(leg, K.FAILED, LegFailure.VEHICLE_OFFLINE)
+        await eventually(lambda: mission_id in rig.engine.holdings.held)
+        ops = ResolveOps(rig.pool, rig.engine, rig.fleet)
+        outcome = await ops.resolve(
+            api_caller(Role.OPERATOR), mission_id, Resolution.COMPLETE, None
+        )
+        assert isinstance(outcome, TransitionResult)
+        assert outcome.mission.status.value == "completed"
+        await eventually(lambda: mission_id not in rig.engine.holdings.held)
+
+
+class TestOperatorActions:
+    async def test_cancel_withdraws_the_leg(self, rig: Rig) -> None:
+        """An operator's cancel reaches the engine through the event stream: the leg is
+        withdrawn and the robot is free for the next mission."""
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        result = await MissionOps(rig.pool).cancel(api_caller(Role.OPERATOR), mission_id)
+        assert isinstance(result, TransitionResult)
+        await eventually(lambda: any(w[0].leg_id == leg.leg_id for w in rig.channel.withdrawn))
+        assert dict((w[0].leg_id, w[1]) for w in rig.channel.withdrawn)[leg.leg_id] is (
+            LegFailure.CANCELLED
+        )
+        following = await create(rig)
+        assert (await leg_of(rig, following)).vehicle_id == near.id
+
+    async def test_maintenance_replans_unstarted_work(self, rig: Rig) -> None:
+        """A robot put in maintenance loses its mission not yet picked up."""
+        near, other = robot("near", WARD_A), robot("other", RADIOLOGY)
+        await rig.add_vehicle(near)
+        await rig.add_vehicle(other)
+        mission_id = await create(rig)
+        await leg_of(rig, mission_id)
+        rig.fleet.vehicles[near.id] = robot("near", WARD_A, maintenance=True)
+        rig.engine.on_fleet_change(
+            FleetChange(near.id, NORTH.id, ChangeKind.STATUS_CHANGED,
+                        {"from": "driving", "to": "maintenance"}, time.time())
+        )  # fmt: skip
+        second = await leg_of(rig, mission_id, 2)
+        assert second.vehicle_id == other.id
+
+
+class TestCharging:
+    async def test_a_low_robot_without_work_goes_to_charge(self, rig: Rig) -> None:
+        """Below the threshold and idle: a charge leg to the free station; never planned."""
+        low = robot("low", WARD_A, battery=10.0)
+        await rig.add_vehicle(low)
+        await eventually(lambda: any(leg.mission_id is None for leg in rig.channel.released))
+        [charge] = [leg for leg in rig.channel.released if leg.mission_id is None]
+        assert charge.vehicle_id == low.id
+        assert [(s.place, s.action) for s in charge.stops] == [(STATION.name, StopAction.CHARGE)]
+
+    async def test_two_low_robots_never_share_a_station(self, rig: Rig) -> None:
+        """One station, two low robots: one goes, the other waits for it."""
+        await rig.add_vehicle(robot("a", WARD_A, battery=10.0))
+        await rig.add_vehicle(robot("b", RADIOLOGY, battery=12.0))
+        await eventually(lambda: any(leg.mission_id is None for leg in rig.channel.released))
+        await asyncio.sleep(0.5)
+        assert len([leg for leg in rig.channel.released if leg.mission_id is None]) == 1
+
+    async def test_the_operator_charge_command_takes_the_same_path(self, rig: Rig) -> None:
+        """ "charge" through the vehicle operation (as the API) becomes the engine's charge
+        leg to the free station, not a bare command to the robot."""
+        full = robot("full", WARD_A, battery=90.0)
+        await rig.add_vehicle(full)
+
+        class Refusing:
+            async def command(
+                self, vehicle_id: uuid.UUID, command: VehicleCommand
+            ) -> CommandResult:
+                raise AssertionError("the link must not get it while the engine runs")
+
+        ops = VehicleOps(rig.pool, rig.fleet, ChargeRoutingCommander(Refusing(), rig.engine))
+        attempt = await ops.command(api_caller(Role.OPERATOR), full.id, VehicleCommand.CHARGE)
+        assert isinstance(attempt, CommandAttempt) and attempt.result.ok
+        await eventually(lambda: any(leg.mission_id is None for leg in rig.channel.released))
+        [charge] = [leg for leg in rig.channel.released if leg.mission_id is None]
+        assert charge.vehicle_id == full.id and charge.stops[0].action is StopAction.CHARGE
+
+    async def test_a_charged_robot_returns_to_service(self, rig: Rig) -> None:
+        """Above the resume threshold the charge leg ends (withdrawn, station free) and the
+        robot takes the next mission."""
+        low = robot("low", WARD_A, battery=10.0)
+        await rig.add_vehicle(low)
+        await eventually(lambda: any(leg.mission_id is None for leg in rig.channel.released))
+        mission_id = await create(rig)
+        await asyncio.sleep(0.3)
+        assert rig.channel.legs_for(mission_id) == []  # charging below resume: not planned
+        rig.fleet.vehicles[low.id] = robot("low", WARD_A, battery=85.0, charging=True)
+        rig.engine.mark(urgent=True)
+        assert (await leg_of(rig, mission_id)).vehicle_id == low.id
+        assert [w[1] for w in rig.channel.withdrawn] == [LegFailure.CANCELLED]
+
+
+class TestZones:
+    async def test_a_pickup_in_a_no_go_zone_waits_until_the_zone_is_lifted(self, rig: Rig) -> None:
+        """PostGIS zones: a mission picking up inside a no-go zone is not planned; once the
+        zone is deleted it is."""
+        await rig.add_vehicle(robot("near", WARD_A))
+        lat, lon = WARD_A
+        ring = (
+            f"POLYGON(({lon - 0.001} {lat - 0.001}, {lon + 0.001} {lat - 0.001}, "
+            f"{lon + 0.001} {lat + 0.001}, {lon - 0.001} {lat + 0.001}, "
+            f"{lon - 0.001} {lat - 0.001}))"
+        )
+        zone_id = await rig.pool.fetchval(
+            "INSERT INTO zones (facility_id, name, kind, area) "
+            "VALUES ($1, 'wet floor', 'no_go', ST_GeogFromText($2)) RETURNING id",
+            NORTH.id,
+            ring,
+        )
+        mission_id = await create(rig)
+        await eventually(lambda: rig.engine.blocked.get(mission_id) == "in_no_go_zone")
+        assert rig.channel.legs_for(mission_id) == []
+        await rig.pool.execute("UPDATE zones SET deleted_at = now() WHERE id = $1", zone_id)
+        rig.engine.mark(urgent=True)
+        await leg_of(rig, mission_id)
+        assert mission_id not in rig.engine.blocked
+
+
+class TestMissionChanges:
+    async def test_a_priority_change_reaches_the_engine(self, rig: Rig) -> None:
+        """With no vehicle, an operator's priority change still updates the engine's view
+        (it re-plans with the new priority)."""
+        mission_id = await create(rig)
+        await eventually(lambda: mission_id in rig.engine.missions)
+        result = await MissionOps(rig.pool).prioritize(
+            api_caller(Role.OPERATOR), mission_id, Priority.URGENT
+        )
+        assert isinstance(result, TransitionResult)
+        await eventually(lambda: rig.engine.missions[mission_id].priority is Priority.URGENT)

@@ -1,0 +1,77 @@
+"""The engine's planning step without services: candidates, refusals, snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dispatcher.dispatch.planning import PlanInputs, Planner, Snapshots, _only_candidates
+from dispatcher.dispatch.problem import Speeds
+from dispatcher.missions.domain import Location, MissionRecord
+from dispatcher.missions.lifecycle import MissionStatus, Priority
+from dispatcher.planner import PlannerOptions
+from tests.unit.api.fakes import make_vehicle
+
+FAC = uuid.uuid4()
+
+
+def mission() -> MissionRecord:
+    now = datetime.now(UTC)
+    return MissionRecord(
+        id=uuid.uuid4(), facility_id=FAC, status=MissionStatus.PENDING, priority=Priority.NORMAL,
+        pickup=Location(52.5218, 13.4061, "Ward A"),
+        dropoff=Location(52.5209, 13.4095, "Radiology"),
+        window_start=None, window_end=None, requirements={}, passenger_ref=None,
+        passenger_name=None, notes=None, created_by="t", vehicle_id=None, version=1,
+        created_at=now, updated_at=now, completed_at=None,
+    )  # fmt: skip
+
+
+def planner(snapshots: Snapshots | None = None) -> Planner:
+    return Planner(
+        strategy="greedy",
+        options=PlannerOptions(time_limit_s=0.2, use_vroom=False),
+        quick_time_limit_s=0.1,
+        speeds=Speeds(),
+        service_s=30,
+        snapshots=snapshots,
+    )
+
+
+class TestPlanner:
+    async def test_a_vehicle_that_refused_is_not_planned_again(self) -> None:
+        """The nearer robot refused the mission: the plan gives it to the other one."""
+        near = make_vehicle(FAC, "near", lat=52.5218, lon=13.4061)
+        far = make_vehicle(FAC, "far", lat=52.5300, lon=13.4300)
+        m = mission()
+        inputs = PlanInputs(vehicles=(near, far), busy={}, missions=(m,),
+                            refused={m.id: frozenset({near.id})})  # fmt: skip
+        p = planner()
+        assert p.by_vehicle(await p.plan(inputs, quick=True)) == {far.id: (m.id,)}
+
+    async def test_every_plan_is_recorded_when_snapshots_are_on(self, tmp_path: Path) -> None:
+        """With a snapshot directory, each plan's problem is written there for replay."""
+        p = planner(Snapshots(tmp_path, max_files=10, max_bytes=10 * 1024 * 1024))
+        inputs = PlanInputs(vehicles=(make_vehicle(FAC, "r"),), busy={}, missions=(mission(),))
+        await p.plan(inputs, quick=True)
+        await p.plan(inputs, quick=False)
+        written = await asyncio.to_thread(lambda: list(tmp_path.glob("*.vroom.json")))
+        assert len(written) == 2
+
+
+class TestOnlyCandidates:
+    def test_vehicles_on_no_list_stay_out_of_the_problem(self) -> None:
+        """Every mission has its nearby list: only listed (or busy) vehicles are planned."""
+        a, b, c = (make_vehicle(FAC, s) for s in "abc")
+        m = mission()
+        inputs = PlanInputs(vehicles=(a, b, c), busy={}, missions=(m,))
+        kept = _only_candidates(inputs, {str(m.id): [str(a.id)]})
+        assert [v.id for v in kept.vehicles] == [a.id]
+
+    def test_a_mission_without_a_list_keeps_every_vehicle(self) -> None:
+        a, b = make_vehicle(FAC, "a"), make_vehicle(FAC, "b")
+        m1, m2 = mission(), mission()
+        inputs = PlanInputs(vehicles=(a, b), busy={}, missions=(m1, m2))
+        assert _only_candidates(inputs, {str(m1.id): [str(a.id)]}) is inputs
