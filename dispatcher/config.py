@@ -300,6 +300,15 @@ class PlannerSettings(_Section):
     snapshot_max_bytes: Annotated[int, Field(ge=1024 * 1024, le=1024**4)] = 1024**3
 
 
+class DispatchSettings(_Section):
+    """Live dispatch (docs/dispatch.md). Drivers: how long a job offer stays open, and how
+    a command the engine sent a driver (``cancel_job``) is re-sent until acknowledged."""
+
+    offer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    command_ack_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    command_max_sends: Annotated[int, Field(ge=1, le=100)] = 4
+
+
 class MapSettings(_Section):
     """A facility map: the robot's local metric frame and where it sits on Earth."""
 
@@ -418,6 +427,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     facilities: list[FacilitySettings] = Field(default_factory=list)
 
     @classmethod
