@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dispatcher.config import Settings
-from dispatcher.dispatch.driver_channel import DriverChannelOptions, DriverLegChannel
+from dispatcher.dispatch.driver_channel import DriverLegChannel, driver_channel
 from dispatcher.dispatch.legs import Leg, LegFailure, LegProgress, LegProgressKind, Stop, StopAction
 from dispatcher.links.assembly import VehicleLinks, build_vehicle_links
 from dispatcher.storage.telemetry import TelemetryRow
@@ -90,7 +90,12 @@ class World:
 
 @pytest.fixture
 async def world(redis_prefix: str, mqtt_namespace: str) -> AsyncIterator[World]:
-    settings = daemon_settings("postgresql://unused/none", mqtt_namespace, redis_prefix)
+    settings = daemon_settings(
+        "postgresql://unused/none",
+        mqtt_namespace,
+        redis_prefix,
+        dispatch={"offer_timeout_s": 1.0, "command_ack_timeout_s": 0.5},
+    )
     registry = FleetRegistry(
         maps=FacilityMaps(settings.effective_facilities),
         default_facility_id=settings.default_facility.id,
@@ -98,8 +103,7 @@ async def world(redis_prefix: str, mqtt_namespace: str) -> AsyncIterator[World]:
     )
     redis = aioredis.from_url(REDIS_URL)
     links = build_vehicle_links(settings, registry, redis, NoTelemetry())
-    options = DriverChannelOptions(offer_timeout_s=1.0, offer_grace_s=0.2, ack_timeout_s=0.5)
-    w = World(settings, registry, links, DriverLegChannel(registry, links.driver, options))
+    w = World(settings, registry, links, driver_channel(settings, registry, links))
     w.tasks.append(asyncio.create_task(links.transport.run()))
     try:
         async with asyncio.timeout(WAIT_S):

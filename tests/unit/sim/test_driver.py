@@ -7,7 +7,9 @@ from typing import Any
 
 from pyproj import Geod
 
+from dispatcher.config import Settings
 from sim.driver import DriverSpec, ScriptedDriver
+from sim.fleet import FleetPlan, build_fleet
 
 START = (52.5200, 13.4050)
 PICKUP = (52.5210, 13.4050)  # ~111 m north
@@ -138,3 +140,12 @@ class TestCommands:
         assert d.availability == "break"
         d.on_command({"correlationId": "c-2", "command": "maintenance", "enabled": False})
         assert d.availability == "online"
+
+
+class TestFleet:
+    def test_the_fleet_plan_sets_the_drivers_decline_probability(self) -> None:
+        _, drivers = build_fleet(
+            Settings(), FleetPlan(robots=0, drivers=3, driver_decline_probability=0.3)
+        )
+        assert [d.spec.decline_probability for d in drivers] == [0.3] * 3
+        assert len({d.spec.seed for d in drivers}) == 3
