@@ -120,6 +120,8 @@ class OfferBook:
     grace_s: float = 1.0
     _legs: dict[str, HeldLeg] = field(default_factory=dict)
     _by_offer: dict[str, str] = field(default_factory=dict)
+    #: (driver, missionId as on the wire) -> leg id: where a trip event belongs.
+    _by_trip: dict[tuple[uuid.UUID, str], str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._legs)
@@ -138,6 +140,7 @@ class OfferBook:
         held = HeldLeg(leg, offer_id_for(leg.leg_id), expires_at)
         self._legs[leg.leg_id] = held
         self._by_offer[held.offer_id] = leg.leg_id
+        self._by_trip[(leg.vehicle_id, held.mission_key)] = leg.leg_id
         return held
 
     def drop(self, leg_id: str) -> HeldLeg | None:
@@ -145,6 +148,8 @@ class OfferBook:
         held = self._legs.pop(leg_id, None)
         if held is not None:
             self._by_offer.pop(held.offer_id, None)
+            if self._by_trip.get(key := (held.leg.vehicle_id, held.mission_key)) == leg_id:
+                del self._by_trip[key]
         return held
 
     def answer(self, ev: OfferAnswered) -> Outcome:
@@ -166,7 +171,8 @@ class OfferBook:
 
     def trip(self, ev: TripProgressed) -> Outcome:
         """A driver's trip event, with the steps it implies."""
-        held = self._trip_leg(ev.vehicle_id, ev.mission_id)
+        leg_id = self._by_trip.get((ev.vehicle_id, ev.mission_id))
+        held = self._legs.get(leg_id) if leg_id is not None else None
         if held is None:
             return Outcome(ignored=Ignored.UNKNOWN_TRIP, detail=f"mission {ev.mission_id}")
         step = _STEP_OF_EVENT.get(ev.event)
@@ -219,12 +225,6 @@ class OfferBook:
                 _progress(held, kind, now, LegFailure.VEHICLE_OFFLINE, "driver offline")
             )
         return Outcome(tuple(progress))
-
-    def _trip_leg(self, vehicle_id: uuid.UUID, mission_key: str) -> HeldLeg | None:
-        for held in self._legs.values():
-            if held.leg.vehicle_id == vehicle_id and held.mission_key == mission_key:
-                return held
-        return None
 
     def _stray_answer(self, ev: OfferAnswered, why: Ignored) -> Outcome:
         """An answer the book cannot use; a stray *accept* still gets a cancel_job, unless

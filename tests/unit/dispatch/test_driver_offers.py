@@ -196,6 +196,16 @@ class TestRelease:
         book.offered(leg(), expires_at=60.0)
         assert len(book) == 1 and not book.expire(40.0).progress
 
+    def test_trip_events_go_to_the_latest_leg_of_a_mission(self, book: OfferBook) -> None:
+        """A mission offered again to the same driver (a new leg) takes the trip events,
+        even once the older leg is dropped."""
+        book.offered(leg("leg-2"), expires_at=60.0)
+        book.drop("leg-1")
+        out = book.trip(trip(TripEventKind.TO_PICKUP))
+        assert [(p.leg_id, p.kind) for p in out.progress] == [
+            ("leg-2", K.ACCEPTED), ("leg-2", K.TO_PICKUP),
+        ]  # fmt: skip
+
     def test_a_dropped_leg_is_forgotten(self, book: OfferBook) -> None:
         assert book.drop("leg-1") is not None and book.drop("leg-1") is None
         assert book.answer(answer("leg-1", Decision.DECLINE)).ignored is Ignored.UNKNOWN_OFFER
