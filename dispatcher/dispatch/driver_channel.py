@@ -172,6 +172,11 @@ class DriverLegChannel:
             await self._send_cancel(notice, uuid.uuid4().hex, now)
         again, gave_up = self.acks.due(now)
         for cmd in again:
+            rec = self._registry.record(cmd.notice.vehicle_id)
+            if rec is not None and not rec.online:
+                # Waiting for the driver to come back: no send, no log line every few seconds.
+                self.acks.sent(cmd.correlation_id, cmd.notice, now, ok=False)
+                continue
             await self._send_cancel(cmd.notice, cmd.correlation_id, now)
         for cmd in gave_up:
             self._gave_up(cmd, now)

@@ -211,8 +211,10 @@ class TestTick:
         (p,) = await rig.channel.tick(T0 + 1)
         assert (p.kind, p.failure) == (K.FAILED, LegFailure.VEHICLE_OFFLINE)
         assert not rig.out.cancels and len(rig.channel.acks) == 1  # kept for later
-        rig.connection(ConnectionState.ONLINE)
         await rig.channel.tick(T0 + 7)
+        assert not rig.out.cancels and len(rig.channel.acks) == 1  # still away
+        rig.connection(ConnectionState.ONLINE)
+        await rig.channel.tick(T0 + 13)
         (cancel,) = rig.out.cancels
         assert cancel["mission"] == str(leg.mission_id)
 
