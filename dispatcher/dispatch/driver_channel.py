@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -32,6 +32,7 @@ from dispatcher.dispatch.driver_offers import (
 )
 from dispatcher.dispatch.legs import (
     Leg,
+    LegChannel,
     LegFailure,
     LegProgress,
     LegProgressKind,
@@ -317,3 +318,10 @@ def driver_channel(
     return DriverLegChannel(
         registry, links.driver, DriverChannelOptions.from_settings(settings.dispatch)
     )
+
+
+if TYPE_CHECKING:
+
+    def _is_a_leg_channel(channel: DriverLegChannel) -> LegChannel:
+        """mypy checks here that the driver channel keeps to the engine's contract."""
+        return channel
