@@ -132,7 +132,7 @@ class TestDriverChannel:
         offer = driver.offers[0]
         assert (offer["offerId"], offer["missionId"]) == (leg.leg_id, str(leg.mission_id))
         assert driver.completed == [str(leg.mission_id)] and driver.job is None
-        assert (round(driver.lat, 5), round(driver.lon, 5)) == DROPOFF
+        assert driver.trip_events[-1] == (str(leg.mission_id), "dropped_off")
         assert len(world.channel.book) == 0
 
     async def test_a_declined_offer_is_refused_with_the_reason(self, world: World) -> None:
