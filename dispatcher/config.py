@@ -326,6 +326,13 @@ class DispatchSettings(_Section):
     #: A vehicle at or below this is never planned.
     reserve_pct: Annotated[float, Field(ge=0, le=100)] = 15.0
 
+    #: Drivers: how long a job offer stays open (seconds).
+    offer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    #: Drivers: a cancel_job not acknowledged within this is sent again (seconds)...
+    command_ack_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    #: ...at most this many sends in all, then reported.
+    command_max_sends: Annotated[int, Field(ge=1, le=100)] = 4
+
     @model_validator(mode="after")
     def _ordered(self) -> DispatchSettings:
         if not self.reserve_pct <= self.charge_below_pct <= self.resume_above_pct:

@@ -27,6 +27,16 @@ COMMANDS_SENT = Counter(
     "Commands sent to vehicles, by command and result (done | retry | impossible).",
     ["command", "result"],
 )
+DRIVER_EVENTS_IGNORED = Counter(
+    "fleetd_driver_events_ignored_total",
+    "Driver answers and trip events that matched no open offer or leg, by reason.",
+    ["reason"],
+)
+DRIVER_COMMAND_ACKS = Counter(
+    "fleetd_driver_command_acks_total",
+    "Commands the dispatch engine sent drivers, by how they ended (accepted | rejected | unacked).",
+    ["result"],
+)
 TELEMETRY_ROWS_WRITTEN = Counter("fleetd_telemetry_rows_written_total", "Telemetry rows COPYed.")
 TELEMETRY_ROWS_DROPPED = Counter(
     "fleetd_telemetry_rows_dropped_total",

@@ -23,6 +23,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--state-interval", type=float, default=1.0, help="robot state period, s")
     p.add_argument("--seed", type=int, default=42, help="random seed for placement")
     p.add_argument("--manufacturer", default="simbot", help="VDA 5050 manufacturer of the robots")
+    p.add_argument(
+        "--driver-decline",
+        type=float,
+        default=0.0,
+        help="chance (0-1) that a driver declines an offer it could take (default 0)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -33,6 +39,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.robots < 0 or args.drivers < 0 or args.state_interval <= 0:
         print("fleetd sim: --robots and --drivers must be >= 0 and --state-interval > 0")
+        return 2
+    if not 0.0 <= args.driver_decline <= 1.0:
+        print("fleetd sim: --driver-decline must be between 0 and 1")
         return 2
     settings = settings_from_args(args)
     configure_logging(settings.daemon.log_level, settings.daemon.log_format)
@@ -53,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         state_interval_s=args.state_interval,
         seed=args.seed,
         start_nodes=nodes,
+        driver_decline_probability=args.driver_decline,
     )
 
     async def main() -> None:

@@ -27,6 +27,8 @@ class FleetPlan:
     seed: int = 42
     #: Layout nodes (id, x, y) robots start on, in order; empty: a grid near the origin.
     start_nodes: tuple[tuple[str, float, float], ...] = ()
+    #: Chance (0-1) that a driver declines an offer it could take (seeded per driver).
+    driver_decline_probability: float = 0.0
 
 
 def start_nodes(doc: LifDocument, map_id: str) -> tuple[tuple[str, float, float], ...]:
@@ -86,7 +88,12 @@ def build_fleet(
         rng.shuffle(loop)
         drivers.append(
             ScriptedDriver(
-                DriverSpec(driver_id=f"d{i + 1:03d}", waypoints=loop, seed=plan.seed + i),
+                DriverSpec(
+                    driver_id=f"d{i + 1:03d}",
+                    waypoints=loop,
+                    seed=plan.seed + i,
+                    decline_probability=plan.driver_decline_probability,
+                ),
                 host=settings.mqtt.host,
                 port=settings.mqtt.port,
                 prefix=settings.mqtt.driver_prefix,

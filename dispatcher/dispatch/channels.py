@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dispatcher.config import Settings
+from dispatcher.dispatch.driver_channel import driver_channel
 from dispatcher.dispatch.legs import LegChannel
 from dispatcher.links.assembly import VehicleLinks
 from fleet.model import VehicleKind
@@ -19,7 +20,5 @@ from fleet.registry import FleetRegistry
 def make_channels(
     settings: Settings, registry: FleetRegistry, links: VehicleLinks
 ) -> Mapping[VehicleKind, LegChannel]:
-    """The channels of this build: none yet on this branch (the robot and driver channels
-    come from their own branches and are plugged in here at merge)."""
-    del settings, registry, links
-    return {}
+    """The channel of each kind of vehicle, over the daemon's registry and vehicle links."""
+    return {VehicleKind.DRIVER: driver_channel(settings, registry, links)}

@@ -96,8 +96,30 @@ class DriverVehicles:
             rec.id, VehicleCommand.OFFER, offer.offer_id, topic_name.value, build
         )
 
+    async def cancel_job(
+        self,
+        rec: VehicleRecord,
+        correlation_id: str,
+        *,
+        mission_id: str | None,
+        offer_id: str | None,
+        message: str | None = None,
+    ) -> CommandResult:
+        """Take back one job, offered or accepted: ``cancel_job`` naming the mission and
+        the offer (the dispatch engine's withdrawal; the app acks it like any command)."""
+        fields = {"missionId": mission_id, "offerId": offer_id, "message": message}
+        return await self._send(
+            rec, VehicleCommand.CANCEL_ORDER, correlation_id, enabled=True, fields=fields
+        )
+
     async def _send(
-        self, rec: VehicleRecord, command: VehicleCommand, correlation_id: str, *, enabled: bool
+        self,
+        rec: VehicleRecord,
+        command: VehicleCommand,
+        correlation_id: str,
+        *,
+        enabled: bool,
+        fields: dict[str, str | None] | None = None,
     ) -> CommandResult:
         kind = _COMMANDS.get(command)
         if kind is None:
@@ -113,6 +135,7 @@ class DriverVehicles:
                     "command": kind,
                     "correlationId": correlation_id,
                     "enabled": enabled,
+                    **{k: v for k, v in (fields or {}).items() if v is not None},
                 }
             )
             topic = driver_topics.topic_for(self._prefix, rec.key.serial, topic_name)

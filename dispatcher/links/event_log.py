@@ -24,7 +24,9 @@ def describe(event: VehicleEvent) -> dict[str, object]:
     fields: dict[str, object] = {"type": type(event).__name__}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
-        fields[f.name] = value if value is None or isinstance(value, int | float) else str(value)
+        # structlog takes the log line's own name as ``event``: a trip's event goes as trip_event.
+        name = "trip_event" if f.name == "event" else f.name
+        fields[name] = value if value is None or isinstance(value, int | float) else str(value)
     return fields
 
 

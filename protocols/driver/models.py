@@ -128,8 +128,10 @@ class Decision(StrEnum):
 
 
 class TripEventKind(StrEnum):
+    TO_PICKUP = "to_pickup"  # on the way to the pickup (optional: implied by arrived_pickup)
     ARRIVED_PICKUP = "arrived_pickup"
     PICKED_UP = "picked_up"
+    TO_DROPOFF = "to_dropoff"  # on the way to the dropoff (optional: implied by arrived_dropoff)
     ARRIVED_DROPOFF = "arrived_dropoff"
     DROPPED_OFF = "dropped_off"
     PROBLEM = "problem"
@@ -249,5 +251,6 @@ class DriverCommand(_Header):
     correlation_id: Ident
     command: CommandType
     mission_id: Ident | None = None  # the job a cancel_job is about
+    offer_id: Ident | None = None  # cancel_job: the offer withdrawn (or the job it became)
     enabled: bool = True  # maintenance only: false ends maintenance
     message: Annotated[str, Field(max_length=500)] | None = None  # shown to the driver
