@@ -105,6 +105,8 @@ class DatabaseSettings(_Section):
     telemetry_min_interval_s: Annotated[float, Field(ge=0, le=60)] = 0.0
     telemetry_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     telemetry_partitions_ahead_days: Annotated[int, Field(ge=1, le=60)] = 3
+    #: Days of vehicle history (vehicle_events) kept; older daily partitions are dropped.
+    vehicle_events_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
     #: Password for ``dsn``'s login, kept out of the DSN so it never shows in a settings
     #: dump or an error (libpq's PGPASSWORD and ~/.pgpass work too).
     password: SecretStr | None = None
