@@ -43,8 +43,9 @@ MAX_IDENTITY_LENGTH = 128
 #: VDA 5050 2.0 §6.5 (header ``serialNumber``): "A-Z a-z 0-9 _ . : -".
 VDA_SERIAL = re.compile(r"[A-Za-z0-9_.:-]+")
 #: What any identity level may hold, legacy fleets included: printable characters other
-#: than white space (no control characters: they end up on operators' terminals).
-_PRINTABLE = re.compile(r"[^\x00-\x20\x7f-\x9f]+")
+#: than white space (no control characters or bidi overrides: identities end up on
+#: operators' terminals and pages).
+_PRINTABLE = re.compile(r"[^\x00-\x20\x7f-\xa0\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+")
 
 
 @dataclass(frozen=True, slots=True)

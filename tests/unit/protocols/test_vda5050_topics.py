@@ -138,7 +138,13 @@ class TestIdentityAlphabet:
 
     @pytest.mark.parametrize(
         ("manufacturer", "serial"),
-        [("acme", "\x1b]0;title\x07"), ("ac\x9bme", "r1"), ("acme", "a b"), ("m" * 129, "r1")],
+        [
+            ("acme", "\x1b]0;title\x07"),
+            ("ac\x9bme", "r1"),
+            ("acme", "a b"),
+            ("acme", "r\u202e1"),
+            ("m" * 129, "r1"),
+        ],
     )
     def test_legacy_still_refuses_control_characters_and_long_levels(
         self, manufacturer: str, serial: str
