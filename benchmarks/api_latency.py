@@ -683,6 +683,7 @@ class Fleetd:
                 "FLEETD_MQTT__VDA_INTERFACE": f"benchapi{pid}",
                 "FLEETD_MQTT__DRIVER_PREFIX": f"benchapi{pid}/driver/v1",
                 "FLEETD_MQTT__PERSISTENT_SESSION": "false",
+                "FLEETD_FLEET__UNKNOWN_VEHICLES": "register",  # ad hoc simulated vehicles
                 "FLEETD_API__HOST": "127.0.0.1",
                 "FLEETD_API__PORT": str(self.port),
                 "FLEETD_DAEMON__INSTANCE_ID": f"bench-api-{pid}",

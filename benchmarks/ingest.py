@@ -271,6 +271,7 @@ def run_one(
             "FLEETD_DATABASE__TELEMETRY_BUFFER_ROWS": str(max(200_000, messages)),
             "FLEETD_REDIS__KEY_PREFIX": prefix,
             "FLEETD_FLEET__HEARTBEAT_TIMEOUT_S": "600",
+            "FLEETD_FLEET__UNKNOWN_VEHICLES": "register",  # the simulated robots are ad hoc
             "FLEETD_API__PORT": str(api_port),
             "FLEETD_DAEMON__LOG_LEVEL": "warning",
             "FLEETD_DAEMON__INSTANCE_ID": f"bench-{os.getpid()}",

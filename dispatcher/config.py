@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from fleet.model import FLEETD_NAMESPACE
 from geo.facility import FacilitySpec, MapSpec, PlaceSpec
+from protocols.vda5050.topics import identity_problem
 
 CONFIG_ENV_VAR = "FLEETD_CONFIG"
 
@@ -104,6 +105,8 @@ class DatabaseSettings(_Section):
     telemetry_min_interval_s: Annotated[float, Field(ge=0, le=60)] = 0.0
     telemetry_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     telemetry_partitions_ahead_days: Annotated[int, Field(ge=1, le=60)] = 3
+    #: Days of vehicle history (vehicle_events) kept; older daily partitions are dropped.
+    vehicle_events_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
     #: Password for ``dsn``'s login, kept out of the DSN so it never shows in a settings
     #: dump or an error (libpq's PGPASSWORD and ~/.pgpass work too).
     password: SecretStr | None = None
@@ -192,6 +195,26 @@ class UnknownVehiclePolicy(StrEnum):
     REJECT = "reject"
 
 
+class VehicleSettings(_Section):
+    """A vehicle declared in configuration: known (so ``unknown_vehicles = "reject"`` lets
+    it in) and pinned to its facility (reports on another facility's map are refused)."""
+
+    kind: Literal["robot", "driver"]
+    #: VDA 5050 manufacturer; empty for drivers.
+    manufacturer: Annotated[str, Field(max_length=128)] = ""
+    #: VDA 5050 serialNumber, or the driver id.
+    serial: Annotated[str, Field(min_length=1, max_length=128)]
+    #: Facility key; empty means ``fleet.default_facility``.
+    facility: str = ""
+    name: Annotated[str, Field(max_length=200)] = ""
+
+    @model_validator(mode="after")
+    def _identity(self) -> VehicleSettings:
+        if (self.kind == "driver") == bool(self.manufacturer):
+            raise ValueError("a robot needs a manufacturer; a driver has none")
+        return self
+
+
 class FleetSettings(_Section):
     #: A vehicle with no message for this long is offline (drivers; robots too unless
     #: ``robot_heartbeat_timeout_s`` is set).
@@ -201,9 +224,23 @@ class FleetSettings(_Section):
     #: that disconnects or dies is seen offline at once through its Last Will, whatever this is.
     robot_heartbeat_timeout_s: Annotated[float, Field(ge=0, le=3600)] = 35.0
     liveness_check_interval_s: Annotated[float, Field(gt=0.01, le=10)] = 0.25
-    unknown_vehicles: UnknownVehiclePolicy = UnknownVehiclePolicy.REGISTER
+    #: A vehicle neither configured below nor stored is refused; ``register`` (the demo's
+    #: setting) registers it on first contact instead.
+    unknown_vehicles: UnknownVehiclePolicy = UnknownVehiclePolicy.REJECT
     #: Facility (key) for vehicles that cannot be placed in one (drivers, unknown maps).
     default_facility: str = ""
+    #: Robot serial numbers must keep to VDA 5050's alphabet (A-Z a-z 0-9 _ . : -); turn
+    #: off for a legacy fleet (printable characters, no white space, still required).
+    strict_identities: bool = True
+    #: Vehicles known from configuration, each pinned to its facility.
+    vehicles: list[VehicleSettings] = Field(default_factory=list)
+    #: Errors kept from one state message (the rest are dropped and counted).
+    max_errors_per_state: Annotated[int, Field(ge=1, le=1000)] = 32
+    #: Longest errorType / errorDescription kept (longer ones are cut).
+    max_error_text: Annotated[int, Field(ge=16, le=10_000)] = 256
+    #: vehicle_events rows one vehicle may cause per minute (registration aside); beyond
+    #: it events are dropped and counted (fleetd_vehicle_events_dropped_total).
+    vehicle_events_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 120
 
     @property
     def robot_heartbeat_timeout(self) -> float:
@@ -485,6 +522,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"fleet.default_facility {self.fleet.default_facility!r} is not one of {keys}"
             )
+        _check_vehicles(self)
         if self.daemon.environment is Environment.PRODUCTION:
             _check_production(self)
         return self
@@ -516,6 +554,13 @@ class Settings(BaseSettings):
                 return f
         return facilities[0]
 
+    def facility_for_key(self, key: str) -> FacilitySettings:
+        """The facility named ``key``; the default facility for ``""``."""
+        for f in self.effective_facilities:
+            if f.key == key:
+                return f
+        return self.default_facility
+
     @property
     def mqtt_client_id(self) -> str:
         return self.mqtt.client_id or f"fleetd-{self.daemon.instance_id}"
@@ -529,6 +574,30 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _check_vehicles(settings: Settings) -> None:
+    """Configured vehicles: each once, in a configured facility, with a valid identity
+    (robots: the check every received topic goes through)."""
+    if not settings.fleet.vehicles:
+        return
+    facility_keys = [f.key for f in settings.effective_facilities]
+    seen: set[tuple[str, str, str]] = set()
+    for v in settings.fleet.vehicles:
+        ident = (v.kind, v.manufacturer, v.serial)
+        if ident in seen:
+            raise ValueError(f"fleet.vehicles: {v.kind} {v.manufacturer}/{v.serial} twice")
+        seen.add(ident)
+        if v.facility and v.facility not in facility_keys:
+            raise ValueError(
+                f"fleet.vehicles: facility {v.facility!r} is not one of {facility_keys}"
+            )
+        if v.kind == "robot":
+            problem = identity_problem(
+                v.manufacturer, v.serial, strict=settings.fleet.strict_identities
+            )
+            if problem is not None:
+                raise ValueError(f"fleet.vehicles: {problem}")
 
 
 def _check_production(settings: Settings) -> None:

@@ -34,8 +34,14 @@ from dispatcher.config import Settings
 from dispatcher.dispatch.channels import make_channels
 from dispatcher.dispatch.service import DispatchService, build_dispatch, charging_stations
 from dispatcher.facility_layouts import FacilityLayouts
-from dispatcher.fleet_metrics import count_liveness_changes
-from dispatcher.fleet_sync import FleetWriter, GeoSync, record_from_row, run_liveness
+from dispatcher.fleet_metrics import count_liveness_changes, count_suppressed_history
+from dispatcher.fleet_sync import (
+    FleetWriter,
+    GeoSync,
+    add_configured_vehicles,
+    record_from_row,
+    run_liveness,
+)
 from dispatcher.links.assembly import VehicleLinks, build_vehicle_links
 from dispatcher.links.driver_link import DriverLink
 from dispatcher.links.event_bus import VehicleEventBus
@@ -50,6 +56,7 @@ from dispatcher.storage.live_positions import LivePositions
 from dispatcher.storage.migrate import apply_migrations
 from dispatcher.storage.partitions import run_partition_maintenance
 from dispatcher.storage.telemetry import TelemetryWriter
+from fleet.model import VehicleKey, VehicleKind
 from fleet.registry import FleetRegistry
 from geo.facility_maps import FacilityMaps
 
@@ -183,9 +190,14 @@ class Daemon:
             default_facility_id=s.default_facility.id,
             heartbeat_timeout_s=s.fleet.heartbeat_timeout_s,
             robot_heartbeat_timeout_s=s.fleet.robot_heartbeat_timeout,
+            events_per_minute=s.fleet.vehicle_events_per_minute,
+            on_event_suppressed=count_suppressed_history,
         )
         for row in await fleet_store.load_vehicles(pool):
             registry.add(record_from_row(row), announce=False)
+        for (kind, manufacturer, serial), vid in (await fleet_store.load_retired_ids(pool)).items():
+            registry.remember_id(VehicleKey(VehicleKind(kind), manufacturer, serial), vid)
+        add_configured_vehicles(registry, s)
         log.info("daemon.registry_loaded", vehicles=len(registry))
         count_liveness_changes(registry)
         self.registry = registry

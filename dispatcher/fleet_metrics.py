@@ -8,7 +8,7 @@ snapshot of its records by the liveness task.
 from __future__ import annotations
 
 from dispatcher.metrics import LIVENESS_CHANGES as LIVENESS_CHANGES_TOTAL
-from dispatcher.metrics import VEHICLES_ONLINE
+from dispatcher.metrics import VEHICLE_HISTORY_SUPPRESSED, VEHICLES_ONLINE
 from fleet.changes import FleetChange
 from fleet.model import LIVENESS_CHANGES, VehicleKind
 from fleet.registry import FleetRegistry
@@ -21,6 +21,11 @@ def _count_liveness(change: FleetChange) -> None:
     counter = _LIVENESS_COUNTERS.get(change.kind)
     if counter is not None:
         counter.inc()
+
+
+def count_suppressed_history(change: FleetChange) -> None:
+    """Count a vehicle_events row the registry's per-vehicle budget held back."""
+    VEHICLE_HISTORY_SUPPRESSED.labels(change.kind.value).inc()
 
 
 def count_liveness_changes(registry: FleetRegistry) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from dispatcher.config import Settings
 from dispatcher.fleet_metrics import publish_online
 from dispatcher.metrics import DB_FLUSH_FAILURES, DB_FLUSH_SECONDS
 from dispatcher.storage import fleet_store
@@ -47,7 +48,25 @@ def record_from_row(row: fleet_store.VehicleRow) -> VehicleRecord:
         battery_pct=row.battery_pct,
         last_seen=row.last_seen.timestamp() if row.last_seen else None,
         maintenance=row.maintenance,
+        facility_pinned=True,  # placed when first stored; only configuration moves it
     )
+
+
+def add_configured_vehicles(registry: FleetRegistry, settings: Settings) -> None:
+    """Make the vehicles of ``fleet.vehicles`` known, each pinned to its facility.
+
+    Configuration is authoritative: a stored vehicle is moved to its configured facility.
+    A configured vehicle not stored yet is registered now, so it is let in even while
+    ``fleet.unknown_vehicles = "reject"``.
+    """
+    for v in settings.fleet.vehicles:
+        key = VehicleKey(VehicleKind(v.kind), v.manufacturer, v.serial)
+        facility_id = settings.facility_for_key(v.facility).id
+        rec = registry.record_by_key(key)
+        if rec is None:
+            registry.register(key, facility_id=facility_id, name=v.name or None, pinned=True)
+        else:
+            registry.pin(rec, facility_id)
 
 
 def _ts(epoch: float | None) -> datetime | None:

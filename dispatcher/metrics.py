@@ -93,3 +93,14 @@ DISPATCH_PLAN_SECONDS = Histogram(
     "Wall time of one dispatch plan (planner in a worker thread).",
     ["strategy"],
 )
+VEHICLE_ERRORS_CUT = Counter(
+    "fleetd_vehicle_errors_cut_total",
+    "Robot errors dropped (reason=count: beyond fleet.max_errors_per_state in one state) "
+    "or cut (reason=text: errorType/description beyond fleet.max_error_text).",
+    ["reason"],
+)
+VEHICLE_HISTORY_SUPPRESSED = Counter(
+    "fleetd_vehicle_history_suppressed_total",
+    "vehicle_events rows not written: the vehicle exceeded fleet.vehicle_events_per_minute.",
+    ["event"],
+)

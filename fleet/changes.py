@@ -54,10 +54,11 @@ class ChangeFeed:
         """Call ``listener`` with every change from now on (on the event loop; keep it cheap)."""
         self._listeners.append(listener)
 
-    def append(self, change: FleetChange) -> None:
-        """Queue a change for the writer and tell the listeners."""
-        self._changes.append(change)
-        self._trim()
+    def append(self, change: FleetChange, *, record: bool = True) -> None:
+        """Queue a change for the writer (unless not ``record``) and tell the listeners."""
+        if record:
+            self._changes.append(change)
+            self._trim()
         for listener in self._listeners:
             listener(change)
 

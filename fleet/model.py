@@ -6,6 +6,7 @@ else (the API, the status view, the planner) sees :class:`VehicleView` snapshots
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -92,8 +93,15 @@ def vehicle_id(kind: VehicleKind, manufacturer: str, serial: str) -> uuid.UUID:
     The id follows the wire identity only (not the facility), so a robot that first shows
     up on its connection topic and later reports a map keeps one id. Drivers use
     ``manufacturer=""`` and their driver id as ``serial``.
+
+    The name hashed is the JSON array ``["vehicle", kind, manufacturer, serial]``: each
+    part is quoted and escaped, so no two identities share it (joining the parts with
+    ``:``, a character legal in both, made ``acme:WR/0001`` and ``acme/WR:0001`` one id).
+    Vehicles stored before this derivation keep their stored ids: the registry finds a
+    vehicle by its wire identity, never by recomputing the id (docs/operations.md).
     """
-    return uuid.uuid5(FLEETD_NAMESPACE, f"vehicle:{kind}:{manufacturer}:{serial}")
+    name = json.dumps(["vehicle", str(kind), manufacturer, serial], separators=(",", ":"))
+    return uuid.uuid5(FLEETD_NAMESPACE, name)
 
 
 @dataclass(frozen=True, slots=True)

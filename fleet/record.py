@@ -73,6 +73,12 @@ class VehicleRecord:
     #: messages (same mode, same flags, no errors) skip the derivation.
     status_inputs: tuple[object, ...] = ()
     dirty: int = 0  # Consumer flags of the writers that have yet to see the latest change
+    #: The facility is fixed (configured, stored, or placed by its first known map): a
+    #: report on another facility's map is refused, never followed.
+    facility_pinned: bool = False
+    #: History events this vehicle may still cause (a token bucket, refilled per minute).
+    event_tokens: float = -1.0  # -1: full, not yet used
+    event_tokens_at: float = 0.0
 
     def to_view(self) -> VehicleView:
         position = (

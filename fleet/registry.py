@@ -59,6 +59,8 @@ class FleetRegistry:
         default_facility_id: uuid.UUID,
         heartbeat_timeout_s: float,
         robot_heartbeat_timeout_s: float | None = None,
+        events_per_minute: int = 120,
+        on_event_suppressed: Callable[[FleetChange], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._maps = maps
@@ -77,6 +79,12 @@ class FleetRegistry:
         # Looking a facility up by map happens on every pose: keep the answer per map.
         self._facility_of_map: dict[str, uuid.UUID | None] = {}
         self._feed = ChangeFeed()
+        # Ids of stored vehicles not in the registry (soft-deleted): a vehicle coming back
+        # gets its stored id, whatever the derivation (fleet.model.vehicle_id) says now.
+        self._known_ids: dict[VehicleKey, uuid.UUID] = {}
+        self._events_per_minute = float(events_per_minute)
+        self._on_suppressed = on_event_suppressed
+        self.events_suppressed = 0
 
     # --- lookup -----------------------------------------------------------------------
 
@@ -162,17 +170,59 @@ class FleetRegistry:
         self._mark(rec, _VEHICLES)
         return rec
 
+    def remember_id(self, key: VehicleKey, vehicle_id: uuid.UUID) -> None:
+        """The stored id of a vehicle that is not in the registry (e.g. soft-deleted)."""
+        self._known_ids[key] = vehicle_id
+
     def register(
-        self, key: VehicleKey, *, facility_id: uuid.UUID | None = None, name: str | None = None
+        self,
+        key: VehicleKey,
+        *,
+        facility_id: uuid.UUID | None = None,
+        name: str | None = None,
+        pinned: bool | None = None,
     ) -> VehicleRecord:
-        """Create the record of a vehicle heard from for the first time."""
+        """Create the record of a vehicle heard from for the first time.
+
+        With a ``facility_id`` the vehicle is pinned to it (unless ``pinned=False``);
+        without, it waits in the default facility, unpinned, until its first known map
+        places it (:meth:`foreign_map`).
+        """
         rec = VehicleRecord(
-            id=key.id,
+            id=self._known_ids.get(key) or key.id,
             facility_id=facility_id or self._default_facility_id,
             key=key,
             name=name or key.serial,
+            facility_pinned=facility_id is not None if pinned is None else pinned,
         )
         return self.add(rec, announce=True)
+
+    def pin(self, rec: VehicleRecord, facility_id: uuid.UUID) -> None:
+        """Fix the vehicle's facility (configuration, an administrator)."""
+        rec.facility_pinned = True
+        if rec.facility_id != facility_id:
+            rec.facility_id = facility_id
+            rec.view = None
+            self._mark(rec, _VEHICLES)
+            self._mark(rec, _GEO)
+
+    def foreign_map(self, rec: VehicleRecord, map_id: str) -> bool:
+        """Whether ``map_id`` belongs to another facility than the vehicle's pinned one.
+
+        Such a report must be refused: following it would let a robot of one facility
+        move itself into another and become commandable there. An unpinned vehicle is
+        placed (and pinned) by its first map of a known facility instead. A map no
+        facility has is not foreign (the pose is then reported unknown, never guessed).
+        """
+        facility_id = self.facility_of_map(map_id)
+        if facility_id is None or facility_id == rec.facility_id:
+            if facility_id is not None:
+                rec.facility_pinned = True
+            return False
+        if rec.facility_pinned:
+            return True
+        self.pin(rec, facility_id)
+        return False
 
     # --- what vehicles report (the links call these) ----------------------------------
 
@@ -359,10 +409,6 @@ class FleetRegistry:
             rec.lat = rec.lon = rec.heading_deg = None
         else:
             rec.unknown_map = False
-            facility_id = self.facility_of_map(pose.map_id)
-            if facility_id is not None and facility_id != rec.facility_id:
-                rec.facility_id = facility_id
-                self._mark(rec, _VEHICLES)
             if not rec.pose_pending:
                 rec.pose_pending = True
                 self._pending_poses.append(rec)
@@ -461,9 +507,33 @@ class FleetRegistry:
     def _emit(
         self, rec: VehicleRecord, kind: ChangeKind, details: dict[str, Any], at: float | None = None
     ) -> None:
-        self._feed.append(
-            FleetChange(rec.id, rec.facility_id, kind, details, self._clock() if at is None else at)
+        change = FleetChange(
+            rec.id, rec.facility_id, kind, details, self._clock() if at is None else at
         )
+        record = kind is ChangeKind.REGISTERED or self._take_token(rec, change.at)
+        if not record:
+            # One vehicle flapping (errors raised and cleared on every message) must not
+            # grow vehicle_events without bound; its live state stays exact regardless,
+            # and listeners (metrics) still see the change.
+            self.events_suppressed += 1
+            if self._on_suppressed is not None:
+                self._on_suppressed(change)
+        self._feed.append(change, record=record)
+
+    def _take_token(self, rec: VehicleRecord, now: float) -> bool:
+        """Token bucket per vehicle: ``events_per_minute`` tokens, refilled continuously."""
+        cap = self._events_per_minute
+        if rec.event_tokens < 0:
+            tokens = cap
+        else:
+            elapsed = max(0.0, now - rec.event_tokens_at)
+            tokens = min(cap, rec.event_tokens + elapsed * cap / 60.0)
+        rec.event_tokens_at = now
+        if tokens < 1.0:
+            rec.event_tokens = tokens
+            return False
+        rec.event_tokens = tokens - 1.0
+        return True
 
     @staticmethod
     def _derive(rec: VehicleRecord) -> VehicleStatus:

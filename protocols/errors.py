@@ -34,6 +34,8 @@ class RejectReason(StrEnum):
     UNKNOWN_VEHICLE = "unknown_vehicle"
     #: A position on a mapId no configured facility has (the message may still be used).
     UNKNOWN_MAP = "unknown_map"
+    #: A position on a map of another facility than the one the vehicle is pinned to.
+    FOREIGN_MAP = "foreign_map"
     #: Older than what fleetd already holds for that vehicle (e.g. a stale retained message).
     STALE = "stale"
 

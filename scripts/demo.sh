@@ -135,6 +135,10 @@ fi
 
 # --- 2. the daemon --------------------------------------------------------------------------
 
+# The demo's vehicles are simulated and made up on the spot: register them on first contact
+# (the default, "reject", refuses vehicles neither configured nor stored).
+export FLEETD_FLEET__UNKNOWN_VEHICLES="${FLEETD_FLEET__UNKNOWN_VEHICLES:-register}"
+
 say "starting the daemon: fleetd run (log: .run/fleetd.log)"
 # setsid: a Ctrl-C in this terminal reaches only this script, which then stops the
 # processes in order (they handle SIGINT themselves and would otherwise quit at once).

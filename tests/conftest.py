@@ -214,6 +214,8 @@ def daemon_settings(dsn: str, namespace: str, redis_prefix: str, **sections: Any
             "heartbeat_timeout_s": 1.5,
             "robot_heartbeat_timeout_s": 0,  # robots as drivers: offline tests stay short
             "liveness_check_interval_s": 0.05,
+            # Tests bring up simulated vehicles ad hoc, as the demo does.
+            "unknown_vehicles": "register",
         },
         "api": {"port": free_port()},
     }

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,8 @@ from dispatcher.cli.common import settings_from_args
 MAX_MISSION_PAGES = 10
 FINAL_MISSION_STATES = frozenset({"completed", "cancelled", "failed"})
 MAX_MISSION_ROWS = 30
+#: Widest cell printed; longer text (a name a vehicle chose) is cut with an ellipsis.
+MAX_CELL = 64
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -83,7 +86,26 @@ def _cell(value: Any, fmt: str = "{}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def printable(text: str, limit: int = MAX_CELL) -> str:
+    """``text`` safe for a terminal: control and format characters (escape sequences,
+    bidi overrides) shown as ``\\xNN``/``\\uNNNN``, cut to ``limit`` characters.
+
+    Names and serials come from vehicles; printed raw, ``ESC[2J`` or an OSC sequence
+    would act on the operator's terminal instead of being shown.
+    """
+    out = []
+    for ch in text:
+        if unicodedata.category(ch)[0] in "CZ" and ch != " ":
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    safe = "".join(out)
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = []
     for row in [header, *rows]:

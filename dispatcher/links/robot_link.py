@@ -11,7 +11,9 @@ carried reaches the registry.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -19,7 +21,7 @@ from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
 from dispatcher.links.robot_progress import Progress, progress_events
 from dispatcher.links.vehicle import EventPublisher, TelemetrySink
-from dispatcher.metrics import MESSAGES_RECEIVED
+from dispatcher.metrics import MESSAGES_RECEIVED, VEHICLE_ERRORS_CUT
 from dispatcher.storage.telemetry import TelemetryRow
 from fleet.model import (
     ConnectionState,
@@ -62,6 +64,9 @@ class RobotLink:
         self._prefix = settings.mqtt.vda_prefix
         self._max_payload = settings.mqtt.max_payload_bytes
         self._register_unknown = settings.fleet.unknown_vehicles is UnknownVehiclePolicy.REGISTER
+        self._strict_ids = settings.fleet.strict_identities
+        self._max_errors = settings.fleet.max_errors_per_state
+        self._max_error_text = settings.fleet.max_error_text
         self._registry = registry
         self._telemetry = telemetry
         self._telemetry_every = settings.database.telemetry_min_interval_s
@@ -84,7 +89,7 @@ class RobotLink:
                 )
             vt = self._topics.get(topic)
             if vt is None:
-                vt = parse_topic(self._prefix, topic)
+                vt = parse_topic(self._prefix, topic, strict=self._strict_ids)
                 if len(self._topics) >= _TOPIC_CACHE_SIZE:
                     self._topics.clear()
                 self._topics[topic] = vt
@@ -98,6 +103,11 @@ class RobotLink:
             rec = self._vehicle(
                 VehicleKey(VehicleKind.ROBOT, vt.manufacturer, vt.serial_number), msg
             )
+            pos = getattr(msg, "agv_position", None)
+            if pos is not None and self._registry.foreign_map(rec, pos.map_id):
+                raise MessageRejected(
+                    RejectReason.FOREIGN_MAP, f"{rec.key.label} is pinned to another facility"
+                )
             if isinstance(msg, fast.State | State):
                 self._state(rec, msg, now, retained)
             elif isinstance(msg, Connection):
@@ -151,12 +161,7 @@ class RobotLink:
             order_id=msg.order_id or None,
             order_update_id=msg.order_update_id,
             last_node_id=msg.last_node_id or None,
-            errors=tuple(
-                VehicleError(e.error_type, str(e.error_level), e.error_description or "")
-                for e in msg.errors
-            )
-            if msg.errors  # most states carry none: skip building an empty tuple
-            else (),
+            errors=self._errors(msg.errors) if msg.errors else (),  # most states carry none
             speed_mps=speed,
             pose=(
                 MapPose(pos.map_id, pos.x, pos.y, pos.theta)
@@ -167,6 +172,20 @@ class RobotLink:
         self._registry.apply_robot_state(rec, state, self._heard(msg.timestamp, now, retained))
         self._telemetry_row(rec, "state", now)
         self._publish_progress(rec, msg, now)
+
+    def _errors(self, errors: Sequence[Any]) -> tuple[VehicleError, ...]:
+        """A state's errors, bounded: at most ``fleet.max_errors_per_state`` of them, each
+        text cut to ``fleet.max_error_text`` characters (both counted when they bite)."""
+        cap, most = self._max_errors, self._max_error_text
+        if len(errors) > cap:
+            VEHICLE_ERRORS_CUT.labels("count").inc(len(errors) - cap)
+        out = []
+        for e in errors[:cap]:
+            etype, text = e.error_type, e.error_description or ""
+            if len(etype) > most or len(text) > most:
+                VEHICLE_ERRORS_CUT.labels("text").inc()
+            out.append(VehicleError(etype[:most], str(e.error_level), text[:most]))
+        return tuple(out)
 
     def _publish_progress(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
         """Publish what changed about the robot's work (nodes, actions, errors) as events."""
@@ -188,10 +207,7 @@ class RobotLink:
             msg.last_node_id or None,
             msg.last_node_sequence_id,
             tuple((a.action_id, a.action_type, a.action_status) for a in msg.action_states),
-            tuple(
-                VehicleError(e.error_type, str(e.error_level), e.error_description or "")
-                for e in msg.errors
-            ),
+            self._errors(msg.errors) if msg.errors else (),
         )
         self._progress[rec.id] = new
         for event in progress_events(rec.id, now, prev, new):

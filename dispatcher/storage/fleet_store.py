@@ -148,6 +148,25 @@ async def load_vehicles(
     ]
 
 
+_RETIRED_IDS = """
+SELECT DISTINCT ON (kind, manufacturer, serial) id, kind, manufacturer, serial
+FROM vehicles
+WHERE deleted_at IS NOT NULL
+ORDER BY kind, manufacturer, serial, deleted_at DESC
+"""
+
+
+async def load_retired_ids(pool: asyncpg.Pool) -> dict[tuple[str, str, str], uuid.UUID]:
+    """Ids of soft-deleted vehicles by (kind, manufacturer, serial).
+
+    A retired vehicle that shows up again must get its stored id: ids derived under an
+    older :func:`fleet.model.vehicle_id` differ from today's, and a second row for the
+    same identity would break the ``(facility_id, kind, manufacturer, serial)`` key.
+    """
+    rows = await pool.fetch(_RETIRED_IDS)
+    return {(r["kind"], r["manufacturer"], r["serial"]): r["id"] for r in rows}
+
+
 _UPSERT_VEHICLES = """
 INSERT INTO vehicles AS v (id, facility_id, kind, manufacturer, serial, name, capabilities,
                            status, online, maintenance, battery_pct, last_seen)

@@ -1,8 +1,10 @@
-"""Daily telemetry partitions: create them ahead of time, drop them after the retention.
+"""Daily partitions: create them ahead of time, drop them after the retention.
 
-A partition ``telemetry_pYYYYMMDD`` covers one UTC day, ``[D 00:00Z, D+1 00:00Z)``. The
-bounds, not the names, decide what is dropped: they are read from ``pg_catalog``, so a
-hand-made or oddly named partition is judged by what it actually holds.
+Two tables are partitioned by day on ``at``: ``telemetry`` and ``vehicle_events``
+(migration 0007). A partition ``<parent>_pYYYYMMDD`` covers one UTC day,
+``[D 00:00Z, D+1 00:00Z)``. The bounds, not the names, decide what is dropped: they are
+read from ``pg_catalog``, so a hand-made or oddly named partition (``vehicle_events_legacy``,
+everything before the migration) is judged by what it actually holds.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ log = structlog.get_logger(__name__)
 
 PARENT = "telemetry"
 PREFIX = "telemetry_p"
+#: The other partitioned table: vehicle history, kept ``vehicle_events_retention_days``.
+VEHICLE_EVENTS = "vehicle_events"
 
 #: Creating or dropping a partition locks the parent against the telemetry COPY; give up
 #: after this rather than stall ingest behind a long lock queue (retried next round).
 DDL_LOCK_TIMEOUT = "5s"
 
 
-def partition_name(day: date) -> str:
-    """``telemetry_pYYYYMMDD`` for a UTC day."""
+def partition_name(day: date, parent: str = PARENT) -> str:
+    """``<parent>_pYYYYMMDD`` (``telemetry_pYYYYMMDD`` by default) for a UTC day."""
     # Not strftime: "%Y" is not zero-padded below year 1000 on glibc.
-    return f"{PREFIX}{day.year:04d}{day.month:02d}{day.day:02d}"
+    return f"{parent}_p{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -84,9 +88,9 @@ ORDER BY c.relname
 """
 
 
-async def list_partitions(conn: Conn) -> list[Partition]:
-    """Every partition of ``telemetry`` with its bounds, read from the catalog."""
-    rows = await conn.fetch(_LIST_SQL, PARENT)
+async def list_partitions(conn: Conn, parent: str = PARENT) -> list[Partition]:
+    """Every partition of ``parent`` with its bounds, read from the catalog."""
+    rows = await conn.fetch(_LIST_SQL, parent)
     return [
         Partition(
             name=r["name"], lower=r["lower"], upper=r["upper"], is_default=bool(r["is_default"])
@@ -113,21 +117,23 @@ def _covered(partitions: Iterable[Partition], day: date) -> bool:
     return False
 
 
-async def ensure_partitions_for_days(conn: Conn, days: Iterable[date]) -> list[str]:
-    """Create the daily partitions for ``days`` that no existing partition overlaps.
+async def ensure_partitions_for_days(
+    conn: Conn, days: Iterable[date], parent: str = PARENT
+) -> list[str]:
+    """Create the daily partitions of ``parent`` for ``days`` no existing one overlaps.
 
     Returns the names created. Idempotent; safe against a concurrent creator.
     """
-    existing = await list_partitions(conn)
+    existing = await list_partitions(conn, parent)
     created: list[str] = []
     for day in sorted(set(days)):
         if _covered(existing, day):
             continue
-        name = partition_name(day)
+        name = partition_name(day, parent)
         start, end = day_bounds(day)
-        # DDL takes no bind parameters; the name is ours and the bounds are ISO instants.
+        # DDL takes no bind parameters; the names are ours and the bounds are ISO instants.
         sql = (
-            f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF {PARENT} '
+            f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF {parent} '
             f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
         )
         try:
@@ -136,18 +142,22 @@ async def ensure_partitions_for_days(conn: Conn, days: Iterable[date]) -> list[s
             continue  # another daemon created it between our read and now
         except asyncpg.InvalidObjectDefinitionError as exc:
             # "would overlap partition ...": someone else's partition appeared meanwhile.
-            log.warning("telemetry.partition_overlap", partition=name, error=str(exc))
+            log.warning(f"{parent}.partition_overlap", partition=name, error=str(exc))
             continue
         created.append(name)
     return created
 
 
-async def ensure_partitions(conn: Conn, today: date, ahead_days: int) -> list[str]:
+async def ensure_partitions(
+    conn: Conn, today: date, ahead_days: int, parent: str = PARENT
+) -> list[str]:
     """Create missing partitions from ``today - 1`` to ``today + ahead_days``; return names."""
-    return await ensure_partitions_for_days(conn, days_to_ensure(today, ahead_days))
+    return await ensure_partitions_for_days(conn, days_to_ensure(today, ahead_days), parent)
 
 
-async def drop_expired_partitions(conn: Conn, today: date, retention_days: int) -> list[str]:
+async def drop_expired_partitions(
+    conn: Conn, today: date, retention_days: int, parent: str = PARENT
+) -> list[str]:
     """Drop partitions whose every row is older than ``retention_days`` before ``today``.
 
     A partition goes when its upper bound (from the catalog) is at or before the start of
@@ -155,7 +165,7 @@ async def drop_expired_partitions(conn: Conn, today: date, retention_days: int) 
     """
     cutoff = retention_cutoff(today, retention_days)
     dropped: list[str] = []
-    for part in expired(await list_partitions(conn), cutoff):
+    for part in expired(await list_partitions(conn, parent), cutoff):
         quoted = '"' + part.name.replace('"', '""') + '"'
         await _ddl(conn, f"DROP TABLE IF EXISTS {quoted}")
         dropped.append(part.name)
@@ -167,6 +177,22 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+async def maintain(conn: Conn, settings: DatabaseSettings, today: date) -> None:
+    """One round for both partitioned tables: create ahead, drop what is past retention."""
+    for parent, retention in (
+        (PARENT, settings.telemetry_retention_days),
+        (VEHICLE_EVENTS, settings.vehicle_events_retention_days),
+    ):
+        created = await ensure_partitions(
+            conn, today, settings.telemetry_partitions_ahead_days, parent
+        )
+        if created:
+            log.info(f"{parent}.partitions_created", partitions=created)
+        dropped = await drop_expired_partitions(conn, today, retention, parent)
+        if dropped:
+            log.info(f"{parent}.partitions_dropped", partitions=dropped)
+
+
 async def run_partition_maintenance(
     pool: asyncpg.Pool, settings: DatabaseSettings, *, interval_s: float = 3600.0
 ) -> None:
@@ -175,19 +201,9 @@ async def run_partition_maintenance(
     A failed round is logged and retried at the next one; only cancellation ends the loop.
     """
     while True:
-        today = utc_today()
         try:
             async with pool.acquire() as conn:
-                created = await ensure_partitions(
-                    conn, today, settings.telemetry_partitions_ahead_days
-                )
-                if created:
-                    log.info("telemetry.partitions_created", partitions=created)
-                dropped = await drop_expired_partitions(
-                    conn, today, settings.telemetry_retention_days
-                )
-                if dropped:
-                    log.info("telemetry.partitions_dropped", partitions=dropped)
+                await maintain(conn, settings, utc_today())
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -6,6 +6,7 @@ Pure string work, called once per received message.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -37,6 +38,15 @@ INBOUND_TOPICS: tuple[Topic, ...] = (
 _FORBIDDEN = frozenset("+#/\x00")
 _TOPICS_BY_NAME = {t.value: t for t in Topic}
 
+#: Longest manufacturer or serial number accepted (a topic level, a label on every page).
+MAX_IDENTITY_LENGTH = 128
+#: VDA 5050 2.0 §6.5 (header ``serialNumber``): "A-Z a-z 0-9 _ . : -".
+VDA_SERIAL = re.compile(r"[A-Za-z0-9_.:-]+")
+#: What any identity level may hold, legacy fleets included: printable characters other
+#: than white space (no control characters or bidi overrides: identities end up on
+#: operators' terminals and pages).
+_PRINTABLE = re.compile(r"[^\x00-\x20\x7f-\xa0\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+")
+
 
 @dataclass(frozen=True, slots=True)
 class VdaTopic:
@@ -47,12 +57,30 @@ class VdaTopic:
     topic: Topic
 
 
-def parse_topic(prefix: str, topic: str) -> VdaTopic:
+def identity_problem(manufacturer: str, serial: str, *, strict: bool = True) -> str | None:
+    """Why ``manufacturer``/``serial`` cannot name a robot, or None when they can.
+
+    Both must be 1..:data:`MAX_IDENTITY_LENGTH` printable, non-blank characters without
+    ``/``, ``+``, ``#``; with ``strict`` (the default, ``fleet.strict_identities``) the
+    serial number must also keep to VDA 5050's alphabet, ``A-Z a-z 0-9 _ . : -``.
+    """
+    for what, level in (("manufacturer", manufacturer), ("serialNumber", serial)):
+        if not 0 < len(level) <= MAX_IDENTITY_LENGTH:
+            return f"{what} must be 1..{MAX_IDENTITY_LENGTH} characters"
+        if not _FORBIDDEN.isdisjoint(level) or _PRINTABLE.fullmatch(level) is None:
+            return f"{what} holds a character no identity may hold"
+    if strict and VDA_SERIAL.fullmatch(serial) is None:
+        return "serialNumber outside VDA 5050's A-Z a-z 0-9 _ . : -"
+    return None
+
+
+def parse_topic(prefix: str, topic: str, *, strict: bool = True) -> VdaTopic:
     """Split a received topic name into manufacturer, serial number and subtopic.
 
     Raises :class:`MessageRejected` with ``bad_topic`` when the shape is wrong (other
-    prefix, wrong number of levels, empty level, wildcard or NUL), ``unknown_topic``
-    when the last level is none of the six subtopics.
+    prefix, wrong number of levels, empty level, wildcard or NUL) or the identity is
+    refused by :func:`identity_problem` (``strict``: VDA 5050's serialNumber alphabet),
+    ``unknown_topic`` when the last level is none of the six subtopics.
     """
     head = prefix + "/"
     if not topic.startswith(head):
@@ -70,6 +98,9 @@ def parse_topic(prefix: str, topic: str) -> VdaTopic:
     sub = _TOPICS_BY_NAME.get(name)
     if sub is None:
         raise MessageRejected(RejectReason.UNKNOWN_TOPIC, f"unknown subtopic {name!r}")
+    problem = identity_problem(manufacturer, serial, strict=strict)
+    if problem is not None:
+        raise MessageRejected(RejectReason.BAD_TOPIC, problem)
     return VdaTopic(manufacturer, serial, sub)
 
 

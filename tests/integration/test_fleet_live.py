@@ -21,10 +21,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from dispatcher.config import Settings, UnknownVehiclePolicy
+from dispatcher.config import Settings, UnknownVehiclePolicy, VehicleSettings
 from dispatcher.daemon import Daemon
 from dispatcher.storage.live_positions import LivePositions
-from fleet.model import VehicleKey, VehicleKind, VehicleStatus
+from fleet.model import OfflineReason, VehicleKey, VehicleKind, VehicleStatus
 from protocols.errors import RejectReason
 from sim.driver import DriverSpec, ScriptedDriver
 from sim.robot import RobotSpec, VirtualRobot
@@ -141,7 +141,7 @@ class TestLiveness:
     async def test_orderly_goodbye_is_offline_at_once(
         self, daemon: Daemon, settings: Settings, tasks: list[asyncio.Task[None]]
     ) -> None:
-        robot = await run_robot(
+        await run_robot(
             VirtualRobot(RobotSpec("acme", "bye"), prefix=settings.mqtt.vda_prefix), tasks
         )
         registry = daemon.registry
@@ -150,7 +150,10 @@ class TestLiveness:
         tasks[-1].cancel()
         await asyncio.gather(tasks[-1], return_exceptions=True)
         await eventually(lambda: not registry.find(robot_key("bye")).online, timeout=2.0)  # type: ignore[union-attr]
-        assert robot.spec.serial == "bye"
+        # Offline because it said goodbye, not because its silence outlasted the timeout
+        # (which the 2 s above would also allow).
+        rec = registry.record_by_key(robot_key("bye"))
+        assert rec is not None and rec.offline_reason is OfflineReason.DISCONNECTED
 
     async def test_silent_robot_goes_offline_within_timeout_plus_one_second(
         self, daemon: Daemon, settings: Settings
@@ -262,6 +265,14 @@ class TestBadInput:
                     json.dumps(r.state_message()).encode(),
                 ),
             ),
+            (
+                # A bidi override in the serial (the broker itself drops C0/C1 controls).
+                RejectReason.BAD_TOPIC,
+                lambda r: (
+                    r.topic("state").replace("/bad/", "/b\u202ed/"),
+                    json.dumps(r.state_message()).encode(),
+                ),
+            ),
             (RejectReason.UNKNOWN_TOPIC, lambda r: (r.topic("telemetry"), b"{}")),
             (RejectReason.OVERSIZED, lambda r: (r.topic("state"), b" " * (300 * 1024))),
             (
@@ -298,22 +309,33 @@ class TestBadInput:
         assert bad is None or reason is RejectReason.IDENTITY_MISMATCH
 
     async def test_unknown_vehicle_rejected_when_configured(self, settings: Settings) -> None:
+        """With "reject" (the default outside the demo) a stranger is refused while a
+        vehicle listed in [[fleet.vehicles]] is let in."""
+        known = VehicleSettings(kind="robot", manufacturer="acme", serial="known")
         strict = settings.model_copy(
             update={
                 "fleet": settings.fleet.model_copy(
-                    update={"unknown_vehicles": UnknownVehiclePolicy.REJECT}
+                    update={"unknown_vehicles": UnknownVehiclePolicy.REJECT, "vehicles": [known]}
                 )
             }
         )
         async with running_daemon(strict, ready_timeout_s=20) as run:
             d = run.daemon
             robot = VirtualRobot(RobotSpec("acme", "stranger"), prefix=settings.mqtt.vda_prefix)
+            friend = VirtualRobot(RobotSpec("acme", "known"), prefix=settings.mqtt.vda_prefix)
             link = d.robot_link
-            assert link is not None and d.registry is not None
+            registry = d.registry
+            assert link is not None and registry is not None
             async with aiomqtt.Client("127.0.0.1", 1883) as client:
                 await client.publish(robot.topic("state"), json.dumps(robot.state_message()), qos=1)
+                await client.publish(
+                    friend.topic("state"), json.dumps(friend.state_message()), qos=1
+                )
             await eventually(lambda: link.rejections.counts[RejectReason.UNKNOWN_VEHICLE] == 1)
-            assert d.registry.find(robot_key("stranger")) is None
+            await eventually(
+                lambda: (v := registry.find(robot_key("known"))) is not None and v.online
+            )
+            assert registry.find(robot_key("stranger")) is None
 
     @pytest.mark.parametrize(
         ("reason", "payload"),

@@ -175,6 +175,53 @@ class TestFacilities:
         assert "default_facility" in str(problems_of(write_config(text)))
 
 
+class TestVehicles:
+    """[[fleet.vehicles]]: configured vehicles, pinned to a facility (issue 13 items 7, 8)."""
+
+    def test_unknown_vehicles_are_refused_by_default(self) -> None:
+        """Outside the demo (which sets "register"), a stray vehicle cannot join."""
+        assert Settings().fleet.unknown_vehicles.value == "reject"
+
+    def test_vehicles_load_with_their_facility(self, write_config: WriteConfig) -> None:
+        text = (
+            '[[fleet.vehicles]]\nkind = "robot"\nmanufacturer = "acme"\nserial = "WR-1"\n'
+            'facility = "demo-campus"\n'
+            '[[fleet.vehicles]]\nkind = "driver"\nserial = "d-7"\n'
+        )
+        vehicles = load_settings(write_config(text)).fleet.vehicles
+        assert [(v.kind, v.serial, v.facility) for v in vehicles] == [
+            ("robot", "WR-1", "demo-campus"),
+            ("driver", "d-7", ""),
+        ]
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            ('kind = "robot"\nmanufacturer = "acme"\nserial = "WR 1"\n', "serialNumber"),
+            ('kind = "robot"\nserial = "WR-1"\n', "manufacturer"),
+            ('kind = "driver"\nmanufacturer = "acme"\nserial = "d1"\n', "manufacturer"),
+            (
+                'kind = "robot"\nmanufacturer = "acme"\nserial = "WR-1"\nfacility = "nowhere"\n',
+                "nowhere",
+            ),
+        ],
+    )
+    def test_bad_vehicles_are_refused(
+        self, write_config: WriteConfig, body: str, expected: str
+    ) -> None:
+        assert expected in str(problems_of(write_config("[[fleet.vehicles]]\n" + body)))
+
+    def test_a_vehicle_listed_twice_is_refused(self, write_config: WriteConfig) -> None:
+        one = '[[fleet.vehicles]]\nkind = "driver"\nserial = "d1"\n'
+        assert "twice" in str(problems_of(write_config(one * 2)))
+
+    def test_legacy_serials_need_strict_identities_off(self, write_config: WriteConfig) -> None:
+        body = '[[fleet.vehicles]]\nkind = "robot"\nmanufacturer = "acme"\nserial = "WR@1"\n'
+        assert "serialNumber" in str(problems_of(write_config(body)))
+        legacy = load_settings(write_config("[fleet]\nstrict_identities = false\n" + body))
+        assert legacy.fleet.vehicles[0].serial == "WR@1"
+
+
 class TestUnreadableFiles:
     def test_bad_toml_is_refused(self, write_config: WriteConfig) -> None:
         """A syntax error is reported as such, with TOML's own position information."""

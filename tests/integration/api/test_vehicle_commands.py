@@ -26,6 +26,8 @@ from dispatcher.auth.roles import Role
 from dispatcher.config import FacilitySettings, MapSettings, Settings
 from dispatcher.daemon import Daemon
 from fleet.model import VehicleKind, vehicle_id
+from protocols.vda5050 import codec
+from protocols.vda5050.models import Edge, Node
 from sim.driver import DriverSpec, ScriptedDriver
 from sim.robot import RobotSpec, VirtualRobot
 from tests.conftest import (
@@ -196,11 +198,56 @@ DRIVER_COMMAND = {
 }
 
 
+async def give_order(world: World, name: str) -> str:
+    """Send the robot a real order through the robot adapter and wait until it holds it.
+
+    The first node is released and has no position (the robot counts it reached at
+    once); the second lies beyond the released horizon: the robot keeps the order,
+    standing still, until it is cancelled. (Positions are left out so the robot does
+    not move: the other tests of this module expect it where it stands.)
+    """
+    robot, vid = world.robots[name], world.robot_id(name)
+    order_id = f"order-{uuid.uuid4().hex[:8]}"
+    order = codec.make_order(
+        0,
+        robot.spec.manufacturer,
+        robot.spec.serial,
+        order_id=order_id,
+        order_update_id=0,
+        nodes=[
+            Node(node_id="here", sequence_id=0, released=True, actions=[]),
+            Node(node_id="beyond", sequence_id=2, released=False, actions=[]),
+        ],
+        edges=[
+            Edge(
+                edge_id="here-beyond",
+                sequence_id=1,
+                released=False,
+                start_node_id="here",
+                end_node_id="beyond",
+                actions=[],
+            )
+        ],
+    )
+    assert world.daemon.services is not None
+    result = await world.daemon.services.commander.send_order(vid, order)
+    assert result.ok, result
+    registry = world.daemon.registry
+    assert registry is not None
+    await eventually(lambda: robot.order_id == order_id and bool(robot.nodes))
+    await eventually(lambda: registry.get(vid).order_id == order_id)  # type: ignore[union-attr]
+    return order_id
+
+
 class TestCommandsReachVehicles:
     @pytest.mark.parametrize("command", COMMANDS)
     async def test_robot_gets_the_instant_action(self, world: World, command: str) -> None:
         robot = world.robots["out"]
         vid = world.robot_id("out")
+        if command == "cancel-order":
+            # Cancelling needs an order to cancel, else "no nodes left" holds vacuously.
+            await give_order(world, "out")
+            assert robot.nodes
         before = robot.received_instant_actions
         r = await world.post(
             f"/v1/vehicles/{vid}/commands/{command}",

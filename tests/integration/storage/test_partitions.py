@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from dispatcher.config import DatabaseSettings
+from dispatcher.config import DatabaseSettings, FacilitySettings
 from dispatcher.storage import partitions
+from dispatcher.storage.fleet_store import VehicleEventRow, insert_vehicle_events, upsert_vehicles
 from dispatcher.storage.partitions import (
+    VEHICLE_EVENTS,
+    day_bounds,
     drop_expired_partitions,
     ensure_partitions,
+    ensure_partitions_for_days,
     list_partitions,
     partition_name,
     run_partition_maintenance,
 )
+from tests.integration.storage.test_schema import robot
 from tests.unit.storage.conftest import wait_until
 
 
@@ -136,3 +142,60 @@ class TestMaintenanceLoop:
                 await task
         finally:
             await pool.close()
+
+
+class TestVehicleEventsRetention:
+    """vehicle_events is partitioned by day and kept for a retention (issue 13 item 9)."""
+
+    async def _events_at(
+        self, pool: asyncpg.Pool, facility: FacilitySettings, days: list[date]
+    ) -> None:
+        row = robot(facility, f"ret-{uuid.uuid4().hex[:6]}")
+        await upsert_vehicles(pool, [row])
+        await insert_vehicle_events(
+            pool,
+            [
+                VehicleEventRow(row.id, facility.id, "status_changed", {"n": i}, day_bounds(d)[0])
+                for i, d in enumerate(days)
+            ],
+        )
+
+    async def test_migration_partitions_vehicle_events(self, pg_pool: asyncpg.Pool) -> None:
+        """Rows before the migration sit in vehicle_events_legacy; days ahead exist."""
+        today = datetime.now(UTC).date()
+        async with pg_pool.acquire() as conn:
+            parts = {p.name: p for p in await list_partitions(conn, VEHICLE_EVENTS)}
+        assert "vehicle_events_legacy" in parts
+        assert parts["vehicle_events_legacy"].lower is None
+        assert partition_name(today + timedelta(days=2), VEHICLE_EVENTS) in parts
+
+    async def test_old_days_are_dropped_and_recent_ones_kept(
+        self, pg_pool: asyncpg.Pool, facility_in_db: FacilitySettings
+    ) -> None:
+        """maintain() drops vehicle_events days past the retention; rows of kept days stay."""
+        today = datetime.now(UTC).date() + timedelta(days=400)  # past the legacy partition
+        old, kept = today - timedelta(days=8), today - timedelta(days=2)
+        async with pg_pool.acquire() as conn:
+            await ensure_partitions_for_days(conn, [old, kept], VEHICLE_EVENTS)
+        await self._events_at(pg_pool, facility_in_db, [old, old, kept])
+        settings = DatabaseSettings(vehicle_events_retention_days=5)
+        async with pg_pool.acquire() as conn:
+            await partitions.maintain(conn, settings, today)
+            left = {p.name for p in await list_partitions(conn, VEHICLE_EVENTS)}
+        assert partition_name(old, VEHICLE_EVENTS) not in left
+        assert partition_name(kept, VEHICLE_EVENTS) in left
+        assert "vehicle_events_legacy" not in left  # everything before the migration is old too
+        rows = await pg_pool.fetch("SELECT at FROM vehicle_events")
+        assert [r["at"] for r in rows] == [day_bounds(kept)[0]]
+
+    async def test_rows_stay_append_only(
+        self, pg_pool: asyncpg.Pool, facility_in_db: FacilitySettings
+    ) -> None:
+        """Partitioning did not open a way to delete history row by row."""
+        await self._events_at(pg_pool, facility_in_db, [datetime.now(UTC).date()])
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await pg_pool.execute("DELETE FROM vehicle_events")
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await pg_pool.execute("UPDATE vehicle_events SET details = '{}'")
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await pg_pool.execute("TRUNCATE vehicle_events")

@@ -113,10 +113,15 @@ class TestUnreachable:
             task = asyncio.create_task(w.run())
             for n in range(250):
                 w.add(row(now, n))
-                if n % 50 == 0:
-                    await asyncio.sleep(0.03)  # let the flush task fail a few times
-            await asyncio.sleep(0.1)
-            assert not task.done()  # no exception escaped the loop
+            # The loop has been through several failed flushes (counted), not merely not
+            # started yet: only then does "still running" mean no exception escaped it.
+            await wait_until(
+                lambda: (
+                    sample("fleetd_db_flush_failures_total", {"batch": "telemetry"})
+                    >= failures_before + 3
+                )
+            )
+            assert not task.done()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

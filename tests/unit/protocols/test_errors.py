@@ -32,6 +32,7 @@ class TestRejectReason:
             "identity_mismatch",
             "unknown_vehicle",
             "unknown_map",
+            "foreign_map",
             "stale",
         }
 

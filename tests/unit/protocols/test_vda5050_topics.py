@@ -117,3 +117,40 @@ class TestSubscriptions:
         for flt in subscriptions(PREFIX):
             concrete = flt.replace("+", "X", 1).replace("+", "Y", 1)
             assert parse_topic(PREFIX, concrete).topic.value == flt.rsplit("/", 1)[1]
+
+
+class TestIdentityAlphabet:
+    """Identities on topic levels: length, printable, VDA 5050's serialNumber alphabet."""
+
+    @pytest.mark.parametrize(
+        "serial",
+        ["WC 0001", "WC@0001", "wägen", "\x1b[31mred", "x" * 129, "tab\there"],
+    )
+    def test_strict_refuses_serials_outside_the_vda_alphabet(self, serial: str) -> None:
+        with pytest.raises(MessageRejected) as exc:
+            parse_topic(PREFIX, f"uagv/v2/acme/{serial}/state")
+        assert exc.value.reason is RejectReason.BAD_TOPIC
+
+    def test_legacy_accepts_printable_serials(self) -> None:
+        """``fleet.strict_identities = false``: a legacy serial like ``WC@0001`` passes."""
+        got = parse_topic(PREFIX, "uagv/v2/acme/WC@0001/state", strict=False)
+        assert got.serial_number == "WC@0001"
+
+    @pytest.mark.parametrize(
+        ("manufacturer", "serial"),
+        [
+            ("acme", "\x1b]0;title\x07"),
+            ("ac\x9bme", "r1"),
+            ("acme", "a b"),
+            ("acme", "r\u202e1"),
+            ("m" * 129, "r1"),
+        ],
+    )
+    def test_legacy_still_refuses_control_characters_and_long_levels(
+        self, manufacturer: str, serial: str
+    ) -> None:
+        with pytest.raises(MessageRejected):
+            parse_topic(PREFIX, f"uagv/v2/{manufacturer}/{serial}/state", strict=False)
+
+    def test_manufacturer_is_not_held_to_the_serial_alphabet(self) -> None:
+        assert parse_topic(PREFIX, "uagv/v2/Acme&Co/r1/state").manufacturer == "Acme&Co"
