@@ -21,6 +21,8 @@ READY_TIMEOUT_S="${DEMO_READY_TIMEOUT_S:-60}"
 STOP_TIMEOUT_S="${DEMO_STOP_TIMEOUT_S:-20}"
 ROBOTS=20
 DRIVERS=5
+# Missions created through the control API by the simulator (Poisson arrivals, a nurse's mix).
+MISSIONS_PER_MINUTE="${DEMO_MISSIONS_PER_MINUTE:-20}"
 
 DAEMON_PID=""
 SIM_PID=""
@@ -174,8 +176,10 @@ say "  curl -H \"Authorization: Bearer $FLEETD_TOKEN\" $BASE_URL/v1/vehicles"
 
 # --- 4. the simulated fleet -----------------------------------------------------------------
 
-say "starting the simulator: fleetd sim --robots $ROBOTS --drivers $DRIVERS (log: .run/sim.log)"
-setsid "$FLEETD" sim --robots "$ROBOTS" --drivers "$DRIVERS" >"$RUN_DIR/sim.log" 2>&1 &
+say "starting the simulator: fleetd sim --robots $ROBOTS --drivers $DRIVERS" \
+    "--missions-per-minute $MISSIONS_PER_MINUTE (log: .run/sim.log)"
+setsid "$FLEETD" sim --robots "$ROBOTS" --drivers "$DRIVERS" \
+    --missions-per-minute "$MISSIONS_PER_MINUTE" >"$RUN_DIR/sim.log" 2>&1 &
 SIM_PID=$!
 echo "$SIM_PID" >"$RUN_DIR/sim.pid"
 sleep 1
@@ -221,3 +225,8 @@ snapshot="$("$FLEETD" status --once --json)" || say "(fleetd status --json faile
 head -n 20 <<<"${snapshot:-}"
 echo
 say "done; stopping the simulator and the daemon"
+# The simulator prints what became of the missions it created when it stops.
+stop_process "$SIM_PID" simulator
+SIM_PID=""
+summary="$(grep -E '^missions: ' "$RUN_DIR/sim.log" | tail -n 1 || true)"
+say "${summary:-missions: no summary (see .run/sim.log)}"

@@ -7,9 +7,16 @@ import asyncio
 import contextlib
 import signal
 import sys
+from typing import TYPE_CHECKING
+
+import httpx
 
 from dispatcher.cli.common import config_dir_from_args, settings_from_args
 from dispatcher.logs import configure_logging
+
+if TYPE_CHECKING:
+    from dispatcher.config import Settings
+    from sim.fleet import FleetPlan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,19 +36,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=0.0,
         help="chance (0-1) that a driver declines an offer it could take (default 0)",
     )
+    p.add_argument(
+        "--missions-per-minute",
+        type=float,
+        default=0.0,
+        help="create missions through the control API at this mean rate (Poisson; needs a "
+        "token in $FLEETD_TOKEN or api.token; default 0: none)",
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from dispatcher.facility_layouts import load_facility
     from geo.layout.errors import LayoutError
-    from sim.fleet import FleetPlan, run_fleet, start_nodes
+    from sim.fleet import FleetPlan, start_nodes
 
     if args.robots < 0 or args.drivers < 0 or args.state_interval <= 0:
         print("fleetd sim: --robots and --drivers must be >= 0 and --state-interval > 0")
         return 2
     if not 0.0 <= args.driver_decline <= 1.0:
         print("fleetd sim: --driver-decline must be between 0 and 1")
+        return 2
+    if not 0.0 <= args.missions_per_minute <= 6000:
+        print("fleetd sim: --missions-per-minute must be between 0 and 6000")
         return 2
     settings = settings_from_args(args)
     configure_logging(settings.daemon.log_level, settings.daemon.log_format)
@@ -72,7 +89,45 @@ def _run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await run_fleet(settings, plan)
+            await _fleet_and_workload(settings, plan, args.missions_per_minute, args.seed)
 
     asyncio.run(main())
     return 0
+
+
+async def _fleet_and_workload(
+    settings: Settings, plan: FleetPlan, per_minute: float, seed: int
+) -> None:
+    """Run the fleet and, when asked, a mission workload; on the way out print its summary."""
+    from dispatcher.cli.api_client import resolve_token
+    from sim.fleet import run_fleet
+    from sim.workload import WorkloadLog, WorkloadPlan, fetch_missions, run_workload, summarise
+
+    token = resolve_token(settings)
+    if per_minute <= 0 or token is None:
+        if per_minute > 0:
+            print("fleetd sim: no token ($FLEETD_TOKEN): no missions created", file=sys.stderr)
+        await run_fleet(settings, plan)
+        return
+    facility = settings.default_facility
+    workload = WorkloadPlan(
+        per_minute=per_minute,
+        places=tuple(p.name for p in facility.places),
+        seed=seed,
+        facility=facility.key,
+    )
+    record = WorkloadLog()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=settings.api.base_url, headers=headers, timeout=10.0
+    ) as client:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(run_fleet(settings, plan), name="sim.fleet")
+                tg.create_task(run_workload(client, workload, record), name="sim.workload")
+        finally:
+            # Cancelled (SIGTERM, Ctrl-C): still say what became of the missions, briefly.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(10):
+                    missions = await fetch_missions(client, record.created)
+                    print(summarise(missions).line(), flush=True)
