@@ -11,6 +11,7 @@ carried reaches the registry.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -19,6 +20,7 @@ from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
 from dispatcher.links.robot_progress import Progress, progress_events
 from dispatcher.links.vehicle import EventPublisher, TelemetrySink
+from dispatcher.links.vehicle_events import OrderStateSeen
 from dispatcher.metrics import MESSAGES_RECEIVED
 from dispatcher.storage.telemetry import TelemetryRow
 from fleet.model import (
@@ -69,6 +71,7 @@ class RobotLink:
         self._events = events
         self._progress: dict[object, Progress] = {}
         self._last_progress_raw: dict[object, tuple[object, ...]] = {}
+        self._last_order_state: dict[object, OrderStateSeen] = {}
         self.rejections = Rejections(self.LINK)
         # Each vehicle publishes on the same few topics: parse each name once.
         self._topics: dict[str, VdaTopic] = {}
@@ -167,6 +170,27 @@ class RobotLink:
         self._registry.apply_robot_state(rec, state, self._heard(msg.timestamp, now, retained))
         self._telemetry_row(rec, "state", now)
         self._publish_progress(rec, msg, now)
+        self._publish_order_state(rec, msg, now)
+
+    def _publish_order_state(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
+        seen = OrderStateSeen(
+            rec.id,
+            now,
+            msg.order_id or None,
+            msg.order_update_id,
+            msg.last_node_id or None,
+            msg.last_node_sequence_id,
+            tuple(n.node_id for n in msg.node_states),
+            bool(msg.driving),
+            str(msg.safety_state.e_stop),
+            str(msg.operating_mode),
+        )
+        last = self._last_order_state.get(rec.id)
+        # Compare all but the time: most states repeat the last one.
+        if last is not None and last == replace(seen, at=last.at):
+            return
+        self._last_order_state[rec.id] = seen
+        self._events.publish(seen)
 
     def _publish_progress(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
         """Publish what changed about the robot's work (nodes, actions, errors) as events."""
@@ -198,6 +222,9 @@ class RobotLink:
             self._events.publish(event)
 
     def _connection(self, rec: VehicleRecord, msg: Connection, now: float, retained: bool) -> None:
+        # A (re)connected robot's next state is news to the dispatch loop, even if it
+        # says what the last one did: its orders are reconciled from it.
+        self._last_order_state.pop(rec.id, None)
         self._registry.apply_connection(
             rec,
             ConnectionState(msg.connection_state),
