@@ -17,7 +17,7 @@ charges while charging.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -48,6 +48,8 @@ class RobotSpec:
     idle_drain_pct_s: float = 0.005
     move_drain_pct_m: float = 0.02
     charge_pct_s: float = 0.5
+    #: Seconds each order action runs (pick, drop, startCharging); 1 s for others.
+    action_seconds: dict[str, float] = field(default_factory=lambda: dict(_ACTION_SECONDS))
 
 
 @dataclass
@@ -318,13 +320,13 @@ class VirtualRobot(VirtualDevice):
                 # Charging starts with the action; the action finishes once it has.
                 self.charging = True
                 action.status = "RUNNING"
-                action.remaining_s = _ACTION_SECONDS[kind]
+                action.remaining_s = self.spec.action_seconds.get(kind, 1.0)
             elif kind == "stopCharging":
                 self.charging = False
                 action.status = "FINISHED"
             else:
                 action.status = "RUNNING"
-                action.remaining_s = _ACTION_SECONDS.get(kind, 1.0)
+                action.remaining_s = self.spec.action_seconds.get(kind, 1.0)
         self.driving = False
         self._dirty = True
 
