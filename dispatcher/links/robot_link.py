@@ -11,7 +11,6 @@ carried reaches the registry.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -71,7 +70,7 @@ class RobotLink:
         self._events = events
         self._progress: dict[object, Progress] = {}
         self._last_progress_raw: dict[object, tuple[object, ...]] = {}
-        self._last_order_state: dict[object, OrderStateSeen] = {}
+        self._last_order_state: dict[object, tuple[object, ...]] = {}
         self.rejections = Rejections(self.LINK)
         # Each vehicle publishes on the same few topics: parse each name once.
         self._topics: dict[str, VdaTopic] = {}
@@ -173,24 +172,36 @@ class RobotLink:
         self._publish_order_state(rec, msg, now)
 
     def _publish_order_state(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
-        seen = OrderStateSeen(
-            rec.id,
-            now,
-            msg.order_id or None,
+        """Publish :class:`OrderStateSeen` when the order part of the state changed."""
+        # Hot path: one small tuple compare per state. nodeStates only shrink as lastNode
+        # moves or grow with a new orderUpdateId, so their count stands for them here.
+        raw = (
+            msg.order_id,
             msg.order_update_id,
-            msg.last_node_id or None,
+            msg.last_node_id,
             msg.last_node_sequence_id,
-            tuple(n.node_id for n in msg.node_states),
-            bool(msg.driving),
-            str(msg.safety_state.e_stop),
-            str(msg.operating_mode),
+            len(msg.node_states),
+            msg.driving,
+            msg.safety_state.e_stop,
+            msg.operating_mode,
         )
-        last = self._last_order_state.get(rec.id)
-        # Compare all but the time: most states repeat the last one.
-        if last is not None and last == replace(seen, at=last.at):
+        if self._last_order_state.get(rec.id) == raw:
             return
-        self._last_order_state[rec.id] = seen
-        self._events.publish(seen)
+        self._last_order_state[rec.id] = raw
+        self._events.publish(
+            OrderStateSeen(
+                rec.id,
+                now,
+                msg.order_id or None,
+                msg.order_update_id,
+                msg.last_node_id or None,
+                msg.last_node_sequence_id,
+                tuple(n.node_id for n in msg.node_states),
+                bool(msg.driving),
+                str(msg.safety_state.e_stop),
+                str(msg.operating_mode),
+            )
+        )
 
     def _publish_progress(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
         """Publish what changed about the robot's work (nodes, actions, errors) as events."""
