@@ -37,6 +37,7 @@ from dispatcher.dispatch.robot_orders import (
     OrderSettings,
     OrderStop,
     build_order,
+    build_update,
 )
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.commander import VehicleCommander
@@ -147,6 +148,38 @@ class RobotLegChannel:
     def _refuse(leg: Leg, reason: CommandReason, detail: str) -> CommandResult:
         return result(leg.vehicle_id, VehicleCommand.ORDER, reason, leg.leg_id, detail)
 
+    async def update_horizon(self, leg: Leg, horizon: Sequence[Stop]) -> CommandResult:
+        """Replace the horizon of ``leg``'s order by an order update (§6.6.2).
+
+        The update is stitched onto the order's last base node; the base is not touched.
+        Until the robot echoes the new orderUpdateId the update is re-sent like an order;
+        if it never is, the leg goes on with the old horizon (its base is unaffected).
+        """
+        held = self._held.get(leg.vehicle_id)
+        if held is None or held.leg.leg_id != leg.leg_id:
+            return self._refuse(leg, CommandReason.NOT_SUPPORTED, "the robot holds no such leg")
+        rec = self._registry.record(leg.vehicle_id)
+        layout = self._layouts(leg.facility_id, held.order.nodes[0].node_id)
+        if rec is None or layout is None:
+            return self._refuse(leg, CommandReason.NO_ROUTE, "the leg's layout is gone")
+        first = held.order.nodes[0].node_position
+        cfg = OrderSettings(
+            first.map_id if first is not None else self._map_ids.get(leg.facility_id, ""),
+            self._cfg.deviation_xy_m,
+            self._cfg.deviation_theta_rad,
+        )
+        try:
+            update = build_update(
+                layout, cfg, held.order, stops=[_order_stop(s) for s in horizon], released_stops=0
+            )
+        except OrderRuleError as exc:  # NoRouteError included
+            return self._refuse(leg, CommandReason.NO_ROUTE, str(exc))
+        sent = await self._commander.send_order(leg.vehicle_id, update)
+        if sent.ok:
+            held.order, held.sent_at, held.sends = update, self._clock(), 1
+            held.update_pending = True
+        return sent
+
     async def withdraw(self, leg: Leg, why: LegFailure) -> CommandResult:
         """Cancel the robot's order (``cancelOrder``) and stop following the leg."""
         held = self._held.get(leg.vehicle_id)
@@ -190,7 +223,12 @@ class RobotLegChannel:
         """Re-send orders not yet echoed; give up after ``max_sends``; resync reconnects."""
         out: list[LegProgress] = []
         for vid, held in list(self._held.items()):
-            if held.taken or now - held.sent_at < self._cfg.resend_after_s:
+            waiting = held.update_pending or not held.taken
+            if not waiting or now - held.sent_at < self._cfg.resend_after_s:
+                continue
+            if held.sends >= self._cfg.max_sends and held.update_pending:
+                log.warning("robot never took the order update", order=held.order_id)
+                held.update_pending = False
                 continue
             if held.sends >= self._cfg.max_sends:
                 del self._held[vid]

@@ -51,6 +51,8 @@ class HeldLeg:
     sent_at: float
     sends: int = 1
     taken: bool = False
+    #: An order update was sent and its orderUpdateId not echoed yet.
+    update_pending: bool = False
     #: actionId -> what it does, for the leg's own stop actions.
     actions: dict[str, StopAction] = field(default_factory=dict)
     #: sequenceId of the node of each stop action, by actionId.
@@ -97,9 +99,10 @@ TERMINAL = frozenset({K.FINISHED, K.REFUSED, K.FAILED})
 
 
 def _taken(held: HeldLeg, ev: OrderStateSeen) -> list[LegProgress]:
-    if held.taken or ev.order_id != held.order_id:
+    if ev.order_id != held.order_id or ev.order_update_id < held.order.order_update_id:
         return []
-    if ev.order_update_id < held.order.order_update_id:
+    held.update_pending = False
+    if held.taken:
         return []
     held.taken = True
     out = held.progress(K.ACCEPTED, ev.at)

@@ -307,3 +307,29 @@ async def test_a_reconnected_robot_is_asked_for_its_state() -> None:
     w.rec.online = True
     await w.channel.tick(w.now)
     assert w.adapter.commands == [VehicleCommand.STATE_REQUEST]
+
+
+async def test_a_horizon_update_is_stitched_and_resent_until_echoed() -> None:
+    w = World()
+    leg = w.leg()
+    await w.channel.release(leg)
+    order = w.adapter.orders[0]
+    w.channel.observe(w.seen(order))
+    res = await w.channel.update_horizon(
+        leg, (Stop("Charger", "a-charger", 0, 0, StopAction.CHARGE),)
+    )
+    assert res.ok
+    update = w.adapter.orders[1]
+    assert update.order_id == order.order_id and update.order_update_id == 1
+    assert update.nodes[0] == order.nodes[-1]  # the stitching node, unchanged
+    assert not any(n.released for n in update.nodes[1:])
+    w.now += 3.5
+    await w.channel.tick(w.now)
+    assert len(w.adapter.orders) == 3 and w.adapter.orders[2] == update  # not echoed yet
+    assert kinds(w.channel.observe(w.seen(update, update=1))) == []  # no second ACCEPTED
+    w.now += 3.5
+    await w.channel.tick(w.now)
+    assert len(w.adapter.orders) == 3
+    # The base goes on as before.
+    w.channel.observe(w.action(order, "pick", "FINISHED"))
+    assert kinds(w.channel.observe(w.action(order, "drop", "FINISHED")))[-1] is K.FINISHED
