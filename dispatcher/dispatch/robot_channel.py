@@ -85,6 +85,8 @@ class RobotLegChannel:
         self._clock = clock
         self._held: dict[uuid.UUID, HeldLeg] = {}
         self._online: dict[uuid.UUID, bool] = {}
+        #: The last order withdrawn from each robot: still reported until it stops, not news.
+        self._withdrawn: dict[uuid.UUID, str] = {}
         #: vehicle id -> an orderId the robot runs that fleetd did not give it (or forgot).
         self.unknown_orders: dict[uuid.UUID, str] = {}
 
@@ -185,6 +187,7 @@ class RobotLegChannel:
         held = self._held.get(leg.vehicle_id)
         if held is not None and held.leg.leg_id == leg.leg_id:
             del self._held[leg.vehicle_id]
+            self._withdrawn[leg.vehicle_id] = held.order_id
         log.info("robot order withdrawn", vehicle=str(leg.vehicle_id), leg=leg.leg_id, why=why)
         return await self._commander.cancel_order(leg.vehicle_id)
 
@@ -207,7 +210,9 @@ class RobotLegChannel:
             # The robot restarted or reset: send the order again (tick does it now).
             log.warning("robot lost its order", vehicle=str(ev.vehicle_id), order=held.order_id)
             held.taken, held.sent_at, held.sends = False, -math.inf, 0
-        known = held is not None and ev.order_id == held.order_id
+        known = (held is not None and ev.order_id == held.order_id) or (
+            ev.order_id == self._withdrawn.get(ev.vehicle_id)
+        )
         if ev.order_id and not known and ev.node_ids_left:
             if self.unknown_orders.get(ev.vehicle_id) != ev.order_id:
                 log.warning(

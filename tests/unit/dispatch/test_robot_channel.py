@@ -333,3 +333,13 @@ async def test_a_horizon_update_is_stitched_and_resent_until_echoed() -> None:
     # The base goes on as before.
     w.channel.observe(w.action(order, "pick", "FINISHED"))
     assert kinds(w.channel.observe(w.action(order, "drop", "FINISHED")))[-1] is K.FINISHED
+
+
+async def test_a_withdrawn_order_still_running_is_not_reported_as_unknown() -> None:
+    w = World()
+    leg = w.leg()
+    await w.channel.release(leg)
+    order = w.adapter.orders[0]
+    await w.channel.withdraw(leg, LegFailure.CANCELLED)
+    assert w.channel.observe(w.seen(order)) == []
+    assert w.channel.unknown_orders == {}
