@@ -77,7 +77,7 @@ class Loop:
             tick_s=0.05,
         )
         vid = vehicle_id(VehicleKind.ROBOT, "acme", r.spec.serial)
-        self.tasks.append(asyncio.create_task(r.run()))
+        self.tasks.append(asyncio.create_task(r.run(), name=f"robot {r.spec.serial}"))
         await eventually(
             lambda: (
                 (v := self.registry.record(vid)) is not None and v.online and v.last_node_id == at
@@ -124,16 +124,21 @@ async def loop(settings: Settings, redis_prefix: str) -> AsyncIterator[Loop]:
         RobotChannelSettings(resend_after_s=1.0, max_sends=3),
     )
     lp = Loop(settings, registry, links, channel)
-    lp.tasks.append(asyncio.create_task(links.transport.run()))
+    lp.tasks.append(asyncio.create_task(links.transport.run(), name="transport"))
     try:
         async with asyncio.timeout(WAIT_S):
             await links.transport.wait_connected()
-        lp.tasks.append(asyncio.create_task(lp.pump()))
+        lp.tasks.append(asyncio.create_task(lp.pump(), name="pump"))
         yield lp
     finally:
         for t in reversed(lp.tasks):
             t.cancel()
-        await asyncio.gather(*lp.tasks, return_exceptions=True)
+        # Bounded: a task that ignores its cancellation is named, not waited for forever.
+        _, pending = await asyncio.wait(lp.tasks, timeout=WAIT_S)
+        for t in lp.tasks:
+            if t.done() and not t.cancelled():
+                t.exception()  # retrieved: a task that failed is not an unraisable warning
         async for key in redis.scan_iter(match=f"{redis_prefix}*", count=1000):
             await redis.delete(key)
         await redis.aclose()
+        assert not pending, f"tasks did not stop: {[t.get_name() for t in pending]}"
