@@ -33,7 +33,7 @@ from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
 from dispatcher.dispatch.channels import make_channels
 from dispatcher.dispatch.service import DispatchService, build_dispatch, charging_stations
-from dispatcher.facility_layouts import FacilityLayouts
+from dispatcher.facility_layouts import FacilityLayouts, load_facility_layouts
 from dispatcher.fleet_metrics import count_liveness_changes, count_suppressed_history
 from dispatcher.fleet_sync import (
     FleetWriter,
@@ -89,8 +89,13 @@ class Daemon:
         layouts: Mapping[str, FacilityLayouts] | None = None,
     ) -> None:
         self.settings = settings
-        #: Facility key -> its loaded layouts (charging stations); None: not loaded.
-        self._layouts = layouts or {}
+        #: Facility key -> its loaded layouts (routes, charging stations). ``fleetd run``
+        #: loads them before start (a bad file stops it there); embedded, they load here.
+        self._layouts = (
+            layouts
+            if layouts is not None
+            else load_facility_layouts(settings.effective_facilities, None)
+        )
         self._install_signals = install_signal_handlers
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
@@ -176,7 +181,7 @@ class Daemon:
             pool=pool,
             redis=redis,
             registry=registry,
-            channels=make_channels(s, registry, links),
+            channels=make_channels(s, registry, links, self._layouts),
             hub=hub,
             events=links.events,
             stations=charging_stations(self._layouts, registry.maps),

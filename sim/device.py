@@ -175,7 +175,12 @@ class VirtualDevice(abc.ABC):
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         last_report = 0.0
         last_step = time.monotonic()
+        task = asyncio.current_task()
         while True:
+            # On Python 3.11, asyncio.wait_for (inside aiomqtt's QoS 1 publish) can swallow
+            # a cancellation that races the PUBACK; a cancelled device must stop all the same.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(self._tick)
             now = time.monotonic()
             self.step(now - last_step)

@@ -23,10 +23,13 @@ from typing import Any
 import structlog
 
 from sim.device import Handler, VirtualDevice
+from sim.robot_orders import OrderRefused, SameOrder, SimEdge, SimNode, Where, take_order
 
 log = structlog.get_logger(__name__)
 
-_ACTION_SECONDS = {"pick": 3.0, "drop": 3.0}
+_ACTION_SECONDS = {"pick": 3.0, "drop": 3.0, "startCharging": 0.5}
+#: The error types with which the robot refuses an order (cleared by the next good one).
+_ORDER_ERRORS = ("orderError", "orderUpdateError", "noRouteError", "validationError")
 
 
 @dataclass
@@ -45,6 +48,8 @@ class RobotSpec:
     idle_drain_pct_s: float = 0.005
     move_drain_pct_m: float = 0.02
     charge_pct_s: float = 0.5
+    #: Seconds each order action runs (pick, drop, startCharging); 1 s for others.
+    action_seconds: dict[str, float] = field(default_factory=lambda: dict(_ACTION_SECONDS))
 
 
 @dataclass
@@ -62,25 +67,6 @@ class _Action:
             "actionStatus": self.status,
             "actionDescription": self.description,
         }
-
-
-@dataclass
-class _Node:
-    node_id: str
-    sequence_id: int
-    released: bool
-    x: float | None
-    y: float | None
-    actions: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class _Edge:
-    edge_id: str
-    sequence_id: int
-    released: bool
-    start_node_id: str
-    end_node_id: str
 
 
 class VirtualRobot(VirtualDevice):
@@ -125,8 +111,8 @@ class VirtualRobot(VirtualDevice):
         self.order_update_id = 0
         self.last_node_id = spec.last_node_id
         self.last_node_seq = 0
-        self.nodes: list[_Node] = []
-        self.edges: list[_Edge] = []
+        self.nodes: list[SimNode] = []
+        self.edges: list[SimEdge] = []
         self.actions: dict[str, _Action] = {}
         self.errors: list[dict[str, Any]] = []
         self.received_orders = 0
@@ -160,7 +146,15 @@ class VirtualRobot(VirtualDevice):
                     "sequenceId": n.sequence_id,
                     "released": n.released,
                     **(
-                        {"nodePosition": {"x": n.x, "y": n.y, "mapId": self.spec.map_id}}
+                        {
+                            "nodePosition": {
+                                "x": n.x,
+                                "y": n.y,
+                                # Required in the state schema's nodePosition.
+                                "theta": n.theta if n.theta is not None else 0.0,
+                                "mapId": self.spec.map_id,
+                            }
+                        }
                         if n.x is not None and n.y is not None
                         else {}
                     ),
@@ -182,7 +176,7 @@ class VirtualRobot(VirtualDevice):
                 "positionInitialized": True,
             },
             "velocity": {
-                "vx": self.spec.speed_mps if self.driving else 0.0,
+                "vx": self._speed() if self.driving else 0.0,
                 "vy": 0.0,
                 "omega": 0.0,
             },
@@ -199,36 +193,35 @@ class VirtualRobot(VirtualDevice):
     def on_order(self, msg: dict[str, Any]) -> None:
         self.received_orders += 1
         order_id = str(msg.get("orderId", ""))
-        update_id = int(msg.get("orderUpdateId", 0))
-        if order_id == self.order_id and update_id <= self.order_update_id and self.order_id:
-            return  # a resend of what we have: the standard says ignore it
-        nodes = sorted(msg.get("nodes", []), key=lambda n: n.get("sequenceId", 0))
-        edges = sorted(msg.get("edges", []), key=lambda e: e.get("sequenceId", 0))
-        self.order_id, self.order_update_id = order_id, update_id
-        self.nodes = [
-            _Node(
-                n["nodeId"],
-                int(n["sequenceId"]),
-                bool(n.get("released", True)),
-                (n.get("nodePosition") or {}).get("x"),
-                (n.get("nodePosition") or {}).get("y"),
-                list(n.get("actions", [])),
-            )
-            for n in nodes
-        ]
-        self.edges = [
-            _Edge(
-                e["edgeId"],
-                int(e["sequenceId"]),
-                bool(e.get("released", True)),
-                e["startNodeId"],
-                e["endNodeId"],
-            )
-            for e in edges
-        ]
+        where = Where(
+            self.order_id,
+            self.order_update_id,
+            self.last_node_id,
+            self.last_node_seq,
+            self.x,
+            self.y,
+            self.nodes,
+            self.edges,
+        )
+        try:
+            nodes, edges = take_order(where, msg)
+        except SameOrder:
+            return  # a re-send of what we have: the standard says ignore it
+        except OrderRefused as exc:
+            self.errors = [_order_error(exc, order_id)]
+            self._dirty = True
+            return
+        self.errors = [e for e in self.errors if e.get("errorType") not in _ORDER_ERRORS]
+        if order_id != self.order_id:
+            # A new order: the actions of the last one are history.
+            self.actions = {
+                k: a for k, a in self.actions.items() if a.status not in ("FINISHED", "FAILED")
+            }
+        self.order_id, self.order_update_id = order_id, int(msg.get("orderUpdateId", 0))
+        self.nodes, self.edges = nodes, edges
         for node in self.nodes:
             for a in node.actions:
-                self.actions[a["actionId"]] = _Action(a["actionId"], a["actionType"])
+                self.actions.setdefault(a["actionId"], _Action(a["actionId"], a["actionType"]))
         self._dirty = True
 
     def on_instant_actions(self, msg: dict[str, Any]) -> None:
@@ -253,7 +246,7 @@ class VirtualRobot(VirtualDevice):
             elif kind == "stopCharging":
                 self.charging = False
             elif kind == "stateRequest":
-                pass
+                pass  # _dirty below: the state goes out on the next tick
             else:
                 action.status = "FAILED"
                 action.description = f"unsupported instant action {kind}"
@@ -288,7 +281,7 @@ class VirtualRobot(VirtualDevice):
             return
         dx, dy = target.x - self.x, target.y - self.y
         dist = math.hypot(dx, dy)
-        travel = self.spec.speed_mps * dt
+        travel = self._speed() * dt
         if dist <= travel:
             self.x, self.y = target.x, target.y
             self.battery = max(0.0, self.battery - self.spec.move_drain_pct_m * dist)
@@ -300,26 +293,48 @@ class VirtualRobot(VirtualDevice):
         self.battery = max(0.0, self.battery - self.spec.move_drain_pct_m * travel)
         if not self.driving:
             self.driving = True
+            self.charging = False  # driving off unplugs it
             self._dirty = True
 
-    def _arrive(self, node: _Node) -> None:
+    def _speed(self) -> float:
+        """The robot's top speed, or the edge's maxSpeed on the way to the next node."""
+        edge = self.edges[0] if self.edges else None
+        limit = edge.max_speed if edge is not None else None
+        if limit and self.nodes and edge is not None and edge.end_node_id == self.nodes[0].node_id:
+            return min(self.spec.speed_mps, limit)
+        return self.spec.speed_mps
+
+    def _arrive(self, node: SimNode) -> None:
         self.nodes.pop(0)
         if self.edges and self.edges[0].end_node_id == node.node_id:
             self.edges.pop(0)
         self.last_node_id, self.last_node_seq = node.node_id, node.sequence_id
+        if node.theta is not None:
+            self.theta = node.theta  # a node's theta is the heading to take on it
         for a in node.actions:
             action = self.actions.get(a["actionId"])
             if action is None:
                 continue
             kind = a["actionType"]
             if kind == "startCharging":
+                # Charging starts with the action; the action finishes once it has.
                 self.charging = True
-                action.status = "FINISHED"
+                action.status = "RUNNING"
+                action.remaining_s = self.spec.action_seconds.get(kind, 1.0)
             elif kind == "stopCharging":
                 self.charging = False
                 action.status = "FINISHED"
             else:
                 action.status = "RUNNING"
-                action.remaining_s = _ACTION_SECONDS.get(kind, 1.0)
+                action.remaining_s = self.spec.action_seconds.get(kind, 1.0)
         self.driving = False
         self._dirty = True
+
+
+def _order_error(exc: OrderRefused, order_id: str) -> dict[str, Any]:
+    return {
+        "errorType": exc.error_type,
+        "errorLevel": "WARNING",
+        "errorDescription": exc.description,
+        "errorReferences": [{"referenceKey": "orderId", "referenceValue": order_id}],
+    }

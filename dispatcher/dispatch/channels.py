@@ -12,13 +12,22 @@ from collections.abc import Mapping
 from dispatcher.config import Settings
 from dispatcher.dispatch.driver_channel import driver_channel
 from dispatcher.dispatch.legs import LegChannel
+from dispatcher.dispatch.robot_channel import robot_channel
+from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.assembly import VehicleLinks
 from fleet.model import VehicleKind
 from fleet.registry import FleetRegistry
 
 
 def make_channels(
-    settings: Settings, registry: FleetRegistry, links: VehicleLinks
+    settings: Settings,
+    registry: FleetRegistry,
+    links: VehicleLinks,
+    layouts: Mapping[str, FacilityLayouts],
 ) -> Mapping[VehicleKind, LegChannel]:
-    """The channel of each kind of vehicle, over the daemon's registry and vehicle links."""
-    return {VehicleKind.DRIVER: driver_channel(settings, registry, links)}
+    """The channel of each kind of vehicle, over the daemon's registry, vehicle links and
+    the facilities' layouts (robots' orders follow the LIF route graph)."""
+    return {
+        VehicleKind.ROBOT: robot_channel(settings, links.commander, registry, layouts),
+        VehicleKind.DRIVER: driver_channel(settings, registry, links),
+    }

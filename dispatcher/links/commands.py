@@ -32,6 +32,7 @@ class VehicleCommand(StrEnum):
     EMERGENCY_STOP = "emergency_stop"
     ORDER = "order"
     OFFER = "offer"
+    STATE_REQUEST = "state_request"  # robot: ask for a state now (reconciling orders)
 
 
 #: The commands that only switch fleetd's own maintenance flag (and tell a driver).
@@ -49,6 +50,7 @@ class CommandReason(StrEnum):
     UNKNOWN_VEHICLE = "unknown_vehicle"  # impossible
     NOT_SUPPORTED = "not_supported"  # impossible: not a command for this kind of vehicle
     NOT_IN_CONTROL = "not_in_control"  # impossible: robot in MANUAL/SERVICE/TEACHIN mode
+    NO_ROUTE = "no_route"  # impossible: the layout has no path to the leg's stops
 
     @property
     def outcome(self) -> CommandOutcome:
@@ -65,6 +67,7 @@ _OUTCOME_OF: dict[CommandReason, CommandOutcome] = {
     CommandReason.UNKNOWN_VEHICLE: CommandOutcome.IMPOSSIBLE,
     CommandReason.NOT_SUPPORTED: CommandOutcome.IMPOSSIBLE,
     CommandReason.NOT_IN_CONTROL: CommandOutcome.IMPOSSIBLE,
+    CommandReason.NO_ROUTE: CommandOutcome.IMPOSSIBLE,
 }
 
 

@@ -21,6 +21,7 @@ from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
 from dispatcher.links.robot_progress import Progress, progress_events
 from dispatcher.links.vehicle import EventPublisher, TelemetrySink
+from dispatcher.links.vehicle_events import OrderStateSeen
 from dispatcher.metrics import MESSAGES_RECEIVED, VEHICLE_ERRORS_CUT
 from dispatcher.storage.telemetry import TelemetryRow
 from fleet.model import (
@@ -74,6 +75,7 @@ class RobotLink:
         self._events = events
         self._progress: dict[object, Progress] = {}
         self._last_progress_raw: dict[object, tuple[object, ...]] = {}
+        self._last_order_state: dict[object, tuple[object, ...]] = {}
         self.rejections = Rejections(self.LINK)
         # Each vehicle publishes on the same few topics: parse each name once.
         self._topics: dict[str, VdaTopic] = {}
@@ -172,6 +174,39 @@ class RobotLink:
         self._registry.apply_robot_state(rec, state, self._heard(msg.timestamp, now, retained))
         self._telemetry_row(rec, "state", now)
         self._publish_progress(rec, msg, now)
+        self._publish_order_state(rec, msg, now)
+
+    def _publish_order_state(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
+        """Publish :class:`OrderStateSeen` when the order part of the state changed."""
+        # Hot path: one small tuple compare per state. nodeStates only shrink as lastNode
+        # moves or grow with a new orderUpdateId, so their count stands for them here.
+        raw = (
+            msg.order_id,
+            msg.order_update_id,
+            msg.last_node_id,
+            msg.last_node_sequence_id,
+            len(msg.node_states),
+            msg.driving,
+            msg.safety_state.e_stop,
+            msg.operating_mode,
+        )
+        if self._last_order_state.get(rec.id) == raw:
+            return
+        self._last_order_state[rec.id] = raw
+        self._events.publish(
+            OrderStateSeen(
+                rec.id,
+                now,
+                msg.order_id or None,
+                msg.order_update_id,
+                msg.last_node_id or None,
+                msg.last_node_sequence_id,
+                tuple(n.node_id for n in msg.node_states),
+                bool(msg.driving),
+                str(msg.safety_state.e_stop),
+                str(msg.operating_mode),
+            )
+        )
 
     def _errors(self, errors: Sequence[Any]) -> tuple[VehicleError, ...]:
         """A state's errors, bounded: at most ``fleet.max_errors_per_state`` of them, each
@@ -214,6 +249,9 @@ class RobotLink:
             self._events.publish(event)
 
     def _connection(self, rec: VehicleRecord, msg: Connection, now: float, retained: bool) -> None:
+        # A (re)connected robot's next state is news to the dispatch loop, even if it
+        # says what the last one did: its orders are reconciled from it.
+        self._last_order_state.pop(rec.id, None)
         self._registry.apply_connection(
             rec,
             ConnectionState(msg.connection_state),

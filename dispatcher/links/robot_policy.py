@@ -24,6 +24,7 @@ INSTANT_ACTIONS: Final[dict[VehicleCommand, str]] = {
     VehicleCommand.RESUME: "stopPause",
     VehicleCommand.CANCEL_ORDER: "cancelOrder",
     VehicleCommand.CHARGE: "startCharging",
+    VehicleCommand.STATE_REQUEST: "stateRequest",
     # VDA 5050 2.0 has no e-stop action: a HARD-blocking pause stops motion at once;
     # the robot's own safety field and e-stop circuit remain the real safety layer.
     VehicleCommand.EMERGENCY_STOP: "startPause",

@@ -84,6 +84,33 @@ class ErrorsChanged:
     errors: tuple[VehicleError, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class OrderStateSeen:
+    """A robot's state said something new about its order, or it answered a stateRequest.
+
+    Published when any field here changes and on the first state after fleetd (or the
+    robot) connected. ``order_id`` echoing what was sent is VDA 5050's acknowledgement of
+    an order (orders travel at QoS 0); ``node_ids_left`` are its nodeStates, in order.
+    """
+
+    vehicle_id: uuid.UUID
+    at: float
+    order_id: str | None
+    order_update_id: int
+    last_node_id: str | None
+    last_node_sequence_id: int
+    node_ids_left: tuple[str, ...]
+    driving: bool
+    e_stop: str
+    operating_mode: str
+
+
 VehicleEvent = (
-    OfferAnswered | TripProgressed | CommandAcked | NodeReached | ActionStateChanged | ErrorsChanged
+    OfferAnswered
+    | TripProgressed
+    | CommandAcked
+    | NodeReached
+    | ActionStateChanged
+    | ErrorsChanged
+    | OrderStateSeen
 )

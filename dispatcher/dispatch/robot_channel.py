@@ -1,0 +1,309 @@
+"""The robot :class:`~dispatcher.dispatch.legs.LegChannel`: legs as VDA 5050 orders.
+
+``release`` builds the leg's order on the facility's layout from the node the robot last
+reported, checks it (:mod:`dispatcher.dispatch.order_rules`) and sends it through the
+commander. Orders travel at QoS 0 (VDA 5050 §6.1), so the robot's state echoing the
+orderId is the only acknowledgement: ``tick`` re-sends an order not echoed within
+``resend_after_s`` and gives up (REFUSED, ``not_taken``) after ``max_sends``. ``observe``
+turns the robot's events into leg progress (:mod:`dispatcher.dispatch.robot_legs`).
+``withdraw`` sends ``cancelOrder``. When a robot (re)connects the channel asks it for a
+state (``stateRequest``) and reconciles: an order it lost is sent again, an order fleetd
+does not know is reported (logged and kept in :attr:`RobotLegChannel.unknown_orders`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from dispatcher.config import Settings
+from dispatcher.dispatch.legs import Leg, LegFailure, LegProgress, LegProgressKind, Stop
+from dispatcher.dispatch.order_rules import OrderRuleError
+from dispatcher.dispatch.robot_legs import (
+    ACTION_OF_STOP,
+    TERMINAL,
+    HeldLeg,
+    order_lost,
+    progress_of,
+)
+from dispatcher.dispatch.robot_orders import (
+    NoRouteError,
+    OrderLayout,
+    OrderSettings,
+    OrderStop,
+    build_order,
+    build_update,
+)
+from dispatcher.facility_layouts import FacilityLayouts
+from dispatcher.links.commander import VehicleCommander
+from dispatcher.links.commands import CommandReason, CommandResult, VehicleCommand, result
+from dispatcher.links.vehicle_events import OrderStateSeen, VehicleEvent
+from fleet.record import VehicleRecord
+from fleet.registry import FleetRegistry
+from geo.layout.cache import RouteGraphs
+from geo.layout.graph import VehicleProfile
+from protocols.vda5050.models import Order
+
+log = structlog.get_logger(__name__)
+
+#: (facility id, node id) -> the layout that node belongs to, for the robots' vehicle type.
+LayoutLookup = Callable[[uuid.UUID, str], OrderLayout | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RobotChannelSettings:
+    """Timing of the order hand-shake and how precisely robots must hit nodes."""
+
+    resend_after_s: float = 3.0
+    max_sends: int = 3
+    deviation_xy_m: float = 0.5
+    deviation_theta_rad: float = 0.35
+
+
+class RobotLegChannel:
+    """Carries out legs on VDA 5050 robots (see the module docstring)."""
+
+    def __init__(
+        self,
+        commander: VehicleCommander,
+        registry: FleetRegistry,
+        layouts: LayoutLookup,
+        map_ids: Mapping[uuid.UUID, str],
+        settings: RobotChannelSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._commander = commander
+        self._registry = registry
+        self._layouts = layouts
+        self._map_ids = map_ids
+        self._cfg = settings or RobotChannelSettings()
+        self._clock = clock
+        self._held: dict[uuid.UUID, HeldLeg] = {}
+        self._online: dict[uuid.UUID, bool] = {}
+        #: The last order withdrawn from each robot: still reported until it stops, not news.
+        self._withdrawn: dict[uuid.UUID, str] = {}
+        #: vehicle id -> an orderId the robot runs that fleetd did not give it (or forgot).
+        self.unknown_orders: dict[uuid.UUID, str] = {}
+
+    def held(self, vehicle_id: uuid.UUID) -> Order | None:
+        """The order fleetd holds for a robot (for status pages and tests)."""
+        held = self._held.get(vehicle_id)
+        return held.order if held is not None else None
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def release(self, leg: Leg) -> CommandResult:
+        """Build, check and send ``leg``'s order; on success the channel follows it."""
+        rec = self._registry.record(leg.vehicle_id)
+        order_id = leg.leg_id
+        if rec is None:
+            return self._refuse(leg, CommandReason.UNKNOWN_VEHICLE, "unknown vehicle")
+        built = self._build(rec, leg)
+        if isinstance(built, CommandResult):
+            return built
+        sent = await self._commander.send_order(leg.vehicle_id, built)
+        if sent.ok:
+            self._held[leg.vehicle_id] = HeldLeg.of(leg, built, self._clock())
+            self._online[leg.vehicle_id] = True
+            self.unknown_orders.pop(leg.vehicle_id, None)
+            log.info("robot order sent", vehicle=str(leg.vehicle_id), order_id=order_id)
+        return sent
+
+    def _build(self, rec: VehicleRecord, leg: Leg) -> Order | CommandResult:
+        start = rec.last_node_id
+        if start is None:
+            return self._refuse(
+                leg, CommandReason.VEHICLE_OFFLINE, "the robot has not reported a node yet"
+            )
+        layout = self._layouts(leg.facility_id, start)
+        if layout is None:
+            return self._refuse(leg, CommandReason.NO_ROUTE, f"node {start!r} is in no layout")
+        stops = [_order_stop(s) for s in (*leg.stops, *leg.horizon)]
+        if any(s.action_type is None for s in stops) or not stops:
+            return self._refuse(leg, CommandReason.NO_ROUTE, "a stop has no layout node")
+        pose = rec.map_pose
+        map_id = pose.map_id if pose is not None else self._map_ids.get(leg.facility_id, "")
+        cfg = OrderSettings(map_id, self._cfg.deviation_xy_m, self._cfg.deviation_theta_rad)
+        try:
+            return build_order(
+                layout,
+                cfg,
+                order_id=leg.leg_id,
+                start_node_id=start,
+                stops=stops,
+                released_stops=len(leg.stops),
+                manufacturer=rec.key.manufacturer,
+                serial=rec.key.serial,
+            )
+        except NoRouteError as exc:
+            return self._refuse(leg, CommandReason.NO_ROUTE, str(exc))
+        except OrderRuleError as exc:  # a builder bug: say so, send nothing
+            log.error("built order breaks a rule", leg=leg.leg_id, error=str(exc))
+            return self._refuse(leg, CommandReason.NOT_SUPPORTED, f"invalid order: {exc}")
+
+    @staticmethod
+    def _refuse(leg: Leg, reason: CommandReason, detail: str) -> CommandResult:
+        return result(leg.vehicle_id, VehicleCommand.ORDER, reason, leg.leg_id, detail)
+
+    async def update_horizon(self, leg: Leg, horizon: Sequence[Stop]) -> CommandResult:
+        """Replace the horizon of ``leg``'s order by an order update (§6.6.2).
+
+        The update is stitched onto the order's last base node; the base is not touched.
+        Until the robot echoes the new orderUpdateId the update is re-sent like an order;
+        if it never is, the leg goes on with the old horizon (its base is unaffected).
+        """
+        held = self._held.get(leg.vehicle_id)
+        if held is None or held.leg.leg_id != leg.leg_id:
+            return self._refuse(leg, CommandReason.NOT_SUPPORTED, "the robot holds no such leg")
+        rec = self._registry.record(leg.vehicle_id)
+        layout = self._layouts(leg.facility_id, held.order.nodes[0].node_id)
+        if rec is None or layout is None:
+            return self._refuse(leg, CommandReason.NO_ROUTE, "the leg's layout is gone")
+        first = held.order.nodes[0].node_position
+        cfg = OrderSettings(
+            first.map_id if first is not None else self._map_ids.get(leg.facility_id, ""),
+            self._cfg.deviation_xy_m,
+            self._cfg.deviation_theta_rad,
+        )
+        try:
+            update = build_update(
+                layout, cfg, held.order, stops=[_order_stop(s) for s in horizon], released_stops=0
+            )
+        except OrderRuleError as exc:  # NoRouteError included
+            return self._refuse(leg, CommandReason.NO_ROUTE, str(exc))
+        sent = await self._commander.send_order(leg.vehicle_id, update)
+        if sent.ok:
+            held.order, held.sent_at, held.sends = update, self._clock(), 1
+            held.update_pending = True
+        return sent
+
+    async def withdraw(self, leg: Leg, why: LegFailure) -> CommandResult:
+        """Cancel the robot's order (``cancelOrder``) and stop following the leg."""
+        held = self._held.get(leg.vehicle_id)
+        if held is not None and held.leg.leg_id == leg.leg_id:
+            del self._held[leg.vehicle_id]
+            self._withdrawn[leg.vehicle_id] = held.order_id
+        log.info("robot order withdrawn", vehicle=str(leg.vehicle_id), leg=leg.leg_id, why=why)
+        return await self._commander.cancel_order(leg.vehicle_id)
+
+    # --- hearing back -------------------------------------------------------------------
+
+    def observe(self, event: VehicleEvent) -> Sequence[LegProgress]:
+        """The progress ``event`` means for the leg its robot holds (none: nothing)."""
+        held = self._held.get(event.vehicle_id)
+        if isinstance(event, OrderStateSeen):
+            self._reconcile(held, event)
+        if held is None:
+            return []
+        out = progress_of(held, event)
+        if any(p.kind in TERMINAL for p in out):
+            self._held.pop(event.vehicle_id, None)
+        return out
+
+    def _reconcile(self, held: HeldLeg | None, ev: OrderStateSeen) -> None:
+        if held is not None and order_lost(held, ev):
+            # The robot restarted or reset: send the order again (tick does it now).
+            log.warning("robot lost its order", vehicle=str(ev.vehicle_id), order=held.order_id)
+            held.taken, held.sent_at, held.sends = False, -math.inf, 0
+        known = (held is not None and ev.order_id == held.order_id) or (
+            ev.order_id == self._withdrawn.get(ev.vehicle_id)
+        )
+        if ev.order_id and not known and ev.node_ids_left:
+            if self.unknown_orders.get(ev.vehicle_id) != ev.order_id:
+                log.warning(
+                    "robot runs an order fleetd did not give it",
+                    vehicle=str(ev.vehicle_id),
+                    order=ev.order_id,
+                )
+            self.unknown_orders[ev.vehicle_id] = ev.order_id
+        elif known or not ev.node_ids_left:
+            self.unknown_orders.pop(ev.vehicle_id, None)
+
+    async def tick(self, now: float) -> Sequence[LegProgress]:
+        """Re-send orders not yet echoed; give up after ``max_sends``; resync reconnects."""
+        out: list[LegProgress] = []
+        for vid, held in list(self._held.items()):
+            waiting = held.update_pending or not held.taken
+            if not waiting or now - held.sent_at < self._cfg.resend_after_s:
+                continue
+            if held.sends >= self._cfg.max_sends and held.update_pending:
+                log.warning("robot never took the order update", order=held.order_id)
+                held.update_pending = False
+                continue
+            if held.sends >= self._cfg.max_sends:
+                del self._held[vid]
+                out += held.progress(
+                    LegProgressKind.REFUSED,
+                    now,
+                    LegFailure.NOT_TAKEN,
+                    f"order not echoed after {held.sends} sends",
+                )
+                continue
+            sent = await self._commander.send_order(vid, held.order)
+            if sent.ok:
+                held.sends += 1
+            held.sent_at = now
+        await self._resync_reconnected()
+        return out
+
+    async def _resync_reconnected(self) -> None:
+        """Ask every robot that holds a leg and just came (back) online for its state."""
+        for vid in list(self._held):
+            rec = self._registry.record(vid)
+            online = rec is not None and rec.online
+            if online and not self._online.get(vid, True):
+                await self._commander.command(vid, VehicleCommand.STATE_REQUEST)
+            self._online[vid] = online
+
+
+def _order_stop(stop: Stop) -> OrderStop:
+    return OrderStop(stop.node_id or "", ACTION_OF_STOP[stop.action] if stop.node_id else None)
+
+
+class FacilityOrderLayouts:
+    """The :data:`LayoutLookup` over the facilities' LIF documents, graphs cached."""
+
+    def __init__(
+        self,
+        facilities: Mapping[uuid.UUID, FacilityLayouts],
+        vehicle_type_id: str | None = None,
+        max_speed_mps: float = 1.5,
+    ) -> None:
+        self._facilities = facilities
+        self._vehicle_type = vehicle_type_id
+        self._speed = max_speed_mps
+        self._graphs = RouteGraphs()
+
+    def __call__(self, facility_id: uuid.UUID, node_id: str) -> OrderLayout | None:
+        """The layout holding ``node_id`` in the facility, routed for the robots' type."""
+        loaded = self._facilities.get(facility_id)
+        if loaded is None:
+            return None
+        for doc in loaded.documents:
+            if node_id not in doc.nodes:
+                continue
+            types = sorted(doc.vehicle_types())
+            vt = self._vehicle_type or (types[0] if len(types) == 1 else None)
+            if vt is None:
+                log.error("layout has several vehicle types: configure one", types=types)
+                return None
+            return OrderLayout(doc, vt, self._graphs.graph(doc, VehicleProfile(vt, self._speed)))
+        return None
+
+
+def robot_channel(
+    settings: Settings,
+    commander: VehicleCommander,
+    registry: FleetRegistry,
+    layouts: Mapping[str, FacilityLayouts],
+    channel_settings: RobotChannelSettings | None = None,
+) -> RobotLegChannel:
+    """The robot channel as the daemon builds it: layouts keyed by facility key."""
+    by_id = {f.id: layouts[f.key] for f in settings.effective_facilities if f.key in layouts}
+    maps = {f.id: f.maps[0].map_id for f in settings.effective_facilities if f.maps}
+    return RobotLegChannel(commander, registry, FacilityOrderLayouts(by_id), maps, channel_settings)
