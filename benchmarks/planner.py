@@ -67,7 +67,7 @@ def _vroom(path: Path, seconds: float) -> tuple[int, int, int, float]:
     return summary["cost"], summary["routes"], summary["unassigned"], wall
 
 
-def compare(sizes: list[int], limits: list[float], seed: int) -> None:
+def compare(sizes: list[int], limits: list[float], seed: int, variants: list[str]) -> None:
     """Part (a): the fleetd-vs-pyvroom table."""
     print(
         "| shipments | instance | limit s | fleetd cost | veh | unas | wall s "
@@ -77,7 +77,7 @@ def compare(sizes: list[int], limits: list[float], seed: int) -> None:
     gaps: dict[float, list[float]] = {t: [] for t in limits}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
-            for layout, tight in VARIANTS:
+            for layout, tight in (v for v in VARIANTS if v[0] in variants):
                 data = instance(n, layout, tight, seed=seed + n)
                 path = Path(tmp) / f"{n}-{layout}.json"
                 path.write_text(json.dumps(data))
@@ -177,7 +177,16 @@ def latency(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200])
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[50, 100, 200],
+        help="shipments per instance (Li & Lim has 50 to 500; 400 and 1000 test scaling)",
+    )
+    parser.add_argument(
+        "--variants", nargs="+", choices=[v[0] for v in VARIANTS], default=[v[0] for v in VARIANTS]
+    )
     parser.add_argument("--limits", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fleets", type=int, nargs="+", default=[50, 500, 5000])
@@ -189,7 +198,7 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
     if not args.skip_compare:
-        compare(args.sizes, args.limits, args.seed)
+        compare(args.sizes, args.limits, args.seed, args.variants)
         print()
     if not args.skip_latency:
         latency(args.fleets, args.loads, args.locations, args.replans, args.time_limit)
