@@ -40,6 +40,9 @@ _INIT_MARGIN = 1.5
 #: The share of VROOM's budget its constructions may take; the rest is its local search.
 _INIT_SHARE = 1.0
 
+#: A probe's timeout: its constructions only, no local search to speak of.
+_PROBE_S = 0.001
+
 
 def _inits(level: int) -> int:
     return 4 * (level + 1) + (4 if level >= 4 else 0) + (4 if level >= 5 else 0)
@@ -144,20 +147,21 @@ def _timed_solve(
     vin: object, shipments: int, seconds: float, threads: int, level: int
 ) -> dict[str, object]:
     """VROOM's best solution in about ``seconds``. At ``level`` when its constructions
-    surely fit; else a level-0 probe on half the time, whose wall time bounds one
-    construction on this instance and machine, then the highest level whose
-    constructions fit in the time left, if any above 0 does (the better run is kept)."""
+    surely fit; else a level-0 probe (its constructions, no search) whose wall time
+    bounds one construction on this instance and machine, then the highest level whose
+    constructions fit in the time left searches on it (the better run is kept)."""
     sure = _per_thread(level, threads) * estimated_init_s(shipments) * _INIT_MARGIN
     if sure <= _INIT_SHARE * seconds:
         return _run(vin, level, threads, seconds)
     began = time.monotonic()
-    probe = _run(vin, 0, threads, 0.5 * seconds)
+    probe = _run(vin, 0, threads, _PROBE_S)
     spent = time.monotonic() - began
-    chosen = fitting_level(spent / _per_thread(0, threads), seconds - spent, threads, level)
-    if chosen == 0:
-        # Another level-0 run would repeat the probe's constructions: keep the probe.
+    left = seconds - spent
+    if left < spent:
+        # Not even the probe's constructions again: its routes are the answer.
         return probe
-    return min(probe, _run(vin, chosen, threads, seconds - spent), key=_rank)
+    chosen = fitting_level(spent / _per_thread(0, threads), left, threads, level)
+    return min(probe, _run(vin, chosen, threads, left), key=_rank)
 
 
 def vroom_routes(
