@@ -163,7 +163,15 @@ def optimise(
                 if problem.objective is Objective.COST
                 else options.vroom_level_waiting
             )
-            seeded = vroom_routes(problem, vehicles, requests, budget, options.vroom_threads, level)
+            seeded = vroom_routes(
+                problem,
+                vehicles,
+                requests,
+                budget,
+                options.vroom_threads,
+                level,
+                options.vroom_fit_level,
+            )
             stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
             return seeded
 

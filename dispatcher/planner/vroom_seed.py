@@ -144,14 +144,15 @@ def _rank(data: dict[str, object]) -> tuple[int, int]:
 
 
 def _timed_solve(
-    vin: object, shipments: int, seconds: float, threads: int, level: int
+    vin: object, shipments: int, seconds: float, threads: int, level: int, fit: bool
 ) -> dict[str, object]:
     """VROOM's best solution in about ``seconds``. At ``level`` when its constructions
     surely fit; else a level-0 probe (its constructions, no search) whose wall time
     bounds one construction on this instance and machine, then the highest level whose
-    constructions fit in the time left searches on it (the better run is kept)."""
+    constructions fit in the time left searches on it (the better run is kept).
+    ``fit`` false: always at ``level``."""
     sure = _per_thread(level, threads) * estimated_init_s(shipments) * _INIT_MARGIN
-    if sure <= _INIT_SHARE * seconds:
+    if not fit or sure <= _INIT_SHARE * seconds:
         return _run(vin, level, threads, seconds)
     began = time.monotonic()
     probe = _run(vin, 0, threads, _PROBE_S)
@@ -171,15 +172,16 @@ def vroom_routes(
     seconds: float,
     threads: int,
     level: int = 5,
+    fit: bool = True,
 ) -> Routes | None:
     """VROOM's routes per model vehicle as (request index, kind), or ``None`` when the
-    problem does not map or VROOM fails. The exploration level is lowered when ``level``'s
-    constructions would not fit in ``seconds`` (see :func:`_timed_solve`)."""
+    problem does not map or VROOM fails. With ``fit``, the exploration level is lowered
+    when ``level``'s constructions would not fit in ``seconds`` (see :func:`_timed_solve`)."""
     if any(problem.requests[r].onboard_vehicle is not None for r in requests):
         return None
     try:
         vin = _input(problem, vehicles, requests)
-        data = _timed_solve(vin, len(requests), seconds, threads, level)
+        data = _timed_solve(vin, len(requests), seconds, threads, level, fit)
     except (RuntimeError, ValueError, OverflowError):
         return None
     routes: Routes = [[] for _ in vehicles]
