@@ -44,3 +44,7 @@ class PlannerOptions:
     #: VROOM's cost-optimal routes are only a starting point and time matters more.
     vroom_level_cost: int = 5
     vroom_level_waiting: int = 1
+    #: Lower VROOM's level when its construction heuristics (which its timeout does not
+    #: bound) would overrun the limit; ``False``: VROOM's own behaviour, better routes on
+    #: 200+ shipments at short limits but many times the limit (docs/dispatch.md).
+    vroom_fit_level: bool = True

@@ -9,20 +9,64 @@ board (drop-off only) do not map, and neither do pruned candidate lists: then no
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
 import numpy as np
+
+# Imported with the planner, not on the first solve: pyvroom loads pandas, which took
+# 3 s of the first 1 s plan when imported inside the time limit.
+import vroom
 
 from dispatcher.planner.model import Problem, StopKind
 
 #: VROOM's times are unsigned 32-bit.
 _VROOM_MAX = 2**32 - 1
 
+#: VROOM's timeout bounds only its local search: each exploration level first runs all
+#: of its construction heuristics to the end (4, 8, 12, 16, 24, 32 for levels 0-5, split
+#: over the threads), so level 5 on 1,000 shipments ran 250 s under a 1 s timeout.
+#: Seconds one construction takes on 200 shipments and how that grows with the number
+#: of shipments (a power law), measured with pyvroom 1.15 on the loaded 2-core
+#: development machine (0.18 s at 200, 1.7 s at 400, 11.6 s at 1,000 shipments, tight
+#: windows). Used only to skip the probe (below) when the wanted level surely fits, with
+#: a margin: wide windows made constructions several times slower (200 shipments, level 5
+#: under a 9 s timeout: 16 s).
+_INIT_S_AT_200 = 0.18
+_INIT_GROWTH = 2.6
+_INIT_MARGIN = 1.5
+
+#: The share of VROOM's budget its constructions may take; the rest is its local search.
+_INIT_SHARE = 1.0
+
+#: A probe's timeout: its constructions only, no local search to speak of.
+_PROBE_S = 0.001
+
+
+def _inits(level: int) -> int:
+    return 4 * (level + 1) + (4 if level >= 4 else 0) + (4 if level >= 5 else 0)
+
+
+def _per_thread(level: int, threads: int) -> int:
+    return -(-_inits(level) // max(threads, 1))
+
+
+def fitting_level(per_init_s: float, seconds: float, threads: int, wanted: int) -> int:
+    """The highest exploration level up to ``wanted`` whose constructions, at
+    ``per_init_s`` each, take at most a share of ``seconds`` (0 when none does)."""
+    for level in range(min(max(wanted, 0), 5), 0, -1):
+        if _per_thread(level, threads) * per_init_s <= _INIT_SHARE * seconds:
+            return level
+    return 0
+
+
+def estimated_init_s(shipments: int) -> float:
+    """An upper estimate of one VROOM construction's seconds on ``shipments``."""
+    return float(_INIT_S_AT_200 * (max(shipments, 1) / 200) ** _INIT_GROWTH)
+
 
 def _tw(begin: int, end: int) -> object:
-    import vroom
-
     return vroom.TimeWindow(max(0, begin), min(end, _VROOM_MAX))
 
 
@@ -31,8 +75,6 @@ def _skills(labels: set[str], table: dict[str, int]) -> set[int]:
 
 
 def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -> object:
-    import vroom
-
     table: dict[str, int] = {}
     dims = max(len(problem.vehicles[v].capacity) for v in vehicles)
     vin = vroom.Input()
@@ -85,6 +127,44 @@ def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -
     return vin
 
 
+Routes = list[list[tuple[int, StopKind]]]
+
+
+def _run(vin: object, level: int, threads: int, seconds: float) -> dict[str, object]:
+    solution = vin.solve(  # type: ignore[attr-defined]
+        exploration_level=level, nb_threads=threads, timeout=timedelta(seconds=seconds)
+    )
+    data: dict[str, object] = solution.to_dict()
+    return data
+
+
+def _rank(data: dict[str, object]) -> tuple[int, int]:
+    summary: dict[str, int] = data["summary"]  # type: ignore[assignment]
+    return summary["unassigned"], summary["cost"]
+
+
+def _timed_solve(
+    vin: object, shipments: int, seconds: float, threads: int, level: int, fit: bool
+) -> dict[str, object]:
+    """VROOM's best solution in about ``seconds``. At ``level`` when its constructions
+    surely fit; else a level-0 probe (its constructions, no search) whose wall time
+    bounds one construction on this instance and machine, then the highest level whose
+    constructions fit in the time left searches on it (the better run is kept).
+    ``fit`` false: always at ``level``."""
+    sure = _per_thread(level, threads) * estimated_init_s(shipments) * _INIT_MARGIN
+    if not fit or sure <= _INIT_SHARE * seconds:
+        return _run(vin, level, threads, seconds)
+    began = time.monotonic()
+    probe = _run(vin, 0, threads, _PROBE_S)
+    spent = time.monotonic() - began
+    left = seconds - spent
+    if left < spent:
+        # Not even the probe's constructions again: its routes are the answer.
+        return probe
+    chosen = fitting_level(spent / _per_thread(0, threads), left, threads, level)
+    return min(probe, _run(vin, chosen, threads, left), key=_rank)
+
+
 def vroom_routes(
     problem: Problem,
     vehicles: Sequence[int],
@@ -92,25 +172,20 @@ def vroom_routes(
     seconds: float,
     threads: int,
     level: int = 5,
-) -> list[list[tuple[int, StopKind]]] | None:
-    """VROOM's routes per model vehicle as (request index, kind), or ``None`` when VROOM is
-    not installed, the problem does not map, or VROOM fails."""
-    try:
-        import vroom  # noqa: F401
-    except ImportError:
-        return None
+    fit: bool = True,
+) -> Routes | None:
+    """VROOM's routes per model vehicle as (request index, kind), or ``None`` when the
+    problem does not map or VROOM fails. With ``fit``, the exploration level is lowered
+    when ``level``'s constructions would not fit in ``seconds`` (see :func:`_timed_solve`)."""
     if any(problem.requests[r].onboard_vehicle is not None for r in requests):
         return None
     try:
         vin = _input(problem, vehicles, requests)
-        solution = vin.solve(  # type: ignore[attr-defined]
-            exploration_level=level, nb_threads=threads, timeout=timedelta(seconds=seconds)
-        )
-        data = solution.to_dict()
+        data = _timed_solve(vin, len(requests), seconds, threads, level, fit)
     except (RuntimeError, ValueError, OverflowError):
         return None
-    routes: list[list[tuple[int, StopKind]]] = [[] for _ in vehicles]
-    for route in data.get("routes", []):
+    routes: Routes = [[] for _ in vehicles]
+    for route in data.get("routes", []):  # type: ignore[attr-defined]
         routes[int(route["vehicle"])] = [
             (int(step["id"]), StopKind.PICKUP if step["type"] == "pickup" else StopKind.DROPOFF)
             for step in route["steps"]

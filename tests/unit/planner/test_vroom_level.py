@@ -1,0 +1,27 @@
+"""VROOM's exploration level is lowered to what its untimed constructions allow."""
+
+from __future__ import annotations
+
+from dispatcher.planner.vroom_seed import estimated_init_s, fitting_level
+
+
+class TestFittingLevel:
+    def test_highest_level_whose_constructions_fit(self) -> None:
+        """0.1 s per construction, 2 threads, 1 s: level 3 (8 per thread) fits, 4 (12)
+        does not."""
+        assert fitting_level(0.1, 1.0, 2, 5) == 3
+
+    def test_never_above_the_wanted_level(self) -> None:
+        assert fitting_level(0.001, 10.0, 2, 2) == 2
+
+    def test_level_zero_when_nothing_fits(self) -> None:
+        assert fitting_level(10.0, 1.0, 2, 5) == 0
+
+    def test_more_threads_fit_a_higher_level(self) -> None:
+        """Level 5's 32 constructions: 16 per thread on 2 threads, 8 on 4."""
+        assert fitting_level(0.1, 1.0, 4, 5) == 5
+
+
+class TestEstimate:
+    def test_grows_faster_than_linearly(self) -> None:
+        assert estimated_init_s(400) > 4 * estimated_init_s(200)
