@@ -51,6 +51,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="K",
         help="consider only the K vehicles soonest at each pickup (default: all)",
     )
+    solve_p.add_argument(
+        "--strict-time-limit",
+        action="store_true",
+        help="fit VROOM's exploration level to the limit so the wall time stays near it, as "
+        "the live daemon does (default: like `vroom -l`, the limit bounds the search and "
+        "VROOM builds its first solutions at its full exploration level)",
+    )
     solve_p.add_argument("-o", "--output", type=Path, metavar="PLAN.json", help="default stdout")
     solve_p.set_defaults(func=_solve)
 
@@ -82,6 +89,7 @@ def _solve(args: argparse.Namespace) -> int:
         max_candidates=args.candidates,
         prune_above=0,
         improvement_threshold=settings.improvement_threshold,
+        vroom_fit_level=args.strict_time_limit,
     )
     plan = solve(problem, args.strategy or settings.strategy, options)
     text = json.dumps(write_solution(vroom_problem, problem, plan), indent=1)
