@@ -65,13 +65,18 @@ async def _drivers(
 
 
 async def _operator(settings: Settings) -> str:
-    pool = await asyncpg.connect(settings.database.dsn)
+    """An operator token of the default facility (the daemon has synced the facilities)."""
+    conn = await asyncpg.connect(settings.database.dsn)
     try:
         _, secret = await create_token(
-            pool, role=Role.OPERATOR, facility_id=None, name="e2e", expires_at=None
+            conn,
+            role=Role.OPERATOR,
+            facility_id=settings.default_facility.id,
+            name="e2e",
+            expires_at=None,
         )
     finally:
-        await pool.close()
+        await conn.close()
     return secret
 
 
@@ -103,9 +108,8 @@ class TestDriversEndToEnd:
                 ids = [await _mission(client, places[i], places[i + 1]) for i in range(3)]
 
                 async def all_done() -> bool:
-                    return all(
-                        (await _status(client, m))["status"] == "completed" for m in ids
-                    )
+                    statuses = [(await _status(client, m))["status"] for m in ids]
+                    return all(status == "completed" for status in statuses)
 
                 await eventually(all_done, WAIT_S)
                 for mission_id in ids:
