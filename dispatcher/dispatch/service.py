@@ -11,6 +11,7 @@ when dispatch is off).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from dispatcher.storage.live_positions import LivePositions
 from fleet.model import VehicleKind
 from fleet.registry import FleetRegistry
 from geo.facility_maps import FacilityMaps
+from geo.layout.model import LifDocument
 
 log = structlog.get_logger(__name__)
 
@@ -48,23 +50,45 @@ def charge_policy(settings: Settings) -> ChargePolicy:
 
 
 def charging_stations(layouts: Mapping[str, FacilityLayouts], maps: FacilityMaps) -> list[Station]:
-    """Every charging station of every facility's layouts that is also a named place
-    (the place gives it a WGS84 position for ranking); others are logged and skipped."""
+    """Every charging station of every facility's layouts, placed in WGS84 for ranking:
+    by the named place at its node if there is one, else by its node's map position
+    through the facility's map frame. A station fleetd cannot place is logged, skipped."""
     out: list[Station] = []
     for key, loaded in layouts.items():
         facility = maps.facility(key)
         if facility is None:
             continue
+        default_map = facility.maps[0].map_id if facility.maps else None
         for doc in loaded.documents:
             for station in doc.charging_stations():
                 node = station.interaction_node_ids[0] if station.interaction_node_ids else None
-                place = maps.place_at_node(facility.id, node) if node else None
-                if place is None:
-                    log.warning("dispatch.station_without_place", station=station.station_id)
+                where = _station_position(doc, maps, facility.id, node, default_map)
+                if node is None or where is None:
+                    log.warning("dispatch.station_unplaced", station=station.station_id)
                     continue
                 name = station.name or station.station_id
-                out.append(Station(name, facility.id, node, place.lat, place.lon))
+                out.append(Station(name, facility.id, node, *where))
     return out
+
+
+def _station_position(
+    doc: LifDocument,
+    maps: FacilityMaps,
+    facility_id: uuid.UUID,
+    node_id: str | None,
+    default_map: str | None,
+) -> tuple[float, float] | None:
+    if node_id is None:
+        return None
+    place = maps.place_at_node(facility_id, node_id)
+    if place is not None:
+        return place.lat, place.lon
+    node = doc.nodes.get(node_id)
+    map_id = (node.map_id if node is not None else None) or default_map
+    frame = maps.frame(map_id) if map_id is not None else None
+    if node is None or frame is None:
+        return None
+    return frame.to_wgs84(node.x, node.y)
 
 
 def build_planner(settings: Settings, finder: CandidateFinder | None) -> Planner:
