@@ -47,6 +47,7 @@ from dispatcher.services import Services
 __all__ = [
     "Principal",
     "access_ops",
+    "bearer_secret",
     "caller",
     "client_source",
     "get_services",
@@ -90,6 +91,12 @@ def client_source(request: Request) -> str | None:
     so this is the real client rather than the proxy.
     """
     return request.client.host if request.client is not None else None
+
+
+def bearer_secret(request: Request) -> str:
+    """The bearer token of an authenticated request (what :func:`require` checked)."""
+    _, secret = get_authorization_scheme_param(request.headers.get("authorization"))
+    return secret
 
 
 def caller(principal: Principal, request: Request) -> Caller:

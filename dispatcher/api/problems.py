@@ -39,6 +39,7 @@ UNAUTHORIZED = "urn:fleetd:problem:unauthorized"
 FORBIDDEN = "urn:fleetd:problem:forbidden"
 NOT_FOUND = "urn:fleetd:problem:not-found"
 CONFLICT = "urn:fleetd:problem:conflict"
+TOO_MANY = "urn:fleetd:problem:too-many-requests"
 UNAVAILABLE = "urn:fleetd:problem:unavailable"
 INTERNAL = "urn:fleetd:problem:internal"
 

@@ -101,15 +101,17 @@ class AccessOps:
         if facility_ref is None or facility_ref == "":
             return caller.facility_id
         fac = await ZoneStore(self._pool).facility(facility_ref)
-        if fac is None:
+        if fac is None and caller.facility_id is None:
             return StreamRefused(StreamRefusal.UNKNOWN_FACILITY, facility_ref)
-        if not caller.sees_facility(fac.id):
+        # A scoped caller gets the same answer for an unknown facility as for a foreign
+        # one: facility existence is not probeable (issue 13, item 18).
+        if fac is None or not caller.sees_facility(fac.id):
             if caller.audited:
                 row = audit.entry(
                     caller,
                     action="events.stream",
                     resource_type="facility",
-                    resource_id=str(fac.id),
+                    resource_id=str(fac.id) if fac is not None else facility_ref,
                     success=False,
                     reason=StreamRefusal.OTHER_FACILITY.value,
                 )

@@ -254,10 +254,13 @@ async def list_zones(
     A facility-scoped token asking for another facility gets an empty list.
     """
     store = zone_store(request)
-    wanted = await _facility_id(store, facility, "query.facility") if facility else None
     scope = principal.facility_id
-    if wanted is not None and scope is not None and wanted != scope:
-        return Page[ZonePublic](items=[], next_cursor=None)
+    if facility and scope is not None:
+        # Unknown and foreign facilities look alike to a scoped token (issue 13, item 18).
+        fac = await store.facility(facility)
+        if fac is None or fac.id != scope:
+            return Page[ZonePublic](items=[], next_cursor=None)
+    wanted = await _facility_id(store, facility, "query.facility") if facility else None
     after = None
     if cursor:
         pos = decode_cursor(cursor, keys=("n", "i"))

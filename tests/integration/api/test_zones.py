@@ -420,3 +420,31 @@ class TestRoles:
         assert statuses == expected
         denied = await audit_rows(pool)
         assert len(denied) - before == expected.count(403)
+
+
+class TestFacilityProbe:
+    """Issue 13, item 18: a scoped token cannot tell an unknown facility from a foreign one."""
+
+    async def test_create_unknown_answers_like_foreign(
+        self, app: FastAPI, pool: asyncpg.Pool
+    ) -> None:
+        north = await new_token(pool, Role.OPERATOR, NORTH)
+        foreign = await post_zone(app, north, body(unique(), facility="south"))
+        unknown = await post_zone(app, north, body(unique(), facility="nowhere"))
+        assert foreign.status_code == unknown.status_code == 403
+        assert _comparable(foreign) == _comparable(unknown)
+
+    async def test_list_unknown_answers_like_foreign(
+        self, app: FastAPI, pool: asyncpg.Pool
+    ) -> None:
+        north = await new_token(pool, Role.OPERATOR, NORTH)
+        foreign = await get(app, north, "/v1/zones", facility="south")
+        unknown = await get(app, north, "/v1/zones", facility="nowhere")
+        assert foreign.status_code == unknown.status_code == 200
+        assert foreign.json() == unknown.json() == {"items": [], "next_cursor": None}
+
+
+def _comparable(response: httpx.Response) -> dict[str, Any]:
+    """A problem document without what differs per request."""
+    doc: dict[str, Any] = response.json()
+    return {k: v for k, v in doc.items() if k not in ("request_id", "instance")}

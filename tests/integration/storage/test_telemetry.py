@@ -115,7 +115,12 @@ class TestUnreachable:
                 w.add(row(now, n))
                 if n % 50 == 0:
                     await asyncio.sleep(0.03)  # let the flush task fail a few times
-            await asyncio.sleep(0.1)
+            # The loop has failed a few more times since: had a failure escaped, the
+            # task would be done (a bare sleep here could pass before any flush ran).
+            seen = sample("fleetd_db_flush_failures_total", {"batch": "telemetry"})
+            await wait_until(
+                lambda: sample("fleetd_db_flush_failures_total", {"batch": "telemetry"}) >= seen + 3
+            )
             assert not task.done()  # no exception escaped the loop
             task.cancel()
             with pytest.raises(asyncio.CancelledError):

@@ -24,7 +24,7 @@ from dispatcher.ops.mission_audit import (
 )
 from dispatcher.ops.vehicles import Verdict, failure_reason, verdict_of
 from dispatcher.ops.vehicles import action_of as vehicle_action
-from dispatcher.ops.zone_stop import ZoneStopped, unlocated_in
+from dispatcher.ops.zone_stop import ZoneStopped, candidates_in, unlocated_in
 from dispatcher.ops.zones import vertices
 from tests.unit.api.fakes import make_vehicle
 
@@ -156,6 +156,22 @@ class TestZoneStop:
         assert unlocated_in(fleet, Caller.system(), north) == (lost.id,)
         scoped = Caller.api(Principal(uuid.uuid4(), Role.OPERATOR, south), None)
         assert unlocated_in(fleet, scoped, north) == ()
+
+    def test_candidates_are_of_the_zone_facility_even_for_an_admin(self) -> None:
+        """Issue 13, item 19: an admin's zone e-stop spares other facilities' vehicles."""
+        north, south = uuid.uuid4(), uuid.uuid4()
+        here = make_vehicle(north, "here")
+        fleet = (
+            here,
+            make_vehicle(south, "same-spot-other-campus"),
+            make_vehicle(north, "lost", lat=None, lon=None),
+            make_vehicle(north, "off", online=False),
+        )
+        assert candidates_in(fleet, Caller.system(), north) == (here,)
+        admin = Caller.api(Principal(uuid.uuid4(), Role.ADMIN, None), None)
+        assert candidates_in(fleet, admin, north) == (here,)
+        scoped = Caller.api(Principal(uuid.uuid4(), Role.OPERATOR, south), None)
+        assert candidates_in(fleet, scoped, north) == ()
 
 
 class TestZones:
