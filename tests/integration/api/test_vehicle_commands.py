@@ -108,7 +108,13 @@ async def world() -> AsyncIterator[World]:
     manufacturer = f"acme{uuid.uuid4().hex[:6]}"  # broker client ids stay unique per run
     async with scratch_database("cmds") as dsn:  # the daemon migrates it
         settings = daemon_settings(
-            dsn, ns, prefix, fleet={"default_facility": "north"}, facilities=[NORTH, SOUTH]
+            dsn,
+            ns,
+            prefix,
+            fleet={"default_facility": "north"},
+            facilities=[NORTH, SOUTH],
+            # A row per refusal (no interval tally): TestRoles counts them one by one.
+            api={"denied_audit_interval_s": 0},
         )
         async with running_daemon(settings) as run, db_pool(dsn, max_size=3) as pool:
             daemon = run.daemon
