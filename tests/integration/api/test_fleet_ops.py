@@ -158,6 +158,26 @@ class TestReadiness:
         assert len(pings) == 1
 
 
+class TestMethodNotAllowed:
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("DELETE", "/v1/missions", "GET, POST"),
+            ("PUT", "/v1/zones/0b5f0a52-6f3a-4a37-9d62-3b1f7c2a0e11", "DELETE, GET"),
+            ("GET", "/v1/vehicles/0b5f0a52-6f3a-4a37-9d62-3b1f7c2a0e11/commands/pause", "POST"),
+            ("POST", "/healthz", "GET"),
+        ],
+    )
+    async def test_405_names_every_method_of_the_resource(
+        self, client: httpx.AsyncClient, method: str, path: str, allow: str
+    ) -> None:
+        """Fuzz finding: a 405's Allow lists what the path serves, not the first route's."""
+        r = await client.request(method, path)
+        assert r.status_code == 405
+        assert r.headers["allow"] == allow
+        assert r.headers["content-type"] == "application/problem+json"
+
+
 class TestMetrics:
     async def test_metrics_in_prometheus_format(self, client: httpx.AsyncClient) -> None:
         await client.get("/healthz")
