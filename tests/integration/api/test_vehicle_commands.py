@@ -260,15 +260,17 @@ class TestCommandsReachVehicles:
 
 
 class TestRefusals:
-    async def test_offline_vehicle_is_503_with_retry_after(self, world: World) -> None:
+    async def test_offline_vehicle_is_409_with_retry_after(self, world: World) -> None:
+        """Fuzz finding: an offline vehicle is the vehicle's state, not the server's: 409
+        with a retry hint, not 503."""
         vid = world.robot_id("off")
         robot = world.robots["off"]
         before = robot.received_instant_actions
         r = await world.post(f"/v1/vehicles/{vid}/commands/pause", await world.token(Role.OPERATOR))
-        assert r.status_code == 503, r.text
+        assert r.status_code == 409, r.text
         assert r.headers["retry-after"] == "5"
         problem = r.json()
-        assert problem["type"] == "urn:fleetd:problem:unavailable"
+        assert problem["type"] == "urn:fleetd:problem:vehicle-offline"
         assert problem["outcome"] == "retry" and "offline" in problem["detail"]
         assert robot.received_instant_actions == before
         rows = await world.audit("vehicle.pause", str(vid))

@@ -10,6 +10,7 @@ import pytest
 from dispatcher.auth.principal import Principal
 from dispatcher.auth.roles import Permission, Role
 from dispatcher.links.commander import CommandOutcome, CommandResult, VehicleCommand
+from dispatcher.links.commands import CommandReason
 from dispatcher.missions.domain import Location, MissionRecord
 from dispatcher.missions.errors import MissionNotFound, VersionConflict, WrongVehicle
 from dispatcher.missions.lifecycle import IllegalTransition, MissionEvent, MissionStatus, Priority
@@ -111,6 +112,27 @@ class TestVehicleVerdicts:
         result = _result(CommandOutcome.RETRY, "vehicle offline")
         assert verdict_of(result, still_known=True) is Verdict.UNREACHABLE
         assert failure_reason(result) == "retry: vehicle offline"
+
+    def test_offline_vehicle_is_its_own_verdict(self) -> None:
+        """An offline vehicle is the vehicle's state (409), not the server's (503)."""
+        offline = CommandResult(
+            uuid.uuid4(),
+            VehicleCommand.PAUSE,
+            CommandOutcome.RETRY,
+            "c1",
+            "vehicle offline",
+            reason=CommandReason.VEHICLE_OFFLINE,
+        )
+        assert verdict_of(offline, still_known=True) is Verdict.OFFLINE
+        broker = CommandResult(
+            uuid.uuid4(),
+            VehicleCommand.PAUSE,
+            CommandOutcome.RETRY,
+            "c1",
+            "broker away",
+            reason=CommandReason.BROKER_DOWN,
+        )
+        assert verdict_of(broker, still_known=True) is Verdict.UNREACHABLE
 
     def test_impossible_depends_on_whether_the_vehicle_is_still_there(self) -> None:
         """Impossible for a vanished vehicle is 'gone', whatever the detail text says."""
