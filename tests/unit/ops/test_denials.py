@@ -11,7 +11,9 @@ from dispatcher.ops.denials import OVERFLOW_SOURCE, DenialTally, single_entry
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def denial(source: str = "198.51.100.1", reason: str = "missing_token", path: str = "/v1/x") -> Denial:
+def denial(
+    source: str = "198.51.100.1", reason: str = "missing_token", path: str = "/v1/x"
+) -> Denial:
     return Denial(
         reason=reason,
         route="GET /v1/x",
