@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,6 +39,7 @@ from dispatcher.api.problems import (
     problem_body,
 )
 from dispatcher.api.routes import events, fleet, health, missions, vehicle_commands, zones
+from dispatcher.api.text_guard import refuse_unstorable_text
 from dispatcher.auth.tokens import KnownTokens, TokenCache, hash_token, looks_like_secret
 from dispatcher.ops.denials import DenialLog
 from dispatcher.services import Services
@@ -136,8 +137,10 @@ def create_app(services: Services) -> FastAPI:
     # The daemon runs its task (interval summaries) and closes it (the last summary).
     app.state.denials = DenialLog(services.pool, interval_s=api.denied_audit_interval_s)
     install_problem_handlers(app)
+    # Every /v1 text input is checked for what PostgreSQL cannot store before the route.
+    guard = [Depends(refuse_unstorable_text)]
     for router in V1_ROUTERS:
-        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v1", dependencies=guard)
     app.include_router(health.router)
     # add_middleware wraps: the last added runs first (outermost).
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=api.max_body_bytes)
