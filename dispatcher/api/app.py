@@ -30,6 +30,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher.api.deps import route_template
+from dispatcher.api.openapi_links import install_links
 from dispatcher.api.problems import (
     INTERNAL,
     PROBLEM_JSON,
@@ -142,6 +143,7 @@ def create_app(services: Services) -> FastAPI:
     for router in V1_ROUTERS:
         app.include_router(router, prefix="/v1", dependencies=guard)
     app.include_router(health.router)
+    install_links(app)
     # add_middleware wraps: the last added runs first (outermost).
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=api.max_body_bytes)
     app.add_middleware(
