@@ -505,3 +505,14 @@ class TestUnstorableText:
             )
         assert r.status_code == 201, r.text
         assert r.json()["name"] == name
+
+
+async def test_the_document_states_the_slow_zone_speed_rule(app: FastAPI) -> None:
+    """Fuzz finding: the handler's rule (a speed limit for slow zones only) is in the
+    OpenAPI document, so schema-valid bodies are not refused for it."""
+    async with client_for(app) as client:
+        doc = (await client.get("/openapi.json")).json()
+    schema = doc["components"]["schemas"]["ZoneCreate"]
+    assert schema["if"]["properties"]["kind"] == {"const": "slow"}
+    assert schema["then"]["required"] == ["speed_limit_mps"]
+    assert schema["else"]["properties"]["speed_limit_mps"] == {"type": "null"}
