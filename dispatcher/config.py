@@ -275,6 +275,20 @@ class ApiSettings(_Section):
     token_lifetime_days: Annotated[int, Field(ge=0, le=3650)] = 90
     #: Write an audit row when a token reads missions (which carry passenger data).
     audit_passenger_reads: bool = True
+    #: Refused requests (401/403) are audited per source, reason, route and token: the
+    #: first of each at once, the rest as one row with a count per this many seconds.
+    denied_audit_interval_s: Annotated[float, Field(ge=0.0, le=3600.0)] = 60.0
+    #: Requests in progress at once whose bearer token has not authenticated recently
+    #: (anonymous, bogus): a lane of their own, so a flood of them is shed before it
+    #: takes the slots (and pool connections) operators' requests need.
+    max_unverified_requests: Annotated[int, Field(ge=1, le=100_000)] = 16
+    #: Event streams (``GET /v1/events``) open at once, in total and per token: each
+    #: reads through the pool the writers use. Beyond them: 503 / 429 with Retry-After.
+    max_event_streams: Annotated[int, Field(ge=1, le=10_000)] = 64
+    max_event_streams_per_token: Annotated[int, Field(ge=1, le=1_000)] = 4
+    #: Most events a resuming stream replays (``?after=``, ``Last-Event-ID``): an older
+    #: resume point is refused (read history from the lists, then stream from now on).
+    event_replay_max: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
 
     @property
     def tls(self) -> bool:

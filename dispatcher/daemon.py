@@ -48,6 +48,7 @@ from dispatcher.links.event_bus import VehicleEventBus
 from dispatcher.links.event_log import log_vehicle_events
 from dispatcher.links.mqtt import MqttTransport
 from dispatcher.links.robot_link import RobotLink
+from dispatcher.ops.denials import DenialLog
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
 from dispatcher.storage.db import open_pool, reveal
@@ -109,6 +110,8 @@ class Daemon:
         self.vehicle_events: VehicleEventBus | None = None
         self.event_hub: EventHub | None = None
         self.dispatch: DispatchService | None = None
+        #: Tallied refusals of the API (set when the app is built).
+        self.denials: DenialLog | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down (what SIGTERM does)."""
@@ -161,7 +164,8 @@ class Daemon:
             app = create_app(services)
             app.state.event_hub = hub  # the events route uses it; never makes its own
             server = _EmbeddedServer(server_config(app, s.api))
-            await self._run_tasks(pool, redis, registry, telemetry, links, hub, server)
+            self.denials = denials = app.state.denials
+            await self._run_tasks(pool, redis, registry, telemetry, links, (hub, denials), server)
         log.info("daemon.stopped")
 
     def _build_dispatch(
@@ -224,10 +228,11 @@ class Daemon:
         registry: FleetRegistry,
         telemetry: TelemetryWriter,
         links: VehicleLinks,
-        hub: EventHub,
+        api_tasks: tuple[EventHub, DenialLog],
         server: uvicorn.Server,
     ) -> None:
         s = self.settings
+        hub, denials = api_tasks
         writer = FleetWriter(pool, registry, interval_s=s.database.position_flush_interval_s)
         sealer = AuditSealer(pool)
         checkpointer = AuditCheckpointer(pool, s.audit, s.daemon.instance_id)
@@ -257,6 +262,7 @@ class Daemon:
                 ("fleetd.telemetry", telemetry.run),
                 ("fleetd.audit_sealer", sealer.run),
                 ("fleetd.audit_checkpoints", checkpointer.run),
+                ("fleetd.audit_denials", denials.run),
                 ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
                 ("fleetd.events", hub.run),
                 *events,
@@ -265,7 +271,7 @@ class Daemon:
             ],
             # sealer.close first: it seals the last requests' audit rows, and a
             # failing flush before it would skip it.
-            drain=[sealer.close, writer.flush, geo.flush, telemetry.close],
+            drain=[denials.close, sealer.close, writer.flush, geo.flush, telemetry.close],
             server=server,
             # Event streams never end by themselves; uvicorn would wait for them.
             before_exit=[

@@ -25,11 +25,12 @@ import uuid
 from collections.abc import Callable
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher.api.deps import route_template
+from dispatcher.api.openapi_links import install_links
 from dispatcher.api.problems import (
     INTERNAL,
     PROBLEM_JSON,
@@ -47,7 +48,9 @@ from dispatcher.api.routes import (
     vehicle_commands,
     zones,
 )
-from dispatcher.auth.tokens import TokenCache
+from dispatcher.api.text_guard import refuse_unstorable_text
+from dispatcher.auth.tokens import KnownTokens, TokenCache, hash_token, looks_like_secret
+from dispatcher.ops.denials import DenialLog
 from dispatcher.services import Services
 
 log = structlog.get_logger(__name__)
@@ -139,14 +142,25 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.state.token_cache = TokenCache(ttl_s=TOKEN_CACHE_TTL_S)
-    install_problem_handlers(app)
-    for router in V1_ROUTERS:
-        app.include_router(router, prefix="/v1")
-    app.include_router(health.router)
-    # add_middleware wraps: the last added runs first (outermost).
+    app.state.known_tokens = KnownTokens()
     api = services.settings.api
+    # The daemon runs its task (interval summaries) and closes it (the last summary).
+    app.state.denials = DenialLog(services.pool, interval_s=api.denied_audit_interval_s)
+    install_problem_handlers(app)
+    # Every /v1 text input is checked for what PostgreSQL cannot store before the route.
+    guard = [Depends(refuse_unstorable_text)]
+    for router in V1_ROUTERS:
+        app.include_router(router, prefix="/v1", dependencies=guard)
+    app.include_router(health.router)
+    install_links(app)
+    # add_middleware wraps: the last added runs first (outermost).
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=api.max_body_bytes)
-    app.add_middleware(RequestMiddleware, max_concurrent=api.max_concurrent_requests)
+    app.add_middleware(
+        RequestMiddleware,
+        max_concurrent=api.max_concurrent_requests,
+        max_unverified=api.max_unverified_requests,
+        known_tokens=app.state.known_tokens,
+    )
     return app
 
 
@@ -164,11 +178,22 @@ class RequestMiddleware:
     event loop), hence log context bound by token and histogram children kept per label set.
     """
 
-    def __init__(self, app: ASGIApp, max_concurrent: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_concurrent: int | None = None,
+        *,
+        max_unverified: int | None = None,
+        known_tokens: KnownTokens | None = None,
+    ) -> None:
         self.app = app
         self.max_concurrent = max_concurrent
+        self.max_unverified = max_unverified
+        self.known_tokens = known_tokens
         #: Requests in progress that count against ``max_concurrent``.
         self.in_flight = 0
+        #: Requests in progress that count against ``max_unverified``.
+        self.unverified_in_flight = 0
         # prometheus_client's labels() validates and locks on every call; the children
         # it returns are stable, so each label set is looked up once.
         self._observers: dict[tuple[str, str, str], Callable[[float], None]] = {}
@@ -190,11 +215,12 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        limit = self.max_concurrent
+        lane = self._lane(scope)
+        limit = self.max_unverified if lane == "unverified" else self.max_concurrent
         counted = limit is not None and scope["path"] not in UNBOUNDED_PATHS
-        shed = counted and limit is not None and self.in_flight >= limit
+        shed = counted and limit is not None and self._busy(lane) >= limit
         if counted and not shed:
-            self.in_flight += 1
+            self._enter(lane, 1)
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             if shed:
@@ -210,7 +236,7 @@ class RequestMiddleware:
                 await _send_500(scope, send_with_id, request_id)
         finally:
             if counted and not shed:
-                self.in_flight -= 1
+                self._enter(lane, -1)
             elapsed = time.perf_counter() - started
             route = SHED_ROUTE if shed else route_template(scope) or "(unmatched)"
             code = str(status) if status else "499"  # no response: the client went away
@@ -226,6 +252,32 @@ class RequestMiddleware:
                 request_id=request_id,
             )
             structlog.contextvars.reset_contextvars(**tokens)
+
+    def _lane(self, scope: Scope) -> str:
+        """``verified`` for a request whose bearer token authenticated recently (or when
+        lanes are off), else ``unverified``: anonymous and bogus requests queue apart."""
+        if self.known_tokens is None or self.max_unverified is None:
+            return "verified"
+        for key, value in scope.get("headers", ()):
+            if key == b"authorization":
+                scheme, _, secret = bytes(value).decode("latin-1").partition(" ")
+                secret = secret.strip()
+                known = (
+                    scheme.lower() == "bearer"
+                    and looks_like_secret(secret)
+                    and self.known_tokens.knows(hash_token(secret))
+                )
+                return "verified" if known else "unverified"
+        return "unverified"
+
+    def _busy(self, lane: str) -> int:
+        return self.unverified_in_flight if lane == "unverified" else self.in_flight
+
+    def _enter(self, lane: str, step: int) -> None:
+        if lane == "unverified":
+            self.unverified_in_flight += step
+        else:
+            self.in_flight += step
 
     def _observer(self, method: str, route: str, code: str) -> Callable[[float], None]:
         key = (method, route, code)

@@ -11,8 +11,9 @@ Routes declare what they need with ``require``::
 
 ``require(a, b)`` passes when the principal has *any* of the permissions. A missing,
 unknown, expired or revoked token gets 401 (with ``WWW-Authenticate: Bearer``), a role
-without the permission 403; both are problem documents and both write an ``auth.denied``
-audit row (through :class:`dispatcher.ops.access.AccessOps`).
+without the permission 403; both are problem documents and both are audited as
+``auth.denied`` (through :class:`dispatcher.ops.access.AccessOps`, tallied per source,
+reason and interval by :class:`dispatcher.ops.denials.DenialLog`).
 
 A route then calls one operation of :mod:`dispatcher.ops` with :func:`caller` (the
 principal and the client address) and turns its outcome into a response. Facility
@@ -35,10 +36,11 @@ from starlette.types import Scope
 from dispatcher.api.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
 from dispatcher.auth.principal import Principal
 from dispatcher.auth.roles import Permission
-from dispatcher.auth.tokens import DenyReason, TokenCache, lookup
+from dispatcher.auth.tokens import DenyReason, KnownTokens, TokenCache, hash_token, lookup
 from dispatcher.ops.access import AccessOps, Denial
 from dispatcher.ops.caller import Caller
 from dispatcher.ops.charge_routing import ChargeRoutingCommander
+from dispatcher.ops.denials import DenialLog
 from dispatcher.ops.fleet_access import Commander
 from dispatcher.ops.missions import MissionOps
 from dispatcher.ops.resolve import ResolveOps
@@ -50,6 +52,7 @@ from dispatcher.services import Services
 __all__ = [
     "Principal",
     "access_ops",
+    "bearer_secret",
     "caller",
     "client_source",
     "get_services",
@@ -96,6 +99,12 @@ def client_source(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
 
+def bearer_secret(request: Request) -> str:
+    """The bearer token of an authenticated request (what :func:`require` checked)."""
+    _, secret = get_authorization_scheme_param(request.headers.get("authorization"))
+    return secret
+
+
 def caller(principal: Principal, request: Request) -> Caller:
     """The operations' :class:`Caller` for an authenticated request."""
     return Caller.api(principal, client_source(request))
@@ -128,7 +137,8 @@ def zone_stop_ops(request: Request) -> ZoneStopOps:
 
 
 def access_ops(request: Request) -> AccessOps:
-    return AccessOps(get_services(request).pool)
+    denials: DenialLog | None = getattr(request.app.state, "denials", None)
+    return AccessOps(get_services(request).pool, denials)
 
 
 def route_template(scope: Scope) -> str | None:
@@ -230,7 +240,9 @@ class _Authorize(SecurityBase):
             raise _unauthorized(reason)
         result = await lookup(get_services(request).pool, secret, cache=get_token_cache(request))
         principal = result.principal
+        known: KnownTokens = request.app.state.known_tokens
         if principal is None:
+            known.forget(hash_token(secret))
             reason = result.reason or DenyReason.UNKNOWN
             await _deny(request, reason=reason.value, required=needed, token_id=result.token_id)
             raise _unauthorized(reason)
@@ -243,5 +255,6 @@ class _Authorize(SecurityBase):
                 f"(needs one of: {', '.join(sorted(needed))}).",
                 type=FORBIDDEN,
             )
+        known.remember(hash_token(secret))
         request.state.principal = principal
         return principal

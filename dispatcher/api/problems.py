@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,7 @@ UNAUTHORIZED = "urn:fleetd:problem:unauthorized"
 FORBIDDEN = "urn:fleetd:problem:forbidden"
 NOT_FOUND = "urn:fleetd:problem:not-found"
 CONFLICT = "urn:fleetd:problem:conflict"
+TOO_MANY = "urn:fleetd:problem:too-many-requests"
 UNAVAILABLE = "urn:fleetd:problem:unavailable"
 INTERNAL = "urn:fleetd:problem:internal"
 
@@ -247,14 +249,36 @@ async def http_exception_handler(request: Request, exc: Exception) -> JSONRespon
         detail = f"No resource at {request.url.path}."
     elif exc.status_code == 405 and detail is None:
         detail = f"{request.method} is not allowed on {request.url.path}."
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return problem_response(
         request,
         exc.status_code,
         phrase,
         detail,
         type=NOT_FOUND if exc.status_code == 404 else BLANK,
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at the request's path, for a 405's ``Allow``.
+
+    Starlette names only the methods of the first route whose path matches; a path served
+    by several routes (``GET`` and ``POST /v1/missions``) needs them all (RFC 9110 15.5.6).
+    """
+    methods: set[str] = set()
+    routes = request.app.router.routes
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        # Included routers are matched as a whole (FastAPI >= 0.16x): try each method.
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            methods.add(method)
+    return ", ".join(sorted(methods))
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def install_problem_handlers(app: FastAPI) -> None:

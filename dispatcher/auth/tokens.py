@@ -150,6 +150,48 @@ class TokenCache:
             del self._entries[key]
 
 
+class KnownTokens:
+    """Hashes of secrets that authenticated recently: a hint for load shedding only.
+
+    The API gives requests carrying such a token a lane of their own, so a flood of
+    anonymous or bogus requests cannot take the slots an operator's e-stop needs. Never
+    used to authenticate (every request is still looked up); bounded LRU, entries
+    forgotten after ``max_age_s`` or when the token is refused.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 4096,
+        max_age_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+
+    def remember(self, token_hash: bytes) -> None:
+        """``token_hash`` just authenticated."""
+        self._seen[token_hash] = self._clock() + self.max_age_s
+        self._seen.move_to_end(token_hash)
+        while len(self._seen) > self.max_entries:
+            self._seen.popitem(last=False)
+
+    def forget(self, token_hash: bytes) -> None:
+        self._seen.pop(token_hash, None)
+
+    def knows(self, token_hash: bytes) -> bool:
+        """Whether ``token_hash`` authenticated within ``max_age_s``."""
+        until = self._seen.get(token_hash)
+        if until is None:
+            return False
+        if self._clock() >= until:
+            del self._seen[token_hash]
+            return False
+        return True
+
+
 async def create_token(
     pool: asyncpg.Pool | Conn,
     *,

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from dispatcher.logs import configure_logging
+from dispatcher.storable_text import UNSTORABLE_MESSAGE, unstorable
 
 #: Subcommand modules, in the order ``fleetd --help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one subcommand."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name, value in sorted(vars(args).items()):
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and unstorable(t) for t in texts):
+            parser.error(f"argument {name}: {UNSTORABLE_MESSAGE}")  # exits with status 2
     # Until a subcommand configures logging itself (run, sim), logs are warnings on stderr:
     # stdout carries the command's output (JSON, tokens) and must stay clean.
     configure_logging("warning", "console")

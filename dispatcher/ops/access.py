@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 import asyncpg
 import structlog
@@ -21,6 +22,15 @@ from dispatcher.ops.caller import Caller
 from dispatcher.storage.zones_store import ZoneStore
 
 log = structlog.get_logger(__name__)
+
+
+#: Longest request path stored in an audit row (and logged): the raw path may be 20 kB.
+MAX_PATH = 256
+
+
+def truncated(path: str, limit: int = MAX_PATH) -> str:
+    """``path`` cut to ``limit`` characters (marked with a trailing ``...``)."""
+    return path if len(path) <= limit else path[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +65,11 @@ def denial_entry(denial: Denial) -> AuditEntry:
         actor_token_id=caller.token_id if caller else denial.token_id,
         actor_role=caller.role if caller else None,
         source=denial.source,
-        details={"method": denial.method, "path": denial.path, "required": sorted(denial.required)},
+        details={
+            "method": denial.method,
+            "path": truncated(denial.path),
+            "required": sorted(denial.required),
+        },
     )
 
 
@@ -70,22 +84,33 @@ class StreamRefused:
     facility_ref: str
 
 
+class DenialRecorder(Protocol):
+    """Where refusals go (:class:`dispatcher.ops.denials.DenialLog`: tallied, bounded)."""
+
+    async def record(self, denial: Denial) -> None: ...
+
+
 class AccessOps:
     """Records refusals of access."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, denials: DenialRecorder | None = None) -> None:
         self._pool = pool
+        self._denials = denials
 
     async def denied(self, denial: Denial) -> None:
-        """Audit a 401/403; a failure to write is logged, the refusal stands regardless."""
-        row = denial_entry(denial)
+        """Audit a 401/403 through the denial log (one row per refusal without one);
+        a failure to write is logged, the refusal stands regardless."""
         log.info(
             "auth.denied",
             reason=denial.reason,
             route=denial.route,
-            token_id=str(row.actor_token_id) if row.actor_token_id else None,
+            token_id=str(denial.token_id) if denial.token_id else None,
             source=denial.source,
         )
+        if self._denials is not None:
+            await self._denials.record(denial)
+            return
+        row = denial_entry(denial)
         try:
             await audit.record(self._pool, row)
         except Exception:  # the refusal stands even when it cannot be recorded
@@ -101,15 +126,17 @@ class AccessOps:
         if facility_ref is None or facility_ref == "":
             return caller.facility_id
         fac = await ZoneStore(self._pool).facility(facility_ref)
-        if fac is None:
+        if fac is None and caller.facility_id is None:
             return StreamRefused(StreamRefusal.UNKNOWN_FACILITY, facility_ref)
-        if not caller.sees_facility(fac.id):
+        # A scoped caller gets the same answer for an unknown facility as for a foreign
+        # one: facility existence is not probeable (issue 13, item 18).
+        if fac is None or not caller.sees_facility(fac.id):
             if caller.audited:
                 row = audit.entry(
                     caller,
                     action="events.stream",
                     resource_type="facility",
-                    resource_id=str(fac.id),
+                    resource_id=str(fac.id) if fac is not None else facility_ref,
                     success=False,
                     reason=StreamRefusal.OTHER_FACILITY.value,
                 )

@@ -22,6 +22,7 @@ import structlog
 from dispatcher.audit.log import AuditEntry
 from dispatcher.auth.roles import Permission
 from dispatcher.links.commander import CommandOutcome, CommandResult, VehicleCommand
+from dispatcher.links.commands import CommandReason
 from dispatcher.ops import audit
 from dispatcher.ops.caller import Caller
 from dispatcher.ops.fleet_access import Commander, FleetLookup
@@ -50,8 +51,10 @@ class Verdict(StrEnum):
 
     #: Handed to the broker session at QoS 1; the vehicle's next state tells the rest.
     SENT = "sent"
-    #: Not sent now (vehicle offline, broker away): retry later.
+    #: Not sent now (broker or header store away): retry later; the server's trouble.
     UNREACHABLE = "unreachable"
+    #: Not sent: the vehicle is offline; retry when it is back (its state, not ours).
+    OFFLINE = "offline"
     #: The command does not apply to this vehicle.
     NOT_APPLICABLE = "not_applicable"
     #: The vehicle left the fleet between the check and the command.
@@ -112,6 +115,8 @@ def verdict_of(result: CommandResult, *, still_known: bool) -> Verdict:
     """The verdict on ``result``; ``still_known``: the vehicle is still in the fleet."""
     if result.outcome is CommandOutcome.DONE:
         return Verdict.SENT
+    if result.reason is CommandReason.VEHICLE_OFFLINE:
+        return Verdict.OFFLINE
     if result.outcome is CommandOutcome.RETRY:
         return Verdict.UNREACHABLE
     return Verdict.NOT_APPLICABLE if still_known else Verdict.VEHICLE_GONE

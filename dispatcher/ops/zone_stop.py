@@ -90,6 +90,25 @@ def unlocated_in(
     )
 
 
+def candidates_in(
+    fleet: tuple[VehicleView, ...], caller: Caller, facility_id: uuid.UUID
+) -> tuple[VehicleView, ...]:
+    """Online, located vehicles of ``facility_id`` the caller sees: those a zone may hold.
+
+    Filtered by the zone's facility as well as by the caller's view: an admin sees every
+    facility, and a polygon drawn for one campus must not stop another's vehicles that
+    happen to be inside it (facilities may share coordinates, issue 13 item 19).
+    """
+    return tuple(
+        v
+        for v in fleet
+        if v.online
+        and v.position is not None
+        and v.facility_id == facility_id
+        and caller.sees_facility(v.facility_id)
+    )
+
+
 class ZoneStopOps:
     """E-stops every vehicle the caller may command inside a zone."""
 
@@ -131,11 +150,8 @@ class ZoneStopOps:
 
     async def _inside(self, caller: Caller, zone: ZoneRecord) -> list[VehicleView]:
         """Online, located vehicles the caller sees inside ``zone``, by name."""
-        candidates = {
-            v.id: v
-            for v in self._fleet.snapshot()
-            if v.online and v.position is not None and caller.sees_facility(v.facility_id)
-        }
+        fleet = self._fleet.snapshot()
+        candidates = {v.id: v for v in candidates_in(fleet, caller, zone.facility_id)}
         inside_ids = await self._zones.covering(
             zone.id,
             [(v.id, v.position.lon, v.position.lat) for v in candidates.values() if v.position],

@@ -182,6 +182,12 @@ class ZoneOps:
         found: uuid.UUID | None = None
         for given in inputs:
             fac = await self._store.facility(given.ref)
+            if fac is None and caller.facility_id is not None:
+                # Answered as a foreign facility: a scoped token must not learn which
+                # facilities exist (issue 13, item 18).
+                refused = ZoneRefused(ZoneRefusal.OTHER_FACILITY)
+                details = {"facility": given.ref}
+                return await self._refuse(caller, "zone.create", refused, details=details)
             if fac is None:
                 return ZoneRefused(
                     ZoneRefusal.INVALID, given.field, f"unknown facility {given.ref!r}"

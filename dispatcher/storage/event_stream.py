@@ -270,6 +270,14 @@ class EventReader:
         txid = await self._pool.fetchval(_POSITION_OF, seq)
         return None if txid is None else Position(int(txid), seq)
 
+    async def ids_since(self, seq: int) -> int:
+        """How many event ids were handed out after ``seq``: a cheap upper bound (one
+        sequence read, no table scan) of the events a stream resuming there replays."""
+        last = await self._pool.fetchval(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fleet_event_seq"
+        )
+        return max(int(last) - seq, 0)
+
     async def live_position(self) -> Position:
         """A position from which only events not yet settled will be sent ("from now on")."""
         horizon = await self._pool.fetchval(_HORIZON)

@@ -13,6 +13,14 @@ replays all history; without either the stream starts with what happens from now
 are unique but *not* increasing: the order is by committing transaction (see
 :mod:`dispatcher.storage.event_stream` for why a ``seq > last`` cursor would lose events).
 
+Limits (issue 13, items 2 and 6): at most ``api.max_event_streams`` streams at once (503
+beyond) and ``api.max_event_streams_per_token`` per token (429 beyond), both with
+``Retry-After``; a resume point more than ``api.event_replay_max`` event ids back is
+refused (422), ``after=0`` included once history is longer. A stream ends (after a
+``: token no longer valid`` comment) when its token is revoked or expires: checked every
+:data:`TOKEN_CHECK_S` through the token cache, so a revocation by another process shows
+within the cache's lifetime.
+
 Filters: ``?facility=KEY_OR_ID`` (a facility-scoped token sees only its own facility; it
 may name it, naming another is 403) and ``?types=mission,vehicle``.
 
@@ -30,19 +38,29 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any, Final
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from prometheus_client import Counter
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
-from dispatcher.api.deps import Principal, access_ops, caller, get_services, require
+from dispatcher.api.deps import (
+    Principal,
+    access_ops,
+    bearer_secret,
+    caller,
+    get_services,
+    get_token_cache,
+    require,
+)
 from dispatcher.api.problems import (
     FORBIDDEN,
+    TOO_MANY,
     UNAVAILABLE,
     VALIDATION,
     ProblemError,
@@ -50,6 +68,7 @@ from dispatcher.api.problems import (
 )
 from dispatcher.auth.roles import Permission
 from dispatcher.ops.access import StreamRefusal, StreamRefused
+from dispatcher.ops.streams import SlotRefusal, StreamSlots, TokenWatch
 from dispatcher.storage.db import CONNECT_ERRORS
 from dispatcher.storage.event_stream import (
     ALL_KINDS,
@@ -66,6 +85,18 @@ log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["events"])
 
+STREAM_READS = Counter(
+    "fleetd_event_stream_reads_total", "Reads of the event tables by open event streams."
+)
+STREAM_EVENTS_SENT = Counter(
+    "fleetd_event_stream_events_sent_total", "Events written to event stream clients."
+)
+STREAMS_REFUSED = Counter(
+    "fleetd_event_streams_refused_total",
+    "Event streams refused for lack of a slot, by cap (per_token, total).",
+    ["cap"],
+)
+
 EVENT_STREAM: Final = "text/event-stream"
 #: Events read (and held in memory) per query, per stream.
 BATCH: Final = 200
@@ -78,6 +109,11 @@ HEARTBEAT_S: Final = 15.0
 #: Reconnection delay suggested to EventSource clients (the ``retry:`` field), ms.
 RETRY_MS: Final = 2000
 _UNREACHABLE: tuple[type[BaseException], ...] = CONNECT_ERRORS
+
+#: Seconds between re-checks of an open stream's token (through the token cache).
+TOKEN_CHECK_S: Final = 1.0
+#: Seconds a client refused for lack of a stream slot is asked to wait.
+SLOT_RETRY_AFTER_S: Final = 5
 
 #: Back-off after a failed read (PostgreSQL away); the stream keeps its position.
 ERROR_BACKOFF_S: Final = (0.5, 1.0, 2.0, 5.0)
@@ -156,13 +192,28 @@ class EventStreamResponse(StreamingResponse):
 
     media_type = EVENT_STREAM
 
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        status_code: int = 200,  # FastAPI reads the default for the OpenAPI document
+        *,
+        headers: dict[str, str] | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(content, status_code=status_code, headers=headers)
+        self._on_close = on_close
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            try:
+                aclose = getattr(self.body_iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                if self._on_close is not None:
+                    self._on_close()
 
 
 # The hub --------------------------------------------------------------------------------
@@ -265,7 +316,7 @@ async def _facility_filter(
             "(JSON: MissionEventData or VehicleEventData).",
             "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
         },
-        **problem_responses(401, 403, 422, 503),
+        **problem_responses(401, 403, 422, 429, 503),
     },
 )
 async def stream_events(
@@ -300,18 +351,15 @@ async def stream_events(
             headers={"Retry-After": "5"},
         )
     resume = _resume_id(last_event_id, after)
-    try:
-        if resume is None:
-            start = await reader.live_position()
-        else:
-            found = await reader.position_of(resume[0])
-            if found is None:
-                raise _invalid(resume[1], f"no event has id {resume[0]}")
-            start = found
-    except _UNREACHABLE as exc:
-        raise ProblemError(
-            503, "Storage unavailable", "PostgreSQL is not reachable.", type=UNAVAILABLE
-        ) from exc
+    start = await _start(reader, resume, services.settings.api.event_replay_max)
+    slots = _slots(request)
+    slot = slots.acquire(principal.token_id)  # no await from here to the response
+    if isinstance(slot, SlotRefusal):
+        STREAMS_REFUSED.labels(slot.value).inc()
+        raise _no_slot(slot, slots)
+    watch = TokenWatch(
+        services.pool, bearer_secret(request), get_token_cache(request), every_s=TOKEN_CHECK_S
+    )
     log.info(
         "events.stream_opened",
         facility_id=str(facility_id) if facility_id else None,
@@ -320,9 +368,52 @@ async def stream_events(
         token_id=str(principal.token_id),
     )
     return EventStreamResponse(
-        _stream(request, reader, hub, start, facility_id, kinds),
+        _stream(request, reader, hub, start, (facility_id, kinds), watch),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        on_close=lambda: slots.release(slot),
     )
+
+
+async def _start(reader: EventReader, resume: tuple[int, str] | None, replay_max: int) -> Position:
+    """Where the stream starts: now, or after the resume id (within the replay bound)."""
+    try:
+        if resume is None:
+            return await reader.live_position()
+        seq, field = resume
+        if await reader.ids_since(seq) > replay_max:
+            raise _invalid(
+                field,
+                f"more than {replay_max} events ago: read history from the lists "
+                "(GET /v1/missions...) and stream from now on",
+            )
+        found = await reader.position_of(seq)
+    except _UNREACHABLE as exc:
+        raise ProblemError(
+            503, "Storage unavailable", "PostgreSQL is not reachable.", type=UNAVAILABLE
+        ) from exc
+    if found is None:
+        raise _invalid(field, f"no event has id {seq}")
+    return found
+
+
+def _slots(request: Request) -> StreamSlots:
+    """The app's stream counter, made on first use from ``api`` settings."""
+    state = request.app.state
+    slots: StreamSlots | None = getattr(state, "stream_slots", None)
+    if slots is None:
+        api = get_services(request).settings.api
+        slots = StreamSlots(total=api.max_event_streams, per_token=api.max_event_streams_per_token)
+        state.stream_slots = slots
+    return slots
+
+
+def _no_slot(refusal: SlotRefusal, slots: StreamSlots) -> ProblemError:
+    retry = {"Retry-After": str(SLOT_RETRY_AFTER_S)}
+    if refusal is SlotRefusal.PER_TOKEN:
+        detail = f"This token has {slots.per_token} event streams open already; close one."
+        return ProblemError(429, "Too many streams", detail, type=TOO_MANY, headers=retry)
+    detail = f"fleetd serves {slots.total} event streams at most; retry later."
+    return ProblemError(503, "Too many streams", detail, type=UNAVAILABLE, headers=retry)
 
 
 async def _stream(
@@ -330,10 +421,12 @@ async def _stream(
     reader: EventReader,
     hub: EventHub,
     position: Position,
-    facility_id: uuid.UUID | None,
-    kinds: frozenset[EventKind],
+    filters: tuple[uuid.UUID | None, frozenset[EventKind]],
+    watch: TokenWatch,
 ) -> AsyncIterator[bytes]:
-    """The body of one stream: events as they settle, heartbeats while idle."""
+    """The body of one stream: events as they settle, heartbeats while idle; it ends when
+    the token stops being valid."""
+    facility_id, kinds = filters
     sent = 0
     started = time.monotonic()
     try:
@@ -343,6 +436,10 @@ async def _stream(
             last_write = time.monotonic()
             failures = 0
             while not sub.closed:
+                if not await watch.still_valid():
+                    log.info("events.token_invalid")
+                    yield b": token no longer valid\n\n"
+                    return
                 try:
                     batch = await reader.read(
                         position, facility_id=facility_id, kinds=kinds, limit=BATCH
@@ -356,7 +453,9 @@ async def _stream(
                     await _idle(sub, delay)
                     continue
                 failures = 0
+                STREAM_READS.inc()
                 if batch.events:
+                    STREAM_EVENTS_SENT.inc(len(batch.events))
                     yield b"".join(encode_event(ev) for ev in batch.events)
                     position = batch.events[-1].position
                     sent += len(batch.events)

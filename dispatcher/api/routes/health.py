@@ -4,7 +4,9 @@
   :data:`HEARTBEAT_MAX_AGE_S`, else 503 (the process is wedged; restart it).
 - ``GET /readyz``: named pings (Postgres ``SELECT 1``, Redis ``PING``, the MQTT broker
   session), each with its latency and a timeout of :data:`PING_TIMEOUT_S`; 200 only when
-  all pass, else 503 naming the failed ones.
+  all pass, else 503 naming the failed ones. The answer is cached for
+  :data:`READY_CACHE_S` and concurrent calls share one round of pings, so anonymous
+  callers cannot turn the probe into database and Redis load (issue 13, item 12).
 - ``GET /metrics``: the Prometheus default registry in the text exposition format.
 """
 
@@ -28,6 +30,8 @@ log = structlog.get_logger(__name__)
 
 HEARTBEAT_MAX_AGE_S = 10.0
 PING_TIMEOUT_S = 1.0
+#: Seconds a readiness answer is reused (probes call every few seconds; more is a flood).
+READY_CACHE_S = 1.0
 
 
 class Liveness(BaseModel):
@@ -115,15 +119,44 @@ async def _run_ping(
     responses={503: {"model": Readiness, "description": "At least one dependency failed"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Ping every dependency concurrently; 200 when all answer, else 503 listing the failed."""
-    services = get_services(request)
+    """Ping every dependency concurrently; 200 when all answer, else 503 listing the failed.
+
+    The result is reused for :data:`READY_CACHE_S` seconds.
+    """
+    cache: ReadyCache | None = getattr(request.app.state, "ready_cache", None)
+    if cache is None:
+        cache = request.app.state.ready_cache = ReadyCache(READY_CACHE_S)
+    body = await cache.get(lambda: _readiness(get_services(request)))
+    return JSONResponse(body.model_dump(), status_code=503 if body.failed else 200)
+
+
+async def _readiness(services: Services) -> Readiness:
     results = await asyncio.gather(
         *(_run_ping(name, ping, services) for name, ping in PINGS.items())
     )
     checks = dict(results)
     failed = [name for name, check in checks.items() if not check.ok]
-    body = Readiness(status="not_ready" if failed else "ready", checks=checks, failed=failed)
-    return JSONResponse(body.model_dump(), status_code=503 if failed else 200)
+    return Readiness(status="not_ready" if failed else "ready", checks=checks, failed=failed)
+
+
+class ReadyCache:
+    """The last readiness answer, reused for ``ttl_s``; one round of pings at a time."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._lock = asyncio.Lock()
+        self._value: Readiness | None = None
+        self._until = 0.0
+
+    async def get(self, compute: Callable[[], Awaitable[Readiness]]) -> Readiness:
+        """The cached answer, or a fresh one (callers arriving meanwhile wait for it)."""
+        if self._value is not None and time.monotonic() < self._until:
+            return self._value
+        async with self._lock:
+            if self._value is None or time.monotonic() >= self._until:
+                self._value = await compute()
+                self._until = time.monotonic() + self.ttl_s
+            return self._value
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -180,6 +180,9 @@ async def create_mission(
             settings.facility_specs, body.facility, _own_facility(settings, principal)
         )
     except InvalidMission as exc:
+        if principal.facility_id is not None and body.facility is not None:
+            # Unknown looks like foreign to a scoped token (issue 13, item 18).
+            raise _other_facility(body.facility) from exc
         raise _invalid(exc) from exc
     outcome = await mission_ops(request).create(
         caller(principal, request),
@@ -213,13 +216,17 @@ def _create_refused(
             extra={"mission_id": str(refused.error.mission_id)},
         )
     if refused.reason is MissionRefusal.OTHER_FACILITY:
-        return ProblemError(
-            403,
-            "Forbidden",
-            f"This token may not create missions in facility {facility.key!r}.",
-            type=FORBIDDEN,
-        )
+        return _other_facility(facility.key)
     return _refused(refused, principal)
+
+
+def _other_facility(ref: str) -> ProblemError:
+    return ProblemError(
+        403,
+        "Forbidden",
+        f"This token may not create missions in facility {ref!r}.",
+        type=FORBIDDEN,
+    )
 
 
 @router.get(

@@ -9,7 +9,9 @@ outcome maps onto HTTP:
 ==========  ==============================================================================
 done        202 ``{vehicle_id, command, outcome, correlation_id, detail}``: handed to the
             broker session at QoS 1; the vehicle's next state shows whether it obeyed.
-retry       503 problem with ``Retry-After``: not sent now (vehicle offline, broker away).
+retry       409 problem (type ``vehicle-offline``) with ``Retry-After`` when the vehicle is
+            offline (its state, not the server's); 503 with ``Retry-After`` when the
+            broker or Redis is away.
 impossible  409 problem (the command does not apply to this vehicle); 404 if the vehicle
             vanished meanwhile.
 ==========  ==============================================================================
@@ -54,6 +56,8 @@ router = APIRouter(tags=["vehicle commands"])
 
 #: Seconds a client should wait before retrying a command that could not be sent.
 RETRY_AFTER_S = 5
+#: Problem type of a command to an offline vehicle (409).
+VEHICLE_OFFLINE = "urn:fleetd:problem:vehicle-offline"
 
 
 class CommandName(StrEnum):
@@ -183,6 +187,16 @@ def _attempt_problem(attempt: CommandAttempt, **extra: object) -> ProblemError |
     }
     if attempt.verdict is Verdict.SENT:
         return None
+    if attempt.verdict is Verdict.OFFLINE:
+        return ProblemError(
+            409,
+            "Vehicle offline",
+            f"The command was not sent: the vehicle is offline ({result.detail}); "
+            "retry when it is back online.",
+            type=VEHICLE_OFFLINE,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+            extra=members,
+        )
     if attempt.verdict is Verdict.UNREACHABLE:
         return ProblemError(
             503,
@@ -222,8 +236,8 @@ async def command_vehicle(
     body: Annotated[CommandRequest | None, Body()] = None,
     principal: Principal = Depends(require(Permission.VEHICLE_COMMAND)),
 ) -> CommandOut:
-    """Send one command (202 once handed to the broker); 503 + ``Retry-After`` when the
-    vehicle is offline or the broker away.
+    """Send one command (202 once handed to the broker); 409 + ``Retry-After`` when the
+    vehicle is offline; 503 + ``Retry-After`` when the broker is away.
 
     Robots get VDA 5050 instant actions (``startPause``, ``stopPause``, ``cancelOrder``,
     ``startCharging``; e-stop is a HARD-blocking ``startPause``); drivers get the matching

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -288,7 +289,69 @@ class TestForbidden:
                 await client.get("/v1/vehicles")
         async with client_for(app) as client:
             await client.get("/v1/vehicles/" + str(uuid.uuid4()))
-        assert await seal_pending(pool) == 4  # the daemon's sealer does this every 0.2 s
+        # The guest's first refusal and the anonymous one at once; the guest's two
+        # repeats as one counted row when the interval ends.
+        assert await app.state.denials.flush() == 1
+        assert await seal_pending(pool) == 3  # the daemon's sealer does this every 0.2 s
         report = await verify_chain(pool)
         assert report.ok
-        assert report.rows_checked == 4
+        assert report.rows_checked == 3
+
+
+class TestFlood:
+    """Issue 13, item 1: refusals are cheap and bounded, and operators are still served."""
+
+    async def test_a_flood_of_refusals_is_counted_not_stored_row_by_row(
+        self, app: FastAPI, pool: asyncpg.Pool
+    ) -> None:
+        long_path = "/v1/vehicles/" + "x" * 20_000
+        async with client_for(app) as client:
+            answers = [await client.get("/v1/fleet/summary") for _ in range(300)]
+            answers.append(await client.get(long_path))
+        assert {r.status_code for r in answers} == {401}
+        assert len(await audit_rows(pool)) == 2  # the first of each route, at once
+        assert await app.state.denials.flush() == 1
+        rows = await audit_rows(pool)
+        assert [(r["resource_id"], r["details"]["count"]) for r in rows] == [
+            ("GET /v1/fleet/summary", 1),
+            ("GET /v1/vehicles/{vehicle_id}", 1),
+            ("GET /v1/fleet/summary", 299),
+        ]
+        assert all(len(r["details"]["path"]) <= 256 for r in rows)
+        assert rows[-1]["source"] == CLIENT_HOST and rows[-1]["reason"] == "missing_token"
+
+    async def test_operators_are_served_while_anonymous_requests_fill_their_lane(
+        self, pool: asyncpg.Pool, redis_client: aioredis.Redis, settings: Settings
+    ) -> None:
+        """One anonymous request stuck in progress fills a one-slot anonymous lane (and
+        the whole one-slot API before): more anonymous requests are shed, an operator
+        whose token authenticated before is served."""
+        tight = settings.model_copy(
+            update={
+                "api": settings.api.model_copy(
+                    update={"max_concurrent_requests": 1, "max_unverified_requests": 1}
+                )
+            }
+        )
+        app = app_for(make_services(tight, pool, redis_client, StaticFleet()))
+        operator = await new_token(pool, Role.OPERATOR)
+        async with client_for(app, operator) as client:
+            assert (await client.get("/v1/fleet/summary")).status_code == 200
+        release = asyncio.Event()
+        started = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            started.set()
+            await release.wait()
+            yield b"{}"
+
+        async with client_for(app) as anon:
+            stuck = asyncio.create_task(anon.post("/v1/missions", content=body()))
+            try:
+                await asyncio.wait_for(started.wait(), 10)
+                assert (await anon.get("/v1/fleet/summary")).status_code == 503
+                async with client_for(app, operator) as client:
+                    assert (await client.get("/v1/fleet/summary")).status_code == 200
+            finally:
+                release.set()
+                assert (await stuck).status_code == 401

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -25,10 +26,12 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from dispatcher.api.routes import events as events_route
 from dispatcher.api.routes.events import close_event_streams
 from dispatcher.auth.roles import Role
+from dispatcher.auth.tokens import create_token, revoke_token
 from dispatcher.config import FacilitySettings, Settings
 from dispatcher.storage.event_stream import Batch, EventHub, EventReader, Position
 from dispatcher.storage.fleet_store import VehicleEventRow, insert_vehicle_events
@@ -52,6 +55,13 @@ WAIT_S = 15.0  # generous: the horizon is server-wide and other test runs share 
 
 
 # Infrastructure --------------------------------------------------------------------------
+
+STREAM_READS_METRIC = "fleetd_event_stream_reads_total"
+STREAM_SENT_METRIC = "fleetd_event_stream_events_sent_total"
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 class _Server(uvicorn.Server):
@@ -178,11 +188,12 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
         yield p
 
 
-def make_app(db_dsn: str, pool: asyncpg.Pool, redis: aioredis.Redis) -> FastAPI:
+def make_app(db_dsn: str, pool: asyncpg.Pool, redis: aioredis.Redis, **api: Any) -> FastAPI:
     settings = Settings(
         database={"dsn": db_dsn},
         redis={"url": REDIS_URL, "key_prefix": f"test:{uuid.uuid4().hex[:12]}:"},
         facilities=[NORTH, SOUTH],
+        api=api,
     )
     return app_for(make_services(settings, pool, redis, StaticFleet()))
 
@@ -393,7 +404,11 @@ class TestOutOfOrderCommits:
                 )
                 assert [r["seq"] for r in naive] == [b]  # what a seq reader would see now
                 pending = asyncio.create_task(stream.next_event())
-                await asyncio.sleep(1.5)  # > one poll: the stream had its chances to send b
+                # Two reads that began after b committed (counted by the server), and the
+                # server sent nothing meanwhile: b was held back, not merely not read yet.
+                reads, sent = _sample(STREAM_READS_METRIC), _sample(STREAM_SENT_METRIC)
+                await eventually(lambda: _sample(STREAM_READS_METRIC) >= reads + 2, WAIT_S)
+                assert _sample(STREAM_SENT_METRIC) == sent, "b was sent while a was in flight"
                 assert not pending.done(), "b was sent while a lower seq was in flight"
                 await t1.commit()
                 got = [await pending, await stream.next_event()]
@@ -496,7 +511,8 @@ class TestFiltersAndAccess:
         ("params", "headers", "status", "field"),
         [
             ({"facility": "south"}, {}, 403, None),
-            ({"facility": "nowhere"}, {}, 422, "query.facility"),
+            # issue 13, item 18: unknown looks like foreign to a scoped token
+            ({"facility": "nowhere"}, {}, 403, None),
             ({"types": "mission,telemetry"}, {}, 422, "query.types"),
             ({"after": "-1"}, {}, 422, "query.after"),
             ({}, {"Last-Event-ID": "abc"}, 422, "header.Last-Event-ID"),
@@ -635,6 +651,98 @@ class TestLifecycle:
             own.server.should_exit = True
             await asyncio.wait_for(own.task, 5)
         assert not [t for t in asyncio.all_tasks() if t.get_name() == "fleetd.events.listen"]
+
+
+class TestTokenLifetime:
+    """Issue 13, item 2: a stream does not outlive its token."""
+
+    async def test_revoked_elsewhere_ends_the_stream(
+        self, served: Served, pool: asyncpg.Pool
+    ) -> None:
+        """Revoked by another process (no access to this app's cache): the stream ends
+        within the cache's lifetime, and the token cannot open a new one."""
+        token_id, secret = await create_token(
+            pool, role=Role.OPERATOR, facility_id=NORTH.id, name="revoked", expires_at=None
+        )
+        async with open_stream(served.base_url, secret) as stream:
+            assert await revoke_token(pool, token_id)
+            assert [": token no longer valid"] in await _blocks_until_end(stream)
+        async with api_client(served.base_url, secret) as client:
+            assert (await client.get("/v1/events")).status_code == 401
+
+    async def test_expiry_ends_the_stream(self, served: Served, pool: asyncpg.Pool) -> None:
+        _, secret = await create_token(
+            pool,
+            role=Role.OPERATOR,
+            facility_id=NORTH.id,
+            name="short-lived",
+            expires_at=datetime.now(UTC) + timedelta(seconds=5),
+        )
+        async with open_stream(served.base_url, secret) as stream:
+            assert [": token no longer valid"] in await _blocks_until_end(stream)
+
+
+async def _blocks_until_end(stream: SseReader) -> list[list[str]]:
+    """Every block the stream sends until the server ends it."""
+    blocks = []
+    while True:
+        try:
+            blocks.append(await asyncio.wait_for(stream.next_block(), WAIT_S))
+        except StopAsyncIteration:
+            return blocks
+
+
+class TestLimits:
+    """Issue 13, item 6: streams are capped per token and in total; replay is bounded."""
+
+    async def test_caps_per_token_and_total(
+        self, db_dsn: str, pool: asyncpg.Pool, redis: aioredis.Redis
+    ) -> None:
+        own = await serve(
+            make_app(db_dsn, pool, redis, max_event_streams=2, max_event_streams_per_token=1)
+        )
+        a, b, c = [await new_token(pool, Role.OPERATOR, NORTH) for _ in range(3)]
+        try:
+            async with open_stream(own.base_url, a):
+                async with api_client(own.base_url, a) as client:
+                    r = await client.get("/v1/events")
+                assert r.status_code == 429, r.text
+                assert r.headers["retry-after"]
+                async with open_stream(own.base_url, b):
+                    async with api_client(own.base_url, c) as client:
+                        r = await client.get("/v1/events")
+                    assert r.status_code == 503, r.text
+                    assert r.headers["retry-after"]
+            # Closed streams give their slots back.
+            slots = own.app.state.stream_slots
+            await eventually(lambda: slots.open == 0, timeout=WAIT_S)
+            async with open_stream(own.base_url, a), open_stream(own.base_url, c):
+                assert slots.open == 2
+        finally:
+            await own.stop()
+
+    async def test_replay_is_bounded(
+        self,
+        db_dsn: str,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        operator: str,
+        vehicles: dict[str, uuid.UUID],
+    ) -> None:
+        for _ in range(4):
+            recent = await vehicle_event(pool, vehicles["north"], NORTH, "went_online")
+        own = await serve(make_app(db_dsn, pool, redis, event_replay_max=2))
+        try:
+            async with api_client(own.base_url, operator) as client:
+                for params in ({"after": "0"}, {"after": str(recent - 3)}):
+                    r = await client.get("/v1/events", params=params)
+                    assert r.status_code == 422, r.text
+                    assert [e["field"] for e in r.json()["errors"]] == ["query.after"]
+            # Within the bound: served.
+            async with open_stream(own.base_url, operator, after=str(recent - 1)) as stream:
+                assert (await stream.next_event()).id == recent
+        finally:
+            await own.stop()
 
 
 class TestDaemonShutdown:

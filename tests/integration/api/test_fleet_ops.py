@@ -3,6 +3,7 @@ body limit, malformed JSON, request ids."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -13,6 +14,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
+from dispatcher.api.routes.health import ReadyCache
 from dispatcher.config import Settings
 from tests.conftest import free_port
 from tests.unit.api.fakes import StaticFleet, make_vehicle
@@ -132,6 +134,48 @@ class TestReadiness:
             await dead.aclose()
         assert r.status_code == 503
         assert r.json()["failed"] == ["redis"]
+
+    async def test_a_flood_of_probes_pings_once(
+        self, settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis
+    ) -> None:
+        """Issue 13, item 12: concurrent and repeated /readyz share one round of pings."""
+        pings: list[int] = []
+
+        def broker() -> bool:
+            pings.append(1)
+            return True
+
+        services = make_services(
+            settings, pool, redis_client, StaticFleet(), broker_connected=broker
+        )
+        # A long cache lifetime: the test must not depend on how fast it runs.
+        app = app_for(services)
+        app.state.ready_cache = ReadyCache(ttl_s=3600)
+        async with client_for(app) as c:
+            answers = await asyncio.gather(*(c.get("/readyz") for _ in range(20)))
+            answers.append(await c.get("/readyz"))
+        assert {r.status_code for r in answers} == {200}
+        assert len(pings) == 1
+
+
+class TestMethodNotAllowed:
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("DELETE", "/v1/missions", "GET, POST"),
+            ("PUT", "/v1/zones/0b5f0a52-6f3a-4a37-9d62-3b1f7c2a0e11", "DELETE, GET"),
+            ("GET", "/v1/vehicles/0b5f0a52-6f3a-4a37-9d62-3b1f7c2a0e11/commands/pause", "POST"),
+            ("POST", "/healthz", "GET"),
+        ],
+    )
+    async def test_405_names_every_method_of_the_resource(
+        self, client: httpx.AsyncClient, method: str, path: str, allow: str
+    ) -> None:
+        """Fuzz finding: a 405's Allow lists what the path serves, not the first route's."""
+        r = await client.request(method, path)
+        assert r.status_code == 405
+        assert r.headers["allow"] == allow
+        assert r.headers["content-type"] == "application/problem+json"
 
 
 class TestMetrics:

@@ -110,7 +110,13 @@ async def world() -> AsyncIterator[World]:
     manufacturer = f"acme{uuid.uuid4().hex[:6]}"  # broker client ids stay unique per run
     async with scratch_database("cmds") as dsn:  # the daemon migrates it
         settings = daemon_settings(
-            dsn, ns, prefix, fleet={"default_facility": "north"}, facilities=[NORTH, SOUTH]
+            dsn,
+            ns,
+            prefix,
+            fleet={"default_facility": "north"},
+            facilities=[NORTH, SOUTH],
+            # A row per refusal (no interval tally): TestRoles counts them one by one.
+            api={"denied_audit_interval_s": 0},
         )
         async with running_daemon(settings) as run, db_pool(dsn, max_size=3) as pool:
             daemon = run.daemon
@@ -301,15 +307,17 @@ class TestCommandsReachVehicles:
 
 
 class TestRefusals:
-    async def test_offline_vehicle_is_503_with_retry_after(self, world: World) -> None:
+    async def test_offline_vehicle_is_409_with_retry_after(self, world: World) -> None:
+        """Fuzz finding: an offline vehicle is the vehicle's state, not the server's: 409
+        with a retry hint, not 503."""
         vid = world.robot_id("off")
         robot = world.robots["off"]
         before = robot.received_instant_actions
         r = await world.post(f"/v1/vehicles/{vid}/commands/pause", await world.token(Role.OPERATOR))
-        assert r.status_code == 503, r.text
+        assert r.status_code == 409, r.text
         assert r.headers["retry-after"] == "5"
         problem = r.json()
-        assert problem["type"] == "urn:fleetd:problem:unavailable"
+        assert problem["type"] == "urn:fleetd:problem:vehicle-offline"
         assert problem["outcome"] == "retry" and "offline" in problem["detail"]
         assert robot.received_instant_actions == before
         rows = await world.audit("vehicle.pause", str(vid))

@@ -8,6 +8,7 @@ zone names, so tests do not depend on each other.
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import AsyncIterator
@@ -420,3 +421,98 @@ class TestRoles:
         assert statuses == expected
         denied = await audit_rows(pool)
         assert len(denied) - before == expected.count(403)
+
+
+class TestFacilityProbe:
+    """Issue 13, item 18: a scoped token cannot tell an unknown facility from a foreign one."""
+
+    async def test_create_unknown_answers_like_foreign(
+        self, app: FastAPI, pool: asyncpg.Pool
+    ) -> None:
+        north = await new_token(pool, Role.OPERATOR, NORTH)
+        foreign = await post_zone(app, north, body(unique(), facility="south"))
+        unknown = await post_zone(app, north, body(unique(), facility="nowhere"))
+        assert foreign.status_code == unknown.status_code == 403
+        assert _comparable(foreign) == _comparable(unknown)
+
+    async def test_list_unknown_answers_like_foreign(
+        self, app: FastAPI, pool: asyncpg.Pool
+    ) -> None:
+        north = await new_token(pool, Role.OPERATOR, NORTH)
+        foreign = await get(app, north, "/v1/zones", facility="south")
+        unknown = await get(app, north, "/v1/zones", facility="nowhere")
+        assert foreign.status_code == unknown.status_code == 200
+        assert foreign.json() == unknown.json() == {"items": [], "next_cursor": None}
+
+
+def _comparable(response: httpx.Response) -> dict[str, Any]:
+    """A problem document without what differs per request."""
+    doc: dict[str, Any] = response.json()
+    return {k: v for k, v in doc.items() if k not in ("request_id", "instance")}
+
+
+class TestUnstorableText:
+    """Fuzz finding: NUL (and lone surrogates) in any text input is a 422 naming the field,
+    never a 500 from PostgreSQL."""
+
+    @pytest.mark.parametrize(
+        ("payload", "params", "field"),
+        [
+            (body("nul-facility", facility="no\u0000rth"), {}, "body.facility"),
+            (body("nul\u0000name"), {}, "body.name"),
+            (body("surrogate\ud800name"), {}, "body.name"),
+            (body("nul-query"), {"facility": "no\u0000rth"}, "query.facility"),
+        ],
+    )
+    async def test_create_refuses_it(
+        self,
+        app: FastAPI,
+        pool: asyncpg.Pool,
+        payload: dict[str, Any],
+        params: dict[str, str],
+        field: str,
+    ) -> None:
+        operator = await new_token(pool, Role.OPERATOR, NORTH)
+        before = await pool.fetchval("SELECT count(*) FROM zones")
+        raw = json.dumps(payload)  # escapes what httpx could not encode (a lone surrogate)
+        async with client_for(app, operator) as client:
+            r = await client.post(
+                "/v1/zones",
+                content=raw,
+                params=params,
+                headers={"Content-Type": "application/json"},
+            )
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+        assert await pool.fetchval("SELECT count(*) FROM zones") == before
+
+    async def test_lists_refuse_it_in_the_query(self, app: FastAPI, pool: asyncpg.Pool) -> None:
+        admin = await new_token(pool, Role.ADMIN, None)
+        for path in ("/v1/zones", "/v1/vehicles", "/v1/missions"):
+            r = await get(app, admin, path, facility="\u0000")
+            assert r.status_code == 422, (path, r.text)
+            assert [e["field"] for e in r.json()["errors"]] == ["query.facility"]
+
+    async def test_a_surrogate_pair_is_a_character(self, app: FastAPI, pool: asyncpg.Pool) -> None:
+        """An escaped pair (an emoji) is fine: only lone surrogates are refused."""
+        operator = await new_token(pool, Role.OPERATOR, NORTH)
+        name = unique("emoji-\U0001f6d1")
+        raw = json.dumps(body(name)).encode()  # ascii: the emoji as \\ud83d\\uded1
+        assert b"\\ud83d" in raw
+        async with client_for(app, operator) as client:
+            r = await client.post(
+                "/v1/zones", content=raw, headers={"Content-Type": "application/json"}
+            )
+        assert r.status_code == 201, r.text
+        assert r.json()["name"] == name
+
+
+async def test_the_document_states_the_slow_zone_speed_rule(app: FastAPI) -> None:
+    """Fuzz finding: the handler's rule (a speed limit for slow zones only) is in the
+    OpenAPI document, so schema-valid bodies are not refused for it."""
+    async with client_for(app) as client:
+        doc = (await client.get("/openapi.json")).json()
+    schema = doc["components"]["schemas"]["ZoneCreate"]
+    assert schema["if"]["properties"]["kind"] == {"const": "slow"}
+    assert schema["then"]["required"] == ["speed_limit_mps"]
+    assert schema["else"]["properties"]["speed_limit_mps"] == {"type": "null"}

@@ -114,6 +114,20 @@ class TestFacilityIsolation:
         assert dict(row) == {"status": "pending", "priority": "normal", "version": 1}
         assert await counts(pg_pool) == (1, 1)
 
+    async def test_unknown_facility_answers_like_foreign(
+        self, client: httpx.AsyncClient, token: TokenFactory, pg_pool: asyncpg.Pool
+    ) -> None:
+        """Issue 13, item 18: a scoped token cannot probe which facilities exist."""
+        north = await token(R.OPERATOR)
+        answers = []
+        for ref in ("south", "atlantis"):
+            r = await client.post("/v1/missions", json={**BODY, "facility": ref}, headers=north)
+            doc = r.json()
+            answers.append((r.status_code, doc["type"], doc["detail"].replace(ref, "REF")))
+        assert answers[0] == answers[1]
+        assert answers[0][0] == 403
+        assert await counts(pg_pool) == (0, 0)
+
     async def test_admin_sees_every_facility(
         self, client: httpx.AsyncClient, token: TokenFactory
     ) -> None:

@@ -10,6 +10,7 @@ import pytest
 from dispatcher.auth.principal import Principal
 from dispatcher.auth.roles import Permission, Role
 from dispatcher.links.commander import CommandOutcome, CommandResult, VehicleCommand
+from dispatcher.links.commands import CommandReason
 from dispatcher.missions.domain import Location, MissionRecord
 from dispatcher.missions.errors import MissionNotFound, VersionConflict, WrongVehicle
 from dispatcher.missions.lifecycle import IllegalTransition, MissionEvent, MissionStatus, Priority
@@ -24,7 +25,7 @@ from dispatcher.ops.mission_audit import (
 )
 from dispatcher.ops.vehicles import Verdict, failure_reason, verdict_of
 from dispatcher.ops.vehicles import action_of as vehicle_action
-from dispatcher.ops.zone_stop import ZoneStopped, unlocated_in
+from dispatcher.ops.zone_stop import ZoneStopped, candidates_in, unlocated_in
 from dispatcher.ops.zones import vertices
 from tests.unit.api.fakes import make_vehicle
 
@@ -112,6 +113,27 @@ class TestVehicleVerdicts:
         assert verdict_of(result, still_known=True) is Verdict.UNREACHABLE
         assert failure_reason(result) == "retry: vehicle offline"
 
+    def test_offline_vehicle_is_its_own_verdict(self) -> None:
+        """An offline vehicle is the vehicle's state (409), not the server's (503)."""
+        offline = CommandResult(
+            uuid.uuid4(),
+            VehicleCommand.PAUSE,
+            CommandOutcome.RETRY,
+            "c1",
+            "vehicle offline",
+            reason=CommandReason.VEHICLE_OFFLINE,
+        )
+        assert verdict_of(offline, still_known=True) is Verdict.OFFLINE
+        broker = CommandResult(
+            uuid.uuid4(),
+            VehicleCommand.PAUSE,
+            CommandOutcome.RETRY,
+            "c1",
+            "broker away",
+            reason=CommandReason.BROKER_DOWN,
+        )
+        assert verdict_of(broker, still_known=True) is Verdict.UNREACHABLE
+
     def test_impossible_depends_on_whether_the_vehicle_is_still_there(self) -> None:
         """Impossible for a vanished vehicle is 'gone', whatever the detail text says."""
         result = _result(CommandOutcome.IMPOSSIBLE, "any text at all")
@@ -156,6 +178,22 @@ class TestZoneStop:
         assert unlocated_in(fleet, Caller.system(), north) == (lost.id,)
         scoped = Caller.api(Principal(uuid.uuid4(), Role.OPERATOR, south), None)
         assert unlocated_in(fleet, scoped, north) == ()
+
+    def test_candidates_are_of_the_zone_facility_even_for_an_admin(self) -> None:
+        """Issue 13, item 19: an admin's zone e-stop spares other facilities' vehicles."""
+        north, south = uuid.uuid4(), uuid.uuid4()
+        here = make_vehicle(north, "here")
+        fleet = (
+            here,
+            make_vehicle(south, "same-spot-other-campus"),
+            make_vehicle(north, "lost", lat=None, lon=None),
+            make_vehicle(north, "off", online=False),
+        )
+        assert candidates_in(fleet, Caller.system(), north) == (here,)
+        admin = Caller.api(Principal(uuid.uuid4(), Role.ADMIN, None), None)
+        assert candidates_in(fleet, admin, north) == (here,)
+        scoped = Caller.api(Principal(uuid.uuid4(), Role.OPERATOR, south), None)
+        assert candidates_in(fleet, scoped, north) == ()
 
 
 class TestZones:
