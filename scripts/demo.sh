@@ -23,6 +23,9 @@ ROBOTS=20
 DRIVERS=5
 # Missions created through the control API by the simulator (Poisson arrivals, a nurse's mix).
 MISSIONS_PER_MINUTE="${DEMO_MISSIONS_PER_MINUTE:-20}"
+# The simulated vehicles run this many times faster than real time, so a newcomer sees
+# missions driven to the end (and a robot charging) within the first minute.
+TIME_SCALE="${DEMO_TIME_SCALE:-5}"
 
 DAEMON_PID=""
 SIM_PID=""
@@ -177,8 +180,8 @@ say "  curl -H \"Authorization: Bearer $FLEETD_TOKEN\" $BASE_URL/v1/vehicles"
 # --- 4. the simulated fleet -----------------------------------------------------------------
 
 say "starting the simulator: fleetd sim --robots $ROBOTS --drivers $DRIVERS" \
-    "--missions-per-minute $MISSIONS_PER_MINUTE (log: .run/sim.log)"
-setsid "$FLEETD" sim --robots "$ROBOTS" --drivers "$DRIVERS" \
+    "--missions-per-minute $MISSIONS_PER_MINUTE --time-scale $TIME_SCALE (log: .run/sim.log)"
+setsid "$FLEETD" sim --robots "$ROBOTS" --drivers "$DRIVERS" --time-scale "$TIME_SCALE" \
     --missions-per-minute "$MISSIONS_PER_MINUTE" >"$RUN_DIR/sim.log" 2>&1 &
 SIM_PID=$!
 echo "$SIM_PID" >"$RUN_DIR/sim.pid"

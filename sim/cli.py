@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create missions through the control API at this mean rate (Poisson; needs a "
         "token in $FLEETD_TOKEN or api.token; default 0: none)",
     )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second for every vehicle: travel, actions, "
+        "charging and battery (a demo's time-lapse; default 1: real time)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -56,6 +63,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if not 0.0 <= args.driver_decline <= 1.0:
         print("fleetd sim: --driver-decline must be between 0 and 1")
+        return 2
+    if not 0.0 < args.time_scale <= 100.0:
+        print("fleetd sim: --time-scale must be above 0 and at most 100")
         return 2
     if not 0.0 <= args.missions_per_minute <= 6000:
         print("fleetd sim: --missions-per-minute must be between 0 and 6000")
@@ -80,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         start_nodes=nodes,
         driver_decline_probability=args.driver_decline,
+        time_scale=args.time_scale,
     )
 
     async def main() -> None:

@@ -63,6 +63,9 @@ class VirtualDevice(abc.ABC):
         self._host, self._port = host, port
         self._report_interval = report_interval_s
         self._tick = tick_s
+        #: Simulated seconds per real second (a demo's time-lapse; 1 = real time). Travel,
+        #: actions, charging and battery drain all run this much faster.
+        self.time_scale = 1.0
         self._headers: dict[str, int] = {}
         #: A change to report at the next tick rather than when the interval is up.
         self._dirty = False
@@ -183,7 +186,7 @@ class VirtualDevice(abc.ABC):
                 raise asyncio.CancelledError
             await asyncio.sleep(self._tick)
             now = time.monotonic()
-            self.step(now - last_step)
+            self.step((now - last_step) * self.time_scale)
             last_step = now
             while not self._outbox.empty():
                 name, msg = self._outbox.get_nowait()

@@ -29,6 +29,8 @@ class FleetPlan:
     start_nodes: tuple[tuple[str, float, float], ...] = ()
     #: Chance (0-1) that a driver declines an offer it could take (seeded per driver).
     driver_decline_probability: float = 0.0
+    #: Simulated seconds per real second for every vehicle (1: real time).
+    time_scale: float = 1.0
 
 
 def start_nodes(doc: LifDocument, map_id: str) -> tuple[tuple[str, float, float], ...]:
@@ -67,7 +69,8 @@ def build_fleet(
                 y=starts[i][2],
                 last_node_id=starts[i][0],
                 theta=rng.uniform(-math.pi, math.pi),
-                battery_pct=rng.uniform(40.0, 100.0),
+                # Some start low, so charging shows early (dispatch.charge_below_pct: 25).
+                battery_pct=rng.uniform(15.0, 100.0),
             ),
             host=settings.mqtt.host,
             port=settings.mqtt.port,
@@ -100,6 +103,8 @@ def build_fleet(
                 status_interval_s=plan.driver_status_interval_s,
             )
         )
+    for device in (*robots, *drivers):
+        device.time_scale = plan.time_scale
     return robots, drivers
 
 
