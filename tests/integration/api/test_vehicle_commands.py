@@ -117,6 +117,10 @@ async def world() -> AsyncIterator[World]:
             facilities=[NORTH, SOUTH],
             # A row per refusal (no interval tally): TestRoles counts them one by one.
             api={"denied_audit_interval_s": 0},
+            # The commands' own path to the robot: with the dispatch engine on, "charge"
+            # becomes a charging leg and a stray order is the engine's to reconcile
+            # (tests/integration/dispatch covers those).
+            dispatch={"enabled": False},
         )
         async with running_daemon(settings) as run, db_pool(dsn, max_size=3) as pool:
             daemon = run.daemon
@@ -213,6 +217,9 @@ async def give_order(world: World, name: str) -> str:
     not move: the other tests of this module expect it where it stands.)
     """
     robot, vid = world.robots[name], world.robot_id(name)
+    # A new order must start where the robot stands (else it answers noRouteError): these
+    # robots start off the route graph, so say it stands on the order's first node.
+    robot.last_node_id = robot.last_node_id or "here"
     order_id = f"order-{uuid.uuid4().hex[:8]}"
     order = codec.make_order(
         0,
@@ -221,7 +228,7 @@ async def give_order(world: World, name: str) -> str:
         order_id=order_id,
         order_update_id=0,
         nodes=[
-            Node(node_id="here", sequence_id=0, released=True, actions=[]),
+            Node(node_id=robot.last_node_id, sequence_id=0, released=True, actions=[]),
             Node(node_id="beyond", sequence_id=2, released=False, actions=[]),
         ],
         edges=[
@@ -229,7 +236,7 @@ async def give_order(world: World, name: str) -> str:
                 edge_id="here-beyond",
                 sequence_id=1,
                 released=False,
-                start_node_id="here",
+                start_node_id=robot.last_node_id,
                 end_node_id="beyond",
                 actions=[],
             )
