@@ -50,12 +50,11 @@ class DriverVehicles:
     @staticmethod
     def route_for(settings: Settings, link: DriverLink) -> Route:
         """The inbound route of this kind: every topic under the prefix, to ``link``."""
-        prefix = settings.mqtt.driver_prefix
-        return Route(link.LINK, prefix, [f"{prefix}/#"], link.handle)
+        return Route.whole_prefix(link.LINK, settings.mqtt.driver_prefix, link.handle)
 
     @property
     def route(self) -> Route:
-        return Route(self.link.LINK, self._prefix, [f"{self._prefix}/#"], self.link.handle)
+        return Route.whole_prefix(self.link.LINK, self._prefix, self.link.handle)
 
     def supports(self, command: VehicleCommand) -> bool:
         return command in _SUPPORTED

@@ -62,6 +62,13 @@ class Route:
     subscriptions: Sequence[str]
     handler: MessageHandler
 
+    @classmethod
+    def whole_prefix(cls, name: str, prefix: str, handler: MessageHandler) -> Route:
+        """Every topic under ``prefix`` to ``handler``: not just the inbound topics, so a
+        vehicle publishing on a misspelt or misshapen topic is counted and logged rather
+        than silently filtered out by the broker (our own commands echo back, skipped)."""
+        return cls(name, prefix, [f"{prefix}/#"], handler)
+
 
 class MqttTransport:
     """One persistent MQTT session carrying all vehicle links."""

@@ -46,15 +46,11 @@ class RobotVehicles:
     @staticmethod
     def route_for(settings: Settings, link: RobotLink) -> Route:
         """The inbound route of this kind: every topic under the prefix, to ``link``."""
-        # The whole prefix, not just the inbound topics: a robot publishing on a misspelt
-        # or misshapen topic is then counted and logged, not silently filtered out by the
-        # broker. Our own orders echo back and are skipped.
-        prefix = settings.mqtt.vda_prefix
-        return Route(link.LINK, prefix, [f"{prefix}/#"], link.handle)
+        return Route.whole_prefix(link.LINK, settings.mqtt.vda_prefix, link.handle)
 
     @property
     def route(self) -> Route:
-        return Route(self.link.LINK, self._prefix, [f"{self._prefix}/#"], self.link.handle)
+        return Route.whole_prefix(self.link.LINK, self._prefix, self.link.handle)
 
     def supports(self, command: VehicleCommand) -> bool:
         return command in _SUPPORTED
