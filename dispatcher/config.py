@@ -248,6 +248,17 @@ class FleetSettings(_Section):
         return self.robot_heartbeat_timeout_s or self.heartbeat_timeout_s
 
 
+class AlertSettings(_Section):
+    """Alerts for staff (dispatcher/alerting): when conditions become alerts."""
+
+    #: Seconds between two evaluations of the fleet and the open missions.
+    check_interval_s: Annotated[float, Field(gt=0.05, le=60)] = 1.0
+    #: A vehicle not charging at or below this battery level (percent) raises low_battery.
+    low_battery_pct: Annotated[float, Field(ge=0, le=100)] = 20.0
+    #: A pending mission without a vehicle for this long (seconds) raises mission_waiting.
+    mission_wait_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
@@ -507,6 +518,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)

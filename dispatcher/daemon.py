@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 import structlog
 import uvicorn
 
+from dispatcher.alerting.watch import AlertWatch
 from dispatcher.api.app import create_app
 from dispatcher.api.serving import server_config
 from dispatcher.audit.checkpoints import AuditCheckpointer
@@ -159,6 +160,7 @@ class Daemon:
                 broker_connected=links.transport.is_healthy,
                 loop_heartbeat=lambda: self._heartbeat,
                 dispatch=dispatch.engine if dispatch is not None else None,
+                layouts=self._layouts,
             )
             self.services = services
             app = create_app(services)
@@ -241,6 +243,10 @@ class Daemon:
         )
         geo = GeoSync(registry, positions, interval_s=s.redis.geo_flush_interval_s)
         liveness_s = s.fleet.liveness_check_interval_s
+        engine = self.dispatch.engine if self.dispatch is not None else None
+        alerts = AlertWatch(
+            pool, registry, s.alerts, held=engine.held_missions if engine is not None else dict
+        )
         intake: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("fleetd.mqtt", links.transport.run),
             ("fleetd.api", server.serve),
@@ -257,6 +263,7 @@ class Daemon:
             intake=intake,
             workers=[
                 ("fleetd.liveness", lambda: run_liveness(registry, interval_s=liveness_s)),
+                ("fleetd.alerts", alerts.run),
                 ("fleetd.geo_sync", geo.run),
                 ("fleetd.fleet_writer", writer.run),
                 ("fleetd.telemetry", telemetry.run),

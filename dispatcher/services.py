@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
@@ -14,6 +14,7 @@ from dispatcher.config import Settings
 from fleet.model import VehicleView
 
 if TYPE_CHECKING:
+    from dispatcher.facility_layouts import FacilityLayouts
     from dispatcher.links.commander import VehicleCommander
     from dispatcher.ops.resolve import DispatchHandle
 
@@ -40,3 +41,5 @@ class Services:
     loop_heartbeat: Callable[[], float]
     #: The dispatch engine's operator side (held missions, resolve), None when it is off.
     dispatch: DispatchHandle | None = None
+    #: Facility key -> its loaded route graphs (``GET /v1/facilities/{key}/layout``).
+    layouts: Mapping[str, FacilityLayouts] = field(default_factory=dict)

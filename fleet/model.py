@@ -180,6 +180,8 @@ class VehicleView:
     mission_id: uuid.UUID | None
     maintenance: bool
     capabilities: Capabilities = field(default_factory=Capabilities)
+    #: A robot's e-stop is engaged or a protective field is violated (VDA 5050 safetyState).
+    safety_stop: bool = False
 
     @property
     def kind(self) -> VehicleKind:

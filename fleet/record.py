@@ -59,6 +59,7 @@ class VehicleRecord:
     operating_mode: OperatingMode | None = None
     driving: bool = False
     paused: bool = False
+    safety_stop: bool = False
     working: bool = False
     availability: DriverAvailability | None = None
     errors: tuple[VehicleError, ...] = ()
@@ -108,4 +109,5 @@ class VehicleRecord:
             mission_id=self.mission_id,
             maintenance=self.maintenance,
             capabilities=self.capabilities,
+            safety_stop=self.safety_stop,
         )

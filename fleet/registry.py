@@ -235,6 +235,7 @@ class FleetRegistry:
         rec.working = state.working
         rec.driving = state.driving
         rec.paused = state.paused
+        rec.safety_stop = state.safety_stop
         rec.operating_mode = state.operating_mode
         rec.order_id = state.order_id
         rec.order_update_id = state.order_update_id

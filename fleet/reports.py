@@ -47,6 +47,8 @@ class RobotState:
     speed_mps: float | None
     #: None when the robot is not localised (``positionInitialized`` false) or says nothing.
     pose: MapPose | None
+    #: ``safetyState``: an e-stop engaged (any eStop but NONE) or a protective field violated.
+    safety_stop: bool = False
 
 
 @dataclass(slots=True)

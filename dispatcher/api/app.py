@@ -40,11 +40,14 @@ from dispatcher.api.problems import (
     problem_body,
 )
 from dispatcher.api.routes import (
+    alerts,
     events,
+    facility_layout,
     fleet,
     health,
     missions,
     resolve,
+    session,
     vehicle_commands,
     zones,
 )
@@ -70,6 +73,9 @@ V1_ROUTERS: tuple[APIRouter, ...] = (
     zones.router,
     events.router,
     resolve.router,
+    alerts.router,
+    facility_layout.router,
+    session.router,
 )
 
 #: Sections of the OpenAPI document (``tags``), in the order the interactive docs show them.
@@ -80,6 +86,8 @@ OPENAPI_TAGS: list[dict[str, str]] = [
     {"name": "zones"},
     {"name": "missions"},
     {"name": "events"},
+    {"name": "alerts"},
+    {"name": "session"},
 ]
 
 #: Seconds an authentication result is cached (revocation from another process takes

@@ -523,6 +523,10 @@ class DispatchEngine:
     def held_reason(self, mission_id: uuid.UUID) -> str | None:
         return self.holdings.held.get(mission_id)
 
+    def held_missions(self) -> dict[uuid.UUID, str]:
+        """Every mission held for an operator's decision, with the reason (a copy)."""
+        return dict(self.holdings.held)
+
     async def reassign_held(self, mission_id: uuid.UUID, at: Location) -> bool:
         """An operator chose ``reassign`` for a held mission: plan a new vehicle to pick
         the rider up at ``at``. False when the mission is not held."""

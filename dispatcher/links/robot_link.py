@@ -165,6 +165,7 @@ class RobotLink:
             last_node_id=msg.last_node_id or None,
             errors=self._errors(msg.errors) if msg.errors else (),  # most states carry none
             speed_mps=speed,
+            safety_stop=msg.safety_state.e_stop != "NONE" or bool(msg.safety_state.field_violation),
             pose=(
                 MapPose(pos.map_id, pos.x, pos.y, pos.theta)
                 if pos is not None and pos.position_initialized

@@ -95,6 +95,8 @@ class EventKind(StrEnum):
 
     MISSION = "mission"
     VEHICLE = "vehicle"
+    #: Alerts raised, cleared and acknowledged (migration 0008, dispatcher/alerting).
+    ALERT = "alert"
 
 
 ALL_KINDS: Final = frozenset(EventKind)
@@ -116,13 +118,14 @@ START: Final = Position(0, 0)
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One mission or vehicle event, as the stream sends it."""
+    """One mission, vehicle or alert event, as the stream sends it."""
 
     kind: EventKind
     seq: int
     txid: int
     facility_id: uuid.UUID
-    #: The mission's id for mission events, the vehicle's for vehicle events.
+    #: The mission's id for mission events, the vehicle's for vehicle events, the alert's
+    #: for alert events.
     subject_id: uuid.UUID
     event: str
     from_status: str | None
@@ -168,10 +171,15 @@ _COLUMNS: dict[EventKind, str] = {
         "details->>'from' AS from_status, details->>'to' AS to_status, vehicle_id, "
         "NULL::text AS actor, details, at"
     ),
+    EventKind.ALERT: (
+        "'alert'::text AS kind, seq, txid, facility_id, alert_id AS subject_id, event, "
+        "NULL::text AS from_status, NULL::text AS to_status, vehicle_id, actor, details, at"
+    ),
 }
 _TABLES: dict[EventKind, str] = {
     EventKind.MISSION: "mission_events",
     EventKind.VEHICLE: "vehicle_events",
+    EventKind.ALERT: "alert_events",
 }
 
 
@@ -201,6 +209,8 @@ _POSITION_OF = """
 SELECT txid FROM mission_events WHERE seq = $1
 UNION ALL
 SELECT txid FROM vehicle_events WHERE seq = $1
+UNION ALL
+SELECT txid FROM alert_events WHERE seq = $1
 LIMIT 1
 """
 

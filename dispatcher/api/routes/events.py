@@ -22,7 +22,7 @@ refused (422), ``after=0`` included once history is longer. A stream ends (after
 within the cache's lifetime.
 
 Filters: ``?facility=KEY_OR_ID`` (a facility-scoped token sees only its own facility; it
-may name it, naming another is 403) and ``?types=mission,vehicle``.
+may name it, naming another is 403) and ``?types=mission,vehicle,alert``.
 
 Mechanics: a stream reads at most :data:`BATCH` events per query with a pool connection
 held for that one statement, writes them, and reads again; the client's socket paces it
@@ -149,8 +149,35 @@ class VehicleEventData(BaseModel):
     at: datetime
 
 
-def event_data(ev: StreamEvent) -> MissionEventData | VehicleEventData:
+class AlertEventData(BaseModel):
+    """``data`` of an ``alert.*`` event (raised, cleared, acknowledged)."""
+
+    seq: int
+    type: str = Field("alert", description="always 'alert'")
+    event: str = Field(description="raised, cleared, acknowledged")
+    alert_id: uuid.UUID
+    facility_id: uuid.UUID
+    vehicle_id: uuid.UUID | None
+    actor: str | None
+    details: dict[str, Any] = Field(
+        description="kind, severity, message, subject_id, vehicle_id, mission_id of the alert"
+    )
+    at: datetime
+
+
+def event_data(ev: StreamEvent) -> MissionEventData | VehicleEventData | AlertEventData:
     """The public JSON of one event."""
+    if ev.kind is EventKind.ALERT:
+        return AlertEventData(
+            seq=ev.seq,
+            event=ev.event,
+            alert_id=ev.subject_id,
+            facility_id=ev.facility_id,
+            vehicle_id=ev.vehicle_id,
+            actor=ev.actor,
+            details=ev.details,
+            at=ev.at,
+        )
     if ev.kind is EventKind.MISSION:
         return MissionEventData(
             seq=ev.seq,
@@ -269,7 +296,7 @@ def _kinds(types: list[str] | None) -> frozenset[EventKind]:
             wanted.add(EventKind(name))
         except ValueError:
             raise _invalid(
-                "query.types", f"unknown type {name!r} (expected mission, vehicle)"
+                "query.types", f"unknown type {name!r} (expected mission, vehicle, alert)"
             ) from None
     return frozenset(wanted) or ALL_KINDS
 
@@ -313,7 +340,7 @@ async def _facility_filter(
         200: {
             "description": "An endless `text/event-stream`; each message has `id` (the "
             "event's seq), `event` (`mission.<event>` or `vehicle.<event>`) and `data` "
-            "(JSON: MissionEventData or VehicleEventData).",
+            "(JSON: MissionEventData, VehicleEventData or AlertEventData).",
             "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
         },
         **problem_responses(401, 403, 422, 429, 503),
@@ -325,7 +352,7 @@ async def stream_events(
     facility: Annotated[str | None, Query(max_length=64, description="Facility key or id")] = None,
     types: Annotated[
         list[str] | None,
-        Query(max_length=4, description="mission, vehicle (comma-separated or repeated)"),
+        Query(max_length=4, description="mission, vehicle, alert (comma-separated or repeated)"),
     ] = None,
     after: Annotated[
         int | None,
