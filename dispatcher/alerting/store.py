@@ -7,7 +7,6 @@ shows a change that did not happen, nor misses one that did.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,13 +83,13 @@ def _row(r: asyncpg.Record) -> AlertRow:
 async def _event(conn: Conn, alert: AlertRow, event: str, actor: str | None) -> None:
     await conn.execute(
         "INSERT INTO alert_events (alert_id, facility_id, event, vehicle_id, actor, details) "
-        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+        "VALUES ($1, $2, $3, $4, $5, $6)",
         alert.id,
         alert.facility_id,
         event,
         alert.vehicle_id,
         actor,
-        json.dumps(alert.event_details()),
+        alert.event_details(),  # the pool's jsonb codec encodes it
     )
 
 

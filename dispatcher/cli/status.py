@@ -1,5 +1,9 @@
 """``fleetd status``: the live fleet (and missions) as read from the running daemon.
 
+On a terminal it starts the live view (:mod:`dispatcher.console`, Textual: vehicles,
+missions, alerts, details, map; fed by the event stream). ``--once``, ``--json``, and any
+run whose stdout is not a terminal (a pipe, CI) or with ``--plain`` print the plain table:
+
 Reads ``GET /v1/vehicles`` (every page) and ``GET /v1/missions`` (when the daemon serves
 it and the token may read it; else the list is empty). ``--json`` prints one document
 ``{"vehicles": [...], "missions": [...], "as_of": ISO}``; otherwise an aligned table,
@@ -22,9 +26,11 @@ from dispatcher.cli.api_client import (
     ApiError,
     DaemonUnreachable,
     quiet_logging,
+    resolve_token,
     run_api_command,
 )
 from dispatcher.cli.common import settings_from_args
+from dispatcher.config import Settings
 
 #: Mission pages read per refresh at most (1000 missions a page).
 MAX_MISSION_PAGES = 10
@@ -46,6 +52,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--once", action="store_true", help="print once and exit")
     parser.add_argument("--json", action="store_true", help="print JSON (implies --once)")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="reprint the plain table every --interval seconds instead of the live view",
+    )
+    parser.add_argument(
+        "--facility",
+        default=None,
+        metavar="KEY",
+        help="facility whose map the live view draws (default: the token's, or the first)",
+    )
     parser.add_argument(
         "--interval",
         type=float,
@@ -190,6 +207,8 @@ def _run(args: argparse.Namespace) -> int:
             print(render_table(fetch_status(client)))
             return 0
         interactive = sys.stdout.isatty()
+        if interactive and not args.plain:
+            return _live_view(settings, args.facility)
         try:
             while True:
                 text = render_table(fetch_status(client))
@@ -201,3 +220,13 @@ def _run(args: argparse.Namespace) -> int:
             return 0
 
     return run_api_command(settings, body, prog="fleetd")
+
+
+def _live_view(settings: Settings, facility: str | None) -> int:
+    """Run the Textual view until the user quits (q or Ctrl-C)."""
+    from dispatcher.console.app import StatusApp
+    from dispatcher.console.client import DaemonClient
+
+    client = DaemonClient(settings.api.base_url, resolve_token(settings))
+    StatusApp(client, facility=facility).run()
+    return 0

@@ -1,0 +1,313 @@
+"""The live status view (``fleetd status``) driven headless against a real daemon.
+
+Nothing is a double: a whole daemon runs in this process on the test's database, Redis
+prefix and MQTT namespace; the fleet is ``fleetd sim`` in a subprocess (killed with
+SIGKILL where a test needs a vehicle to die without a clean disconnect); the view is the
+real Textual app, driven by its pilot (``App.run_test``), talking HTTP and SSE to the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from dispatcher.auth.roles import Role
+from dispatcher.auth.tokens import create_token
+from dispatcher.config import Settings
+from dispatcher.console.app import StatusApp
+from dispatcher.console.client import DaemonClient
+from tests.conftest import api_client, daemon_settings, eventually, running_daemon
+
+SIZE = (130, 40)
+WAIT_S = 30.0
+
+
+def _settings(pg_dsn: str, mqtt_namespace: str, redis_prefix: str) -> Settings:
+    return daemon_settings(
+        pg_dsn,
+        mqtt_namespace,
+        redis_prefix,
+        alerts={"check_interval_s": 0.2},
+        dispatch={"enabled": False},
+    )
+
+
+async def _token(settings: Settings, role: Role) -> str:
+    conn = await asyncpg.connect(settings.database.dsn)
+    try:
+        _, secret = await create_token(
+            conn,
+            role=role,
+            facility_id=settings.default_facility.id,
+            name=f"status-view-{role.value}",
+            expires_at=None,
+        )
+    finally:
+        await conn.close()
+    return secret
+
+
+@contextlib.contextmanager
+def _sim(
+    settings: Settings, tmp_path: Path, *, robots: int, drivers: int, manufacturer: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``fleetd sim`` in a subprocess on the test's namespace; SIGKILLed on the way out."""
+    config = tmp_path / f"sim-{manufacturer}.toml"
+    config.write_text(
+        f'[mqtt]\nvda_interface = "{settings.mqtt.vda_interface}"\n'
+        f'driver_prefix = "{settings.mqtt.driver_prefix}"\n'
+        '[daemon]\nlog_level = "warning"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETD_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dispatcher.cli",
+            "--config",
+            str(config),
+            "sim",
+            "--robots",
+            str(robots),
+            "--drivers",
+            str(drivers),
+            "--manufacturer",
+            manufacturer,
+            "--state-interval",
+            "0.5",
+        ],
+        env=env,
+    )
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@contextlib.asynccontextmanager
+async def _view(base_url: str, secret: str) -> AsyncIterator[tuple[StatusApp, Pilot[None]]]:
+    app = StatusApp(DaemonClient(base_url, secret), telemetry_refresh_s=0.5)
+    async with app.run_test(size=SIZE) as pilot:
+        yield app, pilot
+
+
+def _rows(app: StatusApp, table: str) -> int:
+    return app.query_one(f"#{table}", DataTable).row_count
+
+
+class TestStatusView:
+    async def test_the_vehicles_table_fills_and_a_filter_narrows_it(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        async with running_daemon(settings) as d:
+            secret = await _token(settings, Role.OPERATOR)
+            with _sim(settings, tmp_path, robots=3, drivers=2, manufacturer="fill"):
+                async with _view(d.base_url, secret) as (app, pilot):
+                    await eventually(lambda: _rows(app, "vehicles") == 5, WAIT_S)
+                    assert not app.state.stale
+                    assert "LIVE" in app.topbar_text()
+                    app.set_filter("kind:driver")
+                    await pilot.pause()
+                    assert _rows(app, "vehicles") == 2
+                    app.set_filter("kind:robot")
+                    await pilot.pause()
+                    assert _rows(app, "vehicles") == 3
+                    app.set_filter("no-such-vehicle")
+                    await pilot.pause()
+                    assert _rows(app, "vehicles") == 0
+                    await pilot.press("escape")
+                    await pilot.pause()
+                    assert _rows(app, "vehicles") == 5
+
+    async def test_a_killed_vehicle_shows_as_an_alert_within_heartbeat_timeout_plus_2s(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        async with running_daemon(settings) as d:
+            secret = await _token(settings, Role.OPERATOR)
+            async with _view(d.base_url, secret) as (app, _pilot):
+                with _sim(settings, tmp_path, robots=1, drivers=0, manufacturer="killme") as proc:
+                    await eventually(
+                        lambda: any(v.get("online") for v in app.state.vehicles.values()), WAIT_S
+                    )
+                    assert not app.state.alerts
+                    proc.send_signal(signal.SIGKILL)
+                    killed = time.monotonic()
+                    await eventually(
+                        lambda: any(
+                            a.get("kind") == "vehicle_offline" for a in app.state.alerts.values()
+                        ),
+                        settings.fleet.heartbeat_timeout_s + 2,
+                    )
+                    took = time.monotonic() - killed
+                assert took <= settings.fleet.heartbeat_timeout_s + 2
+                assert _rows(app, "alerts") == 1
+                rows = app.state.alert_rows()
+                assert rows[0].new and rows[0].kind == "vehicle_offline"
+
+    async def test_a_guest_token_is_offered_no_actions(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str
+    ) -> None:
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        async with running_daemon(settings) as d:
+            secret = await _token(settings, Role.GUEST)
+            async with _view(d.base_url, secret) as (app, pilot):
+                await eventually(lambda: app.state.role == "guest", WAIT_S)
+                assert not app.state.stale  # live, with what a guest may read
+                for action in ("vehicle", "cancel_mission", "resolve_mission", "acknowledge"):
+                    assert app.check_action(action, ()) is False, action
+                assert app.offered_actions() == []
+                shown = {b.binding.action for b in app.screen.active_bindings.values()}
+                assert not shown & {"vehicle('pause')", "cancel_mission", "acknowledge"}
+                assert "help" in shown
+                await pilot.press("p", "x", "a")
+                await pilot.pause()
+                assert len(app.screen_stack) == 1  # no confirmation was opened
+
+    async def test_cancel_from_the_view_cancels_the_mission_and_is_audited(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str
+    ) -> None:
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        places = [p.name for p in settings.default_facility.places]
+        async with running_daemon(settings) as d:
+            secret = await _token(settings, Role.OPERATOR)
+            async with api_client(d.base_url, secret) as client:
+                body = {"pickup": {"place": places[0]}, "dropoff": {"place": places[1]}}
+                created = await client.post("/v1/missions", json=body)
+                assert created.status_code == 201, created.text
+                mission_id = created.json()["id"]
+                async with _view(d.base_url, secret) as (app, pilot):
+                    await eventually(lambda: _rows(app, "missions") == 1, WAIT_S)
+                    app.query_one("#missions", DataTable).focus()
+                    await pilot.pause()
+                    await pilot.press("enter")
+                    await pilot.pause()
+                    assert app.selected == ("mission", mission_id)
+                    assert app.check_action("cancel_mission", ()) is True
+                    await pilot.press("x")
+                    await pilot.pause()
+                    await pilot.press("y")
+                    await eventually(lambda: _rows(app, "missions") == 0, WAIT_S)
+                mission = (await client.get(f"/v1/missions/{mission_id}")).json()
+                assert mission["status"] == "cancelled"
+        conn = await asyncpg.connect(settings.database.dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT actor_role, success FROM audit_log WHERE action = 'mission.cancel' "
+                "AND resource_id = $1",
+                mission_id,
+            )
+        finally:
+            await conn.close()
+        assert row is not None and row["success"] and row["actor_role"] == "operator"
+
+    async def test_stopping_the_daemon_shows_stale_and_restarting_it_recovers(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str
+    ) -> None:
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        base_url = f"http://127.0.0.1:{settings.api.port}"
+        async with running_daemon(settings):
+            secret = await _token(settings, Role.OPERATOR)
+        async with _view(base_url, secret) as (app, pilot):
+            await eventually(lambda: app.state.stale, WAIT_S)  # nothing answers yet
+            assert "STALE" in app.topbar_text()
+            async with running_daemon(settings):
+                await eventually(lambda: not app.state.stale, WAIT_S)
+                assert "LIVE" in app.topbar_text()
+            await eventually(lambda: app.state.stale, WAIT_S)
+            await pilot.pause()
+            assert "STALE" in app.topbar_text()
+            assert app.query_one("#topbar").has_class("stale")
+            async with running_daemon(settings):
+                await eventually(lambda: not app.state.stale, WAIT_S)
+                await pilot.pause()
+                assert "LIVE" in app.topbar_text()
+                assert not app.query_one("#topbar").has_class("stale")
+
+
+class TestAlertsApi:
+    async def test_acknowledge_is_audited_and_on_the_event_stream(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        async with running_daemon(settings) as d:
+            operator = await _token(settings, Role.OPERATOR)
+            maintenance = await _token(settings, Role.MAINTENANCE)
+            async with api_client(d.base_url, operator) as client:
+                with _sim(settings, tmp_path, robots=1, drivers=0, manufacturer="ack") as proc:
+
+                    async def online() -> bool:
+                        page = (await client.get("/v1/vehicles")).json()
+                        return any(v["online"] for v in page["items"])
+
+                    await eventually(online, WAIT_S)
+                    proc.send_signal(signal.SIGKILL)
+
+                    async def raised() -> list[dict[str, object]]:
+                        items: list[dict[str, object]] = (await client.get("/v1/alerts")).json()[
+                            "items"
+                        ]
+                        return items
+
+                    await eventually(lambda: _nonempty(raised()), WAIT_S)
+                alert = (await raised())[0]
+                assert alert["kind"] == "vehicle_offline" and alert["acknowledged_at"] is None
+                async with api_client(d.base_url, maintenance) as other:
+                    refused = await other.post(f"/v1/alerts/{alert['id']}/acknowledge")
+                    assert refused.status_code == 403
+                done = await client.post(f"/v1/alerts/{alert['id']}/acknowledge")
+                assert done.status_code == 200, done.text
+                assert done.json()["acknowledged_by"]
+                again = await client.post(f"/v1/alerts/{alert['id']}/acknowledge")
+                assert again.status_code == 409
+                missing = await client.post(
+                    "/v1/alerts/00000000-0000-0000-0000-000000000000/acknowledge"
+                )
+                assert missing.status_code == 404
+                bad = await client.post("/v1/alerts/not-an-id/acknowledge")
+                assert bad.status_code == 422
+                events = await _alert_events(client)
+                assert [e for e in events if e != "cleared"][:2] == ["raised", "acknowledged"]
+        conn = await asyncpg.connect(settings.database.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT success, reason FROM audit_log WHERE action = 'alert.acknowledge' "
+                "AND resource_id = $1 ORDER BY id",
+                str(alert["id"]),
+            )
+        finally:
+            await conn.close()
+        assert [(r["success"], r["reason"]) for r in rows] == [
+            (True, None),
+            (False, "already_acknowledged"),
+        ]
+
+
+async def _nonempty(items: object) -> bool:
+    return bool(await items)  # type: ignore[misc]
+
+
+async def _alert_events(client: httpx.AsyncClient) -> list[str]:
+    """The alert events in history (replayed from the start of the stream)."""
+    names: list[str] = []
+    async with client.stream("GET", "/v1/events", params={"after": 0, "types": "alert"}) as r:
+        assert r.status_code == 200
+        async for line in r.aiter_lines():
+            if line.startswith("event: alert."):
+                names.append(line.removeprefix("event: alert."))
+            if len(names) >= 2:
+                break
+    return names
