@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# See fleetd work: the daemon, a simulated fleet (20 robots, 5 drivers) and a live status table.
+# See fleetd work: the daemon, a simulated fleet (20 robots, 5 drivers) and the live status view
+# (`fleetd status`, full screen, when stdout is a terminal; q quits it early). When stdout is
+# not a terminal (CI, a pipe) it prints the plain status table every 2 s instead.
 #
 #   scripts/demo.sh                   runs for 30 s, then stops everything it started
 #   DEMO_SECONDS=120 scripts/demo.sh  runs for two minutes
@@ -191,7 +193,7 @@ if ! alive "$SIM_PID"; then
     die "the simulator exited at once"
 fi
 
-# --- 5. the live status table ---------------------------------------------------------------
+# --- 5. the live status view (a terminal) or table (anything else) ------------------------
 
 if [ "$DEMO_SECONDS" -eq 0 ]; then
     how_long="until Ctrl-C"
@@ -199,6 +201,16 @@ else
     how_long="for ${DEMO_SECONDS}s (DEMO_SECONDS=0 runs until Ctrl-C)"
 fi
 end=$((SECONDS + DEMO_SECONDS))
+if [ -t 1 ] && [ -t 0 ] && [ "${DEMO_PLAIN:-0}" != 1 ]; then
+    say "live view $how_long: ? lists the keys, q quits (DEMO_PLAIN=1: the plain table)"
+    sleep 1
+    "$FLEETD" status --for "$DEMO_SECONDS" || say "(fleetd status failed, exit $?)"
+    STOP_REQUESTED=1
+    if ! alive "$DAEMON_PID"; then
+        log_tail "$RUN_DIR/fleetd.log"
+        die "the daemon stopped unexpectedly"
+    fi
+fi
 IN_LOOP=1
 while [ "$STOP_REQUESTED" = 0 ]; do
     if [ -t 1 ]; then printf '\033[H\033[2J'; else echo; fi

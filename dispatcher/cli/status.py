@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 import unicodedata
@@ -56,6 +57,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--plain",
         action="store_true",
         help="reprint the plain table every --interval seconds instead of the live view",
+    )
+    parser.add_argument(
+        "--for",
+        dest="run_for",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="live view: quit by itself after S seconds (default 0: when you press q)",
     )
     parser.add_argument(
         "--facility",
@@ -208,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         interactive = sys.stdout.isatty()
         if interactive and not args.plain:
-            return _live_view(settings, args.facility)
+            return _live_view(settings, args.facility, args.run_for)
         try:
             while True:
                 text = render_table(fetch_status(client))
@@ -222,11 +231,12 @@ def _run(args: argparse.Namespace) -> int:
     return run_api_command(settings, body, prog="fleetd")
 
 
-def _live_view(settings: Settings, facility: str | None) -> int:
-    """Run the Textual view until the user quits (q or Ctrl-C)."""
+def _live_view(settings: Settings, facility: str | None, run_for: float) -> int:
+    """Run the Textual view until the user quits (q or Ctrl-C), or for ``run_for`` s."""
     from dispatcher.console.app import StatusApp
     from dispatcher.console.client import DaemonClient
 
+    quiet_logging(logging.CRITICAL)  # a log line would scribble over the full-screen view
     client = DaemonClient(settings.api.base_url, resolve_token(settings))
-    StatusApp(client, facility=facility).run()
+    StatusApp(client, facility=facility, run_for_s=run_for or None).run()
     return 0

@@ -118,6 +118,7 @@ class StatusApp(App[None]):
         Binding("a", "acknowledge", "Ack"),
         Binding("escape", "clear_filter", "Clear", show=False),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(
@@ -126,8 +127,10 @@ class StatusApp(App[None]):
         *,
         facility: str | None = None,
         telemetry_refresh_s: float = TELEMETRY_REFRESH_S,
+        run_for_s: float | None = None,
     ) -> None:
         super().__init__()
+        self._run_for_s = run_for_s
         self.client = client
         self.facility = facility
         self.state = FleetState()
@@ -187,6 +190,8 @@ class StatusApp(App[None]):
         self._ui_ready = True
         self.run_worker(self._connection(), name="status.feed", group="feed", exclusive=True)
         self.set_interval(1.0, self.redraw)
+        if self._run_for_s:
+            self.set_timer(self._run_for_s, self.exit)
 
     async def _connection(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -210,6 +215,11 @@ class StatusApp(App[None]):
             summary=snapshot.summary,
         )
         self.lost_at = None
+        # Where each running mission is (to pickup, passenger on board) is in its timeline.
+        self._dirty_missions |= {
+            mid for mid, m in self.state.missions.items() if m.get("status") == "in_progress"
+        }
+        self._changed.set()
         if self.layout_doc is None and "vehicles" not in snapshot.unavailable:
             self.run_worker(self._load_layout(snapshot), group="layout", exclusive=True)
         self.redraw()
@@ -431,11 +441,17 @@ class StatusApp(App[None]):
         lines: list[str] = []
         if kind == "vehicle":
             v = self.state.vehicles.get(key, {})
+            battery = v.get("battery")
+            lat, lon = v.get("lat"), v.get("lon")
+            mission = v.get("mission_id") or self.state.mission_of(key)
+            online = "online" if v.get("online") else "offline"
             lines += [
-                f"{v.get('name', key[:8])}  ({v.get('kind', '?')})",
-                f"status {self.state.display_status(v)}  battery {v.get('battery', '-')}",
-                f"mission {v.get('mission_id') or '-'}",
-                f"zone {self.state.zone_of(v) or '-'}  at {v.get('lat', '-')},{v.get('lon', '-')}",
+                f"{v.get('name', key[:8])}  ({v.get('kind', '?')}, {online})",
+                f"status {self.state.display_status(v)}  battery "
+                + (f"{battery:.0f}%" if battery is not None else "unknown"),
+                f"mission {mission or '-'}",
+                f"zone {self.state.zone_of(v) or '-'}  at "
+                + (f"{lat:.6f},{lon:.6f}" if lat is not None and lon is not None else "unknown"),
             ]
             errors = v.get("errors") or []
             lines += [

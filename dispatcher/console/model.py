@@ -309,6 +309,9 @@ class FleetState:
         if "id" not in mission:
             return
         mid = str(mission["id"])
+        timeline = mission.get("timeline")
+        if isinstance(timeline, list) and timeline and isinstance(timeline[-1], Mapping):
+            self.mission_phase[mid] = str(timeline[-1].get("event", ""))
         if mission.get("status") in FINAL_MISSION_STATES:
             self.missions.pop(mid, None)
         else:
@@ -450,7 +453,7 @@ class FleetState:
             return status
         if v.get("charging") or status == "charging":
             return "charging"
-        mission = v.get("mission_id")
+        mission = v.get("mission_id") or self.mission_of(str(v.get("id", "")))
         if mission:
             phase = self.mission_phase.get(str(mission))
             m = self.missions.get(str(mission))
@@ -461,6 +464,13 @@ class FleetState:
                 return "to pickup"
             return "to dropoff" if status == "driving" else "carrying"
         return status
+
+    def mission_of(self, vehicle_id: str) -> str | None:
+        """The open mission assigned to the vehicle (when the vehicle does not say)."""
+        for mid, m in self.missions.items():
+            if str(m.get("vehicle_id")) == vehicle_id:
+                return mid
+        return None
 
     def _alerted_subjects(self) -> set[str]:
         return {str(a.get("subject_id")) for a in self.alerts.values()}
@@ -475,12 +485,15 @@ class FleetState:
     ) -> list[VehicleRow]:
         now = now or datetime.now(UTC)
         alerted = self._alerted_subjects()
+        by_vehicle = {
+            str(m.get("vehicle_id")): mid for mid, m in self.missions.items() if m.get("vehicle_id")
+        }
         rows: list[tuple[Any, VehicleRow]] = []
         for vid, v in self.vehicles.items():
             seen = parse_time(v.get("last_seen"))
             age = (now - seen).total_seconds() if seen else None
             bar, level = battery_bar(v.get("battery"))
-            mission = v.get("mission_id")
+            mission = v.get("mission_id") or by_vehicle.get(vid)
             row = VehicleRow(
                 id=vid,
                 name=str(v.get("name", "?")),

@@ -1,0 +1,71 @@
+"""Which alerts hold: the pure rules over fleet views and open missions."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from dispatcher.alerting.rules import AlertKey, AlertKind, OpenMission, Thresholds, current_alerts
+from fleet.model import VehicleError, VehicleStatus, VehicleView
+from tests.unit.api.fakes import make_vehicle
+
+NOW = 1_900_000_000.0
+FACILITY = uuid.uuid4()
+
+
+def _v(**changes: object) -> VehicleView:
+    return dataclasses.replace(make_vehicle(FACILITY, "r1"), **changes)  # type: ignore[arg-type]
+
+
+def _kinds(vehicles: list[VehicleView], **kw: object) -> set[AlertKind]:
+    return {k.kind for k in current_alerts(vehicles, [], {}, now=NOW, **kw)}  # type: ignore[arg-type]
+
+
+class TestVehicleAlerts:
+    def test_a_healthy_vehicle_raises_nothing(self) -> None:
+        assert _kinds([_v(battery_pct=80.0)]) == set()
+
+    def test_offline_after_being_seen_raises_vehicle_offline(self) -> None:
+        assert _kinds([_v(online=False, status=VehicleStatus.OFFLINE)]) == {
+            AlertKind.VEHICLE_OFFLINE
+        }
+
+    def test_never_seen_is_not_an_alert(self) -> None:
+        assert _kinds([_v(online=False, last_seen=None)]) == set()
+
+    def test_maintenance_silences_everything(self) -> None:
+        assert _kinds([_v(online=False, maintenance=True, battery_pct=3.0)]) == set()
+
+    def test_low_battery_unless_charging(self) -> None:
+        assert _kinds([_v(battery_pct=12.0)]) == {AlertKind.LOW_BATTERY}
+        assert _kinds([_v(battery_pct=12.0, charging=True)]) == set()
+        assert _kinds([_v(battery_pct=25.0)], limits=Thresholds(low_battery_pct=30)) == {
+            AlertKind.LOW_BATTERY
+        }
+
+    def test_fatal_error_and_safety_stop(self) -> None:
+        fatal = (VehicleError("lidarFailure", "FATAL", "front lidar"),)
+        warning = (VehicleError("dusty", "WARNING"),)
+        assert _kinds([_v(errors=fatal)]) == {AlertKind.FATAL_ERROR}
+        assert _kinds([_v(errors=warning)]) == set()
+        assert _kinds([_v(safety_stop=True)]) == {AlertKind.SAFETY_STOP}
+        (cond,) = current_alerts([_v(errors=fatal)], [], {}, now=NOW).values()
+        assert "lidarFailure" in cond.message and cond.severity.value == "critical"
+
+
+class TestMissionAlerts:
+    def _m(self, status: str = "pending", age_s: float = 10.0) -> OpenMission:
+        return OpenMission(uuid.uuid4(), FACILITY, status, NOW - age_s, None)
+
+    def test_waiting_too_long(self) -> None:
+        young, old = self._m(age_s=10), self._m(age_s=400)
+        assigned = self._m(status="assigned", age_s=4000)
+        found = current_alerts([], [young, old, assigned], {}, now=NOW)
+        assert set(found) == {AlertKey(AlertKind.MISSION_WAITING, old.id)}
+
+    def test_held_for_a_decision(self) -> None:
+        m = self._m(status="in_progress")
+        found = current_alerts([], [m], {m.id: "vehicle lost"}, now=NOW)
+        (cond,) = found.values()
+        assert cond.key == AlertKey(AlertKind.MISSION_DECISION, m.id)
+        assert "vehicle lost" in cond.message and cond.mission_id == m.id
