@@ -301,11 +301,17 @@ class TestBadInput:
 class TestStaleness:
     def test_stale_until_a_snapshot_then_stale_on_loss(self) -> None:
         s = FleetState()
-        assert s.stale
+        seen = [(s.stale, s.stale_reason)]
         s.apply_snapshot(vehicles=[], missions=[], alerts=[], at=NOW)
-        assert not s.stale and s.stale_reason == ""
+        seen.append((s.stale, s.stale_reason))
         s.mark_stale("cannot connect to the daemon")
-        assert s.stale and s.as_of == NOW
+        seen.append((s.stale, s.stale_reason))
+        assert seen == [
+            (True, "connecting"),
+            (False, ""),
+            (True, "cannot connect to the daemon"),
+        ]
+        assert s.as_of == NOW  # what the stale data is as of
 
 
 class TestHelpers:
