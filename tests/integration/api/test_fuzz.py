@@ -209,7 +209,10 @@ OPERATIONS = _operation_labels(_document_only_app())
 KNOWN_BUGS: dict[str, str] = {}
 
 #: Operations a guest may call (everything else under /v1 must be refused).
-GUEST_ALLOWED = frozenset({"GET /v1/fleet/summary", "GET /healthz", "GET /readyz", "GET /metrics"})
+#: What a guest token may read: the summary, the probes, and what the token itself is.
+GUEST_ALLOWED = frozenset(
+    {"GET /v1/fleet/summary", "GET /v1/me", "GET /healthz", "GET /readyz", "GET /metrics"}
+)
 
 
 def _params(labels: list[str]) -> list[Any]:
