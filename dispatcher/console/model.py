@@ -465,12 +465,23 @@ class FleetState:
             return "to dropoff" if status == "driving" else "carrying"
         return status
 
-    def mission_of(self, vehicle_id: str) -> str | None:
-        """The open mission assigned to the vehicle (when the vehicle does not say)."""
+    def missions_by_vehicle(self) -> dict[str, str]:
+        """Vehicle id -> the open mission it works on: the one in progress, else the
+        oldest assigned (a vehicle may have several planned)."""
+        best: dict[str, tuple[tuple[int, str], str]] = {}
         for mid, m in self.missions.items():
-            if str(m.get("vehicle_id")) == vehicle_id:
-                return mid
-        return None
+            vid = m.get("vehicle_id")
+            if not vid:
+                continue
+            rank = (0 if m.get("status") == "in_progress" else 1, str(m.get("created_at", "")))
+            current = best.get(str(vid))
+            if current is None or rank < current[0]:
+                best[str(vid)] = (rank, mid)
+        return {vid: mid for vid, (_, mid) in best.items()}
+
+    def mission_of(self, vehicle_id: str) -> str | None:
+        """The open mission the vehicle works on (when the vehicle does not say)."""
+        return self.missions_by_vehicle().get(vehicle_id)
 
     def _alerted_subjects(self) -> set[str]:
         return {str(a.get("subject_id")) for a in self.alerts.values()}
@@ -485,9 +496,7 @@ class FleetState:
     ) -> list[VehicleRow]:
         now = now or datetime.now(UTC)
         alerted = self._alerted_subjects()
-        by_vehicle = {
-            str(m.get("vehicle_id")): mid for mid, m in self.missions.items() if m.get("vehicle_id")
-        }
+        by_vehicle = self.missions_by_vehicle()
         rows: list[tuple[Any, VehicleRow]] = []
         for vid, v in self.vehicles.items():
             seen = parse_time(v.get("last_seen"))

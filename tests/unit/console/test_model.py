@@ -349,3 +349,16 @@ class TestHelpers:
         assert not in_geometry(5, 5, poly)
         assert not in_geometry(11, 5, poly)
         assert in_geometry(1, 1, {"type": "MultiPolygon", "coordinates": [poly["coordinates"]]})
+
+
+class TestVehicleMission:
+    def test_the_mission_in_progress_else_the_oldest_assigned(self) -> None:
+        v = _vehicle("r1")
+        older = _mission(age_s=300, status="assigned", vehicle_id=v["id"])
+        newer = _mission(age_s=30, status="assigned", vehicle_id=v["id"])
+        s = _state(vehicles=[v], missions=[newer, older])
+        assert s.mission_of(v["id"]) == older["id"]
+        assert s.vehicle_rows(now=NOW)[0].mission == older["id"][:8]
+        running = _mission(age_s=5, status="in_progress", vehicle_id=v["id"])
+        s.update_mission(running)
+        assert s.mission_of(v["id"]) == running["id"]
