@@ -311,3 +311,42 @@ async def _alert_events(client: httpx.AsyncClient) -> list[str]:
             if len(names) >= 2:
                 break
     return names
+
+
+class TestMissionAlerts:
+    async def test_a_waiting_mission_raises_and_its_cancel_clears(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str
+    ) -> None:
+        settings = daemon_settings(
+            pg_dsn,
+            mqtt_namespace,
+            redis_prefix,
+            alerts={"check_interval_s": 0.2, "mission_wait_s": 0.5},
+            dispatch={"enabled": False},
+        )
+        places = [p.name for p in settings.default_facility.places]
+        async with running_daemon(settings) as d:
+            secret = await _token(settings, Role.OPERATOR)
+            async with api_client(d.base_url, secret) as client:
+                body = {"pickup": {"place": places[0]}, "dropoff": {"place": places[1]}}
+                mission_id = (await client.post("/v1/missions", json=body)).json()["id"]
+
+                async def kinds(cleared: bool = False) -> list[tuple[str, str | None, bool]]:
+                    page = await client.get("/v1/alerts", params={"include_cleared": cleared})
+                    return [
+                        (a["kind"], a["mission_id"], a["cleared_at"] is not None)
+                        for a in page.json()["items"]
+                    ]
+
+                async def raised() -> bool:
+                    return await kinds() == [("mission_waiting", mission_id, False)]
+
+                await eventually(raised, WAIT_S)
+                cancel = await client.post(f"/v1/missions/{mission_id}/cancel")
+                assert cancel.status_code == 200, cancel.text
+
+                async def cleared() -> bool:
+                    return await kinds(cleared=True) == [("mission_waiting", mission_id, True)]
+
+                await eventually(cleared, WAIT_S)
+                assert await kinds() == []
