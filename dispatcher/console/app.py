@@ -43,6 +43,8 @@ MAP_MIN_SIZE = (110, 30)
 #: Seconds between two refreshes of the vehicle list (battery, positions and heartbeats
 #: are telemetry, not events); status changes arrive on the stream at once.
 TELEMETRY_REFRESH_S = 5.0
+#: Events arriving within this many seconds are drawn together.
+REDRAW_S = 0.1
 #: Seconds between two looks at vehicles and missions an event named (fetched in batches).
 DETAIL_FETCH_S = 0.2
 
@@ -148,6 +150,7 @@ class StatusApp(App[None]):
         self._telemetry_s = telemetry_refresh_s
         self._changed = asyncio.Event()
         self._ui_ready = False
+        self._redraw_pending = False
 
     # Layout -----------------------------------------------------------------------------
 
@@ -234,6 +237,16 @@ class StatusApp(App[None]):
         elif name.startswith("mission.") and subject in self.state.missions:
             self._dirty_missions.add(subject)
         self._changed.set()
+        self._redraw_soon()
+
+    def _redraw_soon(self) -> None:
+        """Redraw within :data:`REDRAW_S`: a burst of events costs one redraw."""
+        if not self._redraw_pending:
+            self._redraw_pending = True
+            self.set_timer(REDRAW_S, self._redraw_now)
+
+    def _redraw_now(self) -> None:
+        self._redraw_pending = False
         self.redraw()
 
     def feed_lost(self, reason: str) -> None:
@@ -267,7 +280,7 @@ class StatusApp(App[None]):
                 log.debug("status.detail_failed", error=str(exc))
             except Exception as exc:  # httpx errors: the feed notices the loss itself
                 log.debug("status.detail_failed", error=repr(exc))
-            self.redraw()
+            self._redraw_soon()
 
     async def _telemetry_loop(self) -> None:
         while True:

@@ -8,12 +8,14 @@ real Textual app, driven by its pilot (``App.run_test``), talking HTTP and SSE t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from dispatcher.auth.tokens import create_token
 from dispatcher.config import Settings
 from dispatcher.console.app import StatusApp
 from dispatcher.console.client import DaemonClient
+from sim.driver import DriverSpec, ScriptedDriver
 from tests.conftest import api_client, daemon_settings, eventually, running_daemon
 
 SIZE = (130, 40)
@@ -60,9 +63,12 @@ async def _token(settings: Settings, role: Role) -> str:
 
 @contextlib.contextmanager
 def _sim(
-    settings: Settings, tmp_path: Path, *, robots: int, drivers: int, manufacturer: str
+    settings: Settings, tmp_path: Path, *, robots: int, manufacturer: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``fleetd sim`` in a subprocess on the test's namespace; SIGKILLed on the way out."""
+    """``fleetd sim`` robots in a subprocess on the test's namespace; SIGKILLed on the way
+    out. The manufacturer gets a random suffix: MQTT client ids derive from it, and the
+    broker is shared with other test runs (the sim's drivers have fixed ids: none here)."""
+    manufacturer = f"{manufacturer}{uuid.uuid4().hex[:6]}"
     config = tmp_path / f"sim-{manufacturer}.toml"
     config.write_text(
         f'[mqtt]\nvda_interface = "{settings.mqtt.vda_interface}"\n'
@@ -81,7 +87,7 @@ def _sim(
             "--robots",
             str(robots),
             "--drivers",
-            str(drivers),
+            "0",
             "--manufacturer",
             manufacturer,
             "--state-interval",
@@ -94,6 +100,27 @@ def _sim(
     finally:
         proc.kill()
         proc.wait(10)
+
+
+@contextlib.asynccontextmanager
+async def _drivers(settings: Settings, count: int) -> AsyncIterator[list[ScriptedDriver]]:
+    """``count`` simulated driver phones in this process, with ids of their own."""
+    first = settings.default_facility.places[0]
+    phones = [
+        ScriptedDriver(
+            DriverSpec(f"sv-{i}-{uuid.uuid4().hex[:6]}", [(first.lat, first.lon)]),
+            prefix=settings.mqtt.driver_prefix,
+            status_interval_s=0.3,
+        )
+        for i in range(count)
+    ]
+    tasks = [asyncio.create_task(p.run(), name=f"test.{p.spec.driver_id}") for p in phones]
+    try:
+        yield phones
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
@@ -114,8 +141,8 @@ class TestStatusView:
         settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
         async with running_daemon(settings) as d:
             secret = await _token(settings, Role.OPERATOR)
-            with _sim(settings, tmp_path, robots=3, drivers=2, manufacturer="fill"):
-                async with _view(d.base_url, secret) as (app, pilot):
+            with _sim(settings, tmp_path, robots=3, manufacturer="fill"):
+                async with _drivers(settings, 2), _view(d.base_url, secret) as (app, pilot):
                     await eventually(lambda: _rows(app, "vehicles") == 5, WAIT_S)
                     assert not app.state.stale
                     assert "LIVE" in app.topbar_text()
@@ -131,6 +158,15 @@ class TestStatusView:
                     await pilot.press("escape")
                     await pilot.pause()
                     assert _rows(app, "vehicles") == 5
+                    # A vehicle command from the view, confirmed, reaches the vehicle.
+                    await pilot.click("#vehicles", offset=(4, 2))  # the first row, by mouse
+                    await pilot.pause()
+                    assert app.selected is not None and app.selected[0] == "vehicle"
+                    await pilot.press("p")
+                    await pilot.pause()
+                    await pilot.press("y")
+                    await eventually(lambda: app.message.endswith(": done"), WAIT_S)
+                    assert app.message.startswith("pause ")
 
     async def test_a_killed_vehicle_shows_as_an_alert_within_heartbeat_timeout_plus_2s(
         self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
@@ -139,7 +175,7 @@ class TestStatusView:
         async with running_daemon(settings) as d:
             secret = await _token(settings, Role.OPERATOR)
             async with _view(d.base_url, secret) as (app, _pilot):
-                with _sim(settings, tmp_path, robots=1, drivers=0, manufacturer="killme") as proc:
+                with _sim(settings, tmp_path, robots=1, manufacturer="killme") as proc:
                     await eventually(
                         lambda: any(v.get("online") for v in app.state.vehicles.values()), WAIT_S
                     )
@@ -247,7 +283,7 @@ class TestAlertsApi:
             operator = await _token(settings, Role.OPERATOR)
             maintenance = await _token(settings, Role.MAINTENANCE)
             async with api_client(d.base_url, operator) as client:
-                with _sim(settings, tmp_path, robots=1, drivers=0, manufacturer="ack") as proc:
+                with _sim(settings, tmp_path, robots=1, manufacturer="ack") as proc:
 
                     async def online() -> bool:
                         page = (await client.get("/v1/vehicles")).json()
