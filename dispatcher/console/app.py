@@ -21,6 +21,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Static
 
 from dispatcher.console.braille import draw_map
@@ -203,6 +204,7 @@ class StatusApp(App[None]):
             tg.create_task(self._telemetry_loop(), name="status.telemetry")
 
     async def on_unmount(self) -> None:
+        self._ui_ready = False
         await self.client.aclose()
 
     # The feed -----------------------------------------------------------------------------
@@ -322,8 +324,15 @@ class StatusApp(App[None]):
         return "  |  ".join(p for p in parts if p)
 
     def redraw(self) -> None:
+        """Draw every panel from the state (the widgets are gone while the app exits)."""
         if not self._ui_ready:
             return
+        try:
+            self._redraw()
+        except NoMatches:
+            return
+
+    def _redraw(self) -> None:
         top = self.query_one("#topbar", Static)
         top.update(self.topbar_text())
         top.set_class(self.state.stale, "stale")

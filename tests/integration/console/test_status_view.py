@@ -190,7 +190,7 @@ class TestStatusView:
                     )
                     took = time.monotonic() - killed
                 assert took <= settings.fleet.heartbeat_timeout_s + 2
-                assert _rows(app, "alerts") == 1
+                await eventually(lambda: _rows(app, "alerts") == 1, 5)
                 rows = app.state.alert_rows()
                 assert rows[0].new and rows[0].kind == "vehicle_offline"
 
