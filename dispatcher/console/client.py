@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 #: Longest silence on the stream before it counts as lost (the daemon sends a keep-alive
 #: comment every 15 s).
-READ_TIMEOUT_S = 35.0
+READ_TIMEOUT_S = 20.0
 #: Seconds between snapshots for a token that may not read the event stream (a guest).
 SNAPSHOT_ONLY_S = 5.0
 #: Back-off between reconnect attempts.
