@@ -1,0 +1,693 @@
+"""``fleetd sim run SCENARIO``: a live simulation against a running fleetd.
+
+The run draws its workload and fault schedule from the scenario's seed
+(:mod:`sim.schedule`), starts vehicle host processes (:mod:`sim.host`), creates the
+missions through the control API at their simulated times, reads fleetd's event stream
+and metrics (:mod:`sim.observe`), shows its progress on stderr, and at the end (the
+scenario's duration, Ctrl-C or SIGTERM) stops the vehicles in order, fills a
+:class:`~sim.run_record.RunRecord` and writes it to the report folder.
+
+Clock: simulated t = 0 is the wall moment the hosts start (``t0``); simulated seconds are
+wall seconds times the scenario's ``time_scale``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import json
+import math
+import multiprocessing
+import multiprocessing.context
+import os
+import queue
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from dispatcher.config import Settings
+from sim.driver import DriverSpec
+from sim.host import HostPlan, host_main, split
+from sim.observe import (
+    Injected,
+    SeenEvent,
+    apply_mission_event,
+    metric_sums,
+    observations,
+    parse_event,
+    sse_events,
+)
+from sim.robot import RobotSpec
+from sim.run_record import FaultRecord, MissionRecord, RunRecord, VehicleSample
+from sim.scenario import Scenario
+from sim.schedule import PlannedFault, PlannedMission, draw_workload, fleet_names, scenario_faults
+from sim.workload import summarise
+
+log = structlog.get_logger(__name__)
+
+#: Vehicles per host process when the scenario says ``processes = 0``.
+VEHICLES_PER_PROCESS = 500
+#: Seconds between progress lines (and metric scrapes).
+PROGRESS_S = 2.0
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """What the command line adds to a scenario."""
+
+    report_dir: Path
+    token: str | None
+    api_url: str
+    #: The daemon's pid, to record its CPU and memory (None: not recorded).
+    daemon_pid: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class LiveState:
+    """What the parent learns while the run goes (filled by its tasks)."""
+
+    t0: float
+    time_scale: float
+    missions: dict[str, MissionRecord] = field(default_factory=dict)
+    created_wall: list[float] = field(default_factory=list)
+    refused: int = 0
+    events: list[SeenEvent] = field(default_factory=list)
+    scrapes: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    host_stats: dict[int, dict[str, Any]] = field(default_factory=dict)
+    host_final: dict[int, dict[str, Any]] = field(default_factory=dict)
+    host_errors: list[str] = field(default_factory=list)
+    injected: list[Injected] = field(default_factory=list)
+    samples: list[VehicleSample] = field(default_factory=list)
+    daemon_cpu: list[tuple[float, float]] = field(default_factory=list)  # (wall, cpu s)
+    daemon_rss_mb: list[float] = field(default_factory=list)
+
+    def sim_s(self, wall: float) -> float:
+        return max(0.0, (wall - self.t0) * self.time_scale)
+
+
+# --- the fleet ------------------------------------------------------------------------------
+
+
+def fleet_specs(
+    scenario: Scenario,
+    start_nodes: Sequence[tuple[str, float, float]],
+    driver_places: Sequence[tuple[float, float]],
+    map_id: str,
+) -> tuple[list[RobotSpec], list[DriverSpec]]:
+    """Every vehicle of the scenario, placed and charged from the scenario's seed."""
+    rng = random.Random(f"{scenario.seed}:fleet")
+    robot_names, driver_names = fleet_names(scenario)
+    low, high = scenario.fleet.battery_start
+    cols = max(1, math.ceil(math.sqrt(max(1, len(robot_names)))))
+    robots = []
+    for i, serial in enumerate(robot_names):
+        if start_nodes:
+            node, x, y = start_nodes[i % len(start_nodes)]
+        else:
+            node, x, y = "", 20.0 + 15.0 * (i % cols), 20.0 + 15.0 * (i // cols)
+        robots.append(
+            RobotSpec(
+                manufacturer=scenario.fleet.manufacturer,
+                serial=serial,
+                map_id=map_id,
+                x=x,
+                y=y,
+                last_node_id=node,
+                theta=rng.uniform(-math.pi, math.pi),
+                battery_pct=rng.uniform(low, high),
+            )
+        )
+    places = list(driver_places) or [(52.52, 13.405), (52.522, 13.407)]
+    drivers = []
+    for i, name in enumerate(driver_names):
+        loop = places[:]
+        rng.shuffle(loop)
+        drivers.append(DriverSpec(driver_id=name, waypoints=loop, seed=scenario.seed + i))
+    return robots, drivers
+
+
+def host_plans(
+    scenario: Scenario,
+    settings: Settings,
+    robots: Sequence[RobotSpec],
+    drivers: Sequence[DriverSpec],
+    faults: Sequence[PlannedFault],
+    t0: float,
+) -> list[HostPlan]:
+    """The vehicles split over the scenario's processes; each fault goes with its vehicle."""
+    total = len(robots) + len(drivers)
+    processes = scenario.fleet.processes or max(1, math.ceil(total / VEHICLES_PER_PROCESS))
+    processes = max(1, min(processes, total or 1))
+    robot_parts = split(len(robots), processes)
+    driver_parts = split(len(drivers), processes)
+    plans = []
+    for i in range(processes):
+        mine_r = tuple(robots[j] for j in (robot_parts[i] if i < len(robot_parts) else ()))
+        mine_d = tuple(drivers[j] for j in (driver_parts[i] if i < len(driver_parts) else ()))
+        if not mine_r and not mine_d:
+            continue
+        names = {r.serial for r in mine_r} | {d.driver_id for d in mine_d}
+        plans.append(
+            HostPlan(
+                index=i,
+                host=settings.mqtt.host,
+                port=settings.mqtt.port,
+                username=settings.mqtt.username,
+                password=(
+                    settings.mqtt.password.get_secret_value()
+                    if settings.mqtt.password is not None
+                    else None
+                ),
+                vda_prefix=settings.mqtt.vda_prefix,
+                driver_prefix=settings.mqtt.driver_prefix,
+                robots=mine_r,
+                drivers=mine_d,
+                state_interval_s=scenario.fleet.state_interval_s,
+                driver_status_interval_s=max(2.0, scenario.fleet.state_interval_s),
+                time_scale=scenario.time_scale,
+                faults=tuple(f for f in faults if f.vehicle in names),
+                t0=t0,
+                # Thousands of vehicles: fewer, coarser samples keep the record readable.
+                sample_interval_s=max(5.0, total / 100.0),
+                seed=scenario.seed,
+            )
+        )
+    return plans
+
+
+# --- the workload ---------------------------------------------------------------------------
+
+
+def mission_body(m: PlannedMission, t0: float, scale: float, facility: str) -> dict[str, Any]:
+    """``POST /v1/missions`` for a planned mission (window times on the wall clock)."""
+    body: dict[str, Any] = {
+        "facility": facility,
+        "pickup": {"place": m.pickup},
+        "dropoff": {"place": m.dropoff},
+        "priority": m.priority,
+        "requirements": {"vehicle_kind": m.vehicle_kind},
+        "notes": "simulated workload",
+    }
+    if m.window_start_s is not None and m.window_end_s is not None:
+        body["window"] = {
+            "start": _iso(t0 + m.window_start_s / scale),
+            "end": _iso(t0 + m.window_end_s / scale),
+        }
+    return body
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+async def _create_missions(
+    client: httpx.AsyncClient,
+    planned: Sequence[PlannedMission],
+    state: LiveState,
+    facility: str,
+) -> None:
+    for m in planned:
+        delay = state.t0 + m.at_s / state.time_scale - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        body = mission_body(m, state.t0, state.time_scale, facility)
+        try:
+            response = await client.post("/v1/missions", json=body)
+        except httpx.HTTPError as exc:
+            state.refused += 1
+            log.warning("sim.mission_request_failed", error=type(exc).__name__)
+            continue
+        if response.status_code != 201:
+            state.refused += 1
+            log.warning(
+                "sim.mission_refused", status=response.status_code, body=response.text[:200]
+            )
+            continue
+        mission_id = str(response.json()["id"])
+        state.created_wall.append(time.time())
+        state.missions[mission_id] = MissionRecord(
+            mission_id=mission_id,
+            priority=m.priority,
+            vehicle_kind=m.vehicle_kind,
+            created_s=state.sim_s(time.time()),
+            window_start_s=m.window_start_s,
+            window_end_s=m.window_end_s,
+        )
+
+
+# --- what fleetd does -----------------------------------------------------------------------
+
+
+async def _read_events(client: httpx.AsyncClient, state: LiveState) -> None:
+    """Follow ``/v1/events`` (resuming after the last id on a broken stream)."""
+    last_id: str | None = None
+    early: dict[str, list[SeenEvent]] = {}
+    while True:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        try:
+            async with client.stream(
+                "GET",
+                "/v1/events",
+                params={"types": "mission,vehicle"},
+                headers=headers,
+                timeout=httpx.Timeout(10.0, read=None),
+            ) as response:
+                if response.status_code != 200:
+                    log.warning("sim.event_stream_refused", status=response.status_code)
+                    await asyncio.sleep(2.0)
+                    continue
+                lines = response.aiter_lines()
+                buffer: list[str] = []
+                async for line in lines:
+                    buffer.append(line)
+                    if line.strip():
+                        continue
+                    for event_id, data in sse_events(buffer):
+                        last_id = event_id or last_id
+                        ev = parse_event(data)
+                        if ev is not None:
+                            _take_event(state, ev, early)
+                    buffer = []
+        except httpx.HTTPError as exc:
+            log.warning("sim.event_stream_broken", error=type(exc).__name__)
+            await asyncio.sleep(1.0)
+
+
+def _take_event(state: LiveState, ev: SeenEvent, early: dict[str, list[SeenEvent]]) -> None:
+    state.events.append(ev)
+    if ev.type != "mission" or ev.mission_id is None:
+        return
+    record = state.missions.get(ev.mission_id)
+    if record is None:
+        # An event can beat the POST's answer to us: keep it until the mission is known.
+        early.setdefault(ev.mission_id, []).append(ev)
+        return
+    for pending in early.pop(ev.mission_id, []):
+        apply_mission_event(record, pending, state.sim_s(pending.at))
+    apply_mission_event(record, ev, state.sim_s(ev.at))
+
+
+def _read_proc(pid: int) -> tuple[float, float] | None:
+    """(CPU seconds, resident MiB) of a process, from /proc; None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = next(
+        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+    )
+    return cpu, rss / 1024.0
+
+
+async def _watch(
+    client: httpx.AsyncClient,
+    state: LiveState,
+    options: LiveOptions,
+    vehicles: int,
+    end_wall: float | None,
+) -> None:
+    """Scrape /metrics, sample the daemon's CPU and memory, print the progress line."""
+    tty = sys.stderr.isatty()
+    last_line = 0.0
+    while True:
+        now = time.time()
+        try:
+            response = await client.get("/metrics")
+            if response.status_code == 200:
+                state.scrapes.append((now, metric_sums(response.text)))
+        except httpx.HTTPError:
+            pass
+        if options.daemon_pid is not None:
+            proc = _read_proc(options.daemon_pid)
+            if proc is not None:
+                state.daemon_cpu.append((now, proc[0]))
+                state.daemon_rss_mb.append(proc[1])
+        if options.progress and (tty or now - last_line >= 10.0):
+            line = progress_line(state, vehicles, now, end_wall)
+            print(
+                ("\r" + line + "\033[K") if tty else line,
+                end="" if tty else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+            last_line = now
+        await asyncio.sleep(PROGRESS_S)
+
+
+def progress_line(state: LiveState, vehicles: int, now: float, end_wall: float | None) -> str:
+    """``[sim] 0:42 / 5:00  vehicles 25/25 (fleetd 25)  missions 14 open 3 ...``."""
+    elapsed = now - state.t0
+    total = f" / {_clock(end_wall - state.t0)}" if end_wall else ""
+    online = sum(s.get("online", 0) for s in state.host_stats.values())
+    fleetd_online = state.scrapes[-1][1]["fleetd_vehicles_online"] if state.scrapes else 0
+    done = sum(1 for m in state.missions.values() if m.final_status == "completed")
+    failed = sum(1 for m in state.missions.values() if m.final_status in ("failed", "cancelled"))
+    open_ = len(state.missions) - done - failed
+    minutes = max(elapsed / 60.0, 1e-9)
+    return (
+        f"[sim] {_clock(elapsed)}{total} (sim {_clock(state.sim_s(now))})  "
+        f"vehicles {online}/{vehicles} online (fleetd sees {fleetd_online:.0f})  "
+        f"missions {len(state.missions)} created: {open_} open, {done} completed, "
+        f"{failed} failed  {len(state.missions) / minutes:.1f} created/min  "
+        f"faults {len(state.injected)}"
+    )
+
+
+def _clock(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+async def _collect(out: Any, state: LiveState, hosts: int) -> None:
+    """Take what the hosts send until each has said it is done."""
+    while len(state.host_final) + len(state.host_errors) < hosts:
+        try:
+            item = await asyncio.to_thread(out.get, True, 0.5)
+        except queue.Empty:
+            continue
+        _take_host_item(state, item)
+
+
+def _take_host_item(state: LiveState, item: tuple[Any, ...]) -> None:
+    kind = item[0]
+    if kind == "stats":
+        state.host_stats[item[1]] = item[2]
+    elif kind == "done":
+        state.host_final[item[1]] = item[2]
+        state.host_stats[item[1]] = item[2]
+    elif kind == "error":
+        state.host_errors.append(f"host {item[1]}: {item[2]}")
+    elif kind == "samples":
+        state.samples.extend(VehicleSample(*row) for row in item[2])
+    elif kind == "fault":
+        _, fault_kind, vehicle, t_sim, note = item
+        wall = state.t0 + t_sim / state.time_scale
+        state.injected.append(Injected(fault_kind, vehicle, wall, 0.0, note))
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+async def run_live(
+    scenario: Scenario,
+    settings: Settings,
+    options: LiveOptions,
+    start_nodes: Sequence[tuple[str, float, float]],
+    stop_requested: asyncio.Event,
+) -> RunRecord:
+    """Run ``scenario`` against the daemon of ``settings`` until its end or until
+    ``stop_requested`` is set (Ctrl-C, SIGTERM); then stop in order and fill the record."""
+    facility = next(
+        (f for f in settings.facilities if f.key == scenario.facility), settings.default_facility
+    )
+    planned = draw_workload(scenario, [p.name for p in facility.places])
+    faults = scenario_faults(scenario)
+    map_id = facility.maps[0].map_id if facility.maps else "campus"
+    robots, drivers = fleet_specs(
+        scenario, start_nodes, [(p.lat, p.lon) for p in facility.places], map_id
+    )
+    t0 = time.time() + 1.0
+    plans = host_plans(scenario, settings, robots, drivers, faults, t0)
+    state = LiveState(t0=t0, time_scale=scenario.time_scale)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    stop = ctx.Event()
+    procs = [
+        ctx.Process(target=host_main, args=(p, out, stop), name=f"sim-host-{p.index}", daemon=True)
+        for p in plans
+    ]
+    for p in procs:
+        p.start()
+    vehicles = len(robots) + len(drivers)
+    end_wall = t0 + scenario.wall_duration_s
+    headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
+    print(
+        f"[sim] scenario {scenario.name}: {len(robots)} robots, {len(drivers)} drivers in "
+        f"{len(plans)} processes; {len(planned)} missions and {len(faults)} faults planned "
+        f"over {scenario.duration_s:.0f} simulated s ({scenario.wall_duration_s:.0f} s wall)",
+        file=sys.stderr,
+        flush=True,
+    )
+    async with httpx.AsyncClient(base_url=options.api_url, headers=headers, timeout=10.0) as client:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                collector = tg.create_task(_collect(out, state, len(plans)), name="sim.collect")
+                side = [
+                    tg.create_task(_watch(client, state, options, vehicles, end_wall)),
+                    tg.create_task(_read_events(client, state), name="sim.events"),
+                ]
+                if options.token is not None:
+                    side.append(
+                        tg.create_task(
+                            _create_missions(client, planned, state, facility.key),
+                            name="sim.workload",
+                        )
+                    )
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop_requested.wait(), end_wall - time.time())
+                finally:
+                    # The end, or Ctrl-C: the hosts say goodbye, then report their figures.
+                    stop.set()
+                    for task in side:
+                        if task.get_name() == "sim.workload":
+                            task.cancel()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(30.0):
+                            await asyncio.shield(collector)
+                    # A few seconds for the last events (completions, went_offline) to arrive.
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.sleep(2.0)
+                    for task in (*side, collector):
+                        task.cancel()
+        finally:
+            for p in procs:
+                p.join(10)
+                if p.is_alive():
+                    p.terminate()
+                    p.join(5)
+            if options.progress:
+                print(file=sys.stderr)
+        async with asyncio.timeout(60.0):
+            record = await _finish(client, scenario, state, options)
+    return record
+
+
+async def _finish(
+    client: httpx.AsyncClient, scenario: Scenario, state: LiveState, options: LiveOptions
+) -> RunRecord:
+    """The run's record, with the missions' final state read back through the API."""
+    finals: list[dict[str, Any]] = []
+    if options.token is not None:
+        for mission_id, rec in state.missions.items():
+            try:
+                response = await client.get(f"/v1/missions/{mission_id}")
+            except httpx.HTTPError:
+                continue
+            if response.status_code != 200:
+                continue
+            body = response.json()
+            finals.append(body)
+            for entry in body.get("timeline", []):
+                ev = parse_event(json.dumps({**entry, "type": "mission", "mission_id": mission_id}))
+                # The stream may have missed some (a broken stream): the timeline has them
+                # all; a reassignment is counted from the stream only, never twice.
+                if ev is not None and entry["event"] != "reassigned":
+                    if entry["event"] == "assigned" and rec.assigned_s is not None:
+                        continue
+                    apply_mission_event(rec, ev, state.sim_s(ev.at))
+            if body.get("vehicle_id") and rec.vehicle_id is None:
+                rec.vehicle_id = str(body["vehicle_id"])
+    held = await _held(client, state) if options.token is not None else {}
+    uuids = await _vehicle_uuids(client) if options.token is not None else {}
+    record = RunRecord(
+        scenario=scenario.name,
+        mode="live",
+        strategy="daemon",
+        seed=scenario.seed,
+        duration_s=state.sim_s(time.time()),
+        vehicles=scenario.fleet.robots + scenario.fleet.drivers,
+        missions=list(state.missions.values()),
+        samples=state.samples,
+        layout=scenario.facility,
+    )
+    by_name = {name: uuid for uuid, name in uuids.items()}
+    for injected in state.injected:
+        wall_s = _fault_wall_s(injected, scenario)
+        fault = dataclasses.replace(injected, wall_duration_s=wall_s)
+        uuid = by_name.get(injected.vehicle)
+        seen = observations(fault, uuid, state.events, state.scrapes, held)
+        record.faults.append(
+            FaultRecord(
+                kind=injected.kind,
+                t_s=state.sim_s(injected.at),
+                vehicle_id=injected.vehicle,
+                observed=[injected.note, *seen] if injected.note else seen,
+            )
+        )
+    _fill_figures(record, state, scenario)
+    for mission in record.missions:
+        if mission.vehicle_id in uuids:
+            mission.vehicle_id = uuids[mission.vehicle_id]
+    summary = summarise(finals)
+    record.notes["summary"] = summary.line()
+    return record
+
+
+def _fault_wall_s(injected: Injected, scenario: Scenario) -> float:
+    from sim.schedule import FAULT_DURATION_S
+
+    return FAULT_DURATION_S.get(injected.kind, 0.0) / scenario.time_scale
+
+
+async def _held(client: httpx.AsyncClient, state: LiveState) -> dict[str, str]:
+    """Vehicle uuid -> why a mission it had is held for an operator (open missions only)."""
+    held: dict[str, str] = {}
+    for mission_id, rec in state.missions.items():
+        if rec.final_status is not None or rec.vehicle_id is None:
+            continue
+        try:
+            response = await client.get(f"/v1/missions/{mission_id}/resolve")
+        except httpx.HTTPError:
+            continue
+        if response.status_code == 200 and response.json().get("held"):
+            held[rec.vehicle_id] = str(response.json().get("held_reason"))
+    return held
+
+
+async def _vehicle_uuids(client: httpx.AsyncClient) -> dict[str, str]:
+    """Every vehicle fleetd knows: uuid -> its serial (robot) or driver id."""
+    out: dict[str, str] = {}
+    cursor: str | None = None
+    for _ in range(1000):
+        params: dict[str, Any] = {"limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        try:
+            response = await client.get("/v1/vehicles", params=params)
+        except httpx.HTTPError:
+            break
+        if response.status_code != 200:
+            break
+        page = response.json()
+        for v in page.get("items", []):
+            out[str(v["id"])] = str(v["serial"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    return out
+
+
+def _percentile(hist: dict[int, int], q: float) -> float | None:
+    total = sum(hist.values())
+    if total == 0:
+        return None
+    rank = q * (total - 1)
+    seen = 0
+    for value in sorted(hist):
+        seen += hist[value]
+        if seen > rank:
+            return float(value)
+    return float(max(hist))
+
+
+def merge_hists(hists: Sequence[dict[Any, int]]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for h in hists:
+        for k, n in h.items():
+            merged[int(k)] = merged.get(int(k), 0) + n
+    return merged
+
+
+def _fill_figures(record: RunRecord, state: LiveState, scenario: Scenario) -> None:
+    """Messages, state intervals and jitter, the daemon's CPU and memory, into notes."""
+    finals = list(state.host_final.values()) or list(state.host_stats.values())
+    record.messages_sent = sum(int(s.get("sent", 0)) for s in finals)
+    record.messages_received = sum(int(s.get("received", 0)) for s in finals)
+    notes = record.notes
+    notes["vehicle_processes"] = len(state.host_stats)
+    notes["vehicles_online_at_end"] = sum(
+        int(s.get("online", 0)) for s in state.host_stats.values()
+    )
+    notes["state_interval_nominal_ms"] = round(scenario.fleet.state_interval_s * 1000.0)
+    hist = merge_hists([s.get("hist", {}) for s in finals])
+    count = sum(hist.values())
+    if count:
+        mean = sum(k * n for k, n in hist.items()) / count
+        var = sum(n * (k - mean) ** 2 for k, n in hist.items()) / count
+        notes["periodic_reports"] = count
+        notes["report_interval_mean_ms"] = round(mean, 1)
+        notes["report_interval_jitter_sd_ms"] = round(math.sqrt(var), 1)
+        for q in (0.5, 0.99, 0.999):
+            notes[f"report_interval_p{q * 100:g}_ms"] = _percentile(hist, q) or 0.0
+        notes["report_interval_max_ms"] = float(max(hist))
+    late = merge_hists([s.get("late_hist", {}) for s in finals])
+    if late:
+        notes["report_lateness_p50_ms"] = _percentile(late, 0.5) or 0.0
+        notes["report_lateness_p99_ms"] = _percentile(late, 0.99) or 0.0
+    if len(state.daemon_cpu) >= 2:
+        (t_a, c_a), (t_b, c_b) = state.daemon_cpu[0], state.daemon_cpu[-1]
+        notes["daemon_cpu_pct_mean"] = round(100.0 * (c_b - c_a) / max(t_b - t_a, 1e-9), 1)
+        peaks = [
+            100.0 * (c2 - c1) / max(t2 - t1, 1e-9)
+            for (t1, c1), (t2, c2) in zip(state.daemon_cpu, state.daemon_cpu[1:], strict=False)
+        ]
+        notes["daemon_cpu_pct_max_2s"] = round(max(peaks), 1)
+    if state.daemon_rss_mb:
+        notes["daemon_rss_mb_max"] = round(max(state.daemon_rss_mb), 1)
+        notes["daemon_rss_mb_end"] = round(state.daemon_rss_mb[-1], 1)
+    if len(state.scrapes) >= 2:
+        first, last = state.scrapes[0][1], state.scrapes[-1][1]
+        rejected = last["fleetd_messages_rejected_total"] - first["fleetd_messages_rejected_total"]
+        received = last["fleetd_messages_received_total"] - first["fleetd_messages_received_total"]
+        alerts = last["fleetd_dispatch_alerts_total"] - first["fleetd_dispatch_alerts_total"]
+        record.daemon_errors["messages_rejected"] = int(rejected)
+        record.daemon_errors["missions_held_for_operator"] = int(alerts)
+        notes["daemon_messages_received"] = int(received)
+        notes["fleetd_vehicles_online_max"] = int(
+            max(s["fleetd_vehicles_online"] for _, s in state.scrapes)
+        )
+    record.daemon_errors["missions_refused_by_api"] = state.refused
+    for error in state.host_errors:
+        notes.setdefault("host_errors", error)
+
+
+# --- the record -----------------------------------------------------------------------------
+
+
+def write_record(record: RunRecord, folder: Path) -> Path:
+    """``record.json`` (the RunRecord as dataclasses.asdict gives it) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "record.json"
+    path.write_text(json.dumps(dataclasses.asdict(record), indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def write_report_if_available(record: RunRecord, folder: Path) -> bool:
+    """Call ``sim.report.write_report(record, folder)`` when that module exists (the
+    report writer: KPI tables and plots); False, and nothing written, when it does not."""
+    try:
+        report = importlib.import_module("sim.report")
+    except ModuleNotFoundError:
+        return False
+    writer = getattr(report, "write_report", None)
+    if writer is None:
+        return False
+    writer(record, folder)
+    return True
