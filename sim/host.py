@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import multiprocessing.synchronize
 import random
@@ -114,7 +115,8 @@ class Host:
         self.by_name: dict[str, Slot] = {}
         self.sent = 0
         self.received = 0
-        self.hist = [0] * (HIST_MS + 1)
+        #: Periodic report intervals by vehicle kind, and lateness against the schedule.
+        self.hist = {"robot": [0] * (HIST_MS + 1), "driver": [0] * (HIST_MS + 1)}
         self.late_hist = [0] * (HIST_MS + 1)
         self.malformed_sent = 0
         self._rng = random.Random(f"{plan.seed}:host:{plan.index}")
@@ -273,7 +275,7 @@ class Host:
             if due:
                 if slot.last_periodic is not None:
                     ms = round((now - slot.last_periodic) * 1000.0)
-                    self.hist[min(ms, HIST_MS)] += 1
+                    self.hist[slot.kind][min(ms, HIST_MS)] += 1
                 late = round((now - slot.next_due) * 1000.0)
                 self.late_hist[min(late, HIST_MS)] += 1
                 slot.last_periodic = now
@@ -349,6 +351,7 @@ class Host:
     # --- the run ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(_quiet_cancelled)
         sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
         async def connect_one(slot: Slot) -> None:
@@ -384,7 +387,8 @@ class Host:
             "malformed_sent": self.malformed_sent,
         }
         if final:
-            stats["hist"] = {i: n for i, n in enumerate(self.hist) if n}
+            for kind, hist in self.hist.items():
+                stats[f"hist_{kind}"] = {i: n for i, n in enumerate(hist) if n}
             stats["late_hist"] = {i: n for i, n in enumerate(self.late_hist) if n}
         return stats
 
@@ -428,6 +432,14 @@ class Host:
         del connecting
 
 
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's exception handler: gmqtt's own reconnect futures, cancelled when a
+    vanished vehicle's client is dropped or the run ends, are not worth a traceback."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
 def host_main(plan: HostPlan, out: Any, stop: multiprocessing.synchronize.Event) -> None:
     """A host process's entry point (multiprocessing target)."""
     import signal
@@ -435,6 +447,8 @@ def host_main(plan: HostPlan, out: Any, stop: multiprocessing.synchronize.Event)
     # The parent decides when the run ends (stop is set): Ctrl-C in the terminal reaches
     # every process of the group, and a host must not die before saying OFFLINE.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # gmqtt warns for every write to a socket a vanished vehicle lost; that is the point.
+    logging.getLogger("gmqtt").setLevel(logging.ERROR)
     try:
         import uvloop
 

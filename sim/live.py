@@ -91,6 +91,9 @@ class LiveState:
     samples: list[VehicleSample] = field(default_factory=list)
     daemon_cpu: list[tuple[float, float]] = field(default_factory=list)  # (wall, cpu s)
     daemon_rss_mb: list[float] = field(default_factory=list)
+    #: When the run began to stop, and the missions held for an operator then.
+    stopped_at: float | None = None
+    held: dict[str, str] = field(default_factory=dict)
 
     def sim_s(self, wall: float) -> float:
         return max(0.0, (wall - self.t0) * self.time_scale)
@@ -180,6 +183,8 @@ def host_plans(
                 t0=t0,
                 # Thousands of vehicles: fewer, coarser samples keep the record readable.
                 sample_interval_s=max(5.0, total / 100.0),
+                # A small fleet can afford a finer tick (states closer to their schedule).
+                tick_s=0.02 if total <= 200 else 0.05,
                 seed=scenario.seed,
             )
         )
@@ -413,9 +418,7 @@ async def run_live(
 ) -> RunRecord:
     """Run ``scenario`` against the daemon of ``settings`` until its end or until
     ``stop_requested`` is set (Ctrl-C, SIGTERM); then stop in order and fill the record."""
-    facility = next(
-        (f for f in settings.facilities if f.key == scenario.facility), settings.default_facility
-    )
+    facility = settings.facility_for_key(scenario.facility)
     planned = draw_workload(scenario, [p.name for p in facility.places])
     faults = scenario_faults(scenario)
     map_id = facility.maps[0].map_id if facility.maps else "campus"
@@ -463,7 +466,13 @@ async def run_live(
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop_requested.wait(), end_wall - time.time())
                 finally:
-                    # The end, or Ctrl-C: the hosts say goodbye, then report their figures.
+                    # The end, or Ctrl-C: what waits for an operator now (before the
+                    # vehicles leave), then the hosts say goodbye and report their figures.
+                    state.stopped_at = time.time()
+                    if options.token is not None:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(15.0):
+                                await _held(client, state)
                     stop.set()
                     for task in side:
                         if task.get_name() == "sim.workload":
@@ -514,14 +523,13 @@ async def _finish(
                     apply_mission_event(rec, ev, state.sim_s(ev.at))
             if body.get("vehicle_id") and rec.vehicle_id is None:
                 rec.vehicle_id = str(body["vehicle_id"])
-    held = await _held(client, state) if options.token is not None else {}
     uuids = await _vehicle_uuids(client) if options.token is not None else {}
     record = RunRecord(
         scenario=scenario.name,
         mode="live",
         strategy="daemon",
         seed=scenario.seed,
-        duration_s=state.sim_s(time.time()),
+        duration_s=state.sim_s(state.stopped_at or time.time()),
         vehicles=scenario.fleet.robots + scenario.fleet.drivers,
         missions=list(state.missions.values()),
         samples=state.samples,
@@ -532,7 +540,7 @@ async def _finish(
         wall_s = _fault_wall_s(injected, scenario)
         fault = dataclasses.replace(injected, wall_duration_s=wall_s)
         uuid = by_name.get(injected.vehicle)
-        seen = observations(fault, uuid, state.events, state.scrapes, held)
+        seen = observations(fault, uuid, state.events, state.scrapes, state.held, state.stopped_at)
         record.faults.append(
             FaultRecord(
                 kind=injected.kind,
@@ -556,9 +564,9 @@ def _fault_wall_s(injected: Injected, scenario: Scenario) -> float:
     return FAULT_DURATION_S.get(injected.kind, 0.0) / scenario.time_scale
 
 
-async def _held(client: httpx.AsyncClient, state: LiveState) -> dict[str, str]:
-    """Vehicle uuid -> why a mission it had is held for an operator (open missions only)."""
-    held: dict[str, str] = {}
+async def _held(client: httpx.AsyncClient, state: LiveState) -> None:
+    """Into ``state.held``: vehicle uuid -> why a mission it had is held for an operator."""
+    held = state.held
     for mission_id, rec in state.missions.items():
         if rec.final_status is not None or rec.vehicle_id is None:
             continue
@@ -568,7 +576,6 @@ async def _held(client: httpx.AsyncClient, state: LiveState) -> dict[str, str]:
             continue
         if response.status_code == 200 and response.json().get("held"):
             held[rec.vehicle_id] = str(response.json().get("held_reason"))
-    return held
 
 
 async def _vehicle_uuids(client: httpx.AsyncClient) -> dict[str, str]:
@@ -626,17 +633,20 @@ def _fill_figures(record: RunRecord, state: LiveState, scenario: Scenario) -> No
         int(s.get("online", 0)) for s in state.host_stats.values()
     )
     notes["state_interval_nominal_ms"] = round(scenario.fleet.state_interval_s * 1000.0)
-    hist = merge_hists([s.get("hist", {}) for s in finals])
-    count = sum(hist.values())
-    if count:
+    notes["status_interval_nominal_ms"] = round(max(2.0, scenario.fleet.state_interval_s) * 1000)
+    for kind, label in (("robot", "state"), ("driver", "status")):
+        hist = merge_hists([s.get(f"hist_{kind}", {}) for s in finals])
+        count = sum(hist.values())
+        if not count:
+            continue
         mean = sum(k * n for k, n in hist.items()) / count
         var = sum(n * (k - mean) ** 2 for k, n in hist.items()) / count
-        notes["periodic_reports"] = count
-        notes["report_interval_mean_ms"] = round(mean, 1)
-        notes["report_interval_jitter_sd_ms"] = round(math.sqrt(var), 1)
+        notes[f"{label}_reports_periodic"] = count
+        notes[f"{label}_interval_mean_ms"] = round(mean, 1)
+        notes[f"{label}_interval_jitter_sd_ms"] = round(math.sqrt(var), 1)
         for q in (0.5, 0.99, 0.999):
-            notes[f"report_interval_p{q * 100:g}_ms"] = _percentile(hist, q) or 0.0
-        notes["report_interval_max_ms"] = float(max(hist))
+            notes[f"{label}_interval_p{q * 100:g}_ms"] = _percentile(hist, q) or 0.0
+        notes[f"{label}_interval_max_ms"] = float(max(hist))
     late = merge_hists([s.get("late_hist", {}) for s in finals])
     if late:
         notes["report_lateness_p50_ms"] = _percentile(late, 0.5) or 0.0

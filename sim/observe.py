@@ -24,6 +24,9 @@ from sim.run_record import MissionRecord
 #: How long after a fault (its end, for faults that last) fleetd's reaction is looked for.
 OBSERVE_WINDOW_S = 30.0
 
+#: Vehicle statuses worth naming as a reaction (idle, driving, busy are everyday).
+NOTABLE_STATUSES = frozenset({"error", "charging", "paused", "maintenance"})
+
 #: Metric families the run scrapes, summed over their labels.
 SCRAPED = (
     "fleetd_messages_rejected_total",
@@ -143,7 +146,7 @@ def _describe(ev: SeenEvent) -> str | None:
             return "vehicle back online"
         if ev.event == "error_raised":
             return "vehicle error raised"
-        if ev.event == "status_changed" and ev.to_status:
+        if ev.event == "status_changed" and ev.to_status in NOTABLE_STATUSES:
             return f"vehicle {ev.to_status}"
         return None
     if ev.event in ("reassigned", "failed", "expired", "declined"):
@@ -157,14 +160,19 @@ def observations(
     events: Sequence[SeenEvent],
     scrapes: Sequence[tuple[float, dict[str, float]]],
     held: Mapping[str, str],
+    until: float | None = None,
 ) -> list[str]:
     """What fleetd did about ``fault``, in order, each thing once.
 
     ``events``: the stream's events; ``scrapes``: (wall time, :func:`metric_sums`) in
-    order; ``held``: vehicle uuid -> the reason a mission of it waits for an operator.
+    order; ``held``: vehicle uuid -> the reason a mission of it waits for an operator;
+    ``until``: the moment the run began to stop (what every vehicle does then, going
+    offline, is the end of the run, not a reaction to a fault).
     """
     start = fault.at
     end = fault.at + fault.wall_duration_s + OBSERVE_WINDOW_S
+    if until is not None:
+        end = min(end, until)
     seen: list[str] = []
     if vehicle_uuid is not None:
         for ev in events:

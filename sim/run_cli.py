@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     configure_logging(settings.daemon.log_level, settings.daemon.log_format)
-    facility = next((f for f in settings.facilities if f.key == scenario.facility), None)
+    facility = next((f for f in settings.effective_facilities if f.key == scenario.facility), None)
     if facility is None:
         print(f"fleetd sim run: no facility {scenario.facility!r} configured", file=sys.stderr)
         return 2
