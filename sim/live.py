@@ -662,17 +662,17 @@ def _fill_figures(record: RunRecord, state: LiveState, scenario: Scenario) -> No
     if state.daemon_rss_mb:
         notes["daemon_rss_mb_max"] = round(max(state.daemon_rss_mb), 1)
         notes["daemon_rss_mb_end"] = round(state.daemon_rss_mb[-1], 1)
-    if len(state.scrapes) >= 2:
-        first, last = state.scrapes[0][1], state.scrapes[-1][1]
+    # Up to the stop: the vehicles leaving at the end is not the daemon's doing.
+    scrapes = [s for t, s in state.scrapes if state.stopped_at is None or t <= state.stopped_at]
+    if len(scrapes) >= 2:
+        first, last = scrapes[0], scrapes[-1]
         rejected = last["fleetd_messages_rejected_total"] - first["fleetd_messages_rejected_total"]
         received = last["fleetd_messages_received_total"] - first["fleetd_messages_received_total"]
         alerts = last["fleetd_dispatch_alerts_total"] - first["fleetd_dispatch_alerts_total"]
         record.daemon_errors["messages_rejected"] = int(rejected)
         record.daemon_errors["missions_held_for_operator"] = int(alerts)
         notes["daemon_messages_received"] = int(received)
-        notes["fleetd_vehicles_online_max"] = int(
-            max(s["fleetd_vehicles_online"] for _, s in state.scrapes)
-        )
+        notes["fleetd_vehicles_online_max"] = int(max(s["fleetd_vehicles_online"] for s in scrapes))
     record.daemon_errors["missions_refused_by_api"] = state.refused
     for error in state.host_errors:
         notes.setdefault("host_errors", error)
