@@ -74,8 +74,6 @@ class HostPlan:
     driver_status_interval_s: float
     time_scale: float
     faults: tuple[PlannedFault, ...]
-    #: Wall clock (time.time()) of the run's simulated t = 0, the same in every process.
-    t0: float
     tick_s: float = 0.05
     sample_interval_s: float = 5.0
     stats_interval_s: float = 1.0
@@ -100,15 +98,17 @@ class Slot:
     fault: FaultState = field(default_factory=FaultState)
 
 
-def _sim_now(plan: HostPlan) -> float:
-    return (time.time() - plan.t0) * plan.time_scale
-
-
 class Host:
     """Runs :class:`HostPlan` until ``stop`` is set; reports through ``out``."""
 
-    def __init__(self, plan: HostPlan, out: Any, stop: multiprocessing.synchronize.Event) -> None:
+    def __init__(
+        self, plan: HostPlan, out: Any, stop: multiprocessing.synchronize.Event, t0: Any
+    ) -> None:
+        """``t0``: a shared ``multiprocessing.Value("d")``, the wall clock (time.time()) of
+        the run's simulated t = 0, set by the parent once every host is connected (0 until
+        then: vehicles report, but no fault is injected)."""
         self.plan = plan
+        self.t0 = t0
         self.out = out
         self.stop = stop
         self.slots: list[Slot] = []
@@ -288,7 +288,7 @@ class Host:
     # --- faults -------------------------------------------------------------------------
 
     def _injected(self, slot: Slot, kind: str, note: str) -> None:
-        self.out.put(("fault", kind, slot.name, _sim_now(self.plan), note))
+        self.out.put(("fault", kind, slot.name, self.sim_now(), note))
 
     async def _apply(self, fault: PlannedFault, tg: asyncio.TaskGroup) -> None:
         """Inject one fault (its moment has come)."""
@@ -393,7 +393,7 @@ class Host:
         return stats
 
     def _samples(self) -> list[tuple[Any, ...]]:
-        t = round(_sim_now(self.plan), 2)
+        t = round(self.sim_now(), 2)
         rows = []
         for slot in self.slots:
             dev = slot.device
@@ -407,29 +407,38 @@ class Host:
                 )
         return rows
 
+    def sim_now(self) -> float:
+        """Simulated seconds since the run's t = 0 (0 before it)."""
+        t0 = float(self.t0.value)
+        return max(0.0, (time.time() - t0) * self.plan.time_scale) if t0 > 0 else 0.0
+
     async def _tick_loop(self, connecting: list[asyncio.Task[None]], tg: asyncio.TaskGroup) -> None:
         tick_no = 0
         next_stats = next_sample = time.monotonic()
         pending = list(self._faults)
         start = time.monotonic()
+        ready = False
         while not self.stop.is_set():
             self.tick(tick_no)
             tick_no += 1
-            t_sim = _sim_now(self.plan)
-            while pending and pending[0].at_s <= t_sim:
+            if not ready and all(t.done() for t in connecting):
+                ready = True
+                self.out.put(("ready", self.plan.index, time.monotonic() - start))
+            started = float(self.t0.value) > 0
+            t_sim = self.sim_now()
+            while started and pending and pending[0].at_s <= t_sim:
                 await self._apply(pending.pop(0), tg)
             now = time.monotonic()
             if now >= next_stats:
                 self.out.put(("stats", self.plan.index, self._stats(final=False)))
                 next_stats = now + self.plan.stats_interval_s
-            if now >= next_sample:
+            if started and now >= next_sample:
                 self.out.put(("samples", self.plan.index, self._samples()))
                 next_sample = now + self.plan.sample_interval_s
             # Sleep to the next tick boundary (not tick_s after this one's end).
             target = start + tick_no * self.plan.tick_s
             await asyncio.sleep(max(0.0, target - time.monotonic()))
         self.out.put(("samples", self.plan.index, self._samples()))
-        del connecting
 
 
 def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -440,7 +449,7 @@ def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -
     loop.default_exception_handler(context)
 
 
-def host_main(plan: HostPlan, out: Any, stop: multiprocessing.synchronize.Event) -> None:
+def host_main(plan: HostPlan, out: Any, stop: multiprocessing.synchronize.Event, t0: Any) -> None:
     """A host process's entry point (multiprocessing target)."""
     import signal
 
@@ -456,7 +465,7 @@ def host_main(plan: HostPlan, out: Any, stop: multiprocessing.synchronize.Event)
     except ImportError:
         runner = asyncio.run
     try:
-        runner(Host(plan, out, stop).run())
+        runner(Host(plan, out, stop, t0).run())
     except Exception as exc:  # tell the parent, whatever it was
         out.put(("error", plan.index, f"{type(exc).__name__}: {exc}"))
         raise

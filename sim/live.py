@@ -7,8 +7,9 @@ and metrics (:mod:`sim.observe`), shows its progress on stderr, and at the end (
 scenario's duration, Ctrl-C or SIGTERM) stops the vehicles in order, fills a
 :class:`~sim.run_record.RunRecord` and writes it to the report folder.
 
-Clock: simulated t = 0 is the wall moment the hosts start (``t0``); simulated seconds are
-wall seconds times the scenario's ``time_scale``.
+Clock: simulated t = 0 (``t0``) is the wall moment every host has connected its vehicles
+(connecting thousands takes a while; the record's notes say how long); simulated seconds
+are wall seconds since then times the scenario's ``time_scale``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class LiveOptions:
     #: The daemon's pid, to record its CPU and memory (None: not recorded).
     daemon_pid: int | None = None
     progress: bool = True
+    #: End the run as soon as every mission of the workload is created and finished.
+    stop_when_done: bool = False
 
 
 @dataclass
@@ -79,6 +82,10 @@ class LiveState:
 
     t0: float
     time_scale: float
+    end_wall: float = 0.0
+    ready: dict[int, float] = field(default_factory=dict)
+    #: Set once every host has connected its vehicles (or failed).
+    hosts_ready: asyncio.Event = field(default_factory=asyncio.Event)
     missions: dict[str, MissionRecord] = field(default_factory=dict)
     created_wall: list[float] = field(default_factory=list)
     refused: int = 0
@@ -93,6 +100,7 @@ class LiveState:
     daemon_rss_mb: list[float] = field(default_factory=list)
     #: When the run began to stop, and the missions held for an operator then.
     stopped_at: float | None = None
+    connect_s: float = 0.0
     held: dict[str, str] = field(default_factory=dict)
 
     def sim_s(self, wall: float) -> float:
@@ -146,7 +154,6 @@ def host_plans(
     robots: Sequence[RobotSpec],
     drivers: Sequence[DriverSpec],
     faults: Sequence[PlannedFault],
-    t0: float,
 ) -> list[HostPlan]:
     """The vehicles split over the scenario's processes; each fault goes with its vehicle."""
     total = len(robots) + len(drivers)
@@ -180,7 +187,6 @@ def host_plans(
                 driver_status_interval_s=max(2.0, scenario.fleet.state_interval_s),
                 time_scale=scenario.time_scale,
                 faults=tuple(f for f in faults if f.vehicle in names),
-                t0=t0,
                 # Thousands of vehicles: fewer, coarser samples keep the record readable.
                 sample_interval_s=max(5.0, total / 100.0),
                 # A small fleet can afford a finer tick (states closer to their schedule).
@@ -319,11 +325,7 @@ def _read_proc(pid: int) -> tuple[float, float] | None:
 
 
 async def _watch(
-    client: httpx.AsyncClient,
-    state: LiveState,
-    options: LiveOptions,
-    vehicles: int,
-    end_wall: float | None,
+    client: httpx.AsyncClient, state: LiveState, options: LiveOptions, vehicles: int
 ) -> None:
     """Scrape /metrics, sample the daemon's CPU and memory, print the progress line."""
     tty = sys.stderr.isatty()
@@ -342,7 +344,7 @@ async def _watch(
                 state.daemon_cpu.append((now, proc[0]))
                 state.daemon_rss_mb.append(proc[1])
         if options.progress and (tty or now - last_line >= 10.0):
-            line = progress_line(state, vehicles, now, end_wall)
+            line = progress_line(state, vehicles, now)
             print(
                 ("\r" + line + "\033[K") if tty else line,
                 end="" if tty else "\n",
@@ -353,12 +355,14 @@ async def _watch(
         await asyncio.sleep(PROGRESS_S)
 
 
-def progress_line(state: LiveState, vehicles: int, now: float, end_wall: float | None) -> str:
+def progress_line(state: LiveState, vehicles: int, now: float) -> str:
     """``[sim] 0:42 / 5:00  vehicles 25/25 (fleetd 25)  missions 14 open 3 ...``."""
-    elapsed = now - state.t0
-    total = f" / {_clock(end_wall - state.t0)}" if end_wall else ""
     online = sum(s.get("online", 0) for s in state.host_stats.values())
     fleetd_online = state.scrapes[-1][1]["fleetd_vehicles_online"] if state.scrapes else 0
+    if state.t0 <= 0:
+        return f"[sim] connecting: {online}/{vehicles} online (fleetd sees {fleetd_online:.0f})"
+    elapsed = now - state.t0
+    total = f" / {_clock(state.end_wall - state.t0)}" if state.end_wall else ""
     done = sum(1 for m in state.missions.values() if m.final_status == "completed")
     failed = sum(1 for m in state.missions.values() if m.final_status in ("failed", "cancelled"))
     open_ = len(state.missions) - done - failed
@@ -387,11 +391,15 @@ async def _collect(out: Any, state: LiveState, hosts: int) -> None:
         except queue.Empty:
             continue
         _take_host_item(state, item)
+        if len(state.ready) + len(state.host_errors) >= hosts:
+            state.hosts_ready.set()
 
 
 def _take_host_item(state: LiveState, item: tuple[Any, ...]) -> None:
     kind = item[0]
-    if kind == "stats":
+    if kind == "ready":
+        state.ready[item[1]] = item[2]
+    elif kind == "stats":
         state.host_stats[item[1]] = item[2]
     elif kind == "done":
         state.host_final[item[1]] = item[2]
@@ -425,20 +433,25 @@ async def run_live(
     robots, drivers = fleet_specs(
         scenario, start_nodes, [(p.lat, p.lon) for p in facility.places], map_id
     )
-    t0 = time.time() + 1.0
-    plans = host_plans(scenario, settings, robots, drivers, faults, t0)
-    state = LiveState(t0=t0, time_scale=scenario.time_scale)
+    plans = host_plans(scenario, settings, robots, drivers, faults)
+    state = LiveState(t0=0.0, time_scale=scenario.time_scale)
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     stop = ctx.Event()
+    shared_t0 = ctx.Value("d", 0.0)
     procs = [
-        ctx.Process(target=host_main, args=(p, out, stop), name=f"sim-host-{p.index}", daemon=True)
+        ctx.Process(
+            target=host_main,
+            args=(p, out, stop, shared_t0),
+            name=f"sim-host-{p.index}",
+            daemon=True,
+        )
         for p in plans
     ]
+    started = time.monotonic()
     for p in procs:
         p.start()
     vehicles = len(robots) + len(drivers)
-    end_wall = t0 + scenario.wall_duration_s
     headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
     print(
         f"[sim] scenario {scenario.name}: {len(robots)} robots, {len(drivers)} drivers in "
@@ -452,9 +465,26 @@ async def run_live(
             async with asyncio.TaskGroup() as tg:
                 collector = tg.create_task(_collect(out, state, len(plans)), name="sim.collect")
                 side = [
-                    tg.create_task(_watch(client, state, options, vehicles, end_wall)),
+                    tg.create_task(_watch(client, state, options, vehicles)),
                     tg.create_task(_read_events(client, state), name="sim.events"),
                 ]
+                # Simulated time starts once every vehicle is connected (or given up on).
+                waits = [
+                    asyncio.ensure_future(state.hosts_ready.wait()),
+                    asyncio.ensure_future(stop_requested.wait()),
+                ]
+                try:
+                    await asyncio.wait(
+                        waits,
+                        timeout=max(60.0, vehicles / 10.0),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    for waiting in waits:
+                        waiting.cancel()
+                state.t0 = shared_t0.value = time.time()
+                state.end_wall = end_wall = state.t0 + scenario.wall_duration_s
+                state.connect_s = time.monotonic() - started
                 if options.token is not None:
                     side.append(
                         tg.create_task(
@@ -463,8 +493,13 @@ async def run_live(
                         )
                     )
                 try:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop_requested.wait(), end_wall - time.time())
+                    while not stop_requested.is_set() and time.time() < end_wall:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(
+                                stop_requested.wait(), min(1.0, end_wall - time.time())
+                            )
+                        if options.stop_when_done and _all_done(state, side):
+                            break
                 finally:
                     # The end, or Ctrl-C: what waits for an operator now (before the
                     # vehicles leave), then the hosts say goodbye and report their figures.
@@ -546,7 +581,8 @@ async def _finish(
                 kind=injected.kind,
                 t_s=state.sim_s(injected.at),
                 vehicle_id=injected.vehicle,
-                observed=[injected.note, *seen] if injected.note else seen,
+                observed=seen,
+                injected=injected.note,
             )
         )
     _fill_figures(record, state, scenario)
@@ -556,6 +592,17 @@ async def _finish(
     summary = summarise(finals)
     record.notes["summary"] = summary.line()
     return record
+
+
+def _all_done(state: LiveState, side: Sequence[asyncio.Task[None]]) -> bool:
+    """Every planned mission created and each in a final state."""
+    workload = [t for t in side if t.get_name() == "sim.workload"]
+    return (
+        bool(workload)
+        and workload[0].done()
+        and bool(state.missions)
+        and all(m.final_status is not None for m in state.missions.values())
+    )
 
 
 def _fault_wall_s(injected: Injected, scenario: Scenario) -> float:
@@ -629,6 +676,7 @@ def _fill_figures(record: RunRecord, state: LiveState, scenario: Scenario) -> No
     record.messages_received = sum(int(s.get("received", 0)) for s in finals)
     notes = record.notes
     notes["vehicle_processes"] = len(state.host_stats)
+    notes["connect_all_s"] = round(state.connect_s, 1)
     notes["vehicles_online_at_end"] = sum(
         int(s.get("online", 0)) for s in state.host_stats.values()
     )

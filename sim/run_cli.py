@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--daemon-pid", type=int, help="record this process's CPU and memory")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument(
+        "--stop-when-done",
+        action="store_true",
+        help="end as soon as every mission of the workload is created and finished",
+    )
     for kind in FaultRates.model_fields:
         p.add_argument(
             f"--fault-{kind.replace('_', '-')}",
@@ -108,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         api_url=settings.api.base_url,
         daemon_pid=args.daemon_pid,
         progress=not args.no_progress,
+        stop_when_done=args.stop_when_done,
     )
 
     async def main() -> int:
