@@ -385,6 +385,8 @@ class Host:
             "sent": self.sent,
             "received": self.received,
             "malformed_sent": self.malformed_sent,
+            "cpu_s": time.process_time(),
+            "wall": time.time(),
         }
         if final:
             for kind, hist in self.hist.items():

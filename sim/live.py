@@ -570,11 +570,15 @@ async def _finish(
         samples=state.samples,
         layout=scenario.facility,
     )
-    by_name = {name: uuid for uuid, name in uuids.items()}
+    by_key = {key: uuid for uuid, key in uuids.items()}
+    robots = set(fleet_names(scenario)[0])
     for injected in state.injected:
         wall_s = _fault_wall_s(injected, scenario)
         fault = dataclasses.replace(injected, wall_duration_s=wall_s)
-        uuid = by_name.get(injected.vehicle)
+        key = injected.vehicle
+        if key in robots:
+            key = f"{scenario.fleet.manufacturer}/{key}"
+        uuid = by_key.get(key)
         seen = observations(fault, uuid, state.events, state.scrapes, state.held, state.stopped_at)
         record.faults.append(
             FaultRecord(
@@ -588,7 +592,8 @@ async def _finish(
     _fill_figures(record, state, scenario)
     for mission in record.missions:
         if mission.vehicle_id in uuids:
-            mission.vehicle_id = uuids[mission.vehicle_id]
+            # The run's own names: a robot's serial, a driver's id.
+            mission.vehicle_id = uuids[mission.vehicle_id].rpartition("/")[2]
     summary = summarise(finals)
     record.notes["summary"] = summary.line()
     return record
@@ -626,7 +631,8 @@ async def _held(client: httpx.AsyncClient, state: LiveState) -> None:
 
 
 async def _vehicle_uuids(client: httpx.AsyncClient) -> dict[str, str]:
-    """Every vehicle fleetd knows: uuid -> its serial (robot) or driver id."""
+    """Every vehicle fleetd knows: uuid -> ``manufacturer/serial`` (a robot: two runs with
+    other manufacturers may both have an ``r0001``) or the driver id."""
     out: dict[str, str] = {}
     cursor: str | None = None
     for _ in range(1000):
@@ -641,7 +647,8 @@ async def _vehicle_uuids(client: httpx.AsyncClient) -> dict[str, str]:
             break
         page = response.json()
         for v in page.get("items", []):
-            out[str(v["id"])] = str(v["serial"])
+            maker = v.get("manufacturer")
+            out[str(v["id"])] = f"{maker}/{v['serial']}" if maker else str(v["serial"])
         cursor = page.get("next_cursor")
         if not cursor:
             break
@@ -707,6 +714,13 @@ def _fill_figures(record: RunRecord, state: LiveState, scenario: Scenario) -> No
             for (t1, c1), (t2, c2) in zip(state.daemon_cpu, state.daemon_cpu[1:], strict=False)
         ]
         notes["daemon_cpu_pct_max_2s"] = round(max(peaks), 1)
+    cpu = [s for s in finals if "cpu_s" in s]
+    if cpu and state.t0 > 0:
+        # Whole host lifetimes (connecting included) over the run's wall time.
+        wall = max(float(s["wall"]) for s in cpu) - state.t0 + state.connect_s
+        notes["sim_hosts_cpu_pct_mean"] = round(
+            100.0 * sum(float(s["cpu_s"]) for s in cpu) / max(wall, 1e-9), 1
+        )
     if state.daemon_rss_mb:
         notes["daemon_rss_mb_max"] = round(max(state.daemon_rss_mb), 1)
         notes["daemon_rss_mb_end"] = round(state.daemon_rss_mb[-1], 1)
