@@ -287,8 +287,9 @@ class Host:
 
     # --- faults -------------------------------------------------------------------------
 
-    def _injected(self, slot: Slot, kind: str, note: str) -> None:
-        self.out.put(("fault", kind, slot.name, self.sim_now(), note))
+    def _injected(self, slot: Slot, kind: str, note: str, at: float | None = None) -> None:
+        """Tell the parent: ``at`` is the simulated moment (default: now)."""
+        self.out.put(("fault", kind, slot.name, self.sim_now() if at is None else at, note))
 
     async def _apply(self, fault: PlannedFault, tg: asyncio.TaskGroup) -> None:
         """Inject one fault (its moment has come)."""
@@ -302,9 +303,10 @@ class Host:
                 self._injected(slot, fault.kind, "skipped: vehicle already offline")
                 return
             clean = fault.kind == "reconnect"
+            at = self.sim_now()  # before the disconnect, which takes a moment
             await self.disconnect(slot, clean=clean)
             note = "clean disconnect" if clean else "connection cut without DISCONNECT"
-            self._injected(slot, fault.kind, note)
+            self._injected(slot, fault.kind, note, at)
             self._fault_tasks.append(
                 tg.create_task(self._come_back(slot, wall_s), name=f"sim.host.back.{slot.name}")
             )
