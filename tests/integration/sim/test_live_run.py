@@ -103,7 +103,9 @@ class TestLiveRun:
             assert m.vehicle_id is not None and m.vehicle_id[0] in "rd"  # r0001, d001
         assert record.mode == "live" and record.vehicles == 20
         assert record.notes["fleetd_vehicles_online_max"] == 20
-        assert record.notes["state_interval_p50_ms"] == 1000.0
+        # The interval figures are there (their values are measured, not asserted).
+        assert int(record.notes["state_reports_periodic"]) > 0
+        assert "state_interval_jitter_sd_ms" in record.notes
         assert record.samples and record.messages_sent > 0
         assert str(record.notes["summary"]).startswith(f"missions: {len(record.missions)} created")
         written = json.loads(write_record(record, tmp_path).read_text())
