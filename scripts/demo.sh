@@ -21,10 +21,6 @@ PY="$REPO/.venv/bin/python"
 DEMO_SECONDS="${DEMO_SECONDS:-30}"
 READY_TIMEOUT_S="${DEMO_READY_TIMEOUT_S:-60}"
 STOP_TIMEOUT_S="${DEMO_STOP_TIMEOUT_S:-20}"
-ROBOTS=20
-DRIVERS=5
-# Missions created through the control API by the simulator (Poisson arrivals, a nurse's mix).
-MISSIONS_PER_MINUTE="${DEMO_MISSIONS_PER_MINUTE:-20}"
 # The simulated vehicles run this many times faster than real time, so a newcomer sees
 # missions driven to the end (and a robot charging) within the first minute.
 TIME_SCALE="${DEMO_TIME_SCALE:-5}"
@@ -181,10 +177,9 @@ say "  curl -H \"Authorization: Bearer $FLEETD_TOKEN\" $BASE_URL/v1/vehicles"
 
 # --- 4. the simulated fleet -----------------------------------------------------------------
 
-say "starting the simulator: fleetd sim --robots $ROBOTS --drivers $DRIVERS" \
-    "--missions-per-minute $MISSIONS_PER_MINUTE --time-scale $TIME_SCALE (log: .run/sim.log)"
-setsid "$FLEETD" sim --robots "$ROBOTS" --drivers "$DRIVERS" --time-scale "$TIME_SCALE" \
-    --missions-per-minute "$MISSIONS_PER_MINUTE" >"$RUN_DIR/sim.log" 2>&1 &
+# configs/scenarios/demo.toml: the fleet, the workload and a fault in the first minute.
+say "starting the simulator: fleetd sim run demo --time-scale $TIME_SCALE (log: .run/sim.log)"
+setsid "$FLEETD" sim run demo --time-scale "$TIME_SCALE" >"$RUN_DIR/sim.log" 2>&1 &
 SIM_PID=$!
 echo "$SIM_PID" >"$RUN_DIR/sim.pid"
 sleep 1

@@ -1,10 +1,20 @@
-"""``fleetd sim``: a simulated fleet talking to the broker in the configuration."""
+"""``fleetd sim``: simulated fleets against the broker and the daemon in the configuration.
+
+``fleetd sim run SCENARIO`` runs a scenario (:mod:`sim.run_cli`). Each ``fleetd sim``
+subcommand is a module with a ``register(subparsers)`` function listed in
+:data:`SIM_COMMANDS`: adding one is adding its module name there.
+
+``fleetd sim --robots N --drivers M ...`` (no subcommand) is the older, simpler form: a
+fleet in one process (one aiomqtt connection per vehicle) and, if asked, a Poisson
+workload, until SIGTERM or Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import importlib
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -19,12 +29,20 @@ if TYPE_CHECKING:
     from sim.fleet import FleetPlan
 
 
+#: ``fleetd sim`` subcommand modules, each with ``register(subparsers)``.
+SIM_COMMANDS: tuple[str, ...] = ("sim.run_cli",)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "sim",
-        help="run simulated robots (VDA 5050) and driver phones against the broker",
-        description="Run a simulated fleet until SIGTERM or Ctrl-C.",
+        help="simulated fleets: scenarios (sim run), or robots and driver phones by flags",
+        description="Run a scenario (fleetd sim run SCENARIO), or, without a subcommand, "
+        "a simulated fleet given by the flags below until SIGTERM or Ctrl-C.",
     )
+    sim_sub = p.add_subparsers(dest="sim_command", metavar="SIM_COMMAND")
+    for name in SIM_COMMANDS:
+        importlib.import_module(name).register(sim_sub)
     p.add_argument("--robots", type=int, default=20, help="virtual robots (default 20)")
     p.add_argument("--drivers", type=int, default=5, help="scripted driver devices (default 5)")
     p.add_argument("--state-interval", type=float, default=1.0, help="robot state period, s")

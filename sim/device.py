@@ -113,6 +113,39 @@ class VirtualDevice(abc.ABC):
         """Queue ``msg`` for topic ``name`` (QoS 1), published on the next tick."""
         self._outbox.put_nowait((name, msg))
 
+    # --- for a host that drives many devices on one loop (sim.host) --------------------
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    @property
+    def report_interval_s(self) -> float:
+        return self._report_interval
+
+    @property
+    def changed(self) -> bool:
+        """Something changed that the next report should carry at once."""
+        return self._dirty
+
+    def mark_changed(self) -> None:
+        """Report at the next tick rather than when the interval is up."""
+        self._dirty = True
+
+    def take_outbox(self) -> list[tuple[str, dict[str, Any]]]:
+        """The queued replies (topic name, message), oldest first; the queue is emptied."""
+        out = []
+        while not self._outbox.empty():
+            out.append(self._outbox.get_nowait())
+        return out
+
+    def take_report(self) -> dict[str, Any]:
+        """The report to publish now; the device counts it as reported."""
+        report = self.report_message()
+        self._dirty = False
+        self._reported()
+        return report
+
     # --- session ------------------------------------------------------------------------
 
     async def run(self) -> None:

@@ -79,6 +79,9 @@ class FaultRecord:
     #: What fleetd was seen to do: e.g. "vehicle offline", "mission reassigned",
     #: "waiting for operator", "messages refused"; empty when nothing was observed.
     observed: list[str] = field(default_factory=list)
+    #: What exactly was injected (e.g. "FATAL error during order o-12", "10 malformed
+    #: messages"); empty when the mode does not say.
+    injected: str = ""
 
 
 @dataclass(slots=True)
