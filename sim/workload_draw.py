@@ -84,8 +84,8 @@ def draw_workload(scenario: Scenario, places: Sequence[str]) -> tuple[DrawnMissi
             break
         if float(rng.random()) * peak > _rate_per_s(scenario, t):
             continue
-        priority = _choice(rng, dict(spec.priority_mix))
-        kind = _choice(rng, dict(spec.vehicle_kind_mix))
+        priority = _choice(rng, {str(k): v for k, v in spec.priority_mix.items()})
+        kind = _choice(rng, {str(k): v for k, v in spec.vehicle_kind_mix.items()})
         a, b = rng.choice(len(chosen), size=2, replace=False)
         window: tuple[float, float] | None = None
         if spec.scheduled_fraction > 0.0 and float(rng.random()) < spec.scheduled_fraction:

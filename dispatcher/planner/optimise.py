@@ -334,9 +334,7 @@ def _search(
     mats = node_matrices(problem, vehicles, requests)
     if lock:
         model = build(problem, vehicles, requests, _allowed(found, vehicles, lock), options, mats)
-        stable = _solve_model(
-            model, seeds, _share(options, deadline, 0.4), options.solution_limit
-        )
+        stable = _solve_model(model, seeds, _share(options, deadline, 0.4), options.solution_limit)
         if stable is not None:
             seeds = [stable[0], *seeds]
             stats["stable_objective"] = stable[1]

@@ -318,7 +318,16 @@ class Evaluation:
         quick, self._new = self._new, False
         vehicles = [self._input(v) for v in self.vehicles if self._plannable(v)]
         missions = [self._mission_input(m) for m in self.open.values()]
-        if missions and vehicles:
+        idle = any(v.leg is None for v in self.vehicles if self._plannable(v))
+        if missions and vehicles and not idle:
+            # Every plannable vehicle holds a released leg: the plan could release nothing.
+            # The daemon still solves it (its only effect: the next plan's warm start);
+            # skipped here, it is counted.
+            key = "skipped_quick_plans" if quick else "skipped_full_plans"
+            self.record.notes[key] = int(self.record.notes.get(key, 0)) + 1
+            if quick:
+                self._mark()
+        elif missions and vehicles:
             problem = build_problem(vehicles, missions, self.rules.speeds)
             strategy = "greedy" if quick else self.opts.strategy
             options = self._quick if quick else self.opts.planner
@@ -339,7 +348,9 @@ class Evaluation:
     def _plannable(self, v: _Vehicle) -> bool:
         if v.leg is not None and v.leg.mission is None:
             return False  # on its way to charge, or charging
-        return dispatchable(v.battery_now(self.now, self.opts.battery), v.charging, self.rules.charge)
+        return dispatchable(
+            v.battery_now(self.now, self.opts.battery), v.charging, self.rules.charge
+        )
 
     def _point(self, spot: int) -> Point:
         s = self.site.spots[spot]

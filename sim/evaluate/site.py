@@ -80,9 +80,7 @@ def _frame(facility: FacilitySettings) -> MapFrame | None:
     return MapFrame(facility.maps[0].to_spec()) if facility.maps else None
 
 
-def _robot_matrices(
-    loaded: FacilityLayouts, spots: list[Spot]
-) -> tuple[FloatArray, FloatArray]:
+def _robot_matrices(loaded: FacilityLayouts, spots: list[Spot]) -> tuple[FloatArray, FloatArray]:
     n = len(spots)
     secs = np.full((n, n), np.inf)
     metres = np.full((n, n), np.inf)
