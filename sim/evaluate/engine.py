@@ -494,7 +494,7 @@ class Evaluation:
                 facility_id=self.site.stations[0].facility_id if self.site.stations else _NS,
                 lat=self._position(v).lat,
                 lon=self._position(v).lon,
-                battery_pct=v.battery_now(self.now, self.opts.battery) or 100.0,
+                battery_pct=_pct(v.battery_now(self.now, self.opts.battery)),
                 busy=v.uid not in horizon_free,
                 charging=v.charging,
             )
@@ -575,6 +575,11 @@ class Evaluation:
         self.record.notes["robots"] = self.scenario.fleet.robots
         self.record.notes["drivers"] = self.scenario.fleet.drivers
         self.record.notes["planner_solution_limit"] = self.opts.planner.solution_limit or 0
+
+
+def _pct(battery: float | None) -> float:
+    """A battery reading for the charging policy (no battery: full; 0 % is 0 %)."""
+    return 100.0 if battery is None else battery
 
 
 def evaluate(scenario: Scenario, site: Site, options: EvaluateOptions) -> RunRecord:

@@ -184,3 +184,19 @@ def test_replace_keeps_options_frozen() -> None:
     o = options("greedy")
     assert replace(o, strategy="optimise").strategy == "optimise"
     assert o.planner.solution_limit == 10 and o.planner.deterministic
+
+
+def test_an_empty_battery_goes_to_charge_too(site: Site, tiny: Scenario) -> None:
+    # 0 % is a reading, not "no battery": every robot is sent to a charger.
+    flat = tiny.model_copy(
+        update={
+            "fleet": tiny.fleet.model_copy(update={"battery_start": (0.0, 0.0)}),
+            "workload": tiny.workload.model_copy(update={"missions_per_hour": 0.0}),
+        }
+    )
+    rec = Evaluation(flat, site, options("greedy")).run()
+    assert int(rec.notes.get("charge_trips", 0)) >= tiny.fleet.robots
+    last = max(s.t_s for s in rec.samples)
+    assert all(
+        (s.battery_pct or 0.0) > 50.0 for s in rec.samples if s.t_s == last and s.kind == "robot"
+    )
