@@ -8,7 +8,7 @@ stop, and prints one table: mean and p95 pickup wait, on-time rate, empty distan
 mission, utilisation and re-plan wall time (p50/p99 of the full plans).
 
     .venv/bin/python benchmarks/sim_strategies.py [--scenario eval-85] [--hours H]
-        [--solution-limit 20] [--reports DIR]
+        [--missions-per-hour R] [--solution-limit 20] [--reports DIR]
 
 Target (issue 17): ``optimise`` at least 20 % lower mean pickup wait than ``greedy``.
 Not a test: it prints figures. The simulated outcome is deterministic for the scenario's
@@ -52,12 +52,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", default="eval-85")
     parser.add_argument("--hours", type=float, default=None, help="override the duration")
+    parser.add_argument(
+        "--missions-per-hour", type=float, default=None, help="override the workload's rate"
+    )
     parser.add_argument("--solution-limit", type=int, default=20)
     parser.add_argument("--reports", type=Path, default=None, help="write both reports here")
     args = parser.parse_args()
     scenario = load_scenario(args.scenario)
     if args.hours is not None:
         scenario = scenario.model_copy(update={"duration_s": args.hours * 3600.0})
+    if args.missions_per_hour is not None:
+        workload = scenario.workload.model_copy(
+            update={"missions_per_hour": args.missions_per_hour}
+        )
+        scenario = scenario.model_copy(update={"workload": workload})
     settings = Settings()
     site = load_site(settings, scenario.facility)
     results: dict[str, tuple[Kpis, float]] = {}
