@@ -1,7 +1,7 @@
 """Dispatch strategies compared offline: ``optimise`` against ``greedy`` on one workload.
 
 Runs ``fleetd sim evaluate``'s discrete-event simulation (sim.evaluate) of the scenario
-``eval-85`` (configs/scenarios/eval-85.toml: 10 robots, 2 drivers, 100 missions an hour
+``eval-85`` (configs/scenarios/eval-85.toml: 10 robots, 2 drivers, 90 missions an hour
 for four simulated hours, about 85 % fleet utilisation under ``greedy``) once per
 strategy, with the daemon's default dispatch and planner settings and the deterministic
 stop, and prints one table: mean and p95 pickup wait, on-time rate, empty distance per
