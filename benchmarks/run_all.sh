@@ -15,3 +15,6 @@ echo "== benchmarks/api_latency.py --max-throughput (saturation)"
 echo
 echo "== benchmarks/planner.py (planner vs pyvroom on PDPTW; re-plan latency)"
 "$PY" benchmarks/planner.py
+echo
+echo "== benchmarks/sim_strategies.py (optimise vs greedy offline, eval-85)"
+"$PY" benchmarks/sim_strategies.py

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 #: ``fleetd sim`` subcommand modules, each with ``register(subparsers)``.
-SIM_COMMANDS: tuple[str, ...] = ("sim.run_cli",)
+SIM_COMMANDS: tuple[str, ...] = ("sim.run_cli", "sim.evaluate_cli", "sim.compare_cli")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

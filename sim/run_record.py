@@ -92,6 +92,8 @@ class ReplanRecord:
     duration_s: float
     missions: int
     vehicles: int
+    #: The daemon's quick insertion for new missions (``greedy``), not the full plan.
+    quick: bool = False
 
 
 @dataclass(slots=True)

@@ -91,15 +91,21 @@ def _station_position(
     return frame.to_wgs84(node.x, node.y)
 
 
+def planner_options(settings: Settings) -> PlannerOptions:
+    """The full plan's options from ``[planner]`` (the offline evaluation uses them too)."""
+    p = settings.planner
+    return PlannerOptions(
+        time_limit_s=p.time_limit_s,
+        improvement_threshold=p.improvement_threshold,
+        max_candidates=p.max_candidates,
+    )
+
+
 def build_planner(settings: Settings, finder: CandidateFinder | None) -> Planner:
     p, d = settings.planner, settings.dispatch
     return Planner(
         strategy=p.strategy,
-        options=PlannerOptions(
-            time_limit_s=p.time_limit_s,
-            improvement_threshold=p.improvement_threshold,
-            max_candidates=p.max_candidates,
-        ),
+        options=planner_options(settings),
         quick_time_limit_s=d.quick_time_limit_s,
         speeds=Speeds(robot_mps=d.robot_speed_mps),
         service_s=d.service_s,

@@ -40,6 +40,19 @@ def _search_floor(requests: Sequence[int]) -> float:
     return max(_MIN_SEARCH_S, 2 * _BUILD_S_PER_PAIR * nodes * nodes)
 
 
+#: VROOM's timeout under a deterministic stop: long enough never to end its search.
+_NO_TIMEOUT_S = 3600.0
+
+
+def _share(options: PlannerOptions, deadline: float, share: float) -> float:
+    """Seconds a search may take: ``share`` of what is left before ``deadline``; under a
+    deterministic stop, ``share`` of the whole limit (a cap, the solution count stops it)."""
+    if options.deterministic:
+        return max(0.01, share * options.time_limit_s)
+    left = deadline - time.monotonic()
+    return max(0.01, left) if share >= 1.0 else share * max(0.0, left)
+
+
 #: Above this many vehicles or requests, a greedy plan seeds the search.
 _LARGE = 150
 
@@ -47,7 +60,9 @@ _LARGE = 150
 Routes = list[list[tuple[int, StopKind]]]
 
 
-def _params(seconds: float) -> pywrapcp.DefaultRoutingSearchParameters:
+def _params(
+    seconds: float, solution_limit: int | None = None
+) -> pywrapcp.DefaultRoutingSearchParameters:
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = (
         routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
@@ -56,6 +71,8 @@ def _params(seconds: float) -> pywrapcp.DefaultRoutingSearchParameters:
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
     params.time_limit.FromMilliseconds(max(1, int(seconds * 1000)))
+    if solution_limit is not None:
+        params.solution_limit = solution_limit
     return params
 
 
@@ -85,10 +102,11 @@ def _read(model: RoutingModel, assignment: pywrapcp.Assignment) -> Routes:
 
 
 def _solve_model(
-    model: RoutingModel, seeds: Sequence[Routes], seconds: float
+    model: RoutingModel, seeds: Sequence[Routes], seconds: float, solution_limit: int | None
 ) -> tuple[Routes, int] | None:
-    """Close the model, start from the best seed that reads as feasible, search."""
-    params = _params(seconds)
+    """Close the model, start from the best seed that reads as feasible, search (until
+    ``seconds`` pass or, when set, ``solution_limit`` solutions were found)."""
+    params = _params(seconds, solution_limit)
     model.routing.CloseModelWithParameters(params)
     start = None
     for seed in seeds:
@@ -151,7 +169,8 @@ def optimise(
     if previous is not None:
         # New requests are inserted for at most a quarter of the time limit; the search
         # places any left over.
-        budget = time.monotonic() + 0.25 * options.time_limit_s
+        # (Deterministic stop: no deadline, every new request is tried.)
+        budget = None if options.deterministic else time.monotonic() + 0.25 * options.time_limit_s
         seeds.append(_warm_start(problem, previous, vehicles, found, budget))
     pruned = any(len(found.by_request[r]) < len(vehicles) for r in requests)
     late_seed = None
@@ -167,10 +186,11 @@ def optimise(
                 problem,
                 vehicles,
                 requests,
-                budget,
+                # Deterministic stop: VROOM's search runs to its end at ``level``.
+                _NO_TIMEOUT_S if options.deterministic else budget,
                 options.vroom_threads,
                 level,
-                options.vroom_fit_level,
+                options.vroom_fit_level and not options.deterministic,
             )
             stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
             return seeded
@@ -239,7 +259,11 @@ def _greedy_routes(
 
 
 def _warm_start(
-    problem: Problem, previous: Plan, vehicles: Sequence[int], found: Candidates, until: float
+    problem: Problem,
+    previous: Plan,
+    vehicles: Sequence[int],
+    found: Candidates,
+    until: float | None,
 ) -> Routes:
     """The previous plan's routes with the requests new since then inserted."""
     routes = _previous_routes(problem, previous, vehicles)
@@ -304,17 +328,18 @@ def _search(
         seeded = late_seed(_vroom_budget(problem, options, deadline - time.monotonic(), requests))
         if seeded is not None:
             seeds.insert(0, seeded)
-        if seeded is not None and deadline - time.monotonic() < _search_floor(requests):
+        left = deadline - time.monotonic()
+        if seeded is not None and not options.deterministic and left < _search_floor(requests):
             return None
     mats = node_matrices(problem, vehicles, requests)
     if lock:
         model = build(problem, vehicles, requests, _allowed(found, vehicles, lock), options, mats)
-        stable = _solve_model(model, seeds, 0.4 * max(0.0, deadline - time.monotonic()))
+        stable = _solve_model(model, seeds, _share(options, deadline, 0.4), options.solution_limit)
         if stable is not None:
             seeds = [stable[0], *seeds]
             stats["stable_objective"] = stable[1]
     model = build(problem, vehicles, requests, _allowed(found, vehicles, None), options, mats)
-    free = _solve_model(model, seeds, max(0.01, deadline - time.monotonic()))
+    free = _solve_model(model, seeds, _share(options, deadline, 1.0), options.solution_limit)
     if free is not None:
         stats["objective"] = free[1]
     if stable is None:

@@ -48,3 +48,14 @@ class PlannerOptions:
     #: bound) would overrun the limit; ``False``: VROOM's own behaviour, better routes on
     #: 200+ shipments at short limits but many times the limit (docs/dispatch.md).
     vroom_fit_level: bool = True
+    #: A deterministic stop (the offline evaluation's, ``fleetd sim evaluate``): when set,
+    #: OR-Tools' search ends after this many solutions, VROOM's seed runs its level to the
+    #: end (no timeout, no fitting) and new requests are inserted without a deadline, so
+    #: the same problem always gives the same plan whatever the machine's load.
+    #: ``time_limit_s`` then only caps each search (reached, the plan depends on timing
+    #: again). ``None`` (the daemon): every stage stops on the wall clock.
+    solution_limit: int | None = None
+
+    @property
+    def deterministic(self) -> bool:
+        return self.solution_limit is not None

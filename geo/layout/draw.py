@@ -148,6 +148,27 @@ def _draw_nodes(ax: Any, doc: LifDocument, places: Mapping[str, str]) -> None:
             )
 
 
+def draw_layout_on(
+    ax: Any,
+    doc: LifDocument,
+    site: Site | None = None,
+    places: Mapping[str, str] | None = None,
+) -> None:
+    """Draw ``doc`` (and ``site``) onto matplotlib axes ``ax``, for pictures that add
+    their own layers (the simulator report's vehicle tracks); ``places`` as below."""
+    if places is None:
+        places = {
+            s.interaction_node_ids[0]: s.station_id if s.name is None else s.name
+            for lay in doc.layouts
+            for s in lay.stations
+            if not s.charging
+        }
+    if site is not None:
+        _draw_site(ax, site)
+    _draw_edges(ax, doc)
+    _draw_nodes(ax, doc, places)
+
+
 def draw_layout(
     doc: LifDocument,
     out: str | Path,
@@ -157,19 +178,9 @@ def draw_layout(
 ) -> None:
     """Write a PNG of ``doc``; ``places`` maps node ids to the names to label them with
     (default: the stations' names)."""
-    if places is None:
-        places = {
-            s.interaction_node_ids[0]: s.station_id if s.name is None else s.name
-            for lay in doc.layouts
-            for s in lay.stations
-            if not s.charging
-        }
     fig, ax = plt.subplots(figsize=(14, 12), dpi=110)
     try:
-        if site is not None:
-            _draw_site(ax, site)
-        _draw_edges(ax, doc)
-        _draw_nodes(ax, doc, places)
+        draw_layout_on(ax, doc, site, places)
         ax.plot([], [], "-", color="#6b7b8c", lw=1.6, label="two-way path")
         ax.plot([], [], "-", color="#1f5fbf", lw=1.6, label="one-way (arrow)")
         ax.plot([], [], "--", color="#6b7b8c", lw=1.6, label="no passengers (load restriction)")

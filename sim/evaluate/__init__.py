@@ -1,0 +1,1 @@
+"""The offline evaluation (``fleetd sim evaluate``): the dispatch engine on a simulated clock."""
