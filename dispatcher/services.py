@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,3 +40,6 @@ class Services:
     loop_heartbeat: Callable[[], float]
     #: The dispatch engine's operator side (held missions, resolve), None when it is off.
     dispatch: DispatchHandle | None = None
+    #: Awaited after a zone is created or deleted: the route graphs reload their zones
+    #: (:class:`dispatcher.route_zones.RouteZones`). None: nothing to tell.
+    zones_changed: Callable[[], Awaitable[None]] | None = None
