@@ -12,8 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 # Imported with the planner, not on the first solve: pyvroom loads pandas, which took
 # 3 s of the first 1 s plan when imported inside the time limit.
@@ -79,15 +81,38 @@ def _skills(labels: set[str], table: dict[str, int]) -> set[int]:
     return {table.setdefault(label, len(table) + 1) for label in labels}
 
 
-def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -> object:
+def _locations(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -> list[int]:
+    """The locations a sub-problem visits (vehicles' starts and ends, its stops)."""
+    used = {problem.requests[r].pickup for r in requests}
+    used |= {problem.requests[r].dropoff for r in requests}
+    for v in vehicles:
+        veh = problem.vehicles[v]
+        used |= {x for x in (veh.start, veh.end) if x is not None}
+    return sorted(used)
+
+
+def _input(
+    problem: Problem, vehicles: Sequence[int], requests: Sequence[int], compact: bool = False
+) -> object:
+    """VROOM's input; ``compact``: matrices cut to the locations used (a part of a large
+    problem: handing VROOM the whole matrix for each part cost more than its solve)."""
     table: dict[str, int] = {}
     dims = max(len(problem.vehicles[v].capacity) for v in vehicles)
     vin = vroom.Input()
+    keep = _locations(problem, vehicles, requests) if compact else None
+    at: dict[int, int] = {x: i for i, x in enumerate(keep)} if keep is not None else {}
+
+    def loc(x: int | None) -> int | None:
+        return x if keep is None or x is None else at[x]
+
+    def cut(m: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return m if keep is None else m[np.ix_(keep, keep)]
+
     for name in {problem.vehicles[v].profile for v in vehicles}:
         prof = problem.profiles[name]
-        vin.set_durations_matrix(name, np.asarray(prof.durations, dtype=np.uint32))
-        vin.set_costs_matrix(name, np.asarray(prof.costs, dtype=np.uint32))
-        vin.set_distances_matrix(name, np.asarray(prof.distance_matrix(), dtype=np.uint32))
+        vin.set_durations_matrix(name, cut(np.asarray(prof.durations)).astype(np.uint32))
+        vin.set_costs_matrix(name, cut(np.asarray(prof.costs)).astype(np.uint32))
+        vin.set_distances_matrix(name, cut(np.asarray(prof.distance_matrix())).astype(np.uint32))
     for m, v in enumerate(vehicles):
         veh = problem.vehicles[v]
         cap = list(veh.capacity) + [0] * (dims - len(veh.capacity))
@@ -95,8 +120,8 @@ def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -
         vin.add_vehicle(
             vroom.Vehicle(
                 m,
-                start=veh.start,
-                end=veh.end,
+                start=loc(veh.start),
+                end=loc(veh.end),
                 profile=veh.profile,
                 capacity=vroom.Amount(cap),
                 skills=_skills({*veh.capabilities, "kind:" + veh.kind.value}, table),
@@ -115,13 +140,13 @@ def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -
         vin.add_shipment(
             vroom.ShipmentStep(
                 r,
-                req.pickup,
+                loc(req.pickup),
                 default_service=req.pickup_service,
                 time_windows=[_tw(a, b) for a, b in req.pickup_windows],
             ),
             vroom.ShipmentStep(
                 r,
-                req.dropoff,
+                loc(req.dropoff),
                 default_service=req.dropoff_service,
                 time_windows=[_tw(a, b) for a, b in req.dropoff_windows],
             ),
@@ -221,7 +246,7 @@ def _run_part(
     """Solve one part into ``routes``; the requests it left unassigned."""
     per_init = estimated_init_s(len(requests)) * _INIT_MARGIN
     chosen = fitting_level(per_init, seconds, threads, level)
-    data = _run(_input(problem, vehicles, requests), chosen, threads, seconds)
+    data = _run(_input(problem, vehicles, requests, compact=True), chosen, threads, seconds)
     for route in data.get("routes", []):  # type: ignore[attr-defined]
         routes[position[vehicles[int(route["vehicle"])]]] = _visits(route)
     return sorted(
