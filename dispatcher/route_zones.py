@@ -47,7 +47,8 @@ ROUTE_ZONES = Gauge(
 )
 ROUTE_ZONE_RELOADS = Counter(
     "fleetd_route_zone_reloads_total",
-    "Reloads of the zones applied to route graphs, by outcome (changed, same, failed).",
+    "Reloads of the zones applied to route graphs, by outcome (changed, same, failed), "
+    "and zones left out because they could not be projected (zone_skipped).",
     ["outcome"],
 )
 
@@ -74,6 +75,11 @@ def _stored(row: asyncpg.Record) -> StoredZone:
         geometry=geometry,
         speed_limit_mps=round(float(speed), 4) if speed is not None else None,
     )
+
+
+def _skipped(zone: StoredZone, exc: Exception) -> None:
+    ROUTE_ZONE_RELOADS.labels("zone_skipped").inc()
+    log.error("route_zones.zone_skipped", zone_id=zone.zone_id, kind=zone.kind, error=str(exc))
 
 
 class RouteZones:
@@ -118,7 +124,7 @@ class RouteZones:
             for fid, zones in stored.items():
                 frames = self._frames.get(fid)
                 if frames:  # a facility without maps has no route graph to change
-                    fresh[fid] = route_zones(zones, frames)
+                    fresh[fid] = route_zones(zones, frames, _skipped)
             changed = {k: v.key for k, v in fresh.items()} != {
                 k: v.key for k, v in self._zones.items()
             }

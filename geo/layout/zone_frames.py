@@ -9,12 +9,13 @@ map's frame (:class:`~geo.frames.MapFrame`, one vectorised pyproj call per ring)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import shapely
+from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
 
 from geo.frames import MapFrame
@@ -49,11 +50,16 @@ def in_frame(geometry: dict[str, Any], frame: MapFrame) -> BaseGeometry:
     """A GeoJSON Polygon or MultiPolygon (lon, lat) as a shapely geometry in map metres."""
     kind = geometry.get("type")
     coords = geometry.get("coordinates") or []
+    shape: BaseGeometry
     if kind == "Polygon":
-        return _polygon(frame, coords)
-    if kind == "MultiPolygon":
-        return shapely.MultiPolygon([_polygon(frame, p) for p in coords])
-    raise ValueError(f"not a Polygon or MultiPolygon: {kind!r}")
+        shape = _polygon(frame, coords)
+    elif kind == "MultiPolygon":
+        shape = shapely.MultiPolygon([_polygon(frame, p) for p in coords])
+    else:
+        raise ValueError(f"not a Polygon or MultiPolygon: {kind!r}")
+    # Valid on Earth (the API checks) but a projection can still fold a sliver: GEOS
+    # predicates on an invalid shape raise, so repair rather than fail every order.
+    return shape if shape.is_valid else shapely.make_valid(shape)
 
 
 def route_zone(zone: StoredZone, frame: MapFrame) -> Zone | None:
@@ -72,8 +78,27 @@ def route_zone(zone: StoredZone, frame: MapFrame) -> Zone | None:
     )
 
 
-def route_zones(zones: Iterable[StoredZone], frames: Iterable[MapFrame]) -> ZoneSet:
-    """Every route-changing zone of a facility, once per map frame of that facility."""
+def route_zones(
+    zones: Iterable[StoredZone],
+    frames: Iterable[MapFrame],
+    on_error: Callable[[StoredZone, Exception], None] | None = None,
+) -> ZoneSet:
+    """Every route-changing zone of a facility, once per map frame of that facility.
+
+    A zone that cannot be projected (a hand-written row of another geometry type, an
+    unrepairable shape) is left out and reported to ``on_error``, not raised: one bad row
+    must not stop every order of the facility.
+    """
     frames = tuple(frames)
-    out = [z for s in zones for f in frames if (z := route_zone(s, f)) is not None]
+    out: list[Zone] = []
+    for stored in zones:
+        for frame in frames:
+            try:
+                zone = route_zone(stored, frame)
+            except (ValueError, TypeError, IndexError, GEOSException) as exc:
+                if on_error is not None:
+                    on_error(stored, exc)
+                break
+            if zone is not None:
+                out.append(zone)
     return ZoneSet(tuple(out))

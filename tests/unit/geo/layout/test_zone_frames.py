@@ -66,3 +66,19 @@ def test_a_zone_set_has_each_zone_once_per_map_and_a_stable_key() -> None:
     ]
     assert route_zones(zones, [FRAME, second]).key == both.key
     assert route_zones(zones[:1], [FRAME, second]).key != both.key
+
+
+def test_a_zone_that_cannot_be_projected_is_left_out_and_reported() -> None:
+    good = StoredZone("ok", "no_go", {"type": "Polygon", "coordinates": [ring(SQUARE)]})
+    bad = StoredZone("bad", "no_go", {"type": "LineString", "coordinates": [[13.4, 52.5]]})
+    empty = StoredZone("empty", "no_go", {"type": "Polygon", "coordinates": [[]]})
+    seen: list[str] = []
+    zones = route_zones([bad, good, empty], [FRAME], lambda z, _exc: seen.append(z.zone_id))
+    assert [z.zone_id for z in zones.zones] == ["ok"]
+    assert seen == ["bad", "empty"]
+
+
+def test_a_folded_shape_is_repaired_not_raised() -> None:
+    bowtie = [(0.0, 0.0), (10.0, 10.0), (10.0, 0.0), (0.0, 10.0), (0.0, 0.0)]
+    shape = in_frame({"type": "Polygon", "coordinates": [ring(bowtie)]}, FRAME)
+    assert shape.is_valid and shape.area == pytest.approx(50.0, abs=1e-3)
