@@ -2,6 +2,10 @@
 
 The feed's reader is the real :class:`EventReader` on a test database, wrapped to count
 its reads; the clock is fixed, so "fresh" never depends on how fast the machine is.
+
+The stream's horizon is server-wide: a transaction of another test run, anywhere on the
+shared server, holds committed events back until it ends. So each test first waits (with
+a reader of its own) until its events have settled, then counts the feed's reads.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dispatcher.storage.event_stream import (
     Position,
 )
 from dispatcher.storage.fleet_store import sync_facilities
+from tests.conftest import eventually
 
 NORTH = FacilitySettings(key="feed-north", name="North")
 SOUTH = FacilitySettings(key="feed-south", name="South")
@@ -78,6 +83,17 @@ async def event(pool: asyncpg.Pool, vid: uuid.UUID, facility: FacilitySettings) 
     return seq
 
 
+async def settled(pool: asyncpg.Pool, after: Position, seqs: list[int]) -> None:
+    """Wait until the events ``seqs`` can be sent (no older transaction holds them)."""
+    reader = EventReader(pool)
+
+    async def visible() -> bool:
+        batch = await reader.read(after, limit=1000)
+        return set(seqs) <= {e.seq for e in batch.events}
+
+    await eventually(visible, timeout=60)
+
+
 @pytest.fixture
 async def setup(pg_pool: asyncpg.Pool) -> tuple[asyncpg.Pool, uuid.UUID, uuid.UUID]:
     await sync_facilities(pg_pool, [NORTH, SOUTH])
@@ -95,6 +111,7 @@ async def test_many_streams_one_read_each_filtered(
     assert feed.covers(live)
 
     seqs = [await event(pool, north_v, NORTH), await event(pool, south_v, SOUTH)]
+    await settled(pool, live, seqs)
     wakeups.count += 1  # the NOTIFY of those commits
     facilities = [None, NORTH.id, SOUTH.id] * 4  # 12 streams
     slices = await asyncio.gather(*(feed.after(live, facility_id=f) for f in facilities))
@@ -126,6 +143,7 @@ async def test_poll_reads_again_once_stale(
     live = await reader.live_position()
     assert (await feed.after(live)) is not None and reader.reads == 1
     seq = await event(pool, north_v, NORTH)  # a lost notification
+    await settled(pool, live, [seq])
     got = await feed.after(live)
     assert got is not None and got.batch.events == [] and reader.reads == 1
     now[0] = 1.0  # the poll interval passed
@@ -141,6 +159,7 @@ async def test_limit_and_window(setup: tuple[asyncpg.Pool, uuid.UUID, uuid.UUID]
     await feed.start()
     live = await reader.live_position()
     seqs = [await event(pool, north_v, NORTH) for _ in range(3)]
+    await settled(pool, live, seqs)
     wakeups.count += 1
     first = await feed.after(live, limit=2)
     assert first is not None and [e.seq for e in first.batch.events] == seqs[:2]
@@ -152,6 +171,7 @@ async def test_limit_and_window(setup: tuple[asyncpg.Pool, uuid.UUID, uuid.UUID]
     # Three more push the oldest two out of a window of four: a stream still at the
     # start is behind it and must read the tables itself (the feed says None).
     more = [await event(pool, north_v, NORTH) for _ in range(3)]
+    await settled(pool, live, more)
     wakeups.count += 1
     tail = await feed.after(rest.through)
     assert tail is not None and [e.seq for e in tail.batch.events] == more
