@@ -234,6 +234,11 @@ class FleetSettings(_Section):
     strict_identities: bool = True
     #: Vehicles known from configuration, each pinned to its facility.
     vehicles: list[VehicleSettings] = Field(default_factory=list)
+    #: Drivers' facility from their login (issue 13, item 8): a driver whose driverId (its
+    #: MQTT username under the shipped ACL) is ``<facility key>:<name>`` belongs to that
+    #: facility, is pinned there, and is admitted even with ``unknown_vehicles = "reject"``
+    #: (the broker's password file is then the registration). Others as before.
+    driver_facility_from_login: bool = False
     #: Errors kept from one state message (the rest are dropped and counted).
     max_errors_per_state: Annotated[int, Field(ge=1, le=1000)] = 32
     #: Longest errorType / errorDescription kept (longer ones are cut).

@@ -50,6 +50,7 @@ from dispatcher.links.event_log import log_vehicle_events
 from dispatcher.links.mqtt import MqttTransport
 from dispatcher.links.robot_link import RobotLink
 from dispatcher.ops.denials import DenialLog
+from dispatcher.route_zones import RouteZones
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
 from dispatcher.storage.db import open_pool, reveal
@@ -111,6 +112,7 @@ class Daemon:
         self.vehicle_events: VehicleEventBus | None = None
         self.event_hub: EventHub | None = None
         self.dispatch: DispatchService | None = None
+        self.route_zones: RouteZones | None = None
         #: Tallied refusals of the API (set when the app is built).
         self.denials: DenialLog | None = None
 
@@ -150,6 +152,8 @@ class Daemon:
             hub = EventHub(s.database.dsn, password=s.database.password, supervised=True)
             stack.push_async_callback(hub.close)
             self.event_hub = hub
+            # The operators' no-go and slow zones as the robots' route graphs apply them.
+            self.route_zones = zones = RouteZones(pool, s.facility_specs)
             dispatch = self._build_dispatch(pool, redis, registry, links, hub)
             services = Services(
                 settings=s,
@@ -161,6 +165,7 @@ class Daemon:
                 loop_heartbeat=lambda: self._heartbeat,
                 dispatch=dispatch.engine if dispatch is not None else None,
                 layouts=self._layouts,
+                zones_changed=zones.changed,
             )
             self.services = services
             app = create_app(services)
@@ -187,7 +192,7 @@ class Daemon:
             pool=pool,
             redis=redis,
             registry=registry,
-            channels=make_channels(s, registry, links, self._layouts),
+            channels=make_channels(s, registry, links, self._layouts, self.route_zones),
             hub=hub,
             events=links.events,
             stations=charging_stations(self._layouts, registry.maps),
@@ -272,6 +277,7 @@ class Daemon:
                 ("fleetd.audit_denials", denials.run),
                 ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
                 ("fleetd.events", hub.run),
+                *self._zone_task(),
                 *events,
                 ("fleetd.heartbeat", self._beat),
                 ("fleetd.ready", lambda: self._mark_ready(server, links.transport)),
@@ -286,6 +292,10 @@ class Daemon:
                 hub.close,
             ],
         )
+
+    def _zone_task(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        zones = self.route_zones
+        return [("fleetd.route_zones", zones.run)] if zones is not None else []
 
     async def _supervise(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,3 +43,6 @@ class Services:
     dispatch: DispatchHandle | None = None
     #: Facility key -> its loaded route graphs (``GET /v1/facilities/{key}/layout``).
     layouts: Mapping[str, FacilityLayouts] = field(default_factory=dict)
+    #: Awaited after a zone is created or deleted: the route graphs reload their zones
+    #: (:class:`dispatcher.route_zones.RouteZones`). None: nothing to tell.
+    zones_changed: Callable[[], Awaitable[None]] | None = None

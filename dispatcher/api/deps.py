@@ -120,7 +120,8 @@ def resolve_ops(request: Request) -> ResolveOps:
 
 
 def zone_ops(request: Request) -> ZoneOps:
-    return ZoneOps(get_services(request).pool)
+    services = get_services(request)
+    return ZoneOps(services.pool, on_change=services.zones_changed)
 
 
 def vehicle_ops(request: Request) -> VehicleOps:

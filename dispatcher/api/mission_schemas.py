@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from dispatcher.api.schemas import FACILITY_REF_PATTERN
 from dispatcher.missions.domain import VehicleKindRequirement
 from dispatcher.missions.lifecycle import MissionEvent, MissionStatus, Priority
 from geo.facility import same_point
@@ -80,7 +81,25 @@ class LocationIn(_In):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "oneOf": [{"required": ["place"]}, {"required": ["lat", "lon"]}],
+            # What _one_form enforces: a place and no point, or a point and no place.
+            "oneOf": [
+                {
+                    "required": ["place"],
+                    "properties": {
+                        "place": {"type": "string"},
+                        "lat": {"type": "null"},
+                        "lon": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["lat", "lon"],
+                    "properties": {
+                        "lat": {"type": "number"},
+                        "lon": {"type": "number"},
+                        "place": {"type": "null"},
+                    },
+                },
+            ],
             "examples": [{"place": "Ward A"}, {"lat": 52.5218, "lon": 13.4061}],
         }
     )
@@ -146,8 +165,10 @@ class Requirements(_In):
     """What the vehicle must offer. Every field is optional."""
 
     vehicle_kind: VehicleKindRequirement = VehicleKindRequirement.ANY
+    # A plain str: a validator before the pattern would drop the pattern from the
+    # document (the pattern admits no NUL by itself).
     wheelchair_type: (
-        Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _-]*$")]
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _-]*$")]
         | None
     ) = None
     payload_kg: Annotated[float, Field(ge=0, le=500, allow_inf_nan=False)] | None = None
@@ -164,7 +185,9 @@ class MissionCreate(_In):
     """Body of ``POST /v1/missions``."""
 
     #: Facility key or id; defaults to the caller's own facility.
-    facility: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
+    facility: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=FACILITY_REF_PATTERN)] | None
+    ) = None
     pickup: LocationIn
     dropoff: LocationIn
     priority: Priority = Priority.NORMAL

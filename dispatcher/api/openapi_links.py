@@ -13,6 +13,8 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 
+from dispatcher.api.openapi_text import state_storable_text
+
 #: (method, path, status) of a source -> link name -> (method, path, parameters) of a target.
 LINKS: Final[dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]]] = {
     ("post", "/v1/missions", "201"): {
@@ -67,12 +69,13 @@ def add_links(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_links(app: FastAPI) -> None:
-    """Make ``app`` serve its OpenAPI document with :data:`LINKS`."""
+    """Make ``app`` serve its OpenAPI document with :data:`LINKS` (and its text inputs'
+    no-NUL rule, :mod:`dispatcher.api.openapi_text`)."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_links(generate())
+            app.openapi_schema = state_storable_text(add_links(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -35,10 +35,25 @@ MAX_LIMIT = 1000
 LimitQuery = Annotated[
     int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (default {DEFAULT_LIMIT}).")
 ]
+#: What every ``next_cursor`` looks like (unpadded base64url): stated in the document, so
+#: a client (or a fuzzer) generated from it does not send what cannot be a cursor.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 CursorQuery = Annotated[
     str | None,
-    Query(max_length=512, description="`next_cursor` of the previous page; omit for the first."),
+    Query(
+        min_length=1,
+        max_length=512,
+        pattern=CURSOR_PATTERN,
+        description="`next_cursor` of the previous page; omit for the first.",
+    ),
 ]
+
+#: A facility reference: its key (lower-case letters, digits, '_' and '-', as in the
+#: configuration) or its id (a UUID). The document states it; the server refuses the rest.
+FACILITY_REF_PATTERN = (
+    r"^(?:[a-z0-9][a-z0-9_-]{0,63}"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
 
 T = TypeVar("T")
 

@@ -7,7 +7,8 @@ channel is not planned (the engine logs ``dispatch.no_channel`` at start).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 
 from dispatcher.config import Settings
 from dispatcher.dispatch.driver_channel import driver_channel
@@ -17,6 +18,7 @@ from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.assembly import VehicleLinks
 from fleet.model import VehicleKind
 from fleet.registry import FleetRegistry
+from geo.layout.zones import ZoneSet
 
 
 def make_channels(
@@ -24,10 +26,11 @@ def make_channels(
     registry: FleetRegistry,
     links: VehicleLinks,
     layouts: Mapping[str, FacilityLayouts],
+    zones: Callable[[uuid.UUID], ZoneSet] | None = None,
 ) -> Mapping[VehicleKind, LegChannel]:
     """The channel of each kind of vehicle, over the daemon's registry, vehicle links and
-    the facilities' layouts (robots' orders follow the LIF route graph)."""
+    the facilities' layouts (robots' orders follow the LIF route graph, around ``zones``)."""
     return {
-        VehicleKind.ROBOT: robot_channel(settings, links.commander, registry, layouts),
+        VehicleKind.ROBOT: robot_channel(settings, links.commander, registry, layouts, zones=zones),
         VehicleKind.DRIVER: driver_channel(settings, registry, links),
     }

@@ -47,6 +47,7 @@ from fleet.record import VehicleRecord
 from fleet.registry import FleetRegistry
 from geo.layout.cache import RouteGraphs
 from geo.layout.graph import VehicleProfile
+from geo.layout.zones import NO_ZONES, ZoneSet
 from protocols.vda5050.models import Order
 
 log = structlog.get_logger(__name__)
@@ -273,11 +274,15 @@ class FacilityOrderLayouts:
         facilities: Mapping[uuid.UUID, FacilityLayouts],
         vehicle_type_id: str | None = None,
         max_speed_mps: float = 1.5,
+        zones: Callable[[uuid.UUID], ZoneSet] | None = None,
     ) -> None:
         self._facilities = facilities
         self._vehicle_type = vehicle_type_id
         self._speed = max_speed_mps
         self._graphs = RouteGraphs()
+        #: The operators' no-go and slow zones per facility (:mod:`dispatcher.route_zones`):
+        #: part of the graph cache key, so a changed zone set routes on a new graph.
+        self._zones = zones or (lambda _facility: NO_ZONES)
 
     def __call__(self, facility_id: uuid.UUID, node_id: str) -> OrderLayout | None:
         """The layout holding ``node_id`` in the facility, routed for the robots' type."""
@@ -292,7 +297,9 @@ class FacilityOrderLayouts:
             if vt is None:
                 log.error("layout has several vehicle types: configure one", types=types)
                 return None
-            return OrderLayout(doc, vt, self._graphs.graph(doc, VehicleProfile(vt, self._speed)))
+            profile = VehicleProfile(vt, self._speed)
+            graph = self._graphs.graph(doc, profile, self._zones(facility_id))
+            return OrderLayout(doc, vt, graph)
         return None
 
 
@@ -302,8 +309,11 @@ def robot_channel(
     registry: FleetRegistry,
     layouts: Mapping[str, FacilityLayouts],
     channel_settings: RobotChannelSettings | None = None,
+    zones: Callable[[uuid.UUID], ZoneSet] | None = None,
 ) -> RobotLegChannel:
-    """The robot channel as the daemon builds it: layouts keyed by facility key."""
+    """The robot channel as the daemon builds it: layouts keyed by facility key, routed
+    around the facilities' ``zones`` (no-go and slow, :mod:`dispatcher.route_zones`)."""
     by_id = {f.id: layouts[f.key] for f in settings.effective_facilities if f.key in layouts}
     maps = {f.id: f.maps[0].map_id for f in settings.effective_facilities if f.maps}
-    return RobotLegChannel(commander, registry, FacilityOrderLayouts(by_id), maps, channel_settings)
+    lookup = FacilityOrderLayouts(by_id, zones=zones)
+    return RobotLegChannel(commander, registry, lookup, maps, channel_settings)

@@ -8,6 +8,8 @@ validated, as typed events (:mod:`dispatcher.links.vehicle_events`) for the disp
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import structlog
@@ -42,6 +44,17 @@ from protocols.errors import MessageRejected, RejectReason
 log = structlog.get_logger(__name__)
 
 
+#: Between the facility key and the driver's own name in a driverId (``north:anna``): not
+#: a character of facility keys, one of driverIds.
+LOGIN_FACILITY_SEPARATOR = ":"
+
+
+def login_facility(driver_id: str, facilities: Mapping[str, uuid.UUID]) -> uuid.UUID | None:
+    """The facility a driver's login names (``<facility key>:<name>``), or None."""
+    key, sep, name = driver_id.partition(LOGIN_FACILITY_SEPARATOR)
+    return facilities.get(key) if sep and name else None
+
+
 class DriverLink:
     """Turns driver-protocol messages into registry updates and telemetry rows."""
 
@@ -57,6 +70,12 @@ class DriverLink:
         self._prefix = settings.mqtt.driver_prefix
         self._max_payload = settings.mqtt.max_payload_bytes
         self._register_unknown = settings.fleet.unknown_vehicles is UnknownVehiclePolicy.REGISTER
+        #: Facility key -> id, when drivers' logins name their facility (else empty).
+        self._login_facilities = (
+            {f.key: f.id for f in settings.effective_facilities}
+            if settings.fleet.driver_facility_from_login
+            else {}
+        )
         self._registry = registry
         self._telemetry = telemetry
         self.rejections = Rejections(self.LINK)
@@ -109,8 +128,13 @@ class DriverLink:
 
     def _vehicle(self, key: VehicleKey) -> VehicleRecord:
         rec = self._registry.record_by_key(key)
+        facility_id = login_facility(key.serial, self._login_facilities)
         if rec is not None:
+            if facility_id is not None and not rec.facility_pinned:
+                self._registry.pin(rec, facility_id)  # stored before logins named it
             return rec
+        if facility_id is not None:
+            return self._registry.register(key, facility_id=facility_id)
         if not self._register_unknown:
             raise MessageRejected(
                 RejectReason.UNKNOWN_VEHICLE, f"driver {key.serial} is not registered"

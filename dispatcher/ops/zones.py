@@ -9,7 +9,7 @@ like any malformed request.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -82,9 +82,14 @@ def vertices(geometry: dict[str, Any]) -> int:
 class ZoneOps:
     """Zone changes over the zone store."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, on_change: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._pool = pool
         self._store = ZoneStore(pool)
+        #: Awaited after a create or delete commits, before the caller is answered: the
+        #: route graphs apply the change (:mod:`dispatcher.route_zones`).
+        self._on_change = on_change
 
     async def create(self, caller: Caller, request: ZoneRequest) -> ZoneRecord | ZoneRefused:
         """Create a zone in the facility the request names (or the caller's own)."""
@@ -139,6 +144,8 @@ class ZoneOps:
             kind=zone.kind.value,
             vertices=vertices(zone.geometry),
         )
+        if self._on_change is not None:
+            await self._on_change()
         return zone
 
     async def delete(self, caller: Caller, zone_id: uuid.UUID) -> ZoneRecord | ZoneRefused:
@@ -163,6 +170,8 @@ class ZoneOps:
             refused = ZoneRefused(ZoneRefusal.NOT_FOUND)
             return await self._refuse(caller, "zone.delete", refused, resource_id=zone_id)
         log.info("zone.deleted", zone_id=str(zone_id), facility_id=str(before.facility_id))
+        if self._on_change is not None:
+            await self._on_change()
         return before
 
     # Steps ------------------------------------------------------------------------------

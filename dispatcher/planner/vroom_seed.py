@@ -12,14 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 # Imported with the planner, not on the first solve: pyvroom loads pandas, which took
 # 3 s of the first 1 s plan when imported inside the time limit.
 import vroom
 
 from dispatcher.planner.model import Problem, StopKind
+from dispatcher.planner.vroom_parts import parts_needed, split
 
 #: VROOM's times are unsigned 32-bit.
 _VROOM_MAX = 2**32 - 1
@@ -42,6 +45,10 @@ _INIT_SHARE = 1.0
 
 #: A probe's timeout: its constructions only, no local search to speak of.
 _PROBE_S = 0.001
+
+#: The share of the budget the parts' constructions may take when a problem is cut into
+#: parts (the rest: the parts' local search and the leftovers' run).
+_PARTS_SHARE = 0.6
 
 
 def _inits(level: int) -> int:
@@ -74,15 +81,38 @@ def _skills(labels: set[str], table: dict[str, int]) -> set[int]:
     return {table.setdefault(label, len(table) + 1) for label in labels}
 
 
-def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -> object:
+def _locations(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -> list[int]:
+    """The locations a sub-problem visits (vehicles' starts and ends, its stops)."""
+    used = {problem.requests[r].pickup for r in requests}
+    used |= {problem.requests[r].dropoff for r in requests}
+    for v in vehicles:
+        veh = problem.vehicles[v]
+        used |= {x for x in (veh.start, veh.end) if x is not None}
+    return sorted(used)
+
+
+def _input(
+    problem: Problem, vehicles: Sequence[int], requests: Sequence[int], compact: bool = False
+) -> object:
+    """VROOM's input; ``compact``: matrices cut to the locations used (a part of a large
+    problem: handing VROOM the whole matrix for each part cost more than its solve)."""
     table: dict[str, int] = {}
     dims = max(len(problem.vehicles[v].capacity) for v in vehicles)
     vin = vroom.Input()
+    keep = _locations(problem, vehicles, requests) if compact else None
+    at: dict[int, int] = {x: i for i, x in enumerate(keep)} if keep is not None else {}
+
+    def loc(x: int | None) -> int | None:
+        return x if keep is None or x is None else at[x]
+
+    def cut(m: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return m if keep is None else m[np.ix_(keep, keep)]
+
     for name in {problem.vehicles[v].profile for v in vehicles}:
         prof = problem.profiles[name]
-        vin.set_durations_matrix(name, np.asarray(prof.durations, dtype=np.uint32))
-        vin.set_costs_matrix(name, np.asarray(prof.costs, dtype=np.uint32))
-        vin.set_distances_matrix(name, np.asarray(prof.distance_matrix(), dtype=np.uint32))
+        vin.set_durations_matrix(name, cut(np.asarray(prof.durations)).astype(np.uint32))
+        vin.set_costs_matrix(name, cut(np.asarray(prof.costs)).astype(np.uint32))
+        vin.set_distances_matrix(name, cut(np.asarray(prof.distance_matrix())).astype(np.uint32))
     for m, v in enumerate(vehicles):
         veh = problem.vehicles[v]
         cap = list(veh.capacity) + [0] * (dims - len(veh.capacity))
@@ -90,8 +120,8 @@ def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -
         vin.add_vehicle(
             vroom.Vehicle(
                 m,
-                start=veh.start,
-                end=veh.end,
+                start=loc(veh.start),
+                end=loc(veh.end),
                 profile=veh.profile,
                 capacity=vroom.Amount(cap),
                 skills=_skills({*veh.capabilities, "kind:" + veh.kind.value}, table),
@@ -110,13 +140,13 @@ def _input(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -
         vin.add_shipment(
             vroom.ShipmentStep(
                 r,
-                req.pickup,
+                loc(req.pickup),
                 default_service=req.pickup_service,
                 time_windows=[_tw(a, b) for a, b in req.pickup_windows],
             ),
             vroom.ShipmentStep(
                 r,
-                req.dropoff,
+                loc(req.dropoff),
                 default_service=req.dropoff_service,
                 time_windows=[_tw(a, b) for a, b in req.dropoff_windows],
             ),
@@ -165,6 +195,73 @@ def _timed_solve(
     return min(probe, _run(vin, chosen, threads, left), key=_rank)
 
 
+def _parts_for(shipments: int, seconds: float, threads: int, fit: bool) -> int:
+    """How many parts to cut the problem into so level 0's constructions fit (1: none)."""
+    per_init = estimated_init_s(shipments) * _INIT_MARGIN
+    if not fit or _per_thread(0, threads) * per_init <= _INIT_SHARE * seconds:
+        return 1
+    return parts_needed(shipments, per_init, _per_thread(0, threads), _PARTS_SHARE * seconds)
+
+
+def _solve_parts(
+    problem: Problem,
+    vehicles: Sequence[int],
+    requests: Sequence[int],
+    seconds: float,
+    threads: int,
+    level: int,
+    k: int,
+) -> Routes:
+    """VROOM on each of ``k`` parts in turn (:mod:`dispatcher.planner.vroom_parts`), then
+    once more on what the parts left unassigned with the vehicles no part used."""
+    began = time.monotonic()
+    position = {v: m for m, v in enumerate(vehicles)}
+    routes: Routes = [[] for _ in vehicles]
+    parts = [(pv, pr) for pv, pr in split(problem, vehicles, requests, k) if pr]
+    leftover: list[int] = []
+    for i, (pv, pr) in enumerate(parts):
+        if not pv:
+            leftover += pr
+            continue
+        # An even share of what is left, the last run (leftovers) counted as one more part.
+        share = max(_PROBE_S, (seconds - (time.monotonic() - began)) / (len(parts) - i + 1))
+        leftover += _run_part(problem, pv, pr, share, threads, level, routes, position)
+    unused = [v for v in vehicles if not routes[position[v]]]
+    if leftover and unused:
+        share = max(_PROBE_S, seconds - (time.monotonic() - began))
+        _run_part(problem, unused, leftover, share, threads, level, routes, position)
+    return routes
+
+
+def _run_part(
+    problem: Problem,
+    vehicles: Sequence[int],
+    requests: Sequence[int],
+    seconds: float,
+    threads: int,
+    level: int,
+    routes: Routes,
+    position: dict[int, int],
+) -> list[int]:
+    """Solve one part into ``routes``; the requests it left unassigned."""
+    per_init = estimated_init_s(len(requests)) * _INIT_MARGIN
+    chosen = fitting_level(per_init, seconds, threads, level)
+    data = _run(_input(problem, vehicles, requests, compact=True), chosen, threads, seconds)
+    for route in data.get("routes", []):  # type: ignore[attr-defined]
+        routes[position[vehicles[int(route["vehicle"])]]] = _visits(route)
+    return sorted(
+        {int(u["id"]) for u in data.get("unassigned", [])}  # type: ignore[attr-defined]
+    )
+
+
+def _visits(route: dict[str, object]) -> list[tuple[int, StopKind]]:
+    return [
+        (int(step["id"]), StopKind.PICKUP if step["type"] == "pickup" else StopKind.DROPOFF)
+        for step in route["steps"]  # type: ignore[attr-defined]
+        if step["type"] in ("pickup", "delivery")
+    ]
+
+
 def vroom_routes(
     problem: Problem,
     vehicles: Sequence[int],
@@ -180,15 +277,14 @@ def vroom_routes(
     if any(problem.requests[r].onboard_vehicle is not None for r in requests):
         return None
     try:
+        k = _parts_for(len(requests), seconds, threads, fit)
+        if k > 1 and vehicles:
+            return _solve_parts(problem, vehicles, requests, seconds, threads, level, k)
         vin = _input(problem, vehicles, requests)
         data = _timed_solve(vin, len(requests), seconds, threads, level, fit)
     except (RuntimeError, ValueError, OverflowError):
         return None
     routes: Routes = [[] for _ in vehicles]
     for route in data.get("routes", []):  # type: ignore[attr-defined]
-        routes[int(route["vehicle"])] = [
-            (int(step["id"]), StopKind.PICKUP if step["type"] == "pickup" else StopKind.DROPOFF)
-            for step in route["steps"]
-            if step["type"] in ("pickup", "delivery")
-        ]
+        routes[int(route["vehicle"])] = _visits(route)
     return routes

@@ -54,7 +54,8 @@ cannot serve as that stable key, hence the column. Consequences worth knowing:
 
 Wake-ups: migration 0004 adds a statement-level trigger on both tables that does
 ``pg_notify('fleet_events', kind)``; NOTIFY is delivered at commit. :class:`EventHub`
-holds the one LISTEN connection of the process and wakes every subscribed stream; the
+holds the one LISTEN connection of the process and wakes every subscribed stream; woken
+streams share one read (:class:`dispatcher.storage.event_feed.EventFeed`); the
 streams also poll (every second, faster while rows are held back behind the horizon), so a
 lost notification or a dropped LISTEN connection only costs latency.
 """
@@ -359,6 +360,9 @@ class EventHub:
         self._running = False
         self.listening = False
         self.notifications = 0
+        #: Wake-ups sent to the streams so far (notifications and (re)connects): the shared
+        #: feed (:mod:`dispatcher.storage.event_feed`) reads again when this moved.
+        self.wakeups = 0
 
     @property
     def closed(self) -> bool:
@@ -442,6 +446,7 @@ class EventHub:
             self._task = asyncio.create_task(self._run(), name="fleetd.events.listen")
 
     def _wake_all(self, kind: str | None = None) -> None:
+        self.wakeups += 1
         for sub in self._subs:
             if kind is None or kind in sub.kinds or kind not in ALL_KINDS:
                 sub.notify()

@@ -24,10 +24,14 @@ within the cache's lifetime.
 Filters: ``?facility=KEY_OR_ID`` (a facility-scoped token sees only its own facility; it
 may name it, naming another is 403) and ``?types=mission,vehicle,alert``.
 
-Mechanics: a stream reads at most :data:`BATCH` events per query with a pool connection
-held for that one statement, writes them, and reads again; the client's socket paces it
-(a slow client holds back its own reads, never a growing queue: the backlog stays in
-PostgreSQL). It wakes on NOTIFY (one LISTEN connection for the whole process,
+Mechanics: live streams share one read per wake-up
+(:class:`~dispatcher.storage.event_feed.EventFeed`: the last few thousand events in
+memory, filtered per stream), so N streams cost one query, not N; a stream resuming from
+further back reads at most :data:`BATCH` events per query itself (a pool connection held
+for that one statement) until it reaches the feed's window. Each stream writes a batch
+and asks again; the client's socket paces it (a slow client holds back its own reads,
+never a growing queue: the backlog stays in the feed's window or in PostgreSQL).
+It wakes on NOTIFY (one LISTEN connection for the whole process,
 :class:`~dispatcher.storage.event_stream.EventHub`) and polls every :data:`POLL_S` as a
 fallback; an idle stream sends a ``: keep-alive`` comment every :data:`HEARTBEAT_S`. It
 ends when the client goes away, and for every client at once on
@@ -70,8 +74,10 @@ from dispatcher.auth.roles import Permission
 from dispatcher.ops.access import StreamRefusal, StreamRefused
 from dispatcher.ops.streams import SlotRefusal, StreamSlots, TokenWatch
 from dispatcher.storage.db import CONNECT_ERRORS
+from dispatcher.storage.event_feed import EventFeed
 from dispatcher.storage.event_stream import (
     ALL_KINDS,
+    Batch,
     EventHub,
     EventKind,
     EventReader,
@@ -86,7 +92,9 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["events"])
 
 STREAM_READS = Counter(
-    "fleetd_event_stream_reads_total", "Reads of the event tables by open event streams."
+    "fleetd_event_stream_reads_total",
+    "Reads of the event tables by a stream of its own (resuming from behind the shared "
+    "feed's window); live streams share fleetd_event_feed_reads_total.",
 )
 STREAM_EVENTS_SENT = Counter(
     "fleetd_event_stream_events_sent_total", "Events written to event stream clients."
@@ -257,6 +265,17 @@ def _hub(request: Request) -> EventHub:
     return hub
 
 
+def _feed(request: Request, hub: EventHub) -> EventFeed:
+    """The app's shared :class:`EventFeed` (one read per wake-up for every stream)."""
+    state = request.app.state
+    feed: EventFeed | None = getattr(state, "event_feed", None)
+    if feed is None:
+        reader = EventReader(get_services(request).pool)
+        feed = EventFeed(reader, lambda: hub.wakeups, fresh_s=POLL_S, held_fresh_s=HELD_POLL_S)
+        state.event_feed = feed
+    return feed
+
+
 async def close_event_streams(app: FastAPI) -> None:
     """End every open event stream of ``app`` and close its LISTEN connection.
 
@@ -369,6 +388,7 @@ async def stream_events(
     services = get_services(request)
     reader = EventReader(services.pool)
     hub = _hub(request)
+    feed = _feed(request, hub)
     if hub.closed:
         raise ProblemError(
             503,
@@ -378,6 +398,12 @@ async def stream_events(
             headers={"Retry-After": "5"},
         )
     resume = _resume_id(last_event_id, after)
+    try:
+        await feed.start()  # before the stream's own start: a live stream is inside it
+    except _UNREACHABLE as exc:
+        raise ProblemError(
+            503, "Storage unavailable", "PostgreSQL is not reachable.", type=UNAVAILABLE
+        ) from exc
     start = await _start(reader, resume, services.settings.api.event_replay_max)
     slots = _slots(request)
     slot = slots.acquire(principal.token_id)  # no await from here to the response
@@ -395,7 +421,7 @@ async def stream_events(
         token_id=str(principal.token_id),
     )
     return EventStreamResponse(
-        _stream(request, reader, hub, start, (facility_id, kinds), watch),
+        _stream(request, (reader, feed), hub, start, (facility_id, kinds), watch),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         on_close=lambda: slots.release(slot),
     )
@@ -443,9 +469,26 @@ def _no_slot(refusal: SlotRefusal, slots: StreamSlots) -> ProblemError:
     return ProblemError(503, "Too many streams", detail, type=UNAVAILABLE, headers=retry)
 
 
+async def _read(
+    reader: EventReader,
+    feed: EventFeed,
+    position: Position,
+    filters: tuple[uuid.UUID | None, frozenset[EventKind]],
+) -> tuple[Batch, Position]:
+    """The next batch for one stream: from the shared feed when the stream is inside its
+    window, else (resuming from further back) read by the stream itself."""
+    facility_id, kinds = filters
+    shared = await feed.after(position, facility_id=facility_id, kinds=kinds, limit=BATCH)
+    if shared is not None:
+        return shared.batch, shared.through
+    batch = await reader.read(position, facility_id=facility_id, kinds=kinds, limit=BATCH)
+    STREAM_READS.inc()
+    return batch, (batch.events[-1].position if batch.events else position)
+
+
 async def _stream(
     request: Request,
-    reader: EventReader,
+    readers: tuple[EventReader, EventFeed],
     hub: EventHub,
     position: Position,
     filters: tuple[uuid.UUID | None, frozenset[EventKind]],
@@ -453,7 +496,8 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     """The body of one stream: events as they settle, heartbeats while idle; it ends when
     the token stops being valid."""
-    facility_id, kinds = filters
+    reader, feed = readers
+    kinds = filters[1]
     sent = 0
     started = time.monotonic()
     try:
@@ -468,9 +512,7 @@ async def _stream(
                     yield b": token no longer valid\n\n"
                     return
                 try:
-                    batch = await reader.read(
-                        position, facility_id=facility_id, kinds=kinds, limit=BATCH
-                    )
+                    batch, position = await _read(reader, feed, position, filters)
                 except Exception as exc:
                     if get_services(request).pool.is_closing():
                         return
@@ -480,11 +522,9 @@ async def _stream(
                     await _idle(sub, delay)
                     continue
                 failures = 0
-                STREAM_READS.inc()
                 if batch.events:
                     STREAM_EVENTS_SENT.inc(len(batch.events))
                     yield b"".join(encode_event(ev) for ev in batch.events)
-                    position = batch.events[-1].position
                     sent += len(batch.events)
                     last_write = time.monotonic()
                 if batch.more:

@@ -19,6 +19,7 @@ from dispatcher.api.deps import Principal, get_services, require
 from dispatcher.api.problems import NOT_FOUND, VALIDATION, ProblemError, problem_responses
 from dispatcher.api.schemas import (
     DEFAULT_LIMIT,
+    FACILITY_REF_PATTERN,
     CursorQuery,
     FleetSummary,
     KindCounts,
@@ -37,7 +38,9 @@ router = APIRouter(tags=["fleet"])
 FacilityQuery = Annotated[
     str | None,
     Query(
+        min_length=1,
         max_length=64,
+        pattern=FACILITY_REF_PATTERN,
         description="Facility id (UUID) or key; defaults to every facility the token sees.",
     ),
 ]

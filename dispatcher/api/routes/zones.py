@@ -34,6 +34,7 @@ from dispatcher.api.problems import (
 )
 from dispatcher.api.schemas import (
     DEFAULT_LIMIT,
+    FACILITY_REF_PATTERN,
     IN_MODEL_CONFIG,
     CursorQuery,
     LimitQuery,
@@ -67,11 +68,27 @@ def _json_number(value: object) -> object:
 Coordinate = Annotated[float, BeforeValidator(_json_number), Field(allow_inf_nan=False)]
 GeoPosition = Annotated[
     list[Coordinate],
-    Field(min_length=2, max_length=3, description="[longitude, latitude] or with an altitude"),
+    Field(
+        min_length=2,
+        max_length=3,
+        description="[longitude, latitude] or with an altitude",
+        # The ranges validate_geometry enforces, per position member (JSON Schema 2020-12).
+        json_schema_extra={
+            "prefixItems": [
+                {"type": "number", "minimum": -180, "maximum": 180},
+                {"type": "number", "minimum": -90, "maximum": 90},
+                {"type": "number"},
+            ]
+        },
+    ),
 ]
 LinearRing = Annotated[
     list[GeoPosition],
-    Field(description="Closed ring: at least 4 positions, the last repeating the first"),
+    Field(
+        description="Closed ring: at least 4 positions, the last repeating the first",
+        # Stated here, enforced by validate_geometry (whose message names the ring).
+        json_schema_extra={"minItems": 4},
+    ),
 ]
 
 
@@ -125,7 +142,9 @@ class ZoneCreate(BaseModel):
         },
     )
 
-    facility: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+    facility: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=FACILITY_REF_PATTERN)] | None
+    ) = Field(
         default=None,
         description="Facility key or id; defaults to the token's own (required for admin "
         "tokens of every facility, here or as ?facility=)",
@@ -189,7 +208,9 @@ class ZonePublic(BaseModel):
 
 FacilityQuery = Annotated[
     str | None,
-    Query(max_length=64, description="Facility key or id"),
+    Query(
+        min_length=1, max_length=64, pattern=FACILITY_REF_PATTERN, description="Facility key or id"
+    ),
 ]
 
 

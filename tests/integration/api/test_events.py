@@ -57,11 +57,18 @@ WAIT_S = 15.0  # generous: the horizon is server-wide and other test runs share 
 # Infrastructure --------------------------------------------------------------------------
 
 STREAM_READS_METRIC = "fleetd_event_stream_reads_total"
+#: Live streams share the feed's reads (issue 13, item 6); resuming ones read themselves.
+FEED_READS_METRIC = "fleetd_event_feed_reads_total"
 STREAM_SENT_METRIC = "fleetd_event_stream_events_sent_total"
 
 
 def _sample(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
+
+
+def _reads() -> float:
+    """Reads of the event tables for streams: the shared feed's and streams' own."""
+    return _sample(STREAM_READS_METRIC) + _sample(FEED_READS_METRIC)
 
 
 class _Server(uvicorn.Server):
@@ -316,6 +323,24 @@ class TestStream:
             assert (got.data["from_status"], got.data["to_status"]) == ("idle", "paused")
             assert got.data["details"] == {"from": "idle", "to": "paused"}
 
+    async def test_live_streams_share_the_feed_reads(
+        self, served: Served, pool: asyncpg.Pool, operator: str, vehicles: dict[str, uuid.UUID]
+    ) -> None:
+        """Issue 13, item 6: live streams read through the one shared feed; none of them
+        queries the event tables on its own (``fleetd_event_stream_reads_total`` counts
+        only resuming streams' own reads)."""
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [
+                await stack.enter_async_context(open_stream(served.base_url, operator))
+                for _ in range(3)
+            ]
+            own = _sample(STREAM_READS_METRIC)
+            seq = await vehicle_event(pool, vehicles["north"], NORTH, "went_online")
+            for stream in streams:
+                assert (await stream.next_event()).id == seq
+            assert _sample(STREAM_READS_METRIC) == own
+            assert _sample(FEED_READS_METRIC) >= 1
+
     async def test_resume_after_disconnect_gets_exactly_the_missed_events(
         self, served: Served, pool: asyncpg.Pool, operator: str, vehicles: dict[str, uuid.UUID]
     ) -> None:
@@ -406,8 +431,8 @@ class TestOutOfOrderCommits:
                 pending = asyncio.create_task(stream.next_event())
                 # Two reads that began after b committed (counted by the server), and the
                 # server sent nothing meanwhile: b was held back, not merely not read yet.
-                reads, sent = _sample(STREAM_READS_METRIC), _sample(STREAM_SENT_METRIC)
-                await eventually(lambda: _sample(STREAM_READS_METRIC) >= reads + 2, WAIT_S)
+                reads, sent = _reads(), _sample(STREAM_SENT_METRIC)
+                await eventually(lambda: _reads() >= reads + 2, WAIT_S)
                 assert _sample(STREAM_SENT_METRIC) == sent, "b was sent while a was in flight"
                 assert not pending.done(), "b was sent while a lower seq was in flight"
                 await t1.commit()

@@ -19,6 +19,14 @@ vehicles, the built-in demo campus as the only facility).
    - schema-violating input is refused with a 4xx (``negative_data_rejection``), a
      missing required header too (``missing_required_header``), and a 405 names the
      allowed methods (``allow_header_conformance``);
+   - schema-valid input is accepted (``positive_data_acceptance``, as
+     :func:`positive_data_accepted`): the document states every constraint the handlers
+     enforce that JSON Schema can say (facility references, cursors, ring sizes,
+     coordinate ranges, a slow zone's ``speed_limit_mps``, place-or-point, no NUL in
+     text). What it cannot say is listed, with the reason, in :data:`SEMANTIC_REFUSALS`
+     (two fields compared, the clock, which places and facilities exist, a valid GEOS
+     geometry, an opaque cursor, an admin token having to name the facility of a new
+     zone); a 4xx for anything else fails the run.
    - every error under ``/v1`` is an ``application/problem+json`` document, every
      response carries ``X-Request-ID``;
    - a refused POST stores no mission; a guest gets nothing but 4xx outside its
@@ -41,10 +49,11 @@ vehicles, the built-in demo campus as the only facility).
    or zone to the operations taking its id), with the checks above plus
    ``use_after_free`` and ``ensure_resource_availability``.
 
-   Not in the run: ``positive_data_acceptance`` (the document does not yet state every
-   constraint the handlers enforce, e.g. a slow zone's ``speed_limit_mps``; see the
-   report of issue 13), ``ignored_auth`` (it re-sends requests on its own transport,
-   off the test's event loop) and ``max_response_time`` (no timed assertions).
+   Not in the run: ``ignored_auth`` (it re-sends each request without and with broken
+   credentials on schemathesis' own transport, off the test's event loop where the
+   asyncpg pool lives; ``test_guest_fuzz`` and tests/integration/api/test_auth.py cover
+   refusals instead) and ``max_response_time`` (no timed assertions: speed is measured by
+   benchmarks/api_latency.py).
 
 2. **Hand-written bad input** for ``POST /v1/missions`` (issue 3, "Bad input"): unknown
    fields, wrong types, out-of-range coordinates, pickup equal to dropoff, unknown place,
@@ -68,6 +77,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -93,6 +103,7 @@ from schemathesis.specs.openapi.checks import (
     ensure_resource_availability,
     missing_required_header,
     negative_data_rejection,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -130,6 +141,71 @@ GUEST_EXAMPLES = 15
 BASE_URL = "http://fleetd.test"
 PROBLEM_JSON = "application/problem+json"
 
+#: Refusals of schema-valid requests that JSON Schema cannot state, so the document does
+#: not: ``(operation, field, message pattern, why)``. Everything else a schema-valid request
+#: gets refused for is a gap in the document (``positive_data_acceptance`` fails on it).
+SEMANTIC_REFUSALS: list[tuple[str, str, str, str]] = [
+    ("POST /v1/missions", "body.dropoff", "must differ from pickup", "a relation of two fields"),
+    ("POST /v1/missions", r"body\.(pickup|dropoff)", "unknown place", "the facility's data"),
+    (
+        "POST /v1/missions",
+        r"body\.window\.",
+        "in the past|days from now|after window.start",
+        "the clock; two fields",
+    ),
+    ("POST /v1/missions", r"body\.facility", "unknown facility", "which facilities exist"),
+    ("POST /v1/zones", r"(body|query)\.facility", "unknown facility", "which facilities exist"),
+    ("GET /v1/zones", r"query\.facility", "unknown facility", "which facilities exist"),
+    (
+        "POST /v1/zones",
+        r"(body|query)\.facility",
+        "names another facility",
+        "a relation of two fields (body and query)",
+    ),
+    (
+        "POST /v1/zones",
+        r"body\.facility",
+        "this token covers every facility",
+        "depends on the token: a facility's own token need not name it",
+    ),
+    (
+        "POST /v1/zones",
+        r"body\.geometry",
+        "not closed|invalid (Multi)?Polygon",
+        "geometry: closed rings, valid for GEOS",
+    ),
+    ("*", r"query\.cursor", "cursor", "an opaque cursor: only the server's own are valid"),
+]
+
+
+def _semantic_refusal(label: str, response: Response) -> bool:
+    """Whether a 4xx refuses only for reasons listed in :data:`SEMANTIC_REFUSALS`."""
+    if response.status_code not in (400, 422):
+        return False
+    try:
+        errors = json.loads(response.content).get("errors") or []
+    except (ValueError, AttributeError):
+        return False
+    return bool(errors) and all(
+        any(
+            op in ("*", label)
+            and re.match(field, e.get("field", ""))
+            and re.search(msg, e.get("message", ""))
+            for op, field, msg, _why in SEMANTIC_REFUSALS
+        )
+        for e in errors
+    )
+
+
+@schemathesis.check
+def positive_data_accepted(ctx: Any, response: Response, case: Any) -> bool | None:
+    """schemathesis' ``positive_data_acceptance``, less the refusals the schema cannot
+    state (:data:`SEMANTIC_REFUSALS`)."""
+    if _semantic_refusal(case.operation.label, response):
+        return None
+    return positive_data_acceptance(ctx, response, case)
+
+
 #: The checks run on every response (none of them re-sends a request).
 CHECKS = [
     not_a_server_error,
@@ -138,6 +214,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
     negative_data_rejection,
+    positive_data_accepted,
     missing_required_header,
     allow_header_conformance,
 ]

@@ -54,6 +54,13 @@ SOUTH = FacilitySettings(
     name="South Clinic",
     maps=[MapSettings(map_id="south-campus", origin_lat=48.137, origin_lon=11.575)],
 )
+#: A facility whose map has the north map's origin: its vehicles share north's coordinates
+#: (two campuses drawn on one site plan, or a test site), issue 13 item 19.
+EAST = FacilitySettings(
+    key="east",
+    name="East Annex",
+    maps=[MapSettings(map_id="east-campus", origin_lat=52.52, origin_lon=13.405)],
+)
 
 #: ~20 m x 22 m square at the north map's origin (lon, lat), closed.
 SQUARE = [[13.4050, 52.5200], [13.4053, 52.5200], [13.4053, 52.5202], [13.4050, 52.5202]]
@@ -114,7 +121,7 @@ async def world() -> AsyncIterator[World]:
             ns,
             prefix,
             fleet={"default_facility": "north"},
-            facilities=[NORTH, SOUTH],
+            facilities=[NORTH, SOUTH, EAST],
             # A row per refusal (no interval tally): TestRoles counts them one by one.
             api={"denied_audit_interval_s": 0},
             # The commands' own path to the robot: with the dispatch engine on, "charge"
@@ -131,6 +138,8 @@ async def world() -> AsyncIterator[World]:
                     ("out", "north-campus", 200.0, 200.0),
                     ("off", "north-campus", 12.0, 12.0),
                     ("south", "south-campus", 5.0, 5.0),
+                    # Inside north's zones by coordinates, but of another facility.
+                    ("twin", "east-campus", 10.0, 10.0),
                 ]:
                     spec = RobotSpec(manufacturer, f"{ns}-{name}", map_id=map_id, x=x, y=y)
                     w.robots[name] = VirtualRobot(
@@ -487,7 +496,7 @@ class TestZoneEmergencyStop:
         await eventually(lambda: world.robots["in"].paused and world.drivers["in"].paused)
         await eventually(lambda: len(world.drivers["in"].commands) == driver_before + 1)
         assert world.robots["in"].received_instant_actions == counts["in"] + 1
-        for name in ("out", "off", "south", "lost"):
+        for name in ("out", "off", "south", "lost", "twin"):
             assert world.robots[name].received_instant_actions == counts[name], name
         assert not world.robots["out"].paused
 
@@ -498,6 +507,41 @@ class TestZoneEmergencyStop:
         assert zone_rows[0]["details"]["unlocated"] == [str(world.robot_id("lost"))]
         per_vehicle = await world.audit("vehicle.emergency_stop", str(world.robot_id("in")))
         assert per_vehicle[-1]["details"]["zone_id"] == zone_id
+
+    async def test_admin_stop_spares_other_facilities_at_the_same_coordinates(
+        self, world: World
+    ) -> None:
+        """Issue 13, item 19, end to end: an admin token sees every facility, yet a zone of
+        north stops north's vehicles only, not east's robot standing inside the polygon."""
+        admin = await world.token(Role.ADMIN, None)
+        registry = world.daemon.registry
+        assert registry is not None
+        twin = registry.get(world.robot_id("twin"))
+        assert twin is not None and twin.facility_id == EAST.id and twin.position is not None
+        before = world.robots["twin"].received_instant_actions
+        r = await world.post(
+            "/v1/zones",
+            admin,
+            {
+                "name": f"shared-{uuid.uuid4().hex[:6]}",
+                "kind": "service_area",
+                "facility": "north",
+                "geometry": {"type": "Polygon", "coordinates": [SQUARE]},
+            },
+        )
+        assert r.status_code == 201, r.text
+        zone_id = r.json()["id"]
+        r = await world.post(f"/v1/zones/{zone_id}/emergency-stop", admin, {"reason": "drill"})
+        assert r.status_code == 202, r.text
+        stopped = {v["vehicle_id"] for v in r.json()["vehicles"]}
+        assert stopped == {str(world.robot_id("in")), str(world.driver_id("in"))}
+        assert str(world.robot_id("twin")) not in stopped
+        assert world.robots["twin"].received_instant_actions == before
+        assert not world.robots["twin"].paused
+        row = (await world.audit("zone.emergency_stop", zone_id))[0]
+        assert str(world.robot_id("twin")) not in {
+            v["vehicle_id"] for v in row["details"]["vehicles"]
+        }
 
     async def test_empty_zone_and_other_facility(self, world: World) -> None:
         south = await world.token(Role.OPERATOR, SOUTH)

@@ -1,0 +1,160 @@
+"""Operators' zones (PostGIS, through the API) applied to the robots' route graphs (issue 14).
+
+Real PostgreSQL/PostGIS and Redis, the app in process, the shipped hospital campus: a zone
+created through ``POST /v1/zones`` is on the route graph when the API answers, so the next
+order built for a robot routes around a no-go zone, is refused with the reason when no
+route is left, and goes back to the short way when the zone is deleted; a slow zone makes
+the leg slower without changing its way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from dispatcher.auth.roles import Role
+from dispatcher.config import Settings
+from dispatcher.dispatch.robot_channel import FacilityOrderLayouts
+from dispatcher.dispatch.robot_orders import NoRouteError, OrderLayout, OrderStop, build_order
+from dispatcher.facility_layouts import load_facility_layouts
+from dispatcher.route_zones import RouteZones
+from dispatcher.storage.fleet_store import sync_facilities
+from geo.frames import MapFrame
+from geo.layout.routing import Route
+from protocols.vda5050.models import Order
+from tests.conftest import REDIS_URL
+from tests.unit.api.fakes import StaticFleet
+from tests.unit.api.harness import app_for, client_for, make_services, new_token
+from tests.unit.dispatch.layouts import CFG
+
+#: The central walk between the hospital drive and the clinic road (map frame, metres):
+#: the short way from ward A to radiology runs through it.
+WALK = (140.0, 132.0)
+#: The radiology drop-off node: a zone around it leaves no way in.
+RADIOLOGY = (305.451, 100.159)
+
+
+def square(frame: MapFrame, centre: tuple[float, float], half_m: float) -> dict[str, Any]:
+    """A GeoJSON square of ``2 * half_m`` metres around a map point."""
+    x, y = centre
+    xs = [x - half_m, x + half_m, x + half_m, x - half_m, x - half_m]
+    ys = [y - half_m, y - half_m, y + half_m, y + half_m, y - half_m]
+    lats, lons = frame.to_wgs84_many(xs, ys)
+    ring = [[float(lon), float(lat)] for lat, lon in zip(lats, lons, strict=True)]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+class World:
+    def __init__(self, app: FastAPI, secret: str, settings: Settings, zones: RouteZones) -> None:
+        facility = settings.default_facility
+        self.app, self.secret, self.facility_id = app, secret, facility.id
+        self.frame = MapFrame(facility.maps[0].to_spec())
+        self.zones = zones
+        layouts = load_facility_layouts(settings.effective_facilities, None)
+        self.lookup = FacilityOrderLayouts({facility.id: layouts[facility.key]}, zones=zones)
+
+    def layout(self) -> OrderLayout:
+        found = self.lookup(self.facility_id, "ward-a")
+        assert found is not None
+        return found
+
+    def order(self, start: str = "ward-a", end: str = "radiology") -> Order:
+        stops = [OrderStop(end, "drop")]
+        return build_order(
+            self.layout(),
+            CFG,
+            order_id=uuid.uuid4().hex,
+            start_node_id=start,
+            stops=stops,
+            released_stops=1,
+            manufacturer="acme",
+            serial="r1",
+        )
+
+    async def create(self, name: str, kind: str, geometry: dict[str, Any], **extra: Any) -> str:
+        body = {"name": name, "kind": kind, "geometry": geometry, **extra}
+        async with client_for(self.app, self.secret) as client:
+            r: httpx.Response = await client.post("/v1/zones", json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    async def delete(self, zone_id: str) -> None:
+        async with client_for(self.app, self.secret) as client:
+            r = await client.delete(f"/v1/zones/{zone_id}")
+        assert r.status_code in (200, 204), r.text
+
+
+@pytest.fixture
+async def world(pg_pool: asyncpg.Pool, pg_dsn: str) -> AsyncIterator[World]:
+    settings = Settings(
+        database={"dsn": pg_dsn},
+        redis={"url": REDIS_URL, "key_prefix": f"test:{uuid.uuid4().hex[:12]}:"},
+    )
+    await sync_facilities(pg_pool, settings.effective_facilities)
+    zones = RouteZones(pg_pool, settings.facility_specs)
+    await zones.reload()
+    redis = aioredis.from_url(REDIS_URL)
+    services = make_services(settings, pg_pool, redis, StaticFleet())
+    services.zones_changed = zones.changed
+    secret = await new_token(pg_pool, Role.OPERATOR, settings.default_facility)
+    try:
+        yield World(app_for(services), secret, settings, zones)
+    finally:
+        await redis.aclose()
+
+
+def edges(order: Order) -> list[str]:
+    return [e.edge_id for e in order.edges]
+
+
+async def test_no_go_zone_across_a_corridor_routes_the_next_order_around_it(
+    world: World,
+) -> None:
+    before = world.order()
+    assert "central-walk-1-2>central-walk-1-1" in edges(before)
+
+    zone_id = await world.create("walk works", "no_go", square(world.frame, WALK, 4.0))
+    around = world.order()
+    assert not any(e.startswith("central-walk") for e in edges(around)), edges(around)
+    assert around.nodes[-1].node_id == "radiology"
+    assert len(around.nodes) != len(before.nodes)
+    assert world.zones.version >= 1
+
+    await world.delete(zone_id)
+    assert edges(world.order()) == edges(before)
+
+
+async def test_no_route_left_is_refused_with_the_reason(world: World) -> None:
+    await world.create("radiology closed", "no_go", square(world.frame, RADIOLOGY, 4.0))
+    with pytest.raises(NoRouteError, match="radiology"):
+        world.order()
+    # Elsewhere the campus is still routed.
+    assert world.order(end="entrance").nodes[-1].node_id == "entrance"
+
+
+async def test_slow_zone_caps_speed_without_changing_the_way(world: World) -> None:
+    graph = world.layout().routes
+    fast = graph.route("ward-a", "radiology")
+    assert isinstance(fast, Route)
+    await world.create("walk crowd", "slow", square(world.frame, WALK, 30.0), speed_limit_mps=0.3)
+    slow_graph = world.layout().routes
+    assert slow_graph is not graph  # a new graph for the new zone set
+    slow = slow_graph.route("ward-a", "radiology")
+    assert isinstance(slow, Route)
+    assert slow.duration_s > fast.duration_s
+
+
+async def test_other_kinds_and_other_facilities_do_not_touch_the_routes(
+    world: World, pg_pool: asyncpg.Pool
+) -> None:
+    before = world.layout().routes
+    await world.create("walk area", "service_area", square(world.frame, WALK, 4.0))
+    assert world.layout().routes is before
+    assert world.zones(uuid.uuid4()).zones == ()
