@@ -122,14 +122,16 @@ class DispatchEngine:
 
     async def load(self) -> int:
         """Load the open missions from Postgres. Missions ``in_progress`` from before a
-        restart are held for an operator (where their rider is is not known here)."""
+        restart are held for an operator (where their rider is is not known here): those
+        already held keep their reason (``missions.held_reason``), the others are recorded
+        as ``held`` with reason ``engine_restart``."""
         after = None
         while True:
             page = await self._ops.list(SYSTEM, statuses=OPEN, limit=1000, after=after)
             for m in page.items:
                 self.missions[m.id] = m
                 if m.status is MissionStatus.IN_PROGRESS:
-                    self._hold(m.id, "engine_restart")
+                    await self._hold(m.id, m.held_reason or "engine_restart", m.vehicle_id)
                 elif m.status is MissionStatus.ASSIGNED:
                     self._lost_reason[m.id] = "engine_restart"
             if page.next_cursor is None:
@@ -334,7 +336,8 @@ class DispatchEngine:
         """``assigned`` (or ``reassigned`` with the reason), then ``offered`` for a driver."""
         reason = self._lost_reason.get(mission.id)
         event = MissionEvent.ASSIGNED
-        if mission.status is not MissionStatus.PENDING:
+        if reason is not None or mission.status is not MissionStatus.PENDING:
+            # It had a vehicle and lost it (back to pending) or changes hands.
             event = MissionEvent.REASSIGNED
             reason = reason or "replanned"
         ok = await self._transition(mission.id, event, vehicle_id, reason=reason)
@@ -472,16 +475,26 @@ class DispatchEngine:
             return
         self._refused.setdefault(mission.id, set()).add(leg.vehicle_id)
         if decision is Recovery.HOLD:
-            self._hold(mission.id, failure.value, leg.vehicle_id)
+            await self._hold(mission.id, failure.value, leg.vehicle_id)
             return
+        # Back to pending at once (the vehicle released in the database as in memory);
+        # the next vehicle is recorded as ``reassigned`` with this reason.
         event = refusal_event(failure)
+        if event is None and mission.status is not MissionStatus.PENDING:
+            event = MissionEvent.UNASSIGNED
         if event is not None:
             await self._transition(mission.id, event, leg.vehicle_id, reason=failure.value)
         self._lost_reason[mission.id] = failure.value
         self.mark(urgent=True)
 
-    def _hold(self, mission_id: uuid.UUID, why: str, vehicle_id: uuid.UUID | None = None) -> None:
+    async def _hold(
+        self, mission_id: uuid.UUID, why: str, vehicle_id: uuid.UUID | None = None
+    ) -> None:
+        """Wait for an operator: ``held`` recorded (so a restart keeps it waiting)."""
         self.holdings.held[mission_id] = why
+        mission = self.missions.get(mission_id)
+        if mission is not None and mission.held_reason != why:
+            await self._transition(mission_id, MissionEvent.HELD, None, reason=why)
         DISPATCH_ALERTS.labels(reason=why).inc()
         log.error(
             "dispatch.mission_needs_operator",

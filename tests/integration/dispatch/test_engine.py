@@ -23,7 +23,15 @@ from dispatcher.ops.vehicles import CommandAttempt, VehicleOps
 from fleet.changes import FleetChange
 from fleet.model import ChangeKind
 from tests.conftest import eventually
-from tests.integration.dispatch.conftest import RADIOLOGY, STATION, WARD_A, Rig, robot
+from tests.integration.dispatch.conftest import (
+    RADIOLOGY,
+    STATION,
+    WARD_A,
+    RecordingChannel,
+    Rig,
+    build_engine,
+    robot,
+)
 from tests.integration.ops.conftest import NORTH, api_caller
 
 K = LegProgressKind
@@ -124,6 +132,81 @@ class TestWhenThingsGoWrong:
         assert row is not None
         assert row["vehicle_id"] == other.id
         assert row["details"]["reason"] == "order_rejected"
+
+    async def test_a_refused_mission_returns_to_pending_in_the_database_too(self, rig: Rig) -> None:
+        """The only robot refuses: the mission is ``unassigned`` (pending, no vehicle) in
+        Postgres as in the engine, not left ``assigned`` to the robot that refused; a robot
+        that comes later gets it as ``reassigned`` with the refusal's reason."""
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        mission_id = await create(rig)
+        first = await leg_of(rig, mission_id)
+        await status_is(rig, mission_id, "assigned")
+        rig.progress(first, K.REFUSED, LegFailure.ORDER_REJECTED)
+        await status_is(rig, mission_id, "pending")
+        row = await rig.pool.fetchrow(
+            "SELECT vehicle_id, held_reason FROM missions WHERE id = $1", mission_id
+        )
+        assert row is not None and row["vehicle_id"] is None and row["held_reason"] is None
+        await eventually(lambda: rig.engine.missions[mission_id].status.value == "pending")
+        assert rig.engine.missions[mission_id].vehicle_id is None
+        lost = await rig.pool.fetchrow(
+            "SELECT vehicle_id, details FROM mission_events WHERE mission_id = $1 "
+            "AND event = 'unassigned'",
+            mission_id,
+        )
+        assert lost is not None and lost["vehicle_id"] == near.id
+        assert lost["details"]["reason"] == "order_rejected"
+        await asyncio.sleep(0.3)  # re-planned: the robot that refused is not asked again
+        assert len(rig.channel.legs_for(mission_id)) == 1
+        other = robot("other", RADIOLOGY)
+        await rig.add_vehicle(other)
+        rig.engine.mark(urgent=True)
+        second = await leg_of(rig, mission_id, 2)
+        assert second.vehicle_id == other.id
+        await status_is(rig, mission_id, "assigned")
+        assert (await rig.events(mission_id))[-2:] == ["unassigned", "reassigned"]
+
+    async def test_a_held_mission_stays_held_across_an_engine_restart(self, rig: Rig) -> None:
+        """Held (rider on board, robot failed) is recorded: a new engine loading from
+        Postgres keeps it waiting for the operator, with the original reason."""
+        await rig.add_vehicle(robot("near", WARD_A))
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        rig.progress(leg, K.PICKED_UP)
+        rig.progress(leg, K.FAILED, LegFailure.FATAL_ERROR)
+        await eventually(lambda: mission_id in rig.engine.holdings.held)
+
+        async def recorded() -> bool:
+            reason = await rig.pool.fetchval(
+                "SELECT held_reason FROM missions WHERE id = $1", mission_id
+            )
+            return bool(reason == "fatal_error")
+
+        await eventually(recorded)
+        assert (await rig.events(mission_id))[-1] == "held"
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, RecordingChannel())
+        await restarted.load()
+        assert restarted.held_reason(mission_id) == "fatal_error"
+        assert (await rig.events(mission_id)).count("held") == 1  # not recorded twice
+
+    async def test_an_in_progress_mission_found_at_start_is_recorded_as_held(
+        self, rig: Rig
+    ) -> None:
+        """A mission under way with no held flag (the engine stopped mid-leg) is held with
+        reason ``engine_restart``, recorded, so the next restart knows it too."""
+        await rig.add_vehicle(robot("near", WARD_A))
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        rig.progress(leg, K.TO_PICKUP)
+        await status_is(rig, mission_id, "in_progress")
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, RecordingChannel())
+        await restarted.load()
+        assert restarted.held_reason(mission_id) == "engine_restart"
+        reason = await rig.pool.fetchval(
+            "SELECT held_reason FROM missions WHERE id = $1", mission_id
+        )
+        assert reason == "engine_restart"
 
     async def test_a_vehicle_going_offline_before_pickup_loses_its_mission(self, rig: Rig) -> None:
         """Offline before pickup: re-planned at once onto another robot."""
