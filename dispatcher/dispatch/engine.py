@@ -293,11 +293,17 @@ class DispatchEngine:
             first = planned[0]
             if first in self.holdings.by_mission or first not in self.missions:
                 continue
+            view = self._fleet.get(vehicle_id)
+            robot = view is not None and view.kind is VehicleKind.ROBOT
             horizon = tuple(
                 s
                 for mid in planned[1:]
                 if mid in self.missions
-                for s in mission_stops(self.missions[mid], self._service_s)
+                for s in mission_stops(
+                    self.missions[mid],
+                    self._service_s,
+                    self._nodes(self.missions[mid]) if robot else (None, None),
+                )
             )
             await self._release_mission(vehicle_id, self.missions[first], horizon)
 

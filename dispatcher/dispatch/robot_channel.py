@@ -123,9 +123,15 @@ class RobotLegChannel:
         layout = self._layouts(leg.facility_id, start)
         if layout is None:
             return self._refuse(leg, CommandReason.NO_ROUTE, f"node {start!r} is in no layout")
-        stops = [_order_stop(s) for s in (*leg.stops, *leg.horizon)]
+        stops = [_order_stop(s) for s in leg.stops]
         if any(s.action_type is None for s in stops) or not stops:
             return self._refuse(leg, CommandReason.NO_ROUTE, "a stop has no layout node")
+        # The horizon is a preview: it ends before the first stop with no layout node
+        # (an unmapped place) rather than costing the robot its leg.
+        for s in leg.horizon:
+            if s.node_id is None:
+                break
+            stops.append(_order_stop(s))
         pose = rec.map_pose
         map_id = pose.map_id if pose is not None else self._map_ids.get(leg.facility_id, "")
         cfg = OrderSettings(map_id, self._cfg.deviation_xy_m, self._cfg.deviation_theta_rad)

@@ -8,7 +8,7 @@ robot in MANUAL). Everything else is the real channel, commander, registry and l
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -244,6 +244,26 @@ async def test_an_unreachable_stop_is_impossible_no_route() -> None:
     w = World()
     sent = await w.channel.release(w.leg(Stop("Nowhere", "nowhere", 0, 0, StopAction.PICK)))
     assert sent.reason is CommandReason.NO_ROUTE and w.adapter.orders == []
+
+
+async def test_the_horizon_goes_unreleased_and_ends_at_a_stop_with_no_node() -> None:
+    """Horizon stops with layout nodes follow the base unreleased; from the first one
+    without a node (an unmapped place) the horizon is cut, and the leg is still sent."""
+    w = World()
+    leg = replace(
+        w.leg(),
+        horizon=(
+            Stop("Lab", "h-lab", 0, 0, StopAction.PICK),
+            Stop("Street", None, 52.5, 13.4, StopAction.DROP),
+            Stop("Lobby", "h-lobby", 0, 0, StopAction.DROP),
+        ),
+    )
+    sent = await w.channel.release(leg)
+    assert sent.ok, sent.detail
+    order = w.adapter.orders[0]
+    acting = [(n.node_id, n.released) for n in order.nodes if n.actions]
+    assert acting == [("a-dayroom", True), ("h-lobby", True), ("h-lab", False)]
+    assert order.nodes[-1].node_id == "h-lab"
 
 
 async def test_an_order_not_echoed_is_resent_then_refused_not_taken() -> None:
