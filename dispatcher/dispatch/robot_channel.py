@@ -22,10 +22,17 @@ from dataclasses import dataclass
 import structlog
 
 from dispatcher.config import Settings
-from dispatcher.dispatch.legs import Leg, LegFailure, LegProgress, LegProgressKind, Stop
+from dispatcher.dispatch.legs import (
+    Leg,
+    LegFailure,
+    LegProgress,
+    LegProgressKind,
+    Stop,
+    StopAction,
+)
 from dispatcher.dispatch.order_rules import OrderRuleError
+from dispatcher.dispatch.robot_actions import DEFAULT_ACTION, ActionMapping, ActionSpec
 from dispatcher.dispatch.robot_legs import (
-    ACTION_OF_STOP,
     TERMINAL,
     HeldLeg,
     order_lost,
@@ -76,8 +83,10 @@ class RobotLegChannel:
         map_ids: Mapping[uuid.UUID, str],
         settings: RobotChannelSettings | None = None,
         clock: Callable[[], float] = time.time,
+        actions: ActionMapping | None = None,
     ) -> None:
         self._commander = commander
+        self._actions = actions or ActionMapping()
         self._registry = registry
         self._layouts = layouts
         self._map_ids = map_ids
@@ -108,7 +117,8 @@ class RobotLegChannel:
             return built
         sent = await self._commander.send_order(leg.vehicle_id, built)
         if sent.ok:
-            self._held[leg.vehicle_id] = HeldLeg.of(leg, built, self._clock())
+            kinds = self._actions.kinds(rec.key.manufacturer)
+            self._held[leg.vehicle_id] = HeldLeg.of(leg, built, self._clock(), kinds)
             self._online[leg.vehicle_id] = True
             self.unknown_orders.pop(leg.vehicle_id, None)
             log.info("robot order sent", vehicle=str(leg.vehicle_id), order_id=order_id)
@@ -123,7 +133,8 @@ class RobotLegChannel:
         layout = self._layouts(leg.facility_id, start)
         if layout is None:
             return self._refuse(leg, CommandReason.NO_ROUTE, f"node {start!r} is in no layout")
-        stops = [_order_stop(s) for s in leg.stops]
+        write = self._writer(rec.key.manufacturer)
+        stops = [write(s) for s in leg.stops]
         if any(s.action_type is None for s in stops) or not stops:
             return self._refuse(leg, CommandReason.NO_ROUTE, "a stop has no layout node")
         # The horizon is a preview: it ends before the first stop with no layout node
@@ -131,7 +142,7 @@ class RobotLegChannel:
         for s in leg.horizon:
             if s.node_id is None:
                 break
-            stops.append(_order_stop(s))
+            stops.append(write(s))
         pose = rec.map_pose
         map_id = pose.map_id if pose is not None else self._map_ids.get(leg.facility_id, "")
         cfg = OrderSettings(map_id, self._cfg.deviation_xy_m, self._cfg.deviation_theta_rad)
@@ -151,6 +162,10 @@ class RobotLegChannel:
         except OrderRuleError as exc:  # a builder bug: say so, send nothing
             log.error("built order breaks a rule", leg=leg.leg_id, error=str(exc))
             return self._refuse(leg, CommandReason.NOT_SUPPORTED, f"invalid order: {exc}")
+
+    def _writer(self, manufacturer: str) -> Callable[[Stop], OrderStop]:
+        """Stop -> order stop, with the action as this manufacturer's robots want it."""
+        return lambda stop: _order_stop(stop, self._actions.spec(manufacturer, stop.action))
 
     @staticmethod
     def _refuse(leg: Leg, reason: CommandReason, detail: str) -> CommandResult:
@@ -178,7 +193,11 @@ class RobotLegChannel:
         )
         try:
             update = build_update(
-                layout, cfg, held.order, stops=[_order_stop(s) for s in horizon], released_stops=0
+                layout,
+                cfg,
+                held.order,
+                stops=[self._writer(rec.key.manufacturer)(s) for s in horizon],
+                released_stops=0,
             )
         except OrderRuleError as exc:  # NoRouteError included
             return self._refuse(leg, CommandReason.NO_ROUTE, str(exc))
@@ -267,8 +286,10 @@ class RobotLegChannel:
             self._online[vid] = online
 
 
-def _order_stop(stop: Stop) -> OrderStop:
-    return OrderStop(stop.node_id or "", ACTION_OF_STOP[stop.action] if stop.node_id else None)
+def _order_stop(stop: Stop, action: ActionSpec) -> OrderStop:
+    if not stop.node_id:
+        return OrderStop("", None)
+    return OrderStop(stop.node_id, action.action_type, parameters=action.parameters)
 
 
 class FacilityOrderLayouts:
@@ -312,4 +333,27 @@ def robot_channel(
     """The robot channel as the daemon builds it: layouts keyed by facility key."""
     by_id = {f.id: layouts[f.key] for f in settings.effective_facilities if f.key in layouts}
     maps = {f.id: f.maps[0].map_id for f in settings.effective_facilities if f.maps}
-    return RobotLegChannel(commander, registry, FacilityOrderLayouts(by_id), maps, channel_settings)
+    return RobotLegChannel(
+        commander,
+        registry,
+        FacilityOrderLayouts(by_id),
+        maps,
+        channel_settings,
+        actions=action_mapping(settings),
+    )
+
+
+def action_mapping(settings: Settings) -> ActionMapping:
+    """``[dispatch.robot_actions]`` as the channel reads it."""
+    return ActionMapping(
+        {
+            manufacturer: {
+                StopAction(stop): ActionSpec(
+                    a.action_type or DEFAULT_ACTION[StopAction(stop)],
+                    tuple(a.parameters.items()),
+                )
+                for stop, a in by_stop.items()
+            }
+            for manufacturer, by_stop in settings.dispatch.robot_actions.items()
+        }
+    )

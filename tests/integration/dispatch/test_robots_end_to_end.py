@@ -35,6 +35,7 @@ from geo.facility import MapSpec
 from geo.frames import MapFrame
 from sim.robot import RobotSpec, VirtualRobot
 from tests.conftest import api_client, daemon_settings, eventually, running_daemon
+from tests.integration.dispatch.robots.test_thirdparty_agv import _installed as thirdparty_installed
 from tests.unit.geo.layout.builders import document, node, station, two_way
 
 WAIT_S = 40.0
@@ -351,3 +352,53 @@ class TestRobotsEndToEnd:
             assert robot.received_instant_actions >= 1
             assert robot.last_node_id not in (NODES[6], NODES[8])
             assert (await _get(client, mission_id))["status"] == "cancelled"
+
+    async def test_a_thirdparty_virtual_agv_completes_a_mission(
+        self, tmp_path: Path, pg_dsn: str, mqtt_namespace: str, redis_prefix: str
+    ) -> None:
+        """vda-5050-lib's virtual AGV (npm, unchanged) does a mission created through the
+        API: its pick and drop require ``stationType``/``loadType`` parameters, which
+        ``[dispatch.robot_actions]`` gives its manufacturer's orders."""
+        folder = await asyncio.to_thread(thirdparty_installed)
+        floor = {"parameters": {"stationType": "floor", "loadType": "EPAL"}}
+        settings = _settings(
+            tmp_path,
+            pg_dsn,
+            mqtt_namespace,
+            redis_prefix,
+            robot_actions={"thirdparty": {"pick": floor, "drop": floor}},
+        )
+        opts = {
+            "brokerUrl": f"mqtt://{settings.mqtt.host}:{settings.mqtt.port}",
+            "interfaceName": settings.mqtt.vda_interface,
+            "manufacturer": "thirdparty",
+            "serialNumber": f"tp-{uuid.uuid4().hex[:6]}",
+            "mapId": MAP_ID,
+            "x": 0.0,
+            "y": 0.0,
+            "lastNodeId": NODES[0],
+        }
+        async with running_daemon(settings) as d:
+            proc = await asyncio.create_subprocess_exec(
+                "node",
+                "virtual_agv.js",
+                json.dumps(opts),
+                cwd=folder,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            try:
+                assert proc.stdout is not None
+                line = await asyncio.wait_for(proc.stdout.readline(), WAIT_S)
+                assert line.strip() == b"ready", line
+                async with api_client(d.base_url, await _operator(settings)) as client:
+                    mission_id = await _mission(client, 1, 3)
+                    await _until_status(client, mission_id, "completed")
+                    events = await _events(client, mission_id)
+            finally:
+                if proc.returncode is None:
+                    proc.terminate()
+                await asyncio.wait_for(proc.wait(), WAIT_S)
+        for step in ("assigned", "pickup_completed", "dropoff_completed", "completed"):
+            assert step in events, (step, events)
+        assert "unassigned" not in events and "reassigned" not in events

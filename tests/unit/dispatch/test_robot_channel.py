@@ -21,7 +21,12 @@ from dispatcher.dispatch.legs import (
     Stop,
     StopAction,
 )
-from dispatcher.dispatch.robot_channel import RobotChannelSettings, RobotLegChannel
+from dispatcher.dispatch.robot_actions import ActionMapping, ActionSpec
+from dispatcher.dispatch.robot_channel import (
+    RobotChannelSettings,
+    RobotLegChannel,
+    action_mapping,
+)
 from dispatcher.dispatch.robot_orders import OrderLayout
 from dispatcher.links.commander import VehicleCommander
 from dispatcher.links.commands import CommandReason, CommandResult, VehicleCommand, result
@@ -91,7 +96,9 @@ class Recorder:
 class World:
     """A registry with one robot on the campus, the channel, and a clock."""
 
-    def __init__(self, mode: OperatingMode = OperatingMode.AUTOMATIC) -> None:
+    def __init__(
+        self, mode: OperatingMode = OperatingMode.AUTOMATIC, actions: ActionMapping | None = None
+    ) -> None:
         self.now = 1000.0
         self.registry = FleetRegistry(
             maps=FacilityMaps(Settings().facility_specs),
@@ -109,6 +116,7 @@ class World:
             {FACILITY: "campus"},
             RobotChannelSettings(resend_after_s=3.0, max_sends=3),
             clock=lambda: self.now,
+            actions=actions,
         )
 
     @staticmethod
@@ -264,6 +272,62 @@ async def test_the_horizon_goes_unreleased_and_ends_at_a_stop_with_no_node() -> 
     acting = [(n.node_id, n.released) for n in order.nodes if n.actions]
     assert acting == [("a-dayroom", True), ("h-lobby", True), ("h-lab", False)]
     assert order.nodes[-1].node_id == "h-lab"
+
+
+async def test_a_manufacturers_robots_get_their_own_action_types_and_parameters() -> None:
+    """``[dispatch.robot_actions]``: acme's pick is ``liftPassenger`` with a fixed
+    parameter, its drop keeps the name but gets parameters; the renamed action's states
+    are still read as the pick."""
+    mapping = ActionMapping(
+        {
+            "acme": {
+                StopAction.PICK: ActionSpec("liftPassenger", (("seat", "front"),)),
+                StopAction.DROP: ActionSpec("drop", (("stationType", "floor"), ("slow", True))),
+            }
+        }
+    )
+    w = World(actions=mapping)
+    await w.channel.release(w.leg())
+    order = w.adapter.orders[0]
+    written = {
+        a.action_type: {p.key: p.value for p in a.action_parameters or []}
+        for n in order.nodes
+        for a in n.actions
+    }
+    assert written == {
+        "liftPassenger": {"seat": "front"},
+        "drop": {"stationType": "floor", "slow": True},
+    }
+    w.channel.observe(w.seen(order))
+    assert K.PICKED_UP in kinds(w.channel.observe(w.action(order, "liftPassenger", "FINISHED")))
+    assert kinds(w.channel.observe(w.action(order, "drop", "FINISHED")))[-1] is K.FINISHED
+
+
+def test_the_action_mapping_comes_from_the_settings() -> None:
+    """TOML-shaped settings become the channel's mapping; unnamed types keep VDA 5050's."""
+    settings = Settings(
+        dispatch={
+            "robot_actions": {
+                "thirdparty": {
+                    "pick": {"parameters": {"stationType": "floor", "loadType": "EPAL"}},
+                    "charge": {"action_type": "dock"},
+                }
+            }
+        }
+    )
+    mapping = action_mapping(settings)
+    assert mapping.spec("thirdparty", StopAction.PICK) == ActionSpec(
+        "pick", (("stationType", "floor"), ("loadType", "EPAL"))
+    )
+    assert mapping.spec("thirdparty", StopAction.CHARGE) == ActionSpec("dock")
+    assert mapping.spec("thirdparty", StopAction.DROP) == ActionSpec("drop")
+    assert mapping.spec("acme", StopAction.CHARGE) == ActionSpec("startCharging")
+
+
+def test_an_unknown_kind_of_stop_in_the_settings_is_refused() -> None:
+    """A misspelt stop kind stops fleetd at start rather than being ignored."""
+    with pytest.raises(ValueError, match="robot_actions"):
+        Settings(dispatch={"robot_actions": {"acme": {"pickup": {"action_type": "x"}}}})
 
 
 async def test_an_order_not_echoed_is_resent_then_refused_not_taken() -> None:
