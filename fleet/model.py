@@ -180,6 +180,8 @@ class VehicleView:
     mission_id: uuid.UUID | None
     maintenance: bool
     capabilities: Capabilities = field(default_factory=Capabilities)
+    #: A robot's last route-graph node (VDA 5050 lastNodeId), None if it reported none.
+    last_node_id: str | None = None
 
     @property
     def kind(self) -> VehicleKind:

@@ -108,4 +108,5 @@ class VehicleRecord:
             mission_id=self.mission_id,
             maintenance=self.maintenance,
             capabilities=self.capabilities,
+            last_node_id=self.last_node_id,
         )
