@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from dispatcher.api.mission_mapping import build_draft
 from dispatcher.api.mission_schemas import MissionCreate
@@ -400,3 +404,105 @@ class TestMissionChanges:
         )
         assert isinstance(result, TransitionResult)
         await eventually(lambda: rig.engine.missions[mission_id].priority is Priority.URGENT)
+
+
+class TestInvariantsUnderConcurrency:
+    @pytest.mark.parametrize("seed", [15, 16, 17])
+    async def test_missions_and_vehicle_events_racing_never_double_hold(
+        self, rig: Rig, seed: int
+    ) -> None:
+        """Twelve missions created in bursts on four robots while, at random (seeded),
+        robots refuse legs, fail before pickup, drop offline and come back, an operator
+        cancels, and the rest is driven to the end, all concurrently. Throughout: the
+        channel never sees a second open leg for a robot or for a mission (its double
+        records violations), and Postgres never shows two open missions on one robot.
+        In the end every mission is completed or cancelled."""
+        rng = random.Random(seed)
+        robots = [robot(f"c{i}", (52.5215 + i * 0.0004, 13.4061 + i * 0.0003)) for i in range(4)]
+        for r in robots:
+            await rig.add_vehicle(r)
+        missions: list[uuid.UUID] = []
+        lost_once: set[uuid.UUID] = set()
+        cancelled: set[uuid.UUID] = set()
+        stop = asyncio.Event()
+
+        async def create_in_bursts() -> None:
+            for _ in range(3):
+                missions.extend(await asyncio.gather(*(create(rig) for _ in range(4))))
+                await asyncio.sleep(0.3)
+
+        async def vehicles_misbehave() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(rng.uniform(0.05, 0.2))
+                for leg in list(rig.channel.open.values()):
+                    assert leg.mission_id is not None
+                    roll = rng.random()
+                    if leg.mission_id not in lost_once and roll < 0.25:
+                        lost_once.add(leg.mission_id)
+                        failure = rng.choice([LegFailure.ORDER_REJECTED, LegFailure.NOT_TAKEN])
+                        rig.progress(leg, K.REFUSED, failure)
+                    elif leg.mission_id not in lost_once and roll < 0.4:
+                        lost_once.add(leg.mission_id)
+                        await _blink(rig, leg.vehicle_id)
+                    elif roll < 0.8:
+                        for kind in (K.ACCEPTED, K.TO_PICKUP, K.PICKED_UP, K.FINISHED):
+                            rig.progress(leg, kind)
+
+        async def operator_cancels() -> None:
+            await asyncio.sleep(0.4)
+            for mission_id in rng.sample(missions, 2):
+                result = await MissionOps(rig.pool).cancel(api_caller(Role.OPERATOR), mission_id)
+                if isinstance(result, TransitionResult):
+                    cancelled.add(mission_id)
+
+        async def watch_the_database() -> None:
+            while not stop.is_set():
+                rows = await rig.pool.fetch(
+                    "SELECT vehicle_id, count(*) AS n FROM missions "
+                    "WHERE status IN ('assigned', 'in_progress') GROUP BY vehicle_id"
+                )
+                assert all(r["n"] == 1 for r in rows), rows
+                assert rig.channel.violations == []
+                await asyncio.sleep(0.02)
+
+        async def all_final() -> bool:
+            if len(missions) < 12:
+                return False
+            done = await rig.pool.fetchval(
+                "SELECT count(*) FROM missions WHERE id = ANY($1::uuid[]) "
+                "AND status IN ('completed', 'cancelled')",
+                missions,
+            )
+            return bool(done == len(missions))
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(create_in_bursts()),
+                tg.create_task(vehicles_misbehave()),
+                tg.create_task(operator_cancels()),
+                tg.create_task(watch_the_database()),
+            ]
+            try:
+                await eventually(all_final, 90)
+            finally:
+                stop.set()
+        assert all(t.done() for t in tasks)
+        assert rig.channel.violations == []
+        for mission_id in missions:
+            status = await rig.status(mission_id)
+            assert status == ("cancelled" if mission_id in cancelled else "completed"), status
+        assert lost_once, "the seed exercised no refusal or loss"
+
+
+async def _blink(rig: Rig, vehicle_id: uuid.UUID) -> None:
+    """The robot drops offline (its leg is lost) and is back a moment later."""
+    view = rig.fleet.vehicles[vehicle_id]
+    rig.fleet.vehicles[vehicle_id] = replace(view, online=False)
+    rig.engine.on_fleet_change(
+        FleetChange(vehicle_id, NORTH.id, ChangeKind.WENT_OFFLINE, {}, time.time())
+    )
+    await asyncio.sleep(0.1)
+    rig.fleet.vehicles[vehicle_id] = view
+    rig.engine.on_fleet_change(
+        FleetChange(vehicle_id, NORTH.id, ChangeKind.WENT_ONLINE, {}, time.time())
+    )
