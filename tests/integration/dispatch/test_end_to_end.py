@@ -141,7 +141,7 @@ class TestDriversEndToEnd:
                 async with _drivers(settings, 1) as takers:
 
                     async def completed() -> bool:
-                        return (await _status(client, mission_id))["status"] == "completed"
+                        return bool((await _status(client, mission_id))["status"] == "completed")
 
                     await eventually(completed, WAIT_S)
                     done = await _status(client, mission_id)
@@ -172,7 +172,7 @@ class TestDriversEndToEnd:
                 async with _drivers(settings, 1):
 
                     async def completed() -> bool:
-                        return (await _status(client, mission_id))["status"] == "completed"
+                        return bool((await _status(client, mission_id))["status"] == "completed")
 
                     await eventually(completed, WAIT_S)
                 done = await _status(client, mission_id)
