@@ -105,6 +105,8 @@ class DispatchEngine:
         self._refused: dict[uuid.UUID, set[uuid.UUID]] = {}
         #: Held missions an operator asked to reassign: pick up where the rider is.
         self._handover: dict[uuid.UUID, Location] = {}
+        #: The lost robot's last layout node, where a handed-over rider waits (robots).
+        self._handover_node: dict[uuid.UUID, str | None] = {}
         self._forced_charge: set[uuid.UUID] = set()
         #: Charge legs the operator asked for: they end full, not at the resume threshold.
         self._forced_legs: set[str] = set()
@@ -204,6 +206,7 @@ class DispatchEngine:
         self._lost_reason.pop(mission_id, None)
         self._refused.pop(mission_id, None)
         self._handover.pop(mission_id, None)
+        self._handover_node.pop(mission_id, None)
         released = self.holdings.of_mission(mission_id)
         if released is not None:
             self.holdings.release(released.leg.vehicle_id)
@@ -313,10 +316,15 @@ class DispatchEngine:
         view = self._fleet.get(vehicle_id)
         if view is None or view.kind not in self._channels or not plannable(view, self._policy):
             return  # changed while the planner ran: the next plan sees it
+        nodes: tuple[str | None, str | None] = (None, None)
+        if view.kind is VehicleKind.ROBOT:
+            nodes = self._nodes(mission)
+            if mission.id in self._handover:  # the rider waits where the lost robot stopped
+                nodes = (self._handover_node.get(mission.id), nodes[1])
         leg = mission_leg(
             mission,
             vehicle_id,
-            nodes=self._nodes(mission) if view.kind is VehicleKind.ROBOT else (None, None),
+            nodes=nodes,
             service_s=self._service_s,
             pickup_at=self._handover.get(mission.id),
             horizon=horizon,
@@ -352,6 +360,7 @@ class DispatchEngine:
         if ok:
             self._lost_reason.pop(mission.id, None)
             self._handover.pop(mission.id, None)
+            self._handover_node.pop(mission.id, None)
         return ok
 
     def _nodes(self, mission: MissionRecord) -> tuple[str | None, str | None]:
@@ -549,6 +558,9 @@ class DispatchEngine:
             if self.holdings.held.pop(mission_id, None) is None:
                 return False
             self._handover[mission_id] = at
+            mission = self.missions.get(mission_id)
+            lost = self._fleet.get(mission.vehicle_id) if mission and mission.vehicle_id else None
+            self._handover_node[mission_id] = lost.last_node_id if lost is not None else None
             self._lost_reason[mission_id] = "operator_reassign"
         self.mark(urgent=True)
         return True

@@ -87,8 +87,10 @@ class WatchedRobot(VirtualRobot):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.refused: list[tuple[str, str]] = []
+        self.orders: list[dict[str, Any]] = []
 
     def on_order(self, msg: dict[str, Any]) -> None:
+        self.orders.append(msg)
         super().on_order(msg)
         for err in self.errors:
             refs = {r["referenceKey"]: r["referenceValue"] for r in err["errorReferences"]}
@@ -312,6 +314,58 @@ class TestRobotsEndToEnd:
             await conn.close()
         assert "mission.completed" in {r["action"] for r in audited}, audited
         assert held is None
+
+    async def test_the_operators_reassign_sends_a_robot_to_where_the_rider_is(
+        self, tmp_path: Path, pg_dsn: str, mqtt_namespace: str, redis_prefix: str
+    ) -> None:
+        """``reassign`` for a held mission: another robot drives to the node where the dead
+        robot stopped, picks the rider up there and completes the trip (audited
+        ``mission.resolve``; ``reassigned`` with reason ``operator_reassign``)."""
+        settings = _settings(tmp_path, pg_dsn, mqtt_namespace, redis_prefix)
+        doomed = _spec(settings, "doomed", 1, speed_mps=0.4)
+        async with (
+            running_daemon(settings) as d,
+            api_client(d.base_url, await _operator(settings)) as client,
+            _killable(settings, doomed) as proc,
+            _robots(settings, _spec(settings, "rescuer", 8)) as (rescuer,),
+        ):
+            mission_id = await _mission(client, 1, 7)
+            await _until_event(client, mission_id, "pickup_completed")
+            await asyncio.sleep(5.5)  # on its way: a couple of nodes past the pickup
+            proc.send_signal(signal.SIGKILL)
+            await _until_event(client, mission_id, "held")
+            registry = d.daemon.registry
+            assert registry is not None
+            died = registry.record(uuid.UUID((await _get(client, mission_id))["vehicle_id"]))
+            assert died is not None and died.last_node_id not in (None, NODES[1])
+            died_at = died.last_node_id
+            path = f"/v1/missions/{mission_id}/resolve"
+            answer = await client.post(path, json={"choice": "reassign", "reason": "stuck"})
+            assert answer.status_code in (200, 202), answer.text
+            await _until_status(client, mission_id, "completed")
+            body = await _get(client, mission_id)
+            visited = rescuer.last_node_id
+            picks = [
+                n["nodeId"]
+                for order in rescuer.orders
+                for n in order["nodes"]
+                if any(a["actionType"] == "pick" for a in n.get("actions", []))
+            ]
+        assert picks == [died_at]
+        [again] = _timeline(body, "reassigned")
+        assert again["details"]["reason"] == "operator_reassign"
+        assert body["vehicle_id"] == again["vehicle_id"] != again["details"]["previous_vehicle_id"]
+        assert visited == NODES[7]
+        conn = await asyncpg.connect(settings.database.dsn)
+        try:
+            resolved = await conn.fetchval(
+                "SELECT count(*) FROM audit_log WHERE action = 'mission.resolve' "
+                "AND resource_id = $1 AND success",
+                mission_id,
+            )
+        finally:
+            await conn.close()
+        assert resolved == 1
 
     async def test_a_low_battery_robot_charges_and_returns_to_service(
         self, tmp_path: Path, pg_dsn: str, mqtt_namespace: str, redis_prefix: str
