@@ -126,7 +126,8 @@ class DispatchEngine:
         """Load the open missions from Postgres. Missions ``in_progress`` from before a
         restart are held for an operator (where their rider is is not known here): those
         already held keep their reason (``missions.held_reason``), the others are recorded
-        as ``held`` with reason ``engine_restart``."""
+        as ``held`` with reason ``engine_restart``. ``assigned`` ones are withdrawn from
+        their vehicle and go back to pending (:meth:`_forget_assignment`)."""
         after = None
         while True:
             page = await self._ops.list(SYSTEM, statuses=OPEN, limit=1000, after=after)
@@ -135,7 +136,7 @@ class DispatchEngine:
                 if m.status is MissionStatus.IN_PROGRESS:
                     await self._hold(m.id, m.held_reason or "engine_restart", m.vehicle_id)
                 elif m.status is MissionStatus.ASSIGNED:
-                    self._lost_reason[m.id] = "engine_restart"
+                    await self._forget_assignment(m)
             if page.next_cursor is None:
                 break
             after = page.next_cursor
@@ -143,6 +144,25 @@ class DispatchEngine:
         self._wake.set()
         log.info("dispatch.loaded", missions=len(self.missions))
         return len(self.missions)
+
+    async def _forget_assignment(self, m: MissionRecord) -> None:
+        """An ``assigned`` mission from before a restart: its leg is not known here, so
+        it is withdrawn from its vehicle (best effort: ``cancelOrder`` / ``cancel_job``;
+        a robot still running it later is cancelled by the robot channel's reconcile)
+        and the mission goes back to pending (``unassigned``, ``engine_restart``)."""
+        self._lost_reason[m.id] = "engine_restart"
+        view = self._fleet.get(m.vehicle_id) if m.vehicle_id is not None else None
+        channel = self._channels.get(view.kind) if view is not None else None
+        if view is not None and channel is not None:
+            stale = Leg(f"{m.id}:before-restart", view.id, m.facility_id, m.id, stops=())
+            result = await channel.withdraw(stale, LegFailure.CANCELLED)
+            log.info(
+                "dispatch.leg_withdrawn",
+                leg_id=stale.leg_id,
+                why="engine_restart",
+                outcome=result.outcome.value,
+            )
+        await self._transition(m.id, MissionEvent.UNASSIGNED, None, reason="engine_restart")
 
     async def run(self) -> None:
         """Plan, apply progress and tick the channels until cancelled."""

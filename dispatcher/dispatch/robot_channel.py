@@ -8,7 +8,8 @@ orderId is the only acknowledgement: ``tick`` re-sends an order not echoed withi
 turns the robot's events into leg progress (:mod:`dispatcher.dispatch.robot_legs`).
 ``withdraw`` sends ``cancelOrder``. When a robot (re)connects the channel asks it for a
 state (``stateRequest``) and reconciles: an order it lost is sent again, an order fleetd
-does not know is reported (logged and kept in :attr:`RobotLegChannel.unknown_orders`).
+does not know (given before fleetd restarted, or by someone else) is reported (logged and
+kept in :attr:`RobotLegChannel.unknown_orders`) and cancelled (``cancelOrder``).
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class RobotLegChannel:
         self._withdrawn: dict[uuid.UUID, str] = {}
         #: vehicle id -> an orderId the robot runs that fleetd did not give it (or forgot).
         self.unknown_orders: dict[uuid.UUID, str] = {}
+        #: Robots running an order fleetd does not know: cancelled at the next tick.
+        self._to_cancel: list[uuid.UUID] = []
 
     def held(self, vehicle_id: uuid.UUID) -> Order | None:
         """The order fleetd holds for a robot (for status pages and tests)."""
@@ -240,11 +243,14 @@ class RobotLegChannel:
         )
         if ev.order_id and not known and ev.node_ids_left:
             if self.unknown_orders.get(ev.vehicle_id) != ev.order_id:
+                # Given before a restart of fleetd (whose mission went back to planning),
+                # or by someone else: fleetd is the robot's master, so it is cancelled.
                 log.warning(
-                    "robot runs an order fleetd did not give it",
+                    "robot runs an order fleetd did not give it: cancelling it",
                     vehicle=str(ev.vehicle_id),
                     order=ev.order_id,
                 )
+                self._to_cancel.append(ev.vehicle_id)
             self.unknown_orders[ev.vehicle_id] = ev.order_id
         elif known or not ev.node_ids_left:
             self.unknown_orders.pop(ev.vehicle_id, None)
@@ -274,7 +280,18 @@ class RobotLegChannel:
                 held.sends += 1
             held.sent_at = now
         await self._resync_reconnected()
+        await self._cancel_unknown()
         return out
+
+    async def _cancel_unknown(self) -> None:
+        """``cancelOrder`` to each robot found running an order fleetd does not know (once
+        per such order; not while fleetd has given it a leg since)."""
+        queued, self._to_cancel = self._to_cancel, []
+        for vid in queued:
+            if vid in self._held or vid not in self.unknown_orders:
+                continue
+            sent = await self._commander.cancel_order(vid)
+            log.info("unknown robot order cancelled", vehicle=str(vid), outcome=sent.outcome.value)
 
     async def _resync_reconnected(self) -> None:
         """Ask every robot that holds a leg and just came (back) online for its state."""

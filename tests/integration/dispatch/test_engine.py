@@ -194,6 +194,30 @@ class TestWhenThingsGoWrong:
         assert restarted.held_reason(mission_id) == "fatal_error"
         assert (await rig.events(mission_id)).count("held") == 1  # not recorded twice
 
+    async def test_an_assigned_mission_found_at_start_is_withdrawn_and_replanned(
+        self, rig: Rig
+    ) -> None:
+        """Assigned before a restart: the new engine does not know the leg, so it takes
+        it back from the robot and records ``unassigned`` (pending again), then plans it:
+        never two vehicles on it."""
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        mission_id = await create(rig)
+        await leg_of(rig, mission_id)
+        await status_is(rig, mission_id, "assigned")
+        fresh = RecordingChannel()
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
+        await restarted.load()
+        [(stale, why)] = fresh.withdrawn
+        assert (stale.vehicle_id, stale.mission_id, why) == (
+            near.id,
+            mission_id,
+            LegFailure.CANCELLED,
+        )
+        assert await rig.status(mission_id) == "pending"
+        assert (await rig.events(mission_id))[-1] == "unassigned"
+        assert restarted.missions[mission_id].vehicle_id is None
+
     async def test_an_in_progress_mission_found_at_start_is_recorded_as_held(
         self, rig: Rig
     ) -> None:

@@ -373,7 +373,7 @@ async def test_a_lost_order_is_sent_again() -> None:
     assert len(w.adapter.orders) == 2 and w.adapter.orders[1] == order
 
 
-async def test_an_order_fleetd_did_not_give_is_reported() -> None:
+async def test_an_order_fleetd_did_not_give_is_reported_and_cancelled() -> None:
     w = World()
     w.channel.observe(
         OrderStateSeen(
@@ -381,6 +381,15 @@ async def test_an_order_fleetd_did_not_give_is_reported() -> None:
         )
     )
     assert w.channel.unknown_orders == {w.rec.id: "foreign"}
+    await w.channel.tick(w.now)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
+    w.channel.observe(  # still reported until it stops: cancelled once, not again
+        OrderStateSeen(
+            w.rec.id, w.now, "foreign", 0, "entrance", 0, ("x",), True, "NONE", "AUTOMATIC"
+        )
+    )
+    await w.channel.tick(w.now + 1)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
 
 
 async def test_a_reconnected_robot_is_asked_for_its_state() -> None:
