@@ -331,13 +331,19 @@ class TestRobotsEndToEnd:
         ):
             mission_id = await _mission(client, 1, 7)
             await _until_event(client, mission_id, "pickup_completed")
-            await asyncio.sleep(5.5)  # on its way: a couple of nodes past the pickup
-            proc.send_signal(signal.SIGKILL)
-            await _until_event(client, mission_id, "held")
             registry = d.daemon.registry
             assert registry is not None
-            died = registry.record(uuid.UUID((await _get(client, mission_id))["vehicle_id"]))
-            assert died is not None and died.last_node_id not in (None, NODES[1])
+            doomed_id = uuid.UUID((await _get(client, mission_id))["vehicle_id"])
+
+            def past_the_pickup() -> bool:
+                rec = registry.record(doomed_id)
+                return rec is not None and rec.last_node_id in NODES[2:6]
+
+            await eventually(past_the_pickup, WAIT_S)  # on its way with the rider
+            proc.send_signal(signal.SIGKILL)
+            await _until_event(client, mission_id, "held")
+            died = registry.record(doomed_id)
+            assert died is not None and died.last_node_id in NODES[2:7]
             died_at = died.last_node_id
             path = f"/v1/missions/{mission_id}/resolve"
             answer = await client.post(path, json={"choice": "reassign", "reason": "stuck"})
