@@ -41,10 +41,17 @@ class LayoutTravel:
             if isinstance(graph, CompiledGraph):
                 groups.setdefault(id(graph), (graph, []))[1].append(i)
         for graph, idx in groups.values():
-            node_ids = [nodes[i][1] for i in idx]  # type: ignore[index]
-            m = graph.matrices(node_ids)
-            durations[np.ix_(idx, idx)] = m.durations
-            distances[np.ix_(idx, idx)] = m.distances
+            # Many points share a node (robots parked together, missions between the same
+            # places): the graph is asked for each node once, the result spread by index.
+            unique: dict[str, int] = {}
+            inverse = np.array(
+                [unique.setdefault(nodes[i][1], len(unique)) for i in idx],  # type: ignore[index]
+                dtype=np.int64,
+            )
+            m = graph.matrices(list(unique))
+            rows = np.asarray(idx, dtype=np.int64)
+            durations[np.ix_(rows, rows)] = m.durations[np.ix_(inverse, inverse)]
+            distances[np.ix_(rows, rows)] = m.distances[np.ix_(inverse, inverse)]
         return durations, distances
 
 
