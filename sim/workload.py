@@ -64,7 +64,9 @@ def next_mission(rng: random.Random, plan: WorkloadPlan) -> dict[str, Any]:
     return body
 
 
-async def run_workload(client: httpx.AsyncClient, plan: WorkloadPlan, record: WorkloadLog) -> None:
+async def run_workload(
+    client: httpx.AsyncClient, plan: WorkloadPlan, record: WorkloadLog
+) -> None:
     """Create missions at ``plan.per_minute`` (Poisson) until cancelled."""
     if plan.per_minute <= 0 or len(plan.places) < 2:
         return
