@@ -367,6 +367,16 @@ class PlannerSettings(_Section):
     snapshot_max_bytes: Annotated[int, Field(ge=1024 * 1024, le=1024**4)] = 1024**3
 
 
+class RobotActionSettings(_Section):
+    """How one kind of stop is written as a VDA 5050 action for one manufacturer's robots
+    (dispatcher/dispatch/robot_actions.py)."""
+
+    #: The actionType to send instead of fleetd's (pick, drop, startCharging).
+    action_type: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    #: Fixed actionParameters (key -> value) the robot requires for it.
+    parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
 class DispatchSettings(_Section):
     """The live dispatch loop (dispatcher/dispatch/): re-planning, candidates, charging."""
 
@@ -399,6 +409,11 @@ class DispatchSettings(_Section):
     command_ack_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
     #: ...at most this many sends in all, then reported.
     command_max_sends: Annotated[int, Field(ge=1, le=100)] = 4
+    #: Robots: per manufacturer (as in the VDA 5050 topic), per kind of stop (pick, drop,
+    #: charge), another action type and/or the fixed parameters its robots require.
+    robot_actions: dict[str, dict[Literal["pick", "drop", "charge"], RobotActionSettings]] = Field(
+        default_factory=dict
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> DispatchSettings:

@@ -33,6 +33,7 @@ from dispatcher.audit.checkpoints import AuditCheckpointer
 from dispatcher.audit.log import AuditSealer
 from dispatcher.config import Settings
 from dispatcher.dispatch.channels import make_channels
+from dispatcher.dispatch.robot_travel import layout_travel
 from dispatcher.dispatch.service import DispatchService, build_dispatch, charging_stations
 from dispatcher.facility_layouts import FacilityLayouts, load_facility_layouts
 from dispatcher.fleet_metrics import count_liveness_changes, count_suppressed_history
@@ -196,6 +197,7 @@ class Daemon:
             hub=hub,
             events=links.events,
             stations=charging_stations(self._layouts, registry.maps),
+            robot_routes=layout_travel(s, self._layouts),
         )
         return self.dispatch
 

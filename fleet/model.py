@@ -182,6 +182,8 @@ class VehicleView:
     capabilities: Capabilities = field(default_factory=Capabilities)
     #: A robot's e-stop is engaged or a protective field is violated (VDA 5050 safetyState).
     safety_stop: bool = False
+    #: A robot's last route-graph node (VDA 5050 lastNodeId), None if it reported none.
+    last_node_id: str | None = None
 
     @property
     def kind(self) -> VehicleKind:

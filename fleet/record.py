@@ -110,4 +110,5 @@ class VehicleRecord:
             maintenance=self.maintenance,
             capabilities=self.capabilities,
             safety_stop=self.safety_stop,
+            last_node_id=self.last_node_id,
         )

@@ -105,6 +105,8 @@ class DispatchEngine:
         self._refused: dict[uuid.UUID, set[uuid.UUID]] = {}
         #: Held missions an operator asked to reassign: pick up where the rider is.
         self._handover: dict[uuid.UUID, Location] = {}
+        #: The lost robot's last layout node, where a handed-over rider waits (robots).
+        self._handover_node: dict[uuid.UUID, str | None] = {}
         self._forced_charge: set[uuid.UUID] = set()
         #: Charge legs the operator asked for: they end full, not at the resume threshold.
         self._forced_legs: set[str] = set()
@@ -122,16 +124,19 @@ class DispatchEngine:
 
     async def load(self) -> int:
         """Load the open missions from Postgres. Missions ``in_progress`` from before a
-        restart are held for an operator (where their rider is is not known here)."""
+        restart are held for an operator (where their rider is is not known here): those
+        already held keep their reason (``missions.held_reason``), the others are recorded
+        as ``held`` with reason ``engine_restart``. ``assigned`` ones are withdrawn from
+        their vehicle and go back to pending (:meth:`_forget_assignment`)."""
         after = None
         while True:
             page = await self._ops.list(SYSTEM, statuses=OPEN, limit=1000, after=after)
             for m in page.items:
                 self.missions[m.id] = m
                 if m.status is MissionStatus.IN_PROGRESS:
-                    self._hold(m.id, "engine_restart")
+                    await self._hold(m.id, m.held_reason or "engine_restart", m.vehicle_id)
                 elif m.status is MissionStatus.ASSIGNED:
-                    self._lost_reason[m.id] = "engine_restart"
+                    await self._forget_assignment(m)
             if page.next_cursor is None:
                 break
             after = page.next_cursor
@@ -139,6 +144,25 @@ class DispatchEngine:
         self._wake.set()
         log.info("dispatch.loaded", missions=len(self.missions))
         return len(self.missions)
+
+    async def _forget_assignment(self, m: MissionRecord) -> None:
+        """An ``assigned`` mission from before a restart: its leg is not known here, so
+        it is withdrawn from its vehicle (best effort: ``cancelOrder`` / ``cancel_job``;
+        a robot still running it later is cancelled by the robot channel's reconcile)
+        and the mission goes back to pending (``unassigned``, ``engine_restart``)."""
+        self._lost_reason[m.id] = "engine_restart"
+        view = self._fleet.get(m.vehicle_id) if m.vehicle_id is not None else None
+        channel = self._channels.get(view.kind) if view is not None else None
+        if view is not None and channel is not None:
+            stale = Leg(f"{m.id}:before-restart", view.id, m.facility_id, m.id, stops=())
+            result = await channel.withdraw(stale, LegFailure.CANCELLED)
+            log.info(
+                "dispatch.leg_withdrawn",
+                leg_id=stale.leg_id,
+                why="engine_restart",
+                outcome=result.outcome.value,
+            )
+        await self._transition(m.id, MissionEvent.UNASSIGNED, None, reason="engine_restart")
 
     async def run(self) -> None:
         """Plan, apply progress and tick the channels until cancelled."""
@@ -202,6 +226,7 @@ class DispatchEngine:
         self._lost_reason.pop(mission_id, None)
         self._refused.pop(mission_id, None)
         self._handover.pop(mission_id, None)
+        self._handover_node.pop(mission_id, None)
         released = self.holdings.of_mission(mission_id)
         if released is not None:
             self.holdings.release(released.leg.vehicle_id)
@@ -291,11 +316,17 @@ class DispatchEngine:
             first = planned[0]
             if first in self.holdings.by_mission or first not in self.missions:
                 continue
+            view = self._fleet.get(vehicle_id)
+            robot = view is not None and view.kind is VehicleKind.ROBOT
             horizon = tuple(
                 s
                 for mid in planned[1:]
                 if mid in self.missions
-                for s in mission_stops(self.missions[mid], self._service_s)
+                for s in mission_stops(
+                    self.missions[mid],
+                    self._service_s,
+                    self._nodes(self.missions[mid]) if robot else (None, None),
+                )
             )
             await self._release_mission(vehicle_id, self.missions[first], horizon)
 
@@ -305,10 +336,15 @@ class DispatchEngine:
         view = self._fleet.get(vehicle_id)
         if view is None or view.kind not in self._channels or not plannable(view, self._policy):
             return  # changed while the planner ran: the next plan sees it
+        nodes: tuple[str | None, str | None] = (None, None)
+        if view.kind is VehicleKind.ROBOT:
+            nodes = self._nodes(mission)
+            if mission.id in self._handover:  # the rider waits where the lost robot stopped
+                nodes = (self._handover_node.get(mission.id), nodes[1])
         leg = mission_leg(
             mission,
             vehicle_id,
-            nodes=self._nodes(mission) if view.kind is VehicleKind.ROBOT else (None, None),
+            nodes=nodes,
             service_s=self._service_s,
             pickup_at=self._handover.get(mission.id),
             horizon=horizon,
@@ -334,7 +370,8 @@ class DispatchEngine:
         """``assigned`` (or ``reassigned`` with the reason), then ``offered`` for a driver."""
         reason = self._lost_reason.get(mission.id)
         event = MissionEvent.ASSIGNED
-        if mission.status is not MissionStatus.PENDING:
+        if reason is not None or mission.status is not MissionStatus.PENDING:
+            # It had a vehicle and lost it (back to pending) or changes hands.
             event = MissionEvent.REASSIGNED
             reason = reason or "replanned"
         ok = await self._transition(mission.id, event, vehicle_id, reason=reason)
@@ -343,6 +380,7 @@ class DispatchEngine:
         if ok:
             self._lost_reason.pop(mission.id, None)
             self._handover.pop(mission.id, None)
+            self._handover_node.pop(mission.id, None)
         return ok
 
     def _nodes(self, mission: MissionRecord) -> tuple[str | None, str | None]:
@@ -472,16 +510,26 @@ class DispatchEngine:
             return
         self._refused.setdefault(mission.id, set()).add(leg.vehicle_id)
         if decision is Recovery.HOLD:
-            self._hold(mission.id, failure.value, leg.vehicle_id)
+            await self._hold(mission.id, failure.value, leg.vehicle_id)
             return
+        # Back to pending at once (the vehicle released in the database as in memory);
+        # the next vehicle is recorded as ``reassigned`` with this reason.
         event = refusal_event(failure)
+        if event is None and mission.status is not MissionStatus.PENDING:
+            event = MissionEvent.UNASSIGNED
         if event is not None:
             await self._transition(mission.id, event, leg.vehicle_id, reason=failure.value)
         self._lost_reason[mission.id] = failure.value
         self.mark(urgent=True)
 
-    def _hold(self, mission_id: uuid.UUID, why: str, vehicle_id: uuid.UUID | None = None) -> None:
+    async def _hold(
+        self, mission_id: uuid.UUID, why: str, vehicle_id: uuid.UUID | None = None
+    ) -> None:
+        """Wait for an operator: ``held`` recorded (so a restart keeps it waiting)."""
         self.holdings.held[mission_id] = why
+        mission = self.missions.get(mission_id)
+        if mission is not None and mission.held_reason != why:
+            await self._transition(mission_id, MissionEvent.HELD, None, reason=why)
         DISPATCH_ALERTS.labels(reason=why).inc()
         log.error(
             "dispatch.mission_needs_operator",
@@ -534,6 +582,9 @@ class DispatchEngine:
             if self.holdings.held.pop(mission_id, None) is None:
                 return False
             self._handover[mission_id] = at
+            mission = self.missions.get(mission_id)
+            lost = self._fleet.get(mission.vehicle_id) if mission and mission.vehicle_id else None
+            self._handover_node[mission_id] = lost.last_node_id if lost is not None else None
             self._lost_reason[mission_id] = "operator_reassign"
         self.mark(urgent=True)
         return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,16 +21,20 @@ from dispatcher.dispatch.candidates import Around, CandidateFinder
 from dispatcher.dispatch.legs import Leg
 from dispatcher.dispatch.problem import (
     MissionInput,
+    NodeKey,
     Point,
+    RobotRoutes,
     Speeds,
     VehicleInput,
     build_problem,
     missions_by_vehicle,
+    wheelchair_capability,
 )
 from dispatcher.metrics import DISPATCH_PLAN_SECONDS
 from dispatcher.missions.domain import Location, MissionRecord, VehicleKindRequirement
 from dispatcher.plan_snapshots import record_snapshot
 from dispatcher.planner import Plan, PlannerOptions, Problem, VehicleKind, solve
+from fleet.model import VehicleKind as FleetKind
 from fleet.model import VehicleView
 
 log = structlog.get_logger(__name__)
@@ -62,35 +66,81 @@ def _kind(req: VehicleKindRequirement) -> VehicleKind | None:
     return VehicleKind(req.value)
 
 
-def to_inputs(inputs: PlanInputs, service_s: int) -> tuple[list[VehicleInput], list[MissionInput]]:
-    """The planner-facing vehicles and missions (pure)."""
+#: (facility id, place name or None) -> the layout node robots use there (None: none).
+PlaceNodes = Callable[[uuid.UUID, str | None], str | None]
+
+
+def _no_nodes(facility_id: uuid.UUID, place: str | None) -> str | None:
+    return None
+
+
+def to_inputs(
+    inputs: PlanInputs, service_s: int, place_node: PlaceNodes = _no_nodes
+) -> tuple[list[VehicleInput], list[MissionInput]]:
+    """The planner-facing vehicles and missions (pure): positions with their layout nodes
+    (a robot's last node, a place's node), capabilities and requirements."""
     vehicles: list[VehicleInput] = []
     for v in inputs.vehicles:
         assert v.position is not None  # plannable() checked it
+        robot = v.kind is FleetKind.ROBOT
         leg = inputs.busy.get(v.id)
-        via = tuple(Point(s.lat, s.lon) for s in leg.stops) if leg is not None else None
+        via = (
+            tuple(Point(s.lat, s.lon, _key(v.facility_id, s.node_id)) for s in leg.stops)
+            if leg is not None
+            else None
+        )
+        caps = v.capabilities
         vehicles.append(
             VehicleInput(
                 id=v.id,
                 kind=VehicleKind(v.kind.value),
-                at=Point(v.position.lat, v.position.lon),
+                at=Point(
+                    v.position.lat,
+                    v.position.lon,
+                    _key(v.facility_id, v.last_node_id) if robot else None,
+                ),
+                capabilities=frozenset(wheelchair_capability(t) for t in caps.wheelchair_types),
                 busy_via=via,
+                max_payload_kg=caps.max_payload_kg,
             )
         )
     missions = []
     for m in inputs.missions:
-        pickup = inputs.handover.get(m.id, m.pickup)
+        handover = inputs.handover.get(m.id)
+        pickup = handover or m.pickup
+        wheelchair = m.requirements.get("wheelchair_type")
+        payload = m.requirements.get("payload_kg")
         missions.append(
             MissionInput(
                 id=m.id,
-                pickup=Point(pickup.lat, pickup.lon),
-                dropoff=Point(m.dropoff.lat, m.dropoff.lon),
+                pickup=Point(
+                    pickup.lat,
+                    pickup.lon,
+                    None
+                    if handover
+                    else _key(m.facility_id, place_node(m.facility_id, m.pickup.place)),
+                ),
+                dropoff=Point(
+                    m.dropoff.lat,
+                    m.dropoff.lon,
+                    _key(m.facility_id, place_node(m.facility_id, m.dropoff.place)),
+                ),
                 priority=m.priority,
                 required_kind=_kind(m.vehicle_kind),
+                required_capabilities=(
+                    frozenset({wheelchair_capability(str(wheelchair))})
+                    if wheelchair
+                    else frozenset()
+                ),
                 service_s=service_s,
+                payload_kg=float(payload) if payload is not None else None,
             )
         )
     return vehicles, missions
+
+
+def _key(facility_id: uuid.UUID, node_id: str | None) -> NodeKey | None:
+    return None if node_id is None else (facility_id, node_id)
 
 
 class Planner:
@@ -106,7 +156,11 @@ class Planner:
         service_s: int,
         finder: CandidateFinder | None = None,
         snapshots: Snapshots | None = None,
+        robot_routes: RobotRoutes | None = None,
+        place_node: PlaceNodes = _no_nodes,
     ) -> None:
+        self._routes = robot_routes
+        self._place_node = place_node
         self._strategy = strategy
         self._options = options
         self._quick = PlannerOptions(time_limit_s=quick_time_limit_s, use_vroom=False)
@@ -119,8 +173,13 @@ class Planner:
     async def plan(self, inputs: PlanInputs, *, quick: bool) -> Plan:
         """Plan ``inputs``: greedy when ``quick``, else the configured strategy."""
         given = await self._candidates(inputs)
-        vehicles, missions = to_inputs(_only_candidates(inputs, given), self._service_s)
-        problem = build_problem(vehicles, missions, self._speeds)
+        vehicles, missions = to_inputs(
+            _only_candidates(inputs, given), self._service_s, self._place_node
+        )
+        # Off the loop: the geodesic and route-graph matrices are numpy / scipy work.
+        problem = await asyncio.to_thread(
+            build_problem, vehicles, missions, self._speeds, self._routes
+        )
         strategy = "greedy" if quick else self._strategy
         options = self._quick if quick else self._options
         previous = None if quick else self._previous

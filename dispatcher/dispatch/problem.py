@@ -2,19 +2,29 @@
 and from the plan back to each vehicle's ordered missions (pure).
 
 Locations are the vehicles' positions (or, for a vehicle busy with a released leg, the
-end of that leg), and the pickups and drop-offs of the open missions. Travel times are
-geodesic distance x a detour factor at a profile's speed (drivers: the facility's driver
-model; robots: their cruise speed). Times are seconds from the moment the problem is
-built: every open mission is requested "now".
+end of that leg), and the pickups and drop-offs of the open missions. Robots travel along
+the facility's route graph where both ends are layout nodes (a robot's last node, a
+place's node): durations and distances from the layout's matrices (:class:`RobotRoutes`),
+unreachable pairs at the horizon. Elsewhere (drivers; a point off the graph) travel is
+geodesic distance x a detour factor at the profile's speed. Times are seconds from the
+moment the problem is built: every open mission is requested "now".
+
+A mission's requirements become the planner's: a ``wheelchair_type`` is the capability
+``wheelchair:<type>`` (a vehicle that declares no wheelchair types is taken to carry any,
+one that declares some carries only those), a ``payload_kg`` a second capacity dimension
+against the vehicle's ``max_payload_kg`` (unlimited when it gives none).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from dispatcher.missions.lifecycle import Priority
 from dispatcher.planner import Plan, Problem, Profile, Request, Vehicle, VehicleKind
@@ -30,10 +40,33 @@ _PRIORITY = {
 }
 
 
+#: (facility id, layout node id): where a point lies on a facility's route graph.
+NodeKey = tuple[uuid.UUID, str]
+FloatMatrix = npt.NDArray[np.float64]
+#: Capacity of a vehicle that states no payload limit.
+UNLIMITED_KG = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
     lat: float
     lon: float
+    #: The layout node robots use there (None: off the route graph, or not known).
+    node: NodeKey | None = None
+
+
+class RobotRoutes(Protocol):
+    """The robots' route graphs: travel between layout nodes."""
+
+    def matrices(self, nodes: Sequence[NodeKey | None]) -> tuple[FloatMatrix, FloatMatrix]:
+        """Durations (s) and distances (m) between ``nodes`` along the fastest paths: NaN
+        where not known (no node, no layout, nodes of different graphs), inf where the
+        graph has no path."""
+        ...
+
+
+def wheelchair_capability(wheelchair_type: str) -> str:
+    return f"wheelchair:{wheelchair_type}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +79,8 @@ class VehicleInput:
     at: Point
     capabilities: frozenset[str] = frozenset()
     busy_via: tuple[Point, ...] | None = None
+    #: The most it may carry (None: no limit stated).
+    max_payload_kg: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +94,7 @@ class MissionInput:
     required_kind: VehicleKind | None = None
     required_capabilities: frozenset[str] = frozenset()
     service_s: int = 30
+    payload_kg: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +107,15 @@ class Speeds:
 
 
 def build_problem(
-    vehicles: Sequence[VehicleInput], missions: Sequence[MissionInput], speeds: Speeds
+    vehicles: Sequence[VehicleInput],
+    missions: Sequence[MissionInput],
+    speeds: Speeds,
+    robot_routes: RobotRoutes | None = None,
 ) -> Problem:
-    """The planning problem over ``vehicles`` and ``missions``."""
+    """The planning problem over ``vehicles`` and ``missions`` (robots along
+    ``robot_routes`` where both ends are layout nodes)."""
+    vehicles = _any_wheelchair(vehicles, missions)
+    payload = any(m.payload_kg for m in missions)
     points: list[Point] = []
 
     def loc(p: Point) -> int:
@@ -91,10 +133,11 @@ def build_problem(
             priority=_PRIORITY[m.priority],
             required_kind=m.required_kind,
             required_capabilities=m.required_capabilities,
+            demand=(1, math.ceil(m.payload_kg or 0)) if payload else (1,),
         )
         for m in missions
     )
-    profiles = _profiles(points, speeds)
+    profiles = _profiles(points, speeds, robot_routes)
     planned = tuple(
         Vehicle(
             id=str(v.id),
@@ -103,26 +146,76 @@ def build_problem(
             kind=v.kind,
             capabilities=v.capabilities,
             ready_time=_busy_s(v, speeds),
+            capacity=(1, _payload_capacity(v)) if payload else (1,),
         )
         for i, v in enumerate(vehicles)
     )
     return Problem(vehicles=planned, requests=requests, profiles=profiles)
 
 
-def _profiles(points: Sequence[Point], speeds: Speeds) -> dict[str, Profile]:
-    """One geodesic distance matrix (the costly part), a duration matrix per profile."""
+def _payload_capacity(v: VehicleInput) -> int:
+    if v.max_payload_kg is None:
+        return UNLIMITED_KG
+    return max(0, math.floor(v.max_payload_kg))
+
+
+def _any_wheelchair(
+    vehicles: Sequence[VehicleInput], missions: Sequence[MissionInput]
+) -> Sequence[VehicleInput]:
+    """A vehicle that declares no wheelchair type carries any: it gets every wheelchair
+    capability the missions ask for."""
+    wanted = frozenset(
+        c for m in missions for c in m.required_capabilities if c.startswith("wheelchair:")
+    )
+    if not wanted:
+        return vehicles
+    return [
+        v
+        if any(c.startswith("wheelchair:") for c in v.capabilities)
+        else replace(v, capabilities=v.capabilities | wanted)
+        for v in vehicles
+    ]
+
+
+def _profiles(
+    points: Sequence[Point], speeds: Speeds, robot_routes: RobotRoutes | None = None
+) -> dict[str, Profile]:
+    """One geodesic distance matrix (the costly part), a duration matrix per profile;
+    the robots' overlaid with their route graphs where both ends are layout nodes."""
     lat = np.asarray([p.lat for p in points], dtype=np.float64)
     lon = np.asarray([p.lon for p in points], dtype=np.float64)
     metres = geodesic_matrix(lat, lon) * speeds.detour_factor
-    distances = np.minimum(np.ceil(metres), HORIZON).astype(np.int64)
     out: dict[str, Profile] = {}
     for kind, mps in (
         (VehicleKind.ROBOT, speeds.robot_mps),
         (VehicleKind.DRIVER, speeds.driver_mps),
     ):
-        durations = np.minimum(np.ceil(metres / mps), HORIZON).astype(np.int64)
-        out[kind.value] = Profile(durations=durations, costs=durations, distances=distances)
+        seconds, along = metres / mps, metres
+        if kind is VehicleKind.ROBOT and robot_routes is not None:
+            seconds, along = _on_layout(points, seconds, along, robot_routes)
+        durations = _whole(seconds)
+        out[kind.value] = Profile(durations=durations, costs=durations, distances=_whole(along))
     return out
+
+
+def _on_layout(
+    points: Sequence[Point],
+    seconds: FloatMatrix,
+    metres: FloatMatrix,
+    robot_routes: RobotRoutes,
+) -> tuple[FloatMatrix, FloatMatrix]:
+    """``seconds``/``metres`` with the route graph's values wherever it has one (inf:
+    no path, which becomes the horizon: unreachable for the planner)."""
+    if not any(p.node is not None for p in points):
+        return seconds, metres
+    durations, distances = robot_routes.matrices([p.node for p in points])
+    known = ~np.isnan(durations)
+    return np.where(known, durations, seconds), np.where(known, distances, metres)
+
+
+def _whole(values: FloatMatrix) -> npt.NDArray[np.int64]:
+    """Whole units, capped at the planner's horizon (inf included)."""
+    return np.minimum(np.ceil(np.nan_to_num(values, posinf=HORIZON)), HORIZON).astype(np.int64)
 
 
 def _busy_s(v: VehicleInput, speeds: Speeds) -> int:

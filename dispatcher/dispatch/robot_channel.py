@@ -8,7 +8,8 @@ orderId is the only acknowledgement: ``tick`` re-sends an order not echoed withi
 turns the robot's events into leg progress (:mod:`dispatcher.dispatch.robot_legs`).
 ``withdraw`` sends ``cancelOrder``. When a robot (re)connects the channel asks it for a
 state (``stateRequest``) and reconciles: an order it lost is sent again, an order fleetd
-does not know is reported (logged and kept in :attr:`RobotLegChannel.unknown_orders`).
+does not know (given before fleetd restarted, or by someone else) is reported (logged and
+kept in :attr:`RobotLegChannel.unknown_orders`) and cancelled (``cancelOrder``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ from dataclasses import dataclass
 import structlog
 
 from dispatcher.config import Settings
-from dispatcher.dispatch.legs import Leg, LegFailure, LegProgress, LegProgressKind, Stop
+from dispatcher.dispatch.legs import (
+    Leg,
+    LegFailure,
+    LegProgress,
+    LegProgressKind,
+    Stop,
+    StopAction,
+)
 from dispatcher.dispatch.order_rules import OrderRuleError
+from dispatcher.dispatch.robot_actions import DEFAULT_ACTION, ActionMapping, ActionSpec
 from dispatcher.dispatch.robot_legs import (
-    ACTION_OF_STOP,
     TERMINAL,
     HeldLeg,
     order_lost,
@@ -77,8 +85,10 @@ class RobotLegChannel:
         map_ids: Mapping[uuid.UUID, str],
         settings: RobotChannelSettings | None = None,
         clock: Callable[[], float] = time.time,
+        actions: ActionMapping | None = None,
     ) -> None:
         self._commander = commander
+        self._actions = actions or ActionMapping()
         self._registry = registry
         self._layouts = layouts
         self._map_ids = map_ids
@@ -90,6 +100,8 @@ class RobotLegChannel:
         self._withdrawn: dict[uuid.UUID, str] = {}
         #: vehicle id -> an orderId the robot runs that fleetd did not give it (or forgot).
         self.unknown_orders: dict[uuid.UUID, str] = {}
+        #: Robots running an order fleetd does not know: cancelled at the next tick.
+        self._to_cancel: list[uuid.UUID] = []
 
     def held(self, vehicle_id: uuid.UUID) -> Order | None:
         """The order fleetd holds for a robot (for status pages and tests)."""
@@ -109,7 +121,8 @@ class RobotLegChannel:
             return built
         sent = await self._commander.send_order(leg.vehicle_id, built)
         if sent.ok:
-            self._held[leg.vehicle_id] = HeldLeg.of(leg, built, self._clock())
+            kinds = self._actions.kinds(rec.key.manufacturer)
+            self._held[leg.vehicle_id] = HeldLeg.of(leg, built, self._clock(), kinds)
             self._online[leg.vehicle_id] = True
             self.unknown_orders.pop(leg.vehicle_id, None)
             log.info("robot order sent", vehicle=str(leg.vehicle_id), order_id=order_id)
@@ -124,9 +137,16 @@ class RobotLegChannel:
         layout = self._layouts(leg.facility_id, start)
         if layout is None:
             return self._refuse(leg, CommandReason.NO_ROUTE, f"node {start!r} is in no layout")
-        stops = [_order_stop(s) for s in (*leg.stops, *leg.horizon)]
+        write = self._writer(rec.key.manufacturer)
+        stops = [write(s) for s in leg.stops]
         if any(s.action_type is None for s in stops) or not stops:
             return self._refuse(leg, CommandReason.NO_ROUTE, "a stop has no layout node")
+        # The horizon is a preview: it ends before the first stop with no layout node
+        # (an unmapped place) rather than costing the robot its leg.
+        for s in leg.horizon:
+            if s.node_id is None:
+                break
+            stops.append(write(s))
         pose = rec.map_pose
         map_id = pose.map_id if pose is not None else self._map_ids.get(leg.facility_id, "")
         cfg = OrderSettings(map_id, self._cfg.deviation_xy_m, self._cfg.deviation_theta_rad)
@@ -146,6 +166,10 @@ class RobotLegChannel:
         except OrderRuleError as exc:  # a builder bug: say so, send nothing
             log.error("built order breaks a rule", leg=leg.leg_id, error=str(exc))
             return self._refuse(leg, CommandReason.NOT_SUPPORTED, f"invalid order: {exc}")
+
+    def _writer(self, manufacturer: str) -> Callable[[Stop], OrderStop]:
+        """Stop -> order stop, with the action as this manufacturer's robots want it."""
+        return lambda stop: _order_stop(stop, self._actions.spec(manufacturer, stop.action))
 
     @staticmethod
     def _refuse(leg: Leg, reason: CommandReason, detail: str) -> CommandResult:
@@ -173,7 +197,11 @@ class RobotLegChannel:
         )
         try:
             update = build_update(
-                layout, cfg, held.order, stops=[_order_stop(s) for s in horizon], released_stops=0
+                layout,
+                cfg,
+                held.order,
+                stops=[self._writer(rec.key.manufacturer)(s) for s in horizon],
+                released_stops=0,
             )
         except OrderRuleError as exc:  # NoRouteError included
             return self._refuse(leg, CommandReason.NO_ROUTE, str(exc))
@@ -216,11 +244,14 @@ class RobotLegChannel:
         )
         if ev.order_id and not known and ev.node_ids_left:
             if self.unknown_orders.get(ev.vehicle_id) != ev.order_id:
+                # Given before a restart of fleetd (whose mission went back to planning),
+                # or by someone else: fleetd is the robot's master, so it is cancelled.
                 log.warning(
-                    "robot runs an order fleetd did not give it",
+                    "robot runs an order fleetd did not give it: cancelling it",
                     vehicle=str(ev.vehicle_id),
                     order=ev.order_id,
                 )
+                self._to_cancel.append(ev.vehicle_id)
             self.unknown_orders[ev.vehicle_id] = ev.order_id
         elif known or not ev.node_ids_left:
             self.unknown_orders.pop(ev.vehicle_id, None)
@@ -250,7 +281,18 @@ class RobotLegChannel:
                 held.sends += 1
             held.sent_at = now
         await self._resync_reconnected()
+        await self._cancel_unknown()
         return out
+
+    async def _cancel_unknown(self) -> None:
+        """``cancelOrder`` to each robot found running an order fleetd does not know (once
+        per such order; not while fleetd has given it a leg since)."""
+        queued, self._to_cancel = self._to_cancel, []
+        for vid in queued:
+            if vid in self._held or vid not in self.unknown_orders:
+                continue
+            sent = await self._commander.cancel_order(vid)
+            log.info("unknown robot order cancelled", vehicle=str(vid), outcome=sent.outcome.value)
 
     async def _resync_reconnected(self) -> None:
         """Ask every robot that holds a leg and just came (back) online for its state."""
@@ -262,8 +304,10 @@ class RobotLegChannel:
             self._online[vid] = online
 
 
-def _order_stop(stop: Stop) -> OrderStop:
-    return OrderStop(stop.node_id or "", ACTION_OF_STOP[stop.action] if stop.node_id else None)
+def _order_stop(stop: Stop, action: ActionSpec) -> OrderStop:
+    if not stop.node_id:
+        return OrderStop("", None)
+    return OrderStop(stop.node_id, action.action_type, parameters=action.parameters)
 
 
 class FacilityOrderLayouts:
@@ -315,5 +359,27 @@ def robot_channel(
     around the facilities' ``zones`` (no-go and slow, :mod:`dispatcher.route_zones`)."""
     by_id = {f.id: layouts[f.key] for f in settings.effective_facilities if f.key in layouts}
     maps = {f.id: f.maps[0].map_id for f in settings.effective_facilities if f.maps}
-    lookup = FacilityOrderLayouts(by_id, zones=zones)
-    return RobotLegChannel(commander, registry, lookup, maps, channel_settings)
+    return RobotLegChannel(
+        commander,
+        registry,
+        FacilityOrderLayouts(by_id, zones=zones),
+        maps,
+        channel_settings,
+        actions=action_mapping(settings),
+    )
+
+
+def action_mapping(settings: Settings) -> ActionMapping:
+    """``[dispatch.robot_actions]`` as the channel reads it."""
+    return ActionMapping(
+        {
+            manufacturer: {
+                StopAction(stop): ActionSpec(
+                    a.action_type or DEFAULT_ACTION[StopAction(stop)],
+                    tuple(a.parameters.items()),
+                )
+                for stop, a in by_stop.items()
+            }
+            for manufacturer, by_stop in settings.dispatch.robot_actions.items()
+        }
+    )

@@ -10,6 +10,7 @@ orderUpdateError or noRouteError reject it; a FATAL error or a FAILED action fai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dispatcher.dispatch.legs import (
@@ -61,12 +62,16 @@ class HeldLeg:
     finished_actions: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, leg: Leg, order: Order, now: float) -> HeldLeg:
-        """Hold ``leg``, sent now as ``order``."""
+    def of(
+        cls, leg: Leg, order: Order, now: float, kinds: Mapping[str, StopAction] | None = None
+    ) -> HeldLeg:
+        """Hold ``leg``, sent now as ``order``; ``kinds``: action type -> kind of stop as
+        the order writes them (default: VDA 5050's pick, drop, startCharging)."""
+        kinds = STOP_OF_ACTION if kinds is None else kinds
         held = cls(leg, order, now)
         for node in order.nodes:
             for action in node.actions:
-                kind = STOP_OF_ACTION.get(action.action_type)
+                kind = kinds.get(action.action_type)
                 if kind is not None and node.released:
                     held.actions[action.action_id] = kind
                     held.action_nodes[action.action_id] = node.sequence_id

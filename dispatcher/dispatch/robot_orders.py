@@ -54,7 +54,7 @@ class OrderStop:
     action_type: str | None
     action_id: str | None = None
     #: Action parameters as (key, value) pairs, e.g. the station id of a charger.
-    parameters: tuple[tuple[str, str], ...] = ()
+    parameters: tuple[tuple[str, str | int | float | bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from dispatcher.dispatch.engine import DispatchEngine
 from dispatcher.dispatch.intake import MissionIntake
 from dispatcher.dispatch.legs import LegChannel
 from dispatcher.dispatch.planning import Planner, Snapshots
-from dispatcher.dispatch.problem import Speeds
+from dispatcher.dispatch.problem import RobotRoutes, Speeds
 from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
@@ -101,8 +101,20 @@ def planner_options(settings: Settings) -> PlannerOptions:
     )
 
 
-def build_planner(settings: Settings, finder: CandidateFinder | None) -> Planner:
+def build_planner(
+    settings: Settings,
+    finder: CandidateFinder | None,
+    robot_routes: RobotRoutes | None = None,
+    maps: FacilityMaps | None = None,
+) -> Planner:
+    """The engine's planner: robots along ``robot_routes`` between the places' nodes of
+    ``maps`` (geodesic without them)."""
     p, d = settings.planner, settings.dispatch
+
+    def place_node(facility_id: uuid.UUID, name: str | None) -> str | None:
+        place = maps.place(facility_id, name) if maps is not None and name else None
+        return place.node_id if place is not None else None
+
     return Planner(
         strategy=p.strategy,
         options=planner_options(settings),
@@ -110,6 +122,8 @@ def build_planner(settings: Settings, finder: CandidateFinder | None) -> Planner
         speeds=Speeds(robot_mps=d.robot_speed_mps),
         service_s=d.service_s,
         finder=finder,
+        robot_routes=robot_routes,
+        place_node=place_node,
         snapshots=(
             Snapshots(Path(p.snapshot_dir), p.snapshot_max_files, p.snapshot_max_bytes)
             if p.snapshot_dir
@@ -152,6 +166,7 @@ def build_dispatch(
     hub: EventHub,
     events: VehicleEventBus | None,
     stations: Iterable[Station] = (),
+    robot_routes: RobotRoutes | None = None,
 ) -> DispatchService:
     """The daemon's dispatch service (subscribes the engine to the registry's changes)."""
     d = settings.dispatch
@@ -169,7 +184,7 @@ def build_dispatch(
         ops=MissionOps(pool),
         fleet=registry,
         channels=channels,
-        planner=build_planner(settings, finder),
+        planner=build_planner(settings, finder, robot_routes, registry.maps),
         maps=registry.maps,
         policy=charge_policy(settings),
         stations=tuple(stations),

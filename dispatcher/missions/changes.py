@@ -29,6 +29,8 @@ class Change:
     #: The vehicle the event row names (the one offered, declining, reporting...).
     event_vehicle_id: uuid.UUID | None
     details: dict[str, Any] = field(default_factory=dict)
+    #: Why the mission waits for an operator afterwards (``missions.held_reason``).
+    held_reason: str | None = None
 
 
 def check_arguments(
@@ -81,10 +83,10 @@ def plan_change(
     new_vehicle = before.vehicle_id
     if event in (MissionEvent.ASSIGNED, MissionEvent.REASSIGNED):
         new_vehicle = vehicle_id
-        if event is MissionEvent.REASSIGNED:
+        if event is MissionEvent.REASSIGNED and before.vehicle_id is not None:
             extra["previous_vehicle_id"] = str(before.vehicle_id)
     elif step.to_status is MissionStatus.PENDING:
-        new_vehicle = None  # declined or expired: the vehicle is released
+        new_vehicle = None  # declined, expired or unassigned: the vehicle is released
     if reason is not None:
         extra["reason"] = reason
     return Change(
@@ -93,4 +95,17 @@ def plan_change(
         vehicle_id=new_vehicle,
         event_vehicle_id=vehicle_id or before.vehicle_id,
         details=extra,
+        held_reason=_held_reason(before, event, reason),
     )
+
+
+def _held_reason(before: MissionRecord, event: MissionEvent, reason: str | None) -> str | None:
+    """``held`` sets the reason; a new vehicle, a return to pending or the end clears it;
+    anything else keeps it."""
+    if event is MissionEvent.HELD:
+        return reason or "vehicle_lost"
+    if event in (MissionEvent.REASSIGNED, MissionEvent.UNASSIGNED):
+        return None
+    if lifecycle.apply(before.status, event).to_status is not MissionStatus.IN_PROGRESS:
+        return None
+    return before.held_reason

@@ -129,6 +129,9 @@ class MissionRecord:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    #: Set while the mission waits for an operator (its vehicle was lost with the rider on
+    #: board): the reason, e.g. ``vehicle_offline``. See docs/dispatch.md.
+    held_reason: str | None = None
 
     @property
     def vehicle_kind(self) -> VehicleKindRequirement:

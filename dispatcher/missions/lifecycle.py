@@ -9,9 +9,16 @@ event is legal in which status and what status follows; the store
 Events that keep the status (``reassigned``, ``offered``, ``priority_changed``, the trip
 progress events) are transitions to the same status: they are recorded all the same.
 
-One event moves a mission backwards: a driver who *declines* an offer, or lets it
+Events that move a mission backwards: a driver who *declines* an offer, or lets it
 *expire*, for a mission already ``assigned`` to them returns it to ``pending`` (the vehicle
-is released and the planner tries again). While ``pending`` they leave it ``pending``.
+is released and the planner tries again); while ``pending`` they leave it ``pending``.
+``unassigned`` does the same for any vehicle the dispatch engine loses before the rider is
+on board (a robot's refused order, a vehicle gone offline on its way to the pickup), from
+``assigned`` or ``in_progress``. The next vehicle is then recorded as ``reassigned``
+(from ``pending`` too), so the timeline says the mission changed hands and why.
+
+``held`` keeps a mission ``in_progress``: its vehicle was lost with the rider on board and
+an operator must decide (the store keeps the reason in ``missions.held_reason``).
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ class MissionEvent(StrEnum):
     DECLINED = "declined"
     EXPIRED = "expired"
     PRIORITY_CHANGED = "priority_changed"
+    UNASSIGNED = "unassigned"
+    HELD = "held"
 
 
 class Priority(StrEnum):
@@ -95,6 +104,8 @@ _TABLE: Mapping[MissionStatus, Mapping[MissionEvent, MissionStatus]] = MappingPr
         _S.PENDING: MappingProxyType(
             {
                 _E.ASSIGNED: _S.ASSIGNED,
+                # Another vehicle after the last one was lost (unassigned, declined, expired).
+                _E.REASSIGNED: _S.ASSIGNED,
                 _E.OFFERED: _S.PENDING,
                 _E.DECLINED: _S.PENDING,
                 _E.EXPIRED: _S.PENDING,
@@ -109,6 +120,7 @@ _TABLE: Mapping[MissionStatus, Mapping[MissionEvent, MissionStatus]] = MappingPr
                 _E.OFFERED: _S.ASSIGNED,
                 _E.DECLINED: _S.PENDING,
                 _E.EXPIRED: _S.PENDING,
+                _E.UNASSIGNED: _S.PENDING,
                 _E.STARTED: _S.IN_PROGRESS,
                 _E.PRIORITY_CHANGED: _S.ASSIGNED,
                 _E.CANCELLED: _S.CANCELLED,
@@ -120,6 +132,10 @@ _TABLE: Mapping[MissionStatus, Mapping[MissionEvent, MissionStatus]] = MappingPr
                 # An operator's "reassign" of a rider whose vehicle was lost on the way:
                 # another vehicle takes over (dispatcher.dispatch.recovery).
                 _E.REASSIGNED: _S.IN_PROGRESS,
+                # The vehicle was lost on its way to the pickup: the rider is not on board.
+                _E.UNASSIGNED: _S.PENDING,
+                # The vehicle was lost with the rider on board: waiting for an operator.
+                _E.HELD: _S.IN_PROGRESS,
                 _E.PICKUP_ARRIVED: _S.IN_PROGRESS,
                 _E.PICKUP_COMPLETED: _S.IN_PROGRESS,
                 _E.IN_TRANSIT: _S.IN_PROGRESS,

@@ -90,6 +90,7 @@ def mission_from_row(row: Row) -> MissionRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         completed_at=row["completed_at"],
+        held_reason=row["held_reason"],
     )
 
 

@@ -67,7 +67,7 @@ MAX_PAGE = 1000
 _COLS = """
     id, facility_id, status, priority, pickup, dropoff, window_start, window_end,
     requirements, passenger_ref, passenger_name, notes, created_by, vehicle_id, version,
-    created_at, updated_at, completed_at
+    created_at, updated_at, completed_at, held_reason
 """
 _EVENT_COLS = (
     "seq, mission_id, facility_id, event, from_status, to_status, vehicle_id, actor, details, at"
@@ -123,7 +123,7 @@ _LOCK = _GET + " FOR UPDATE"
 _UPDATE = f"""
 UPDATE missions
 SET status = $2, priority = $3, vehicle_id = $4, version = version + 1,
-    completed_at = CASE WHEN $5::boolean THEN now() ELSE NULL END
+    completed_at = CASE WHEN $5::boolean THEN now() ELSE NULL END, held_reason = $6
 WHERE id = $1
 RETURNING {_COLS}
 """
@@ -428,6 +428,7 @@ class MissionStore:
                 change.priority.value,
                 change.vehicle_id,
                 step.to_status.is_final,
+                change.held_reason,
             )
         except asyncpg.ForeignKeyViolationError as exc:
             raise InvalidMission("vehicle_id", f"unknown vehicle {change.vehicle_id}") from exc

@@ -89,7 +89,12 @@ class ResolveOps:
 
     def _allowed(self, mission: MissionRecord) -> tuple[tuple[Resolution, ...], str | None]:
         if self._held is None:
-            return choices(mission.status, held=False), None
+            # No engine here: the stored flag tells; fail and complete need no engine.
+            held = mission.held_reason is not None
+            allowed = tuple(
+                c for c in choices(mission.status, held) if c is not Resolution.REASSIGN
+            )
+            return allowed, mission.held_reason
         return (
             self._held.resolution_choices(mission.id, mission.status),
             self._held.held_reason(mission.id),

@@ -135,7 +135,13 @@ def _allowed(
     return allowed
 
 
-def _previous_routes(problem: Problem, previous: Plan, vehicles: Sequence[int]) -> Routes:
+def _previous_routes(
+    problem: Problem, previous: Plan, vehicles: Sequence[int], found: Candidates
+) -> Routes:
+    """The previous plan's routes, keeping only the requests still allowed on their
+    vehicle (a vehicle that refused a request since is no longer among its candidates:
+    a seed that kept it there would be infeasible, and returned as is when it is the best
+    plan at hand)."""
     req_index = {r.id: i for i, r in enumerate(problem.requests)}
     by_vehicle = {r.vehicle_id: r for r in previous.routes}
     routes: Routes = []
@@ -143,7 +149,13 @@ def _previous_routes(problem: Problem, previous: Plan, vehicles: Sequence[int]) 
         old = by_vehicle.get(problem.vehicles[v].id)
         stops = old.stops if old is not None else ()
         routes.append(
-            [(req_index[s.request_id], s.kind) for s in stops if s.request_id in req_index]
+            [
+                (r, s.kind)
+                for s in stops
+                if (r := req_index.get(s.request_id)) is not None
+                and r in found.by_request
+                and v in found.by_request[r]
+            ]
         )
     return routes
 
@@ -266,9 +278,9 @@ def _warm_start(
     until: float | None,
 ) -> Routes:
     """The previous plan's routes with the requests new since then inserted."""
-    routes = _previous_routes(problem, previous, vehicles)
-    was = previous.assignment()
-    new = [r for r in found.by_request if problem.requests[r].id not in was]
+    routes = _previous_routes(problem, previous, vehicles, found)
+    kept = {r for route in routes for r, _ in route}
+    new = [r for r in found.by_request if r not in kept]
     by_vehicle = {vehicles[m]: route for m, route in enumerate(routes)}
     grown = insert_requests(problem, by_vehicle, new, found.by_request, deadline=until)
     return [grown.get(v, []) for v in vehicles]

@@ -143,14 +143,12 @@ def robot(serial: str, at: tuple[float, float], **changes: object) -> VehicleVie
 STATION = Station("charger-1", NORTH.id, "n-charge", 52.5215, 13.4070)
 
 
-@pytest.fixture
-async def rig(
-    pg_pool: asyncpg.Pool, pg_dsn: str, redis_client: aioredis.Redis, redis_prefix: str
-) -> AsyncIterator[Rig]:
-    await sync_facilities(pg_pool, [NORTH])
+def build_engine(
+    pool: asyncpg.Pool, positions: LivePositions, fleet: StaticFleet, channel: RecordingChannel
+) -> DispatchEngine:
+    """The engine as the fixture runs it (also: a second engine, as after a restart)."""
     settings = DispatchSettings()
-    positions = LivePositions(redis_client, key_prefix=redis_prefix, max_age_s=60.0)
-    finder = CandidateFinder(positions, pg_pool, radius_m=5000, count=8, max_age_s=60.0)
+    finder = CandidateFinder(positions, pool, radius_m=5000, count=8, max_age_s=60.0)
     planner = Planner(
         strategy="greedy",
         options=PlannerOptions(time_limit_s=0.3, use_vroom=False),
@@ -159,12 +157,10 @@ async def rig(
         service_s=30,
         finder=finder,
     )
-    fleet = StaticFleet()
-    channel = RecordingChannel()
     from dispatcher.ops.missions import MissionOps
 
-    engine = DispatchEngine(
-        ops=MissionOps(pg_pool),
+    return DispatchEngine(
+        ops=MissionOps(pool),
         fleet=fleet,
         channels={VehicleKind.ROBOT: channel},
         planner=planner,
@@ -175,8 +171,19 @@ async def rig(
         stations=(STATION,),
         debounce=Debouncer(quiet_s=0.05, max_wait_s=0.2),
         tick_s=0.5,
-        zones=ZoneRules(pg_pool),
+        zones=ZoneRules(pool),
     )
+
+
+@pytest.fixture
+async def rig(
+    pg_pool: asyncpg.Pool, pg_dsn: str, redis_client: aioredis.Redis, redis_prefix: str
+) -> AsyncIterator[Rig]:
+    await sync_facilities(pg_pool, [NORTH])
+    positions = LivePositions(redis_client, key_prefix=redis_prefix, max_age_s=60.0)
+    fleet = StaticFleet()
+    channel = RecordingChannel()
+    engine = build_engine(pg_pool, positions, fleet, channel)
     hub = EventHub(pg_dsn)
     service = DispatchService(
         engine, MissionIntake(engine, EventReader(pg_pool), hub, poll_s=0.2), None

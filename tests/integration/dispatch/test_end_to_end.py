@@ -141,12 +141,48 @@ class TestDriversEndToEnd:
                 async with _drivers(settings, 1) as takers:
 
                     async def completed() -> bool:
-                        return (await _status(client, mission_id))["status"] == "completed"
+                        return bool((await _status(client, mission_id))["status"] == "completed")
 
                     await eventually(completed, WAIT_S)
                     done = await _status(client, mission_id)
                     assert done["vehicle_id"] is not None
                     assert decliners[0].spec.driver_id != takers[0].spec.driver_id
+
+    async def test_an_expired_offer_goes_to_another_driver(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str
+    ) -> None:
+        """A phone that never answers lets the offer expire (``expired``, back to pending);
+        the next driver gets it as ``reassigned`` with reason ``offer_expired``, and the
+        silent phone is not offered it again."""
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        places = [p.name for p in settings.default_facility.places]
+        async with (
+            running_daemon(settings) as d,
+            _drivers(settings, 1, ignore_offers=True) as silent,
+        ):
+            secret = await _operator(settings)
+            async with api_client(d.base_url, secret) as client:
+                mission_id = await _mission(client, places[0], places[1])
+
+                async def expired() -> bool:
+                    events = [e["event"] for e in (await _status(client, mission_id))["timeline"]]
+                    return "expired" in events
+
+                await eventually(expired, WAIT_S)
+                async with _drivers(settings, 1):
+
+                    async def completed() -> bool:
+                        return bool((await _status(client, mission_id))["status"] == "completed")
+
+                    await eventually(completed, WAIT_S)
+                done = await _status(client, mission_id)
+        [lapsed] = [e for e in done["timeline"] if e["event"] == "expired"]
+        [again] = [e for e in done["timeline"] if e["event"] == "reassigned"]
+        assert lapsed["details"]["reason"] == "offer_expired"
+        assert again["details"]["reason"] == "offer_expired"
+        assert again["vehicle_id"] == done["vehicle_id"] != lapsed["vehicle_id"]
+        offered_to = {e["vehicle_id"] for e in done["timeline"] if e["event"] == "offered"}
+        assert len(offered_to) == 2, silent[0].spec.driver_id
 
     async def test_a_cancel_stops_the_driver(
         self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from dispatcher.api.mission_mapping import build_draft
 from dispatcher.api.mission_schemas import MissionCreate
@@ -23,7 +27,15 @@ from dispatcher.ops.vehicles import CommandAttempt, VehicleOps
 from fleet.changes import FleetChange
 from fleet.model import ChangeKind
 from tests.conftest import eventually
-from tests.integration.dispatch.conftest import RADIOLOGY, STATION, WARD_A, Rig, robot
+from tests.integration.dispatch.conftest import (
+    RADIOLOGY,
+    STATION,
+    WARD_A,
+    RecordingChannel,
+    Rig,
+    build_engine,
+    robot,
+)
 from tests.integration.ops.conftest import NORTH, api_caller
 
 K = LegProgressKind
@@ -124,6 +136,105 @@ class TestWhenThingsGoWrong:
         assert row is not None
         assert row["vehicle_id"] == other.id
         assert row["details"]["reason"] == "order_rejected"
+
+    async def test_a_refused_mission_returns_to_pending_in_the_database_too(self, rig: Rig) -> None:
+        """The only robot refuses: the mission is ``unassigned`` (pending, no vehicle) in
+        Postgres as in the engine, not left ``assigned`` to the robot that refused; a robot
+        that comes later gets it as ``reassigned`` with the refusal's reason."""
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        mission_id = await create(rig)
+        first = await leg_of(rig, mission_id)
+        await status_is(rig, mission_id, "assigned")
+        rig.progress(first, K.REFUSED, LegFailure.ORDER_REJECTED)
+        await status_is(rig, mission_id, "pending")
+        row = await rig.pool.fetchrow(
+            "SELECT vehicle_id, held_reason FROM missions WHERE id = $1", mission_id
+        )
+        assert row is not None and row["vehicle_id"] is None and row["held_reason"] is None
+        await eventually(lambda: rig.engine.missions[mission_id].status.value == "pending")
+        assert rig.engine.missions[mission_id].vehicle_id is None
+        lost = await rig.pool.fetchrow(
+            "SELECT vehicle_id, details FROM mission_events WHERE mission_id = $1 "
+            "AND event = 'unassigned'",
+            mission_id,
+        )
+        assert lost is not None and lost["vehicle_id"] == near.id
+        assert lost["details"]["reason"] == "order_rejected"
+        await asyncio.sleep(0.3)  # re-planned: the robot that refused is not asked again
+        assert len(rig.channel.legs_for(mission_id)) == 1
+        other = robot("other", RADIOLOGY)
+        await rig.add_vehicle(other)
+        rig.engine.mark(urgent=True)
+        second = await leg_of(rig, mission_id, 2)
+        assert second.vehicle_id == other.id
+        await status_is(rig, mission_id, "assigned")
+        assert (await rig.events(mission_id))[-2:] == ["unassigned", "reassigned"]
+
+    async def test_a_held_mission_stays_held_across_an_engine_restart(self, rig: Rig) -> None:
+        """Held (rider on board, robot failed) is recorded: a new engine loading from
+        Postgres keeps it waiting for the operator, with the original reason."""
+        await rig.add_vehicle(robot("near", WARD_A))
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        rig.progress(leg, K.PICKED_UP)
+        rig.progress(leg, K.FAILED, LegFailure.FATAL_ERROR)
+        await eventually(lambda: mission_id in rig.engine.holdings.held)
+
+        async def recorded() -> bool:
+            reason = await rig.pool.fetchval(
+                "SELECT held_reason FROM missions WHERE id = $1", mission_id
+            )
+            return bool(reason == "fatal_error")
+
+        await eventually(recorded)
+        assert (await rig.events(mission_id))[-1] == "held"
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, RecordingChannel())
+        await restarted.load()
+        assert restarted.held_reason(mission_id) == "fatal_error"
+        assert (await rig.events(mission_id)).count("held") == 1  # not recorded twice
+
+    async def test_an_assigned_mission_found_at_start_is_withdrawn_and_replanned(
+        self, rig: Rig
+    ) -> None:
+        """Assigned before a restart: the new engine does not know the leg, so it takes
+        it back from the robot and records ``unassigned`` (pending again), then plans it:
+        never two vehicles on it."""
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        mission_id = await create(rig)
+        await leg_of(rig, mission_id)
+        await status_is(rig, mission_id, "assigned")
+        fresh = RecordingChannel()
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
+        await restarted.load()
+        [(stale, why)] = fresh.withdrawn
+        assert (stale.vehicle_id, stale.mission_id, why) == (
+            near.id,
+            mission_id,
+            LegFailure.CANCELLED,
+        )
+        assert await rig.status(mission_id) == "pending"
+        assert (await rig.events(mission_id))[-1] == "unassigned"
+        assert restarted.missions[mission_id].vehicle_id is None
+
+    async def test_an_in_progress_mission_found_at_start_is_recorded_as_held(
+        self, rig: Rig
+    ) -> None:
+        """A mission under way with no held flag (the engine stopped mid-leg) is held with
+        reason ``engine_restart``, recorded, so the next restart knows it too."""
+        await rig.add_vehicle(robot("near", WARD_A))
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        rig.progress(leg, K.TO_PICKUP)
+        await status_is(rig, mission_id, "in_progress")
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, RecordingChannel())
+        await restarted.load()
+        assert restarted.held_reason(mission_id) == "engine_restart"
+        reason = await rig.pool.fetchval(
+            "SELECT held_reason FROM missions WHERE id = $1", mission_id
+        )
+        assert reason == "engine_restart"
 
     async def test_a_vehicle_going_offline_before_pickup_loses_its_mission(self, rig: Rig) -> None:
         """Offline before pickup: re-planned at once onto another robot."""
@@ -317,3 +428,105 @@ class TestMissionChanges:
         )
         assert isinstance(result, TransitionResult)
         await eventually(lambda: rig.engine.missions[mission_id].priority is Priority.URGENT)
+
+
+class TestInvariantsUnderConcurrency:
+    @pytest.mark.parametrize("seed", [15, 16, 17])
+    async def test_missions_and_vehicle_events_racing_never_double_hold(
+        self, rig: Rig, seed: int
+    ) -> None:
+        """Twelve missions created in bursts on four robots while, at random (seeded),
+        robots refuse legs, fail before pickup, drop offline and come back, an operator
+        cancels, and the rest is driven to the end, all concurrently. Throughout: the
+        channel never sees a second open leg for a robot or for a mission (its double
+        records violations), and Postgres never shows two open missions on one robot.
+        In the end every mission is completed or cancelled."""
+        rng = random.Random(seed)
+        robots = [robot(f"c{i}", (52.5215 + i * 0.0004, 13.4061 + i * 0.0003)) for i in range(4)]
+        for r in robots:
+            await rig.add_vehicle(r)
+        missions: list[uuid.UUID] = []
+        lost_once: set[uuid.UUID] = set()
+        cancelled: set[uuid.UUID] = set()
+        stop = asyncio.Event()
+
+        async def create_in_bursts() -> None:
+            for _ in range(3):
+                missions.extend(await asyncio.gather(*(create(rig) for _ in range(4))))
+                await asyncio.sleep(0.3)
+
+        async def vehicles_misbehave() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(rng.uniform(0.05, 0.2))
+                for leg in list(rig.channel.open.values()):
+                    assert leg.mission_id is not None
+                    roll = rng.random()
+                    if leg.mission_id not in lost_once and roll < 0.25:
+                        lost_once.add(leg.mission_id)
+                        failure = rng.choice([LegFailure.ORDER_REJECTED, LegFailure.NOT_TAKEN])
+                        rig.progress(leg, K.REFUSED, failure)
+                    elif leg.mission_id not in lost_once and roll < 0.4:
+                        lost_once.add(leg.mission_id)
+                        await _blink(rig, leg.vehicle_id)
+                    elif roll < 0.8:
+                        for kind in (K.ACCEPTED, K.TO_PICKUP, K.PICKED_UP, K.FINISHED):
+                            rig.progress(leg, kind)
+
+        async def operator_cancels() -> None:
+            await asyncio.sleep(0.4)
+            for mission_id in rng.sample(missions, 2):
+                result = await MissionOps(rig.pool).cancel(api_caller(Role.OPERATOR), mission_id)
+                if isinstance(result, TransitionResult):
+                    cancelled.add(mission_id)
+
+        async def watch_the_database() -> None:
+            while not stop.is_set():
+                rows = await rig.pool.fetch(
+                    "SELECT vehicle_id, count(*) AS n FROM missions "
+                    "WHERE status IN ('assigned', 'in_progress') GROUP BY vehicle_id"
+                )
+                assert all(r["n"] == 1 for r in rows), rows
+                assert rig.channel.violations == []
+                await asyncio.sleep(0.02)
+
+        async def all_final() -> bool:
+            if len(missions) < 12:
+                return False
+            done = await rig.pool.fetchval(
+                "SELECT count(*) FROM missions WHERE id = ANY($1::uuid[]) "
+                "AND status IN ('completed', 'cancelled')",
+                missions,
+            )
+            return bool(done == len(missions))
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(create_in_bursts()),
+                tg.create_task(vehicles_misbehave()),
+                tg.create_task(operator_cancels()),
+                tg.create_task(watch_the_database()),
+            ]
+            try:
+                await eventually(all_final, 90)
+            finally:
+                stop.set()
+        assert all(t.done() for t in tasks)
+        assert rig.channel.violations == []
+        for mission_id in missions:
+            status = await rig.status(mission_id)
+            assert status == ("cancelled" if mission_id in cancelled else "completed"), status
+        assert lost_once, "the seed exercised no refusal or loss"
+
+
+async def _blink(rig: Rig, vehicle_id: uuid.UUID) -> None:
+    """The robot drops offline (its leg is lost) and is back a moment later."""
+    view = rig.fleet.vehicles[vehicle_id]
+    rig.fleet.vehicles[vehicle_id] = replace(view, online=False)
+    rig.engine.on_fleet_change(
+        FleetChange(vehicle_id, NORTH.id, ChangeKind.WENT_OFFLINE, {}, time.time())
+    )
+    await asyncio.sleep(0.1)
+    rig.fleet.vehicles[vehicle_id] = view
+    rig.engine.on_fleet_change(
+        FleetChange(vehicle_id, NORTH.id, ChangeKind.WENT_ONLINE, {}, time.time())
+    )

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dispatcher.dispatch.planning import PlanInputs, Planner, Snapshots, _only_candidates
+from dispatcher.dispatch.planning import (
+    PlanInputs,
+    Planner,
+    Snapshots,
+    _only_candidates,
+    to_inputs,
+)
 from dispatcher.dispatch.problem import Speeds
 from dispatcher.missions.domain import Location, MissionRecord
 from dispatcher.missions.lifecycle import MissionStatus, Priority
 from dispatcher.planner import PlannerOptions
+from fleet.model import Capabilities, VehicleKind
 from tests.unit.api.fakes import make_vehicle
 
 FAC = uuid.uuid4()
@@ -75,3 +83,30 @@ class TestOnlyCandidates:
         m1, m2 = mission(), mission()
         inputs = PlanInputs(vehicles=(a, b), busy={}, missions=(m1, m2))
         assert _only_candidates(inputs, {str(m1.id): [str(a.id)]}) is inputs
+
+
+class TestToInputs:
+    def test_nodes_capabilities_and_requirements_reach_the_planner(self) -> None:
+        """A robot's last node and a place's node become layout points (a driver's stay
+        off the graph); wheelchair types and payloads become capabilities and loads."""
+        robot = make_vehicle(
+            FAC,
+            "r",
+            last_node_id="ward-a",
+            capabilities=Capabilities(wheelchair_types=("electric",), max_payload_kg=130.0),
+        )
+        driver = make_vehicle(FAC, "d", kind=VehicleKind.DRIVER, last_node_id="ward-a")
+        m = replace(mission(), requirements={"wheelchair_type": "manual", "payload_kg": 90})
+        nodes = {"Ward A": "ward-a", "Radiology": "radiology"}
+        vehicles, missions = to_inputs(
+            PlanInputs(vehicles=(robot, driver), busy={}, missions=(m,)),
+            30,
+            lambda facility, place: nodes.get(place or ""),
+        )
+        assert vehicles[0].at.node == (FAC, "ward-a") and vehicles[1].at.node is None
+        assert vehicles[0].capabilities == {"wheelchair:electric"}
+        assert vehicles[0].max_payload_kg == 130.0
+        [planned] = missions
+        assert planned.pickup.node == (FAC, "ward-a") and planned.dropoff.node == (FAC, "radiology")
+        assert planned.required_capabilities == {"wheelchair:manual"}
+        assert planned.payload_kg == 90.0

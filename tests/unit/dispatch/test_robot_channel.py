@@ -8,7 +8,7 @@ robot in MANUAL). Everything else is the real channel, commander, registry and l
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -21,7 +21,12 @@ from dispatcher.dispatch.legs import (
     Stop,
     StopAction,
 )
-from dispatcher.dispatch.robot_channel import RobotChannelSettings, RobotLegChannel
+from dispatcher.dispatch.robot_actions import ActionMapping, ActionSpec
+from dispatcher.dispatch.robot_channel import (
+    RobotChannelSettings,
+    RobotLegChannel,
+    action_mapping,
+)
 from dispatcher.dispatch.robot_orders import OrderLayout
 from dispatcher.links.commander import VehicleCommander
 from dispatcher.links.commands import CommandReason, CommandResult, VehicleCommand, result
@@ -91,7 +96,9 @@ class Recorder:
 class World:
     """A registry with one robot on the campus, the channel, and a clock."""
 
-    def __init__(self, mode: OperatingMode = OperatingMode.AUTOMATIC) -> None:
+    def __init__(
+        self, mode: OperatingMode = OperatingMode.AUTOMATIC, actions: ActionMapping | None = None
+    ) -> None:
         self.now = 1000.0
         self.registry = FleetRegistry(
             maps=FacilityMaps(Settings().facility_specs),
@@ -109,6 +116,7 @@ class World:
             {FACILITY: "campus"},
             RobotChannelSettings(resend_after_s=3.0, max_sends=3),
             clock=lambda: self.now,
+            actions=actions,
         )
 
     @staticmethod
@@ -246,6 +254,82 @@ async def test_an_unreachable_stop_is_impossible_no_route() -> None:
     assert sent.reason is CommandReason.NO_ROUTE and w.adapter.orders == []
 
 
+async def test_the_horizon_goes_unreleased_and_ends_at_a_stop_with_no_node() -> None:
+    """Horizon stops with layout nodes follow the base unreleased; from the first one
+    without a node (an unmapped place) the horizon is cut, and the leg is still sent."""
+    w = World()
+    leg = replace(
+        w.leg(),
+        horizon=(
+            Stop("Lab", "h-lab", 0, 0, StopAction.PICK),
+            Stop("Street", None, 52.5, 13.4, StopAction.DROP),
+            Stop("Lobby", "h-lobby", 0, 0, StopAction.DROP),
+        ),
+    )
+    sent = await w.channel.release(leg)
+    assert sent.ok, sent.detail
+    order = w.adapter.orders[0]
+    acting = [(n.node_id, n.released) for n in order.nodes if n.actions]
+    assert acting == [("a-dayroom", True), ("h-lobby", True), ("h-lab", False)]
+    assert order.nodes[-1].node_id == "h-lab"
+
+
+async def test_a_manufacturers_robots_get_their_own_action_types_and_parameters() -> None:
+    """``[dispatch.robot_actions]``: acme's pick is ``liftPassenger`` with a fixed
+    parameter, its drop keeps the name but gets parameters; the renamed action's states
+    are still read as the pick."""
+    mapping = ActionMapping(
+        {
+            "acme": {
+                StopAction.PICK: ActionSpec("liftPassenger", (("seat", "front"),)),
+                StopAction.DROP: ActionSpec("drop", (("stationType", "floor"), ("slow", True))),
+            }
+        }
+    )
+    w = World(actions=mapping)
+    await w.channel.release(w.leg())
+    order = w.adapter.orders[0]
+    written = {
+        a.action_type: {p.key: p.value for p in a.action_parameters or []}
+        for n in order.nodes
+        for a in n.actions
+    }
+    assert written == {
+        "liftPassenger": {"seat": "front"},
+        "drop": {"stationType": "floor", "slow": True},
+    }
+    w.channel.observe(w.seen(order))
+    assert K.PICKED_UP in kinds(w.channel.observe(w.action(order, "liftPassenger", "FINISHED")))
+    assert kinds(w.channel.observe(w.action(order, "drop", "FINISHED")))[-1] is K.FINISHED
+
+
+def test_the_action_mapping_comes_from_the_settings() -> None:
+    """TOML-shaped settings become the channel's mapping; unnamed types keep VDA 5050's."""
+    settings = Settings(
+        dispatch={
+            "robot_actions": {
+                "thirdparty": {
+                    "pick": {"parameters": {"stationType": "floor", "loadType": "EPAL"}},
+                    "charge": {"action_type": "dock"},
+                }
+            }
+        }
+    )
+    mapping = action_mapping(settings)
+    assert mapping.spec("thirdparty", StopAction.PICK) == ActionSpec(
+        "pick", (("stationType", "floor"), ("loadType", "EPAL"))
+    )
+    assert mapping.spec("thirdparty", StopAction.CHARGE) == ActionSpec("dock")
+    assert mapping.spec("thirdparty", StopAction.DROP) == ActionSpec("drop")
+    assert mapping.spec("acme", StopAction.CHARGE) == ActionSpec("startCharging")
+
+
+def test_an_unknown_kind_of_stop_in_the_settings_is_refused() -> None:
+    """A misspelt stop kind stops fleetd at start rather than being ignored."""
+    with pytest.raises(ValueError, match="robot_actions"):
+        Settings(dispatch={"robot_actions": {"acme": {"pickup": {"action_type": "x"}}}})
+
+
 async def test_an_order_not_echoed_is_resent_then_refused_not_taken() -> None:
     w = World()
     await w.channel.release(w.leg())
@@ -289,7 +373,7 @@ async def test_a_lost_order_is_sent_again() -> None:
     assert len(w.adapter.orders) == 2 and w.adapter.orders[1] == order
 
 
-async def test_an_order_fleetd_did_not_give_is_reported() -> None:
+async def test_an_order_fleetd_did_not_give_is_reported_and_cancelled() -> None:
     w = World()
     w.channel.observe(
         OrderStateSeen(
@@ -297,6 +381,15 @@ async def test_an_order_fleetd_did_not_give_is_reported() -> None:
         )
     )
     assert w.channel.unknown_orders == {w.rec.id: "foreign"}
+    await w.channel.tick(w.now)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
+    w.channel.observe(  # still reported until it stops: cancelled once, not again
+        OrderStateSeen(
+            w.rec.id, w.now, "foreign", 0, "entrance", 0, ("x",), True, "NONE", "AUTOMATIC"
+        )
+    )
+    await w.channel.tick(w.now + 1)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
 
 
 async def test_a_reconnected_robot_is_asked_for_its_state() -> None:

@@ -67,6 +67,46 @@ class TestPlanChange:
         assert change.vehicle_id == V2
         assert change.details == {"previous_vehicle_id": str(V1)}
 
+    def test_unassigned_returns_to_pending_without_a_vehicle(self) -> None:
+        """A vehicle lost before pickup: pending, no vehicle; the event names the lost one."""
+        started = dataclasses.replace(ASSIGNED, status=MissionStatus.IN_PROGRESS)
+        for before in (ASSIGNED, started):
+            change = plan_change(before, E.UNASSIGNED, reason="vehicle_offline")
+            assert change is not None
+            assert change.step.to_status is MissionStatus.PENDING
+            assert (change.vehicle_id, change.event_vehicle_id) == (None, V1)
+            assert change.details == {"reason": "vehicle_offline"}
+
+    def test_reassign_from_pending_has_no_previous_vehicle_to_name(self) -> None:
+        """After unassigned, the next vehicle is ``reassigned`` with the reason only."""
+        change = plan_change(PENDING, E.REASSIGNED, vehicle_id=V2, reason="order_rejected")
+        assert change is not None
+        assert change.step.to_status is MissionStatus.ASSIGNED and change.vehicle_id == V2
+        assert change.details == {"reason": "order_rejected"}
+
+    def test_held_sets_the_reason_until_the_mission_moves_on(self) -> None:
+        """held keeps the reason; progress keeps it; reassigned and the end clear it."""
+        running = dataclasses.replace(ASSIGNED, status=MissionStatus.IN_PROGRESS)
+        change = plan_change(running, E.HELD, reason="fatal_error")
+        assert change is not None and change.held_reason == "fatal_error"
+        assert change.step.to_status is MissionStatus.IN_PROGRESS and change.vehicle_id == V1
+        held = dataclasses.replace(running, held_reason="fatal_error")
+        kept = plan_change(held, E.PRIORITY_CHANGED, priority=Priority.HIGH)
+        assert kept is not None and kept.held_reason == "fatal_error"
+        for event, kw in (
+            (E.REASSIGNED, {"vehicle_id": V2}),
+            (E.FAILED, {}),
+            (E.COMPLETED, {}),
+            (E.CANCELLED, {}),
+        ):
+            cleared = plan_change(held, event, **kw)  # type: ignore[arg-type]
+            assert cleared is not None and cleared.held_reason is None, event
+
+    def test_held_is_only_for_a_mission_under_way(self) -> None:
+        """A rider can only be on board of a mission in progress."""
+        with pytest.raises(IllegalTransition):
+            plan_change(ASSIGNED, E.HELD, reason="x")
+
     def test_progress_events_keep_the_vehicle(self) -> None:
         """Events without a vehicle argument are recorded against the mission's vehicle."""
         change = plan_change(ASSIGNED, E.STARTED, reason="go")

@@ -39,11 +39,13 @@ EXPECTED: dict[MissionEvent, tuple[MissionStatus | None, ...]] = {
     E.COMPLETED:         (_no,     _no,     _C,      _no,      _no,      _no),
     E.CANCELLED:         (_X,      _X,      _X,      _no,      _no,      _no),
     E.FAILED:            (_F,      _F,      _F,      _no,      _no,      _no),
-    E.REASSIGNED:        (_no,     _A,      _I,      _no,      _no,      _no),
+    E.REASSIGNED:        (_A,      _A,      _I,      _no,      _no,      _no),
     E.OFFERED:           (_P,      _A,      _no,     _no,      _no,      _no),
     E.DECLINED:          (_P,      _P,      _no,     _no,      _no,      _no),
     E.EXPIRED:           (_P,      _P,      _no,     _no,      _no,      _no),
     E.PRIORITY_CHANGED:  (_P,      _A,      _I,      _no,      _no,      _no),
+    E.UNASSIGNED:        (_no,     _P,      _P,      _no,      _no,      _no),
+    E.HELD:              (_no,     _no,     _I,      _no,      _no,      _no),
 }  # fmt: skip
 
 CELLS = [

@@ -255,6 +255,32 @@ class TestReplanning:
         assert again.assignment()["r"] == previous.assignment()["r"]
         assert "s" in again.assignment()
 
+    @pytest.mark.parametrize("threshold", [0.05, 0.99])
+    def test_a_vehicle_no_longer_allowed_loses_the_request_despite_the_previous_plan(
+        self, threshold: float
+    ) -> None:
+        """The previous plan put r on a; a refused it since (candidates: only b). However
+        stable the plan is meant to be, r is never planned on a again."""
+        base = world(
+            [Vehicle("a", start=5), Vehicle("b", start=15)],
+            [Request("r", 6, 7), Request("s", 16, 17)],
+            Objective.WAITING,
+        )
+        previous = solve(base, options=FAST)
+        assert previous.assignment()["r"] == "a"
+        options = replace(FAST, improvement_threshold=threshold)
+        again = solve(base, options=options, previous=previous, candidates={"r": ["b"]})
+        check_feasible(base, again)
+        assert again.assignment()["r"] == "b"
+
+    def test_a_request_nobody_may_take_is_unserved_not_kept_on_its_old_vehicle(self) -> None:
+        """Every vehicle refused r (an empty candidate list): r is reported unserved."""
+        base = world([Vehicle("a", start=5)], [Request("r", 6, 7)], Objective.WAITING)
+        previous = solve(base, options=FAST)
+        again = solve(base, options=FAST, previous=previous, candidates={"r": []})
+        assert "r" not in again.assignment()
+        assert [u.request_id for u in again.unserved] == ["r"]
+
 
 class TestLargeFleets:
     def test_candidates_are_pruned_to_the_k_nearest(self) -> None:

@@ -7,9 +7,10 @@ test's own interface name; fleetd's robot channel sends it a charge leg along th
 corridor; it drives, charges, and its state shows the order finished.
 
 That AGV's own ``pick``/``drop`` actions require vendor parameters (``stationType``
-"floor…", ``loadType`` "EPAL"), so it would refuse fleetd's parameterless pick and drop
-by design; the charge leg exercises the same order path (nodes, edges, positions, a HARD
-node action) without that vendor detail.
+"floor…", ``loadType`` "EPAL"): fleetd gives them through ``[dispatch.robot_actions]``, and
+tests/integration/dispatch/test_robots_end_to_end.py has this AGV complete a whole mission
+through the daemon that way. Here the charge leg exercises the channel's order path
+(nodes, edges, positions, a HARD node action) without that vendor detail.
 """
 
 from __future__ import annotations
