@@ -15,6 +15,7 @@ from fleet.model import VehicleView
 
 if TYPE_CHECKING:
     from dispatcher.links.commander import VehicleCommander
+    from dispatcher.ops.durable import DurableWrites
     from dispatcher.ops.resolve import DispatchHandle
 
 
@@ -40,3 +41,8 @@ class Services:
     loop_heartbeat: Callable[[], float]
     #: The dispatch engine's operator side (held missions, resolve), None when it is off.
     dispatch: DispatchHandle | None = None
+    #: The write path's spool while PostgreSQL is away (None in API tests without one).
+    durable: DurableWrites | None = None
+    #: The broker's own dropped-message count ($SYS; None until it reported one) and how
+    #: much it grew since fleetd first read it.
+    broker_dropped: Callable[[], tuple[int | None, int]] | None = None

@@ -32,6 +32,7 @@ from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
 from dispatcher.links.event_log import describe
+from dispatcher.ops.durable import DurableWrites
 from dispatcher.ops.missions import MissionOps
 from dispatcher.planner import PlannerOptions
 from dispatcher.storage.event_stream import EventHub, EventReader
@@ -146,6 +147,7 @@ def build_dispatch(
     hub: EventHub,
     events: VehicleEventBus | None,
     stations: Iterable[Station] = (),
+    durable: DurableWrites | None = None,
 ) -> DispatchService:
     """The daemon's dispatch service (subscribes the engine to the registry's changes)."""
     d = settings.dispatch
@@ -160,7 +162,7 @@ def build_dispatch(
         max_age_s=registry.heartbeat_timeout_s,
     )
     engine = DispatchEngine(
-        ops=MissionOps(pool),
+        ops=MissionOps(pool, durable),
         fleet=registry,
         channels=channels,
         planner=build_planner(settings, finder),

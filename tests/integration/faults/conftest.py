@@ -332,6 +332,7 @@ class Stack:
                 "FLEETD_API__PORT": str(self.api_port),
                 "FLEETD_DAEMON__INSTANCE_ID": f"fault-{self.namespace}",
                 "FLEETD_DAEMON__LOG_FORMAT": "json",
+                "FLEETD_DAEMON__STATE_DIR": str(self.root / "state"),
                 "FLEETD_FLEET__UNKNOWN_VEHICLES": "register",
                 "FLEETD_FLEET__HEARTBEAT_TIMEOUT_S": "5",
                 "FLEETD_FLEET__ROBOT_HEARTBEAT_TIMEOUT_S": "6",
