@@ -127,10 +127,28 @@ class GeoSync:
             log.warning("live_positions.write_failed", error=str(exc), vehicles=len(recs))
             return 0
 
+    async def rebuild_if_lost(self) -> bool:
+        """If Redis lost the live index (flushed, restarted), write every vehicle again
+        from the registry at the next flush; True when it did."""
+        try:
+            lost = await self._positions.lost_since_last_check()
+        except Exception as exc:
+            log.warning("live_positions.check_failed", error=str(exc))
+            return False
+        if lost:
+            recs = list(self._registry.records())
+            self._registry.mark_dirty(Consumer.GEO, recs)
+            log.warning("live_positions.rebuilding", vehicles=len(recs))
+        return lost
+
     async def run(self) -> None:
-        last_prune = time.monotonic()
+        last_prune = last_check = time.monotonic()
+        await self.rebuild_if_lost()
         while True:
             await asyncio.sleep(self._interval)
+            if time.monotonic() - last_check >= 1.0:
+                last_check = time.monotonic()
+                await self.rebuild_if_lost()
             await self.flush()
             if time.monotonic() - last_prune >= self._prune_every:
                 last_prune = time.monotonic()

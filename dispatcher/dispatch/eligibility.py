@@ -66,9 +66,14 @@ def mission_leg(
     )
 
 
-def mission_stops(mission: MissionRecord, service_s: float) -> tuple[Stop, ...]:
-    """A mission's stops, as a horizon entry."""
+def mission_stops(
+    mission: MissionRecord,
+    service_s: float,
+    nodes: tuple[str | None, str | None] = (None, None),
+) -> tuple[Stop, ...]:
+    """A mission's stops, as a horizon entry (``nodes``: as for :func:`mission_leg`; a
+    robot's order needs them for every stop, the horizon's included)."""
     return (
-        _stop(mission.pickup, None, StopAction.PICK, service_s),
-        _stop(mission.dropoff, None, StopAction.DROP, service_s),
+        _stop(mission.pickup, nodes[0], StopAction.PICK, service_s),
+        _stop(mission.dropoff, nodes[1], StopAction.DROP, service_s),
     )

@@ -66,6 +66,10 @@ log = structlog.get_logger(__name__)
 #: state (and the orders they still run) first. Seconds.
 RESTART_SETTLE_S = 3.0
 
+#: After a restart, how long a vehicle that held a mission before is kept from taking
+#: another until that one is planned again (normally the first plan does it). Seconds.
+RESTART_HOLD_S = 30.0
+
 #: Who the engine's mission events name as their actor.
 SYSTEM = Caller.system("dispatch")
 OPEN = (MissionStatus.PENDING, MissionStatus.ASSIGNED, MissionStatus.IN_PROGRESS)
@@ -307,10 +311,18 @@ class DispatchEngine:
         return replace(inputs, missions=kept)
 
     def _inputs(self) -> PlanInputs:
+        # A vehicle whose rider waits for an operator (held) carries that rider still: it
+        # takes no other mission until the operator has resolved the held one.
+        with_rider = {
+            m.vehicle_id
+            for mid in self.holdings.held
+            if (m := self.missions.get(mid)) is not None and m.vehicle_id is not None
+        }
         fleet = [
             v
             for v in self._fleet.snapshot()
             if v.kind in self._channels
+            and v.id not in with_rider
             and plannable(v, self._policy)
             and v.id not in self._forced_charge
             and not self._charging_leg(v.id)
@@ -344,11 +356,20 @@ class DispatchEngine:
             first = planned[0]
             if first in self.holdings.by_mission or first not in self.missions:
                 continue
+            if self._still_holds_from_before(vehicle_id, first):
+                continue  # until its old mission has another vehicle (this plan, usually)
+            view = self._fleet.get(vehicle_id)
+            robot = view is not None and view.kind is VehicleKind.ROBOT
             horizon = tuple(
                 s
                 for mid in planned[1:]
                 if mid in self.missions
-                for s in mission_stops(self.missions[mid], self._service_s)
+                for s in mission_stops(
+                    self.missions[mid],
+                    self._service_s,
+                    # A robot's order refuses a stop without a layout node.
+                    self._nodes(self.missions[mid]) if robot else (None, None),
+                )
             )
             await self._release_mission(vehicle_id, self.missions[first], horizon)
 
@@ -382,10 +403,25 @@ class DispatchEngine:
         if result.outcome is not CommandOutcome.DONE:
             await self._lose(released, LegFailure.NOT_TAKEN, result.detail)
 
+    def _still_holds_from_before(self, vehicle_id: uuid.UUID, mission_id: uuid.UUID) -> bool:
+        """Whether ``vehicle_id`` still holds, on record, another mission from before a
+        restart that is waiting to be planned again: giving it a new one now would make
+        it hold two. Only for :data:`RESTART_HOLD_S` after the start (a mission that finds
+        no vehicle must not keep its old one idle for ever)."""
+        if time.monotonic() > self._settle_until + RESTART_HOLD_S:
+            return False
+        return any(
+            old == vehicle_id and mid != mission_id and mid in self.missions
+            for mid, old in self._before_restart.items()
+        )
+
     async def _cancel_before_restart(self, mission: MissionRecord, vehicle_id: uuid.UUID) -> None:
         """A mission planned again after a restart: the robot that had it before stops."""
         old = self._before_restart.pop(mission.id, None)
-        if old is None or old == vehicle_id:
+        if old is None or old == vehicle_id or not self.holdings.is_free(old):
+            # Busy with a new leg: its new order replaced the old one (the robot channel
+            # cancels an order it does not know before it sends one); a cancelOrder now
+            # would cancel the new leg.
             return
         view = self._fleet.get(old)
         if view is None or view.kind is not VehicleKind.ROBOT:

@@ -151,7 +151,7 @@ class MqttTransport:
         try:
             dropped = int(payload.strip() or b"0")
         except ValueError:
-            MESSAGES_REJECTED.labels("mqtt", "bad_sys").inc()
+            MESSAGES_REJECTED.labels("mqtt", "schema_invalid").inc()
             return
         if self._dropped is not None and dropped > self._dropped:
             log.warning("mqtt.broker_dropped", dropped=dropped, new=dropped - self._dropped)

@@ -49,12 +49,16 @@ from tests.conftest import REPO, free_port
 
 #: Seconds a service or the daemon may take to come up on a loaded 2-core machine.
 START_TIMEOUT_S = 60.0
+#: Longest one fault test may take (pytest-timeout), whatever it waits for.
+FAULT_TEST_TIMEOUT_S = 300
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/faults/" in str(item.path):
             item.add_marker(pytest.mark.faults)
+            # A daemon, a fleet and several services started, killed and restarted.
+            item.add_marker(pytest.mark.timeout(FAULT_TEST_TIMEOUT_S))
 
 
 def _as_postgres_user() -> list[str]:

@@ -247,6 +247,10 @@ class OrderTap:
         if not order_id or ":" not in order_id or nodes_left == 0:
             return
         mission = order_id.split(":", 1)[0]
+        try:
+            uuid.UUID(mission)
+        except ValueError:
+            return  # not a mission's order (a charging trip: "charge:<vehicle>:...")
         spans = self.driving[mission].setdefault(serial, [])
         if spans and at - spans[-1][1] < 5.0:
             spans[-1][1] = at

@@ -25,7 +25,8 @@ async def test_kill_9_and_restart_loses_and_doubles_nothing(
             await fleetd.wait_ready()
             await asyncio.sleep(3.0)
 
-    outcome = await run_scenario(stack, fleetd, sim, fault, missions=20)
-    assert len(outcome.workload.created) == 20
+    sim.robots = 8
+    outcome = await run_scenario(stack, fleetd, sim, fault, missions=14, per_second=1.5)
+    assert len(outcome.workload.created) == 14
     assert not outcome.not_final, f"not final: {outcome.not_final}\n{fleetd.tail()}"
     assert outcome.report.ok, outcome.report.describe()
