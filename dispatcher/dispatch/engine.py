@@ -437,7 +437,15 @@ class DispatchEngine:
             if mission is None or mission.status.is_final:
                 del self._resume[mission_id]
                 continue
-            if view is None or not view.online or view.kind not in self._channels:
+            # Robots only: a driver's phone keeps its own trip state, which fleetd cannot
+            # take over yet (a new offer for the drop-off alone is not part of the driver
+            # protocol); the operator resolves those.
+            if (
+                view is None
+                or not view.online
+                or view.kind is not VehicleKind.ROBOT
+                or view.kind not in self._channels
+            ):
                 del self._resume[mission_id]
                 self._hold(mission_id, "engine_restart", vehicle_id)
                 continue
