@@ -429,7 +429,7 @@ class SimProcess:
     stack: Stack
     robots: int = 6
     drivers: int = 0
-    time_scale: float = 20.0
+    time_scale: float = 50.0
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -26,7 +26,7 @@ async def test_kill_9_and_restart_loses_and_doubles_nothing(
             await asyncio.sleep(3.0)
 
     sim.robots = 8
-    outcome = await run_scenario(stack, fleetd, sim, fault, missions=14, per_second=1.5)
-    assert len(outcome.workload.created) == 14
+    outcome = await run_scenario(stack, fleetd, sim, fault, missions=10, per_second=1.5)
+    assert len(outcome.workload.created) == 10
     assert not outcome.not_final, f"not final: {outcome.not_final}\n{fleetd.tail()}"
     assert outcome.report.ok, outcome.report.describe()

@@ -35,7 +35,7 @@ async def test_broker_restart_keeps_missions_and_vehicles(
     async def fault() -> None:
         await asyncio.to_thread(stack.broker.restart, 3.0)
 
-    outcome = await run_scenario(stack, fleetd, sim, fault, missions=12, per_second=1.5)
+    outcome = await run_scenario(stack, fleetd, sim, fault, missions=10, per_second=1.5)
     assert not outcome.not_final, f"not final: {outcome.not_final}\n{fleetd.tail()}"
     assert outcome.report.ok, outcome.report.describe()
     assert await _metric(stack, "fleetd_mqtt_reconnects_total") >= 1
@@ -62,7 +62,7 @@ async def test_redis_flush_and_restart_rebuild_the_live_index(
             await client.aclose()
         await asyncio.to_thread(stack.redis.restart, 2.0)
 
-    outcome = await run_scenario(stack, fleetd, sim, fault, missions=12, per_second=1.5)
+    outcome = await run_scenario(stack, fleetd, sim, fault, missions=10, per_second=1.5)
     assert not outcome.not_final, f"not final: {outcome.not_final}\n{fleetd.tail()}"
     assert outcome.report.ok, outcome.report.describe()
     assert fleetd.log_events("live_positions.rebuilding") >= 2  # start, flush (and restart)
@@ -106,7 +106,7 @@ async def test_duplicated_and_replayed_robot_states_change_nothing_twice(
                         await client.publish(t, p)
                         replayed += 1
 
-    outcome = await run_scenario(stack, fleetd, sim, fault, missions=12, per_second=1.5)
+    outcome = await run_scenario(stack, fleetd, sim, fault, missions=10, per_second=1.5)
     assert not outcome.not_final, f"not final: {outcome.not_final}\n{fleetd.tail()}"
     assert outcome.report.ok, outcome.report.describe()
     assert replayed > 0

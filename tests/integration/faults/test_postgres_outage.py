@@ -30,7 +30,7 @@ async def test_postgres_restart_loses_no_event(
                 await asyncio.sleep(0.5)
         await asyncio.to_thread(stack.pg.start)
 
-    outcome = await run_scenario(stack, fleetd, sim, fault, missions=16)
+    outcome = await run_scenario(stack, fleetd, sim, fault, missions=10, per_second=1.5)
     assert not outcome.not_final, f"not final: {outcome.not_final}\n{fleetd.tail()}"
     assert outcome.report.ok, outcome.report.describe()
     assert any("postgres" in s.get("degraded", []) for s in seen), seen
