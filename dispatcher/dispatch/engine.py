@@ -461,11 +461,8 @@ class DispatchEngine:
             leg = replace(whole, stops=whole.stops[1:])  # the drop-off only
             released = self.holdings.hold(leg)
             released.reached = reached
-            self._lost_reason[mission_id] = "engine_restart"
-            if not await self._record_assignment(mission, vehicle_id, view.kind):
-                self.holdings.release(vehicle_id)
-                self._hold(mission_id, "engine_restart", vehicle_id)
-                continue
+            # No new mission event: the mission keeps its vehicle (a ``reassigned`` here
+            # would also make the next restart forget how far this vehicle got).
             result = await self._channels[view.kind].release(leg)
             log.info(
                 "dispatch.rider_resumed",
