@@ -35,7 +35,9 @@ from protocols.vda5050.topics import Topic, VdaTopic
 
 #: What a robot publishes and fleetd accepts (the fast path's twins of State and
 #: Visualization carry the same fields under the same names).
-InboundMessage = State | Connection | Visualization | Factsheet | fast.State | fast.Visualization
+InboundMessage = (
+    State | Connection | Visualization | Factsheet | fast.State | fast.Visualization
+)
 #: What fleetd publishes (and a robot, or the simulator, decodes).
 OutboundMessage = Order | InstantActions
 
