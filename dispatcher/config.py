@@ -86,6 +86,22 @@ class DaemonSettings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     shutdown_grace_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    #: fleetd's own durable files (the spool). Empty: ``$STATE_DIRECTORY`` (what systemd's
+    #: ``StateDirectory=fleetd`` sets, /var/lib/fleetd), else ``.fleetd`` in the working
+    #: directory.
+    state_dir: str = ""
+
+
+class SpoolSettings(_Section):
+    """The local spool: mission events and audit rows kept on disk while PostgreSQL is away."""
+
+    #: The spool file; empty: ``<daemon.state_dir>/spool-<daemon.instance_id>.jsonl``.
+    path: str = ""
+    #: Largest spool, in bytes (fsync'd JSON lines). Full: new missions are refused
+    #: with 503; vehicle-safety commands still go out (their audit rows are then logged).
+    max_bytes: Annotated[int, Field(ge=4096, le=10 * 1024**3)] = 64 * 1024**2
+    #: How often the flusher tries PostgreSQL while the spool holds rows.
+    flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
 class DatabaseSettings(_Section):
@@ -542,6 +558,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
     facilities: list[FacilitySettings] = Field(default_factory=list)
 
     @classmethod
@@ -708,3 +725,16 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                 msg = f"{msg} (got {err['input']!r})"
             problems.append((key, msg))
         raise ConfigError(source, problems) from exc
+
+
+def state_dir(settings: Settings) -> str:
+    """``daemon.state_dir``, else ``$STATE_DIRECTORY`` (systemd), else ``./.fleetd``."""
+    configured = settings.daemon.state_dir or os.environ.get("STATE_DIRECTORY", "")
+    # systemd may list several directories separated by ':'; fleetd asks for one.
+    return configured.split(":")[0] if configured else ".fleetd"
+
+
+def spool_path(settings: Settings) -> str:
+    """The spool file: ``spool.path``, else ``<state dir>/spool-<instance id>.jsonl``."""
+    name = f"spool-{settings.daemon.instance_id}.jsonl"
+    return settings.spool.path or os.path.join(state_dir(settings), name)

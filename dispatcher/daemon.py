@@ -31,7 +31,7 @@ from dispatcher.api.app import create_app
 from dispatcher.api.serving import server_config
 from dispatcher.audit.checkpoints import AuditCheckpointer
 from dispatcher.audit.log import AuditSealer
-from dispatcher.config import Settings
+from dispatcher.config import Settings, spool_path
 from dispatcher.dispatch.channels import make_channels
 from dispatcher.dispatch.robot_travel import layout_travel
 from dispatcher.dispatch.service import DispatchService, build_dispatch, charging_stations
@@ -51,6 +51,8 @@ from dispatcher.links.event_log import log_vehicle_events
 from dispatcher.links.mqtt import MqttTransport
 from dispatcher.links.robot_link import RobotLink
 from dispatcher.ops.denials import DenialLog
+from dispatcher.ops.durable import DurableWrites
+from dispatcher.ops.missions import MissionOps
 from dispatcher.route_zones import RouteZones
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
@@ -59,6 +61,7 @@ from dispatcher.storage.event_stream import EventHub
 from dispatcher.storage.live_positions import LivePositions
 from dispatcher.storage.migrate import apply_migrations
 from dispatcher.storage.partitions import run_partition_maintenance
+from dispatcher.storage.spool import Spool
 from dispatcher.storage.telemetry import TelemetryWriter
 from fleet.model import VehicleKey, VehicleKind
 from fleet.registry import FleetRegistry
@@ -116,6 +119,8 @@ class Daemon:
         self.route_zones: RouteZones | None = None
         #: Tallied refusals of the API (set when the app is built).
         self.denials: DenialLog | None = None
+        #: The write path's spool (set once the pool is open).
+        self.durable: DurableWrites | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down (what SIGTERM does)."""
@@ -136,6 +141,11 @@ class Daemon:
                 log.info("daemon.migrated", versions=applied)
         async with AsyncExitStack() as stack:
             pool = await stack.enter_async_context(open_pool(s.database))
+            spool = Spool(spool_path(s), max_bytes=s.spool.max_bytes)
+            await spool.load()
+            durable = DurableWrites(pool, spool, flush_interval_s=s.spool.flush_interval_s)
+            durable.attach(MissionOps(pool, durable))
+            self.durable = durable
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
             redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
@@ -155,7 +165,7 @@ class Daemon:
             self.event_hub = hub
             # The operators' no-go and slow zones as the robots' route graphs apply them.
             self.route_zones = zones = RouteZones(pool, s.facility_specs)
-            dispatch = self._build_dispatch(pool, redis, registry, links, hub)
+            dispatch = self._build_dispatch(pool, redis, registry, links, hub, durable)
             services = Services(
                 settings=s,
                 pool=pool,
@@ -167,13 +177,17 @@ class Daemon:
                 dispatch=dispatch.engine if dispatch is not None else None,
                 layouts=self._layouts,
                 zones_changed=zones.changed,
+                durable=durable,
+                broker_dropped=links.transport.broker_dropped,
             )
             self.services = services
             app = create_app(services)
             app.state.event_hub = hub  # the events route uses it; never makes its own
             server = _EmbeddedServer(server_config(app, s.api))
             self.denials = denials = app.state.denials
-            await self._run_tasks(pool, redis, registry, telemetry, links, (hub, denials), server)
+            await self._run_tasks(
+                pool, redis, registry, telemetry, links, (hub, denials), server, durable
+            )
         log.info("daemon.stopped")
 
     def _build_dispatch(
@@ -183,6 +197,7 @@ class Daemon:
         registry: FleetRegistry,
         links: VehicleLinks,
         hub: EventHub,
+        durable: DurableWrites,
     ) -> DispatchService | None:
         s = self.settings
         if not s.dispatch.enabled:
@@ -198,6 +213,7 @@ class Daemon:
             events=links.events,
             stations=charging_stations(self._layouts, registry.maps),
             robot_routes=layout_travel(s, self._layouts),
+            durable=durable,
         )
         return self.dispatch
 
@@ -239,6 +255,7 @@ class Daemon:
         links: VehicleLinks,
         api_tasks: tuple[EventHub, DenialLog],
         server: uvicorn.Server,
+        durable: DurableWrites,
     ) -> None:
         s = self.settings
         hub, denials = api_tasks
@@ -269,12 +286,20 @@ class Daemon:
         await self._supervise(
             intake=intake,
             workers=[
-                ("fleetd.liveness", lambda: run_liveness(registry, interval_s=liveness_s)),
+                (
+                    "fleetd.liveness",
+                    lambda: run_liveness(
+                        registry,
+                        interval_s=liveness_s,
+                        cut_off=lambda: not links.transport.is_connected(),
+                    ),
+                ),
                 ("fleetd.alerts", alerts.run),
                 ("fleetd.geo_sync", geo.run),
                 ("fleetd.fleet_writer", writer.run),
                 ("fleetd.telemetry", telemetry.run),
                 ("fleetd.audit_sealer", sealer.run),
+                ("fleetd.spool", durable.run),
                 ("fleetd.audit_checkpoints", checkpointer.run),
                 ("fleetd.audit_denials", denials.run),
                 ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),

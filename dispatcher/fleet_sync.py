@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -73,11 +73,29 @@ def _ts(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
-async def run_liveness(registry: FleetRegistry, *, interval_s: float) -> None:
-    """Check heartbeats every ``interval_s``; offline is seen within timeout + interval."""
+async def run_liveness(
+    registry: FleetRegistry,
+    *,
+    interval_s: float,
+    cut_off: Callable[[], bool] = lambda: False,
+) -> None:
+    """Check heartbeats every ``interval_s``; offline is seen within timeout + interval.
+
+    While ``cut_off()`` (fleetd's own broker session is down) nobody is expired: silence
+    then says nothing about the vehicles. When the session is back, the vehicles online
+    before are judged from that moment (:meth:`FleetRegistry.excuse_silence`).
+    """
+    was_cut_off = False
     while True:
-        registry.expire(time.time())
-        publish_online(registry)
+        if cut_off():
+            was_cut_off = True
+        else:
+            if was_cut_off:
+                excused = registry.excuse_silence(time.time())
+                log.info("liveness.resumed_after_broker_outage", vehicles=excused)
+                was_cut_off = False
+            registry.expire(time.time())
+            publish_online(registry)
         await asyncio.sleep(interval_s)
 
 
@@ -109,10 +127,28 @@ class GeoSync:
             log.warning("live_positions.write_failed", error=str(exc), vehicles=len(recs))
             return 0
 
+    async def rebuild_if_lost(self) -> bool:
+        """If Redis lost the live index (flushed, restarted), write every vehicle again
+        from the registry at the next flush; True when it did."""
+        try:
+            lost = await self._positions.lost_since_last_check()
+        except Exception as exc:
+            log.warning("live_positions.check_failed", error=str(exc))
+            return False
+        if lost:
+            recs = list(self._registry.records())
+            self._registry.mark_dirty(Consumer.GEO, recs)
+            log.warning("live_positions.rebuilding", vehicles=len(recs))
+        return lost
+
     async def run(self) -> None:
-        last_prune = time.monotonic()
+        last_prune = last_check = time.monotonic()
+        await self.rebuild_if_lost()
         while True:
             await asyncio.sleep(self._interval)
+            if time.monotonic() - last_check >= 1.0:
+                last_check = time.monotonic()
+                await self.rebuild_if_lost()
             await self.flush()
             if time.monotonic() - last_prune >= self._prune_every:
                 last_prune = time.monotonic()

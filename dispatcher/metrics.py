@@ -104,3 +104,30 @@ VEHICLE_HISTORY_SUPPRESSED = Counter(
     "vehicle_events rows not written: the vehicle exceeded fleet.vehicle_events_per_minute.",
     ["event"],
 )
+SPOOL_BYTES = Gauge("fleetd_spool_bytes", "Bytes held by the local spool (PostgreSQL away).")
+SPOOL_ROWS = Gauge("fleetd_spool_rows", "Rows held by the local spool, waiting for PostgreSQL.")
+SPOOL_CAPACITY_BYTES = Gauge(
+    "fleetd_spool_capacity_bytes", "The spool's size limit (spool.max_bytes)."
+)
+SPOOLED = Counter(
+    "fleetd_spooled_rows_total",
+    "Rows written to the local spool because PostgreSQL was unreachable, by kind.",
+    ["kind"],
+)
+SPOOL_FLUSHED = Counter(
+    "fleetd_spool_flushed_rows_total",
+    "Spooled rows written to PostgreSQL, by kind and result (applied | duplicate | refused).",
+    ["kind", "result"],
+)
+SPOOL_FULL = Counter(
+    "fleetd_spool_full_total",
+    "Writes the full spool could not take, by what happened (refused | logged_only).",
+    ["outcome"],
+)
+BROKER_DROPPED = Gauge(
+    "fleetd_broker_dropped_messages",
+    "The broker's own count of messages it dropped ($SYS/broker/publish/messages/dropped).",
+)
+MQTT_RECONNECTS = Counter(
+    "fleetd_mqtt_reconnects_total", "Broker sessions lost and begun again after the first."
+)

@@ -16,6 +16,7 @@ from fleet.model import VehicleView
 if TYPE_CHECKING:
     from dispatcher.facility_layouts import FacilityLayouts
     from dispatcher.links.commander import VehicleCommander
+    from dispatcher.ops.durable import DurableWrites
     from dispatcher.ops.resolve import DispatchHandle
 
 
@@ -46,3 +47,8 @@ class Services:
     #: Awaited after a zone is created or deleted: the route graphs reload their zones
     #: (:class:`dispatcher.route_zones.RouteZones`). None: nothing to tell.
     zones_changed: Callable[[], Awaitable[None]] | None = None
+    #: The write path's spool while PostgreSQL is away (None in API tests without one).
+    durable: DurableWrites | None = None
+    #: The broker's own dropped-message count ($SYS; None until it reported one) and how
+    #: much it grew since fleetd first read it.
+    broker_dropped: Callable[[], tuple[int | None, int]] | None = None

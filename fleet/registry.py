@@ -307,6 +307,17 @@ class FleetRegistry:
         rec.offline_reason = reason
         self._liveness(rec, ChangeKind.WENT_OFFLINE, reason, now)
 
+    def excuse_silence(self, now: float) -> int:
+        """fleetd itself was cut off (broker away) until ``now``: the vehicles online before
+        are judged from now on, not from messages they could not get through; the count."""
+        excused = 0
+        for rec in self._by_id.values():
+            if rec.online and rec.last_seen is not None and rec.last_seen < now:
+                rec.last_seen = now
+                rec.view = None
+                excused += 1
+        return excused
+
     def expire(self, now: float) -> int:
         """Turn every vehicle silent for longer than the heartbeat timeout offline."""
         expired = 0

@@ -38,6 +38,9 @@ class RejectReason(StrEnum):
     FOREIGN_MAP = "foreign_map"
     #: Older than what fleetd already holds for that vehicle (e.g. a stale retained message).
     STALE = "stale"
+    #: A ``state`` seen before, or an older one arriving late: its headerId is not above the
+    #: last one taken and its timestamp not later (a duplicate, a replay, a reordering).
+    REPLAYED = "replayed"
 
 
 class MessageRejected(Exception):

@@ -107,6 +107,8 @@ def render(
         f"topic write {vda_prefix}/+/+/instantActions",
         f"topic read {driver_prefix}/#",
         *(f"topic write {driver_prefix}/+/{t}" for t in DRIVER_READS),
+        "# The broker's own count of dropped messages (fleetd's metrics and readiness).",
+        "topic read $SYS/broker/publish/messages/dropped",
         "",
     ]
     if sim_user:

@@ -18,16 +18,20 @@ import abc
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import aiomqtt
+import structlog
 
 #: What a device does with a decoded inbound message (handlers never block: a reply goes
 #: through :meth:`VirtualDevice.send`, published on the next tick).
 Handler = Callable[[dict[str, Any]], None]
+
+log = structlog.get_logger(__name__)
 
 
 class VirtualDevice(abc.ABC):
@@ -149,7 +153,22 @@ class VirtualDevice(abc.ABC):
     # --- session ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, announce, then receive and publish until cancelled."""
+        """Connect, announce, then receive and publish until cancelled; when the broker
+        goes away, connect again (as a real vehicle does), after 0.5-2 s."""
+        while True:
+            try:
+                await self._session()
+            except (aiomqtt.MqttError, BaseExceptionGroup) as exc:
+                if isinstance(exc, BaseExceptionGroup):
+                    _, rest = exc.split(aiomqtt.MqttError)
+                    if rest is not None:
+                        raise
+                self.connected.clear()
+                log.info("sim.reconnecting", device=self._client_id, error=str(exc))
+                await asyncio.sleep(random.uniform(0.5, 2.0))
+
+    async def _session(self) -> None:
+        """One broker session: connect, announce, then receive and publish."""
         will = aiomqtt.Will(
             self.topic("connection"),
             json.dumps(self.connection_message("CONNECTIONBROKEN")),

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -198,7 +199,12 @@ def daemon_settings(dsn: str, namespace: str, redis_prefix: str, **sections: Any
     tests need not wait long. ``sections`` add keys to those sections (``daemon={...}``)
     or set others (``facilities=[...]``)."""
     base: dict[str, Any] = {
-        "daemon": {"instance_id": f"test-{namespace}", "log_format": "console"},
+        "daemon": {
+            "instance_id": f"test-{namespace}",
+            "log_format": "console",
+            # A spool of this daemon's own: never one shared with other tests or runs.
+            "state_dir": tempfile.mkdtemp(prefix="fleetd-state-"),
+        },
         "database": {
             "dsn": dsn,
             "position_flush_interval_s": 0.2,

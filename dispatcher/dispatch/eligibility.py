@@ -71,7 +71,8 @@ def mission_stops(
     service_s: float,
     nodes: tuple[str | None, str | None] = (None, None),
 ) -> tuple[Stop, ...]:
-    """A mission's stops, as a horizon entry (``nodes`` as for :func:`mission_leg`)."""
+    """A mission's stops, as a horizon entry (``nodes``: as for :func:`mission_leg`; a
+    robot's order needs them for every stop, the horizon's included)."""
     return (
         _stop(mission.pickup, nodes[0], StopAction.PICK, service_s),
         _stop(mission.dropoff, nodes[1], StopAction.DROP, service_s),

@@ -53,6 +53,7 @@ from dispatcher.metrics import DISPATCH_ALERTS
 from dispatcher.missions.domain import Location, MissionRecord, Scope
 from dispatcher.missions.lifecycle import MissionEvent, MissionStatus
 from dispatcher.ops.caller import Caller
+from dispatcher.ops.durable import UNREACHABLE
 from dispatcher.ops.fleet_access import FleetLookup
 from dispatcher.ops.missions import MissionOps, MissionRefused
 from fleet.changes import FleetChange
@@ -60,6 +61,14 @@ from fleet.model import ChangeKind, VehicleKind
 from geo.facility_maps import FacilityMaps
 
 log = structlog.get_logger(__name__)
+
+#: After a restart, how long the engine waits before it plans: the vehicles report their
+#: state (and the orders they still run) first. Seconds.
+RESTART_SETTLE_S = 3.0
+
+#: After a restart, how long a vehicle that held a mission before is kept from taking
+#: another until that one is planned again (normally the first plan does it). Seconds.
+RESTART_HOLD_S = 30.0
 
 #: Who the engine's mission events name as their actor.
 SYSTEM = Caller.system("dispatch")
@@ -111,6 +120,13 @@ class DispatchEngine:
         #: Charge legs the operator asked for: they end full, not at the resume threshold.
         self._forced_legs: set[str] = set()
         self._new: set[uuid.UUID] = set()
+        #: After a restart: the vehicle each open mission had before it (its order may still
+        #: run there; cancelled when another vehicle takes the mission).
+        self._before_restart: dict[uuid.UUID, uuid.UUID] = {}
+        #: After a restart: riders on board -> (their vehicle, the step it reached). The same
+        #: vehicle is given the rest of the trip (the drop-off) again.
+        self._resume: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+        self._settle_until = 0.0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._inbox: asyncio.Queue[LegProgress | FleetChange] = asyncio.Queue()
@@ -123,46 +139,56 @@ class DispatchEngine:
     # Start and run ------------------------------------------------------------------
 
     async def load(self) -> int:
-        """Load the open missions from Postgres. Missions ``in_progress`` from before a
-        restart are held for an operator (where their rider is is not known here): those
-        already held keep their reason (``missions.held_reason``), the others are recorded
-        as ``held`` with reason ``engine_restart``. ``assigned`` ones are withdrawn from
-        their vehicle and go back to pending (:meth:`_forget_assignment`)."""
+        """Load the open missions from Postgres and recover those in flight (a restart).
+
+        A mission whose rider is on board (its timeline says ``pickup_completed`` since its
+        last assignment) stays with its vehicle, which is given the drop-off again (a new
+        order; the old one, if the robot still runs it, is cancelled first). Any other
+        mission that had a vehicle is planned again (``reassigned``, reason
+        ``engine_restart``); its old vehicle's order is cancelled when another takes it.
+        Planning waits :data:`RESTART_SETTLE_S` for the vehicles to report first.
+
+        A mission already held for an operator before the restart stays held with its
+        reason (``missions.held_reason``).
+        """
         after = None
         while True:
             page = await self._ops.list(SYSTEM, statuses=OPEN, limit=1000, after=after)
             for m in page.items:
                 self.missions[m.id] = m
-                if m.status is MissionStatus.IN_PROGRESS:
-                    await self._hold(m.id, m.held_reason or "engine_restart", m.vehicle_id)
-                elif m.status is MissionStatus.ASSIGNED:
-                    await self._forget_assignment(m)
+                if m.status is MissionStatus.IN_PROGRESS and m.held_reason:
+                    await self._hold(m.id, m.held_reason, m.vehicle_id)
+                elif m.status in (MissionStatus.ASSIGNED, MissionStatus.IN_PROGRESS):
+                    await self._recover(m)
             if page.next_cursor is None:
                 break
             after = page.next_cursor
+        if self._before_restart or self._resume:
+            self._settle_until = time.monotonic() + RESTART_SETTLE_S
         self._debounce.mark(time.monotonic())
         self._wake.set()
         log.info("dispatch.loaded", missions=len(self.missions))
         return len(self.missions)
 
-    async def _forget_assignment(self, m: MissionRecord) -> None:
-        """An ``assigned`` mission from before a restart: its leg is not known here, so
-        it is withdrawn from its vehicle (best effort: ``cancelOrder`` / ``cancel_job``;
-        a robot still running it later is cancelled by the robot channel's reconcile)
-        and the mission goes back to pending (``unassigned``, ``engine_restart``)."""
-        self._lost_reason[m.id] = "engine_restart"
-        view = self._fleet.get(m.vehicle_id) if m.vehicle_id is not None else None
-        channel = self._channels.get(view.kind) if view is not None else None
-        if view is not None and channel is not None:
-            stale = Leg(f"{m.id}:before-restart", view.id, m.facility_id, m.id, stops=())
-            result = await channel.withdraw(stale, LegFailure.CANCELLED)
-            log.info(
-                "dispatch.leg_withdrawn",
-                leg_id=stale.leg_id,
-                why="engine_restart",
-                outcome=result.outcome.value,
+    async def _recover(self, m: MissionRecord) -> None:
+        """One mission in flight at the restart (see :meth:`load`)."""
+        reached = None
+        if m.status is MissionStatus.IN_PROGRESS:
+            found = await self._ops.get(SYSTEM, m.id)
+            if found is not None:
+                reached = steps.reached_by([e.event for e in found[1]])
+        if m.vehicle_id is not None and reached is not None and steps.picked_up(reached):
+            self._resume[m.id] = (m.vehicle_id, reached)
+            log.warning(
+                "dispatch.recovering_rider_on_board",
+                mission_id=str(m.id),
+                vehicle_id=str(m.vehicle_id),
+                reached=reached,
             )
-        await self._transition(m.id, MissionEvent.UNASSIGNED, None, reason="engine_restart")
+            return
+        if m.vehicle_id is not None:
+            self._before_restart[m.id] = m.vehicle_id
+        self._lost_reason[m.id] = "engine_restart"
 
     async def run(self) -> None:
         """Plan, apply progress and tick the channels until cancelled."""
@@ -246,13 +272,23 @@ class DispatchEngine:
                     self._debounce.mark(time.monotonic() - self._debounce.max_wait_s)
             self._wake.clear()
             if self._debounce.take(time.monotonic()):
-                await self.plan_now()
+                try:
+                    await self.plan_now()
+                except UNREACHABLE as exc:
+                    # A look-up needed PostgreSQL; mission events are spooled meanwhile.
+                    log.warning("dispatch.plan_deferred", error=type(exc).__name__)
+                    await asyncio.sleep(self._tick_s)
+                    self.mark()
 
     async def plan_now(self) -> None:
         """Plan the open missions and release the next legs (one plan at a time)."""
         if not self._accepting:
             return
+        if time.monotonic() < self._settle_until:
+            self.mark()  # after a restart: let the vehicles report first
+            return
         async with self._lock:
+            await self._resume_riders()
             inputs = self._inputs()
             quick = bool(self._new)
             self._new.clear()
@@ -271,7 +307,10 @@ class DispatchEngine:
         """Leave out missions whose pickup or drop-off the zones forbid."""
         if self._zones is None or not inputs.missions:
             return inputs
-        blocked = await self._zones.blocked(inputs.missions)
+        try:
+            blocked = await self._zones.blocked(inputs.missions)
+        except UNREACHABLE:
+            blocked = {m: why for m, why in self.blocked.items()}  # the last known rules
         for mission_id, why in blocked.items():
             if self.blocked.get(mission_id) != why:
                 log.warning("dispatch.mission_blocked", mission_id=str(mission_id), reason=why)
@@ -280,10 +319,18 @@ class DispatchEngine:
         return replace(inputs, missions=kept)
 
     def _inputs(self) -> PlanInputs:
+        # A vehicle whose rider waits for an operator (held) carries that rider still: it
+        # takes no other mission until the operator has resolved the held one.
+        with_rider = {
+            m.vehicle_id
+            for mid in self.holdings.held
+            if (m := self.missions.get(mid)) is not None and m.vehicle_id is not None
+        }
         fleet = [
             v
             for v in self._fleet.snapshot()
             if v.kind in self._channels
+            and v.id not in with_rider
             and plannable(v, self._policy)
             and v.id not in self._forced_charge
             and not self._charging_leg(v.id)
@@ -294,6 +341,7 @@ class DispatchEngine:
             for mid, m in self.missions.items()
             if mid not in self.holdings.by_mission
             and mid not in self.holdings.held
+            and mid not in self._resume
             and not m.status.is_final
         ]
         return PlanInputs(
@@ -316,6 +364,8 @@ class DispatchEngine:
             first = planned[0]
             if first in self.holdings.by_mission or first not in self.missions:
                 continue
+            if self._still_holds_from_before(vehicle_id, first):
+                continue  # until its old mission has another vehicle (this plan, usually)
             view = self._fleet.get(vehicle_id)
             robot = view is not None and view.kind is VehicleKind.ROBOT
             horizon = tuple(
@@ -325,6 +375,7 @@ class DispatchEngine:
                 for s in mission_stops(
                     self.missions[mid],
                     self._service_s,
+                    # A robot's order refuses a stop without a layout node.
                     self._nodes(self.missions[mid]) if robot else (None, None),
                 )
             )
@@ -341,6 +392,7 @@ class DispatchEngine:
             nodes = self._nodes(mission)
             if mission.id in self._handover:  # the rider waits where the lost robot stopped
                 nodes = (self._handover_node.get(mission.id), nodes[1])
+        await self._cancel_before_restart(mission, vehicle_id)
         leg = mission_leg(
             mission,
             vehicle_id,
@@ -363,6 +415,77 @@ class DispatchEngine:
         )
         if result.outcome is not CommandOutcome.DONE:
             await self._lose(released, LegFailure.NOT_TAKEN, result.detail)
+
+    def _still_holds_from_before(self, vehicle_id: uuid.UUID, mission_id: uuid.UUID) -> bool:
+        """Whether ``vehicle_id`` still holds, on record, another mission from before a
+        restart that is waiting to be planned again: giving it a new one now would make
+        it hold two. Only for :data:`RESTART_HOLD_S` after the start (a mission that finds
+        no vehicle must not keep its old one idle for ever)."""
+        if time.monotonic() > self._settle_until + RESTART_HOLD_S:
+            return False
+        return any(
+            old == vehicle_id and mid != mission_id and mid in self.missions
+            for mid, old in self._before_restart.items()
+        )
+
+    async def _cancel_before_restart(self, mission: MissionRecord, vehicle_id: uuid.UUID) -> None:
+        """A mission planned again after a restart: the robot that had it before stops."""
+        old = self._before_restart.pop(mission.id, None)
+        if old is None or old == vehicle_id or not self.holdings.is_free(old):
+            # Busy with a new leg: its new order replaced the old one (the robot channel
+            # cancels an order it does not know before it sends one); a cancelOrder now
+            # would cancel the new leg.
+            return
+        view = self._fleet.get(old)
+        if view is None or view.kind is not VehicleKind.ROBOT:
+            return
+        stale = mission_leg(mission, old, nodes=(None, None), service_s=self._service_s)
+        await self._withdraw(stale, LegFailure.CANCELLED)
+
+    async def _resume_riders(self) -> None:
+        """After a restart, give each vehicle with a rider on board its drop-off again."""
+        for mission_id, (vehicle_id, reached) in list(self._resume.items()):
+            mission = self.missions.get(mission_id)
+            view = self._fleet.get(vehicle_id)
+            if mission is None or mission.status.is_final:
+                del self._resume[mission_id]
+                continue
+            # Robots only: a driver's phone keeps its own trip state, which fleetd cannot
+            # take over yet (a new offer for the drop-off alone is not part of the driver
+            # protocol); the operator resolves those.
+            if (
+                view is None
+                or not view.online
+                or view.kind is not VehicleKind.ROBOT
+                or view.kind not in self._channels
+            ):
+                del self._resume[mission_id]
+                self._hold(mission_id, "engine_restart", vehicle_id)
+                continue
+            if not self.holdings.is_free(vehicle_id):
+                continue
+            del self._resume[mission_id]
+            whole = mission_leg(
+                mission,
+                vehicle_id,
+                nodes=self._nodes(mission) if view.kind is VehicleKind.ROBOT else (None, None),
+                service_s=self._service_s,
+            )
+            leg = replace(whole, stops=whole.stops[1:])  # the drop-off only
+            released = self.holdings.hold(leg)
+            released.reached = reached
+            # No new mission event: the mission keeps its vehicle (a ``reassigned`` here
+            # would also make the next restart forget how far this vehicle got).
+            result = await self._channels[view.kind].release(leg)
+            log.info(
+                "dispatch.rider_resumed",
+                leg_id=leg.leg_id,
+                mission_id=str(mission_id),
+                vehicle_id=str(vehicle_id),
+                outcome=result.outcome.value,
+            )
+            if result.outcome is not CommandOutcome.DONE:
+                await self._lose(released, LegFailure.NOT_TAKEN, result.detail)
 
     async def _record_assignment(
         self, mission: MissionRecord, vehicle_id: uuid.UUID, kind: VehicleKind
@@ -408,6 +531,8 @@ class DispatchEngine:
             scope=Scope.everything(),
             vehicle_id=vehicle_id,
             reason=reason,
+            # While PostgreSQL is away the event is spooled and checked against this copy.
+            known=self.missions.get(mission_id),
         )
         if isinstance(result, MissionRefused):
             log.warning(
@@ -433,11 +558,17 @@ class DispatchEngine:
     async def _inbox_loop(self) -> None:
         while True:
             item = await self._inbox.get()
-            async with self._lock:
-                if isinstance(item, LegProgress):
-                    await self.apply(item)
-                else:
-                    await self._vehicle_changed(item)
+            while True:  # in order: an item PostgreSQL could not take is tried again
+                try:
+                    async with self._lock:
+                        if isinstance(item, LegProgress):
+                            await self.apply(item)
+                        else:
+                            await self._vehicle_changed(item)
+                    break
+                except UNREACHABLE as exc:
+                    log.warning("dispatch.progress_deferred", error=type(exc).__name__)
+                    await asyncio.sleep(0.5)
 
     async def _tick_loop(self) -> None:
         while True:

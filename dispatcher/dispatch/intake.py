@@ -10,10 +10,14 @@ Events the engine wrote itself (actor ``system:dispatch``) are skipped.
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 
 from dispatcher.dispatch.engine import SYSTEM, DispatchEngine
 from dispatcher.missions.lifecycle import MissionEvent
+from dispatcher.ops.durable import UNREACHABLE
+from dispatcher.retry import Backoff, BackoffPolicy
 from dispatcher.storage.event_stream import EventHub, EventKind, EventReader, StreamEvent
 
 log = structlog.get_logger(__name__)
@@ -36,9 +40,18 @@ class MissionIntake:
         """Take the live position, load the open missions, then follow the stream."""
         position = await self._reader.live_position()
         await self._engine.load()
+        backoff = Backoff(BackoffPolicy(base_s=0.5, cap_s=10.0))
         async with self._hub.subscribe(_KINDS) as sub:
             while not sub.closed:
-                batch = await self._reader.read(position, kinds=_KINDS)
+                try:
+                    batch = await self._reader.read(position, kinds=_KINDS)
+                except UNREACHABLE as exc:
+                    # PostgreSQL away: nobody else can change missions either; wait.
+                    delay = backoff.next_delay()
+                    log.warning("dispatch.intake_waiting", error=type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    continue
+                backoff.reset()
                 for event in batch.events:
                     position = event.position
                     await self._handle(event)

@@ -8,7 +8,7 @@ never jumps: a ``picked_up`` for a mission still ``assigned`` records ``started`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from dispatcher.dispatch.legs import LegProgressKind
@@ -43,6 +43,27 @@ def step_of(kind: LegProgressKind) -> int | None:
 def picked_up(reached: int | None) -> bool:
     """Whether a leg that reached step ``reached`` has its rider on board (or delivered)."""
     return reached is not None and reached >= _STEP[_K.PICKED_UP]
+
+
+#: The mission event of each trip step, back to the step.
+_STEP_OF_EVENT: Mapping[MissionEvent, int] = MappingProxyType(
+    {event: i for i, (_, event) in enumerate(_CHAIN)}
+)
+
+
+def reached_by(events: Sequence[MissionEvent]) -> int | None:
+    """The trip step a mission's recorded events show its current vehicle reached (None:
+    none yet): the furthest step since its last ``assigned`` or ``reassigned``. Used after
+    a restart, when only the timeline remembers how far a leg got."""
+    reached: int | None = None
+    for event in events:
+        if event in (MissionEvent.ASSIGNED, MissionEvent.REASSIGNED):
+            reached = None
+            continue
+        step = _STEP_OF_EVENT.get(event)
+        if step is not None and (reached is None or step > reached):
+            reached = step
+    return reached
 
 
 def events_for(

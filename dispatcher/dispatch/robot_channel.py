@@ -119,6 +119,12 @@ class RobotLegChannel:
         built = self._build(rec, leg)
         if isinstance(built, CommandResult):
             return built
+        stale = self.unknown_orders.pop(leg.vehicle_id, None)
+        if stale is not None:
+            # An order fleetd forgot (a restart) would make the robot refuse this one.
+            log.warning("robot's forgotten order cancelled", vehicle=str(rec.id), order=stale)
+            self._withdrawn[leg.vehicle_id] = stale
+            await self._commander.cancel_order(leg.vehicle_id)
         sent = await self._commander.send_order(leg.vehicle_id, built)
         if sent.ok:
             kinds = self._actions.kinds(rec.key.manufacturer)

@@ -32,6 +32,7 @@ from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
 from dispatcher.links.event_log import describe
+from dispatcher.ops.durable import DurableWrites
 from dispatcher.ops.missions import MissionOps
 from dispatcher.planner import PlannerOptions
 from dispatcher.storage.event_stream import EventHub, EventReader
@@ -167,6 +168,7 @@ def build_dispatch(
     events: VehicleEventBus | None,
     stations: Iterable[Station] = (),
     robot_routes: RobotRoutes | None = None,
+    durable: DurableWrites | None = None,
 ) -> DispatchService:
     """The daemon's dispatch service (subscribes the engine to the registry's changes)."""
     d = settings.dispatch
@@ -181,7 +183,7 @@ def build_dispatch(
         max_age_s=registry.heartbeat_timeout_s,
     )
     engine = DispatchEngine(
-        ops=MissionOps(pool),
+        ops=MissionOps(pool, durable),
         fleet=registry,
         channels=channels,
         planner=build_planner(settings, finder, robot_routes, registry.maps),

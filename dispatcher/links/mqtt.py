@@ -13,6 +13,7 @@ broker that lost the session still delivers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,10 +26,18 @@ from gmqtt.mqtt.constants import MQTTv311
 
 from dispatcher.config import MqttSettings
 from dispatcher.links.broker_guard import TakeoverDetector, client_tls_context
-from dispatcher.metrics import MESSAGES_REJECTED, MQTT_SESSION_TAKEOVERS
+from dispatcher.metrics import (
+    BROKER_DROPPED,
+    MESSAGES_REJECTED,
+    MQTT_RECONNECTS,
+    MQTT_SESSION_TAKEOVERS,
+)
 from dispatcher.retry import Backoff, BackoffPolicy
 
 log = structlog.get_logger(__name__)
+
+#: Mosquitto's own count of messages it dropped (queues full, QoS 0 to a slow client).
+SYS_DROPPED = "$SYS/broker/publish/messages/dropped"
 
 #: (topic, payload, retained) -> None. Must not block; must not raise for bad input.
 MessageHandler = Callable[[str, bytes, bool], None]
@@ -84,6 +93,17 @@ class MqttTransport:
         self._takeover = TakeoverDetector(settings.takeover_disconnects, settings.takeover_window_s)
         #: Broker sessions begun (CONNACKs received) since construction.
         self.sessions = 0
+        self._backoff = Backoff(BackoffPolicy(cap_s=settings.reconnect_max_delay_s))
+        self._dropped: int | None = None
+        self._dropped_first: int | None = None
+
+    def broker_dropped(self) -> tuple[int | None, int]:
+        """The broker's dropped-message count ($SYS; None until it reported one), and how
+        much it grew since fleetd first read it (the broker counts since its own start;
+        a broker restart sets both back)."""
+        if self._dropped is None or self._dropped_first is None:
+            return self._dropped, 0
+        return self._dropped, max(0, self._dropped - self._dropped_first)
 
     @property
     def state(self) -> LinkState:
@@ -109,6 +129,9 @@ class MqttTransport:
         self, client: Any, topic: str, payload: bytes, qos: int, properties: Any
     ) -> int:
         retained = bool(properties.get("retain", 0)) if properties else False
+        if topic == SYS_DROPPED:
+            self._on_dropped(payload)
+            return 0
         for route in self._routes:
             if (
                 topic.startswith(route.prefix)
@@ -124,11 +147,29 @@ class MqttTransport:
         MESSAGES_REJECTED.labels("mqtt", "bad_topic").inc()
         return 0
 
+    def _on_dropped(self, payload: bytes) -> None:
+        try:
+            dropped = int(payload.strip() or b"0")
+        except ValueError:
+            MESSAGES_REJECTED.labels("mqtt", "schema_invalid").inc()
+            return
+        if self._dropped is not None and dropped > self._dropped:
+            log.warning("mqtt.broker_dropped", dropped=dropped, new=dropped - self._dropped)
+        if self._dropped_first is None or dropped < self._dropped_first:
+            self._dropped_first = dropped  # first reading, or the broker restarted
+        self._dropped = dropped
+        BROKER_DROPPED.set(dropped)
+
     def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
         _coalesce_writes(client)
         subs = [gmqtt.Subscription(t, qos=1) for r in self._routes for t in r.subscriptions]
         if subs:
             client.subscribe(subs)
+        # Not every login may read $SYS (the ACL decides); a refusal changes nothing else.
+        client.subscribe(gmqtt.Subscription(SYS_DROPPED, qos=0))
+        if self.sessions:
+            MQTT_RECONNECTS.inc()
+        self._backoff.reset()
         self._state = LinkState.CONNECTED
         self._connected.set()
         self._takeover.connected(time.monotonic())
@@ -141,7 +182,13 @@ class MqttTransport:
             self._state = LinkState.CLOSED
             return
         self._state = LinkState.CONNECTING
-        log.warning("mqtt.disconnected", client_id=self._client_id)
+        # gmqtt reconnects by itself after ``reconnect_delay`` (the same delay for each try
+        # of one outage): draw it per outage from the one back-off rule (full jitter,
+        # capped), so daemons cut off together do not come back in lockstep.
+        delay = self._backoff.next_delay()
+        with contextlib.suppress(AttributeError):
+            client.reconnect_delay = max(0.05, delay)
+        log.warning("mqtt.disconnected", client_id=self._client_id, reconnect_in_s=round(delay, 2))
         if self._takeover.disconnected(time.monotonic()):
             MQTT_SESSION_TAKEOVERS.inc()
             log.error(

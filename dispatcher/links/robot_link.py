@@ -76,6 +76,8 @@ class RobotLink:
         self._progress: dict[object, Progress] = {}
         self._last_progress_raw: dict[object, tuple[object, ...]] = {}
         self._last_order_state: dict[object, tuple[object, ...]] = {}
+        #: vehicle id -> (headerId, timestamp) of the last ``state`` taken.
+        self._last_state: dict[object, tuple[int, object]] = {}
         self.rejections = Rejections(self.LINK)
         # Each vehicle publishes on the same few topics: parse each name once.
         self._topics: dict[str, VdaTopic] = {}
@@ -111,6 +113,7 @@ class RobotLink:
                     RejectReason.FOREIGN_MAP, f"{rec.key.label} is pinned to another facility"
                 )
             if isinstance(msg, fast.State | State):
+                self._not_replayed(rec, msg)
                 self._state(rec, msg, now, retained)
             elif isinstance(msg, Connection):
                 self._connection(rec, msg, now, retained)
@@ -138,6 +141,22 @@ class RobotLink:
     @staticmethod
     def _heard(msg_time: datetime | None, now: float, retained: bool) -> Heard:
         return Heard(now, msg_time.timestamp() if msg_time is not None else None, retained)
+
+    def _not_replayed(self, rec: VehicleRecord, msg: State | fast.State) -> None:
+        """Refuse a ``state`` seen before or older than the last one taken (duplicated,
+        replayed or reordered by the network or the broker): it would change nothing or
+        change something back. A headerId going down with a *later* timestamp is a robot
+        that restarted its counter: taken."""
+        last = self._last_state.get(rec.id)
+        stamp = msg.timestamp
+        if last is not None:
+            header, at = last
+            if msg.header_id <= header and stamp <= at:  # type: ignore[operator]
+                raise MessageRejected(
+                    RejectReason.REPLAYED,
+                    f"state headerId {msg.header_id} after {header}, not newer",
+                )
+        self._last_state[rec.id] = (msg.header_id, stamp)
 
     def _state(
         self, rec: VehicleRecord, msg: State | fast.State, now: float, retained: bool

@@ -29,6 +29,10 @@ class MissionRefusal(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     #: Input well-formed but wrong here (unknown place or vehicle); not audited.
     INVALID = "invalid"
+    #: PostgreSQL cannot be reached: the mission could not be stored (503, retry).
+    UNAVAILABLE = "unavailable"
+    #: The local spool is full: no new mission is taken until it drains (503).
+    SPOOL_FULL = "spool_full"
 
 
 TransitionError = MissionError | IllegalTransition

@@ -36,6 +36,7 @@ from dispatcher.missions.lifecycle import IllegalTransition, MissionEvent, Missi
 from dispatcher.missions.store import CreateResult, MissionStore, Page, TransitionResult
 from dispatcher.ops import audit
 from dispatcher.ops.caller import Caller
+from dispatcher.ops.durable import UNREACHABLE, DurableWrites, mark_applied
 from dispatcher.ops.mission_audit import (
     MissionRefusal,
     TransitionError,
@@ -46,13 +47,21 @@ from dispatcher.ops.mission_audit import (
     resource,
     snapshot,
 )
+from dispatcher.storage.spool import SpooledRow, SpoolFull
 from geo.facility import FacilitySpec
 
 log = structlog.get_logger(__name__)
 
 P = Permission
 
-__all__ = ["MissionOps", "MissionRefusal", "MissionRefused"]
+__all__ = ["MissionOps", "MissionRefusal", "MissionRefused", "SpoolReplay"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolReplay:
+    """A spooled mission event that was written before (flushed twice): nothing changed."""
+
+    spool_id: uuid.UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +87,12 @@ class _Refusal:
 class MissionOps:
     """Mission operations over the mission store."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, durable: DurableWrites | None = None) -> None:
         self._pool = pool
         self._store = MissionStore(pool)
+        #: The spool, for the engine's mission events and refusals' audit rows while
+        #: PostgreSQL is away (None: writes fail as the database does).
+        self._durable = durable
 
     # Reads ------------------------------------------------------------------------------
 
@@ -141,7 +153,19 @@ class MissionOps:
             draft = build()
         except InvalidMission as exc:
             return MissionRefused(MissionRefusal.INVALID, error=exc)
-        return await self._insert(caller, draft)
+        durable = self._durable
+        if durable is not None and not durable.spool.has_room():
+            # Nothing more could be kept if the database went away now: take no new work.
+            from dispatcher.metrics import SPOOL_FULL
+
+            SPOOL_FULL.labels("refused").inc()
+            log.error("mission.create_refused_spool_full", spool_bytes=durable.spool.size)
+            return MissionRefused(MissionRefusal.SPOOL_FULL)
+        try:
+            return await self._insert(caller, draft)
+        except UNREACHABLE as exc:
+            log.warning("mission.create_unavailable", error=type(exc).__name__)
+            return MissionRefused(MissionRefusal.UNAVAILABLE)
 
     async def _insert(self, caller: Caller, draft: MissionDraft) -> CreateResult | MissionRefused:
         try:
@@ -237,12 +261,98 @@ class MissionOps:
         reason: str | None = None,
         details: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
+        known: MissionRecord | None = None,
     ) -> TransitionResult | MissionRefused:
         """Apply ``event`` to a mission in ``scope`` (default: the caller's facility).
 
         The arguments are those of :meth:`MissionStore.apply`. The mission, its event and
         (for audited callers) the audit row commit together; a refusal is audited alone.
+
+        ``known``: the caller's own copy of the mission (the dispatch engine's memory).
+        With it, when PostgreSQL cannot be reached, or rows already wait in the spool
+        (their order must hold), the event is checked against that copy and spooled
+        (:class:`DurableWrites`); the result's mission is the copy changed, its event None.
         """
+        durable = self._durable
+        if known is not None and durable is not None:
+            if not durable.spool.empty:
+                return await self._spool(caller, known, event, vehicle_id, reason, details)
+            try:
+                done = await self._transition(
+                    caller, mission_id, event, scope, vehicle_id, priority, reason, details,
+                    expected_version, None,
+                )  # fmt: skip
+            except UNREACHABLE as exc:
+                log.warning("mission.transition_db_unreachable", error=type(exc).__name__)
+                return await self._spool(caller, known, event, vehicle_id, reason, details)
+        else:
+            done = await self._transition(
+                caller, mission_id, event, scope, vehicle_id, priority, reason, details,
+                expected_version, None,
+            )  # fmt: skip
+        assert not isinstance(done, SpoolReplay)  # only with a spooled row
+        return done
+
+    async def apply_spooled(
+        self,
+        caller: Caller,
+        mission_id: uuid.UUID,
+        event: MissionEvent,
+        spooled: SpooledRow,
+        *,
+        vehicle_id: uuid.UUID | None,
+        reason: str | None,
+        details: Mapping[str, Any] | None,
+    ) -> TransitionResult | MissionRefused | SpoolReplay:
+        """The flusher writing a spooled mission event, as :meth:`transition` would have:
+        the row's id goes into ``spool_applied`` in the same transaction, and a row
+        written before returns :class:`SpoolReplay` (nothing changes twice)."""
+        return await self._transition(
+            caller, mission_id, event, Scope.everything(), vehicle_id, None, reason, details,
+            None, spooled,
+        )  # fmt: skip
+
+    async def _spool(
+        self,
+        caller: Caller,
+        known: MissionRecord,
+        event: MissionEvent,
+        vehicle_id: uuid.UUID | None,
+        reason: str | None,
+        details: Mapping[str, Any] | None,
+    ) -> TransitionResult | MissionRefused:
+        assert self._durable is not None
+        ev = MissionEvent(event)
+        try:
+            after = await self._durable.spool_transition(
+                caller, known, ev, vehicle_id=vehicle_id, reason=reason, details=details
+            )
+        except (IllegalTransition, VersionConflict, WrongVehicle) as exc:
+            return MissionRefused(refusal_of(exc), known.id, exc)
+        except SpoolFull:
+            from dispatcher.metrics import SPOOL_FULL
+
+            SPOOL_FULL.labels("refused").inc()
+            log.error(
+                "mission.transition_lost_spool_full", mission_id=str(known.id), event=ev.value
+            )
+            return MissionRefused(MissionRefusal.SPOOL_FULL, known.id)
+        log.info("mission.transition_spooled", mission_id=str(known.id), mission_event=ev.value)
+        return TransitionResult(mission=after or known, event=None)
+
+    async def _transition(
+        self,
+        caller: Caller,
+        mission_id: uuid.UUID,
+        event: MissionEvent,
+        scope: Scope | None,
+        vehicle_id: uuid.UUID | None,
+        priority: Priority | None,
+        reason: str | None,
+        details: Mapping[str, Any] | None,
+        expected_version: int | None,
+        spooled: SpooledRow | None,
+    ) -> TransitionResult | MissionRefused | SpoolReplay:
         ev = MissionEvent(event)
         scope = scope or Scope(facility_id=caller.facility_id)
         changes: dict[str, Any] = dict(
@@ -255,6 +365,8 @@ class MissionOps:
         facility_id = scope.facility_id  # the mission's, once found
         try:
             async with self._store.transaction() as conn:
+                if spooled is not None and not await mark_applied(conn, spooled):
+                    return SpoolReplay(spooled.id)
                 before = await self._store.lock(conn, mission_id, scope)
                 if before is None:
                     raise MissionNotFound(mission_id)

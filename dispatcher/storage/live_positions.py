@@ -139,6 +139,18 @@ class LivePositions:
                 break
         return out
 
+    def marker_key(self) -> str:
+        """A key that exists while Redis holds what fleetd wrote (gone: flushed, restarted)."""
+        return f"{self._prefix}geo:written"
+
+    async def lost_since_last_check(self) -> bool:
+        """Whether Redis lost fleetd's keys since the last call (FLUSHALL, a restart without
+        persistence, an eviction): True the first time and after each loss. Sets the marker."""
+        created = await self._redis.set(self.marker_key(), b"1", nx=True)
+        if created:
+            self._written_facility.clear()
+        return bool(created)
+
     async def prune(self, facility_ids: Sequence[uuid.UUID], *, now: float | None = None) -> int:
         """Remove positions older than the freshness limit (vehicles that vanished)."""
         now = time.time() if now is None else now

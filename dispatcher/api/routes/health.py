@@ -7,6 +7,11 @@
   all pass, else 503 naming the failed ones. The answer is cached for
   :data:`READY_CACHE_S` and concurrent calls share one round of pings, so anonymous
   callers cannot turn the probe into database and Redis load (issue 13, item 12).
+  ``degraded`` (still 200) names what works in a reduced way: ``postgres`` unreachable
+  while the local spool takes mission events and audit rows (dispatch goes on from
+  memory), ``spool`` rows waiting to be flushed, ``broker_drops`` the broker dropped
+  messages since fleetd started (``$SYS/broker/publish/messages/dropped`` grew). A full
+  spool with the database away is a failure (503).
 - ``GET /metrics``: the Prometheus default registry in the text exposition format.
 """
 
@@ -49,6 +54,10 @@ class Readiness(BaseModel):
     status: str
     checks: dict[str, Check]
     failed: list[str]
+    degraded: list[str] = []
+    spool_rows: int | None = None
+    spool_bytes: int | None = None
+    broker_dropped: int | None = None
 
 
 @router.get(
@@ -136,7 +145,24 @@ async def _readiness(services: Services) -> Readiness:
     )
     checks = dict(results)
     failed = [name for name, check in checks.items() if not check.ok]
-    return Readiness(status="not_ready" if failed else "ready", checks=checks, failed=failed)
+    degraded: list[str] = []
+    body: dict[str, int | None] = {}
+    durable = services.durable
+    if durable is not None:
+        spool = durable.spool
+        body.update(spool_rows=len(spool), spool_bytes=spool.size)
+        if "postgres" in failed and spool.has_room():
+            failed.remove("postgres")
+            degraded.append("postgres")
+        if not spool.empty:
+            degraded.append("spool")
+    if services.broker_dropped is not None:
+        dropped, since_start = services.broker_dropped()
+        body["broker_dropped"] = dropped
+        if since_start > 0:
+            degraded.append("broker_drops")
+    status = "not_ready" if failed else "degraded" if degraded else "ready"
+    return Readiness(status=status, checks=checks, failed=failed, degraded=degraded, **body)
 
 
 class ReadyCache:

@@ -36,6 +36,7 @@ from dispatcher.api.problems import (
     CONFLICT,
     FORBIDDEN,
     NOT_FOUND,
+    UNAVAILABLE,
     VALIDATION,
     ProblemError,
     problem_responses,
@@ -153,7 +154,7 @@ def _own_facility(settings: Settings, principal: Principal) -> FacilitySpec | No
     summary="Request a transport",
     responses={
         200: {"model": MissionPublic, "description": "Replay of an idempotent request"},
-        **problem_responses(400, 401, 403, 409, 413, 422),
+        **problem_responses(400, 401, 403, 409, 413, 422, 503),
     },
 )
 async def create_mission(
@@ -217,7 +218,24 @@ def _create_refused(
         )
     if refused.reason is MissionRefusal.OTHER_FACILITY:
         return _other_facility(facility.key)
+    if refused.reason in (MissionRefusal.UNAVAILABLE, MissionRefusal.SPOOL_FULL):
+        return _unavailable(refused.reason)
     return _refused(refused, principal)
+
+
+def _unavailable(reason: MissionRefusal) -> ProblemError:
+    """503: the mission cannot be kept safely now (database away, or the spool full)."""
+    if reason is MissionRefusal.SPOOL_FULL:
+        detail = (
+            "fleetd's local spool is full while the database is unreachable: no new "
+            "missions are taken until it drains. Vehicle safety commands still work."
+        )
+    else:
+        detail = "The mission database is unreachable; retry with the same Idempotency-Key."
+    return ProblemError(
+        503, "Service Unavailable", detail, type=UNAVAILABLE, headers={"Retry-After": "5"},
+        extra={"reason": reason.value},
+    )  # fmt: skip
 
 
 def _other_facility(ref: str) -> ProblemError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 from dispatcher.api.routes.health import ReadyCache
 from dispatcher.config import Settings
+from dispatcher.ops.durable import DurableWrites
+from dispatcher.storage.spool import Spool
 from tests.conftest import free_port
 from tests.unit.api.fakes import StaticFleet, make_vehicle
 from tests.unit.api.harness import NORTH, add_facilities, app_for, client_for, make_services
@@ -123,6 +126,40 @@ class TestReadiness:
         assert body["failed"] == ["postgres"]
         assert body["checks"]["postgres"]["error"]
         assert body["checks"]["redis"]["ok"] is True
+
+    @pytest.mark.parametrize(("room", "status"), [(True, 200), (False, 503)])
+    async def test_unreachable_postgres_with_the_spool_is_degraded(
+        self,
+        settings: Settings,
+        redis_client: aioredis.Redis,
+        tmp_path: Path,
+        room: bool,
+        status: int,
+    ) -> None:
+        """Issue 18: Postgres away while the spool takes its rows is "degraded" (200: the
+        daemon dispatches on); with the spool full it is a failure (503)."""
+        dead = await asyncpg.create_pool(
+            f"postgresql://postgres@127.0.0.1:{free_port()}/nothing", min_size=0, max_size=1
+        )
+        spool = Spool(tmp_path / "spool.jsonl", max_bytes=4096)
+        await spool.load()
+        await spool.append("audit", {"pad": "x" * (900 if room else 3000)})
+        try:
+            app = build(settings, dead, redis_client)
+            app.state.services.durable = DurableWrites(dead, spool, flush_interval_s=1.0)
+            async with client_for(app) as c:
+                r = await c.get("/readyz")
+        finally:
+            await dead.close()
+        assert r.status_code == status, r.text
+        body = r.json()
+        assert body["spool_rows"] == 1
+        if room:
+            assert body["status"] == "degraded"
+            assert body["degraded"] == ["postgres", "spool"]
+            assert body["failed"] == []
+        else:
+            assert body["failed"] == ["postgres"]
 
     async def test_unreachable_redis_is_503(self, settings: Settings, pool: asyncpg.Pool) -> None:
         dead = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.dispatch.legs import LegProgressKind as K
-from dispatcher.dispatch.progress import events_for, picked_up, step_of
+from dispatcher.dispatch.progress import events_for, picked_up, reached_by, step_of
 from dispatcher.missions import lifecycle
 from dispatcher.missions.lifecycle import MissionEvent as E
 from dispatcher.missions.lifecycle import MissionStatus as S
@@ -65,3 +65,27 @@ class TestPickedUp:
         assert not picked_up(step_of(K.PICKUP_ARRIVED))
         assert picked_up(step_of(K.PICKED_UP))
         assert picked_up(step_of(K.DROPOFF_ARRIVED))
+
+
+class TestReachedBy:
+    """After a restart the timeline says how far the current vehicle got (issue 18)."""
+
+    @pytest.mark.parametrize(
+        ("events", "reached"),
+        [
+            ((), None),
+            ((E.CREATED, E.ASSIGNED), None),
+            ((E.CREATED, E.ASSIGNED, E.STARTED), 0),
+            ((E.CREATED, E.ASSIGNED, E.STARTED, E.PICKUP_ARRIVED, E.PICKUP_COMPLETED), 2),
+            # A reassignment starts over: what the earlier vehicle did is not this one's.
+            ((E.ASSIGNED, E.STARTED, E.PICKUP_ARRIVED, E.REASSIGNED), None),
+            ((E.ASSIGNED, E.STARTED, E.PICKUP_COMPLETED, E.REASSIGNED, E.IN_TRANSIT), 3),
+            # Not trip steps: priority, offers.
+            ((E.ASSIGNED, E.OFFERED, E.PRIORITY_CHANGED), None),
+        ],
+    )
+    def test_furthest_step_since_the_last_assignment(
+        self, events: tuple[E, ...], reached: int | None
+    ) -> None:
+        assert reached_by(events) == reached
+        assert picked_up(reached) == (reached is not None and reached >= 2)

@@ -110,6 +110,25 @@ class TestLiveness:
         events = kinds(registry)
         assert ChangeKind.WENT_ONLINE in events and ChangeKind.WENT_OFFLINE in events
 
+    def test_fleetd_cut_off_judges_vehicles_from_when_it_is_back(
+        self, registry: FleetRegistry
+    ) -> None:
+        """Issue 18: silence while fleetd's own broker session was down proves nothing;
+        from the moment it is back each online vehicle has a whole timeout again."""
+        rec = registry.register(ROBOT)
+        registry.apply_sign_of_life(rec, live(1000.0))
+        assert registry.excuse_silence(1030.0) == 1  # fleetd back after 30 s away
+        assert registry.expire(1034.9) == 0
+        assert rec.online
+        assert registry.expire(1035.0) == 1  # still silent a whole timeout later
+
+    def test_excusing_silence_leaves_offline_vehicles_offline(
+        self, registry: FleetRegistry
+    ) -> None:
+        rec = registry.register(ROBOT)
+        assert registry.excuse_silence(1030.0) == 0
+        assert not rec.online
+
     def test_message_of_unknown_age_changes_nothing(self, registry: FleetRegistry) -> None:
         """A retained message without a timestamp neither revives nor dates a vehicle.
 

@@ -34,6 +34,7 @@ class TestRejectReason:
             "unknown_map",
             "foreign_map",
             "stale",
+            "replayed",
         }
 
 
