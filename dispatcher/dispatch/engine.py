@@ -2,9 +2,12 @@
 
 It keeps the open missions (loaded at start, then told about new ones and changes by the
 mission intake), each vehicle's released leg and horizon (:class:`Holdings`), and
-re-plans on every change, debounced. The planner runs in a worker thread under its time
-limit. Only the next leg of a vehicle is released, through the channel of its kind;
-every decision and every step of progress is a mission event written through
+re-plans on every change, debounced. A new mission gets a quick insertion of its own at
+once (:meth:`DispatchEngine.insert_new`: only the new missions and the free vehicles,
+never queued behind a full plan); the full plan (:meth:`DispatchEngine.plan_now`) runs off
+the event loop under its time limit, and not at all while no vehicle could take a mission.
+Only the next leg of a vehicle is released, through the channel of its kind; every
+decision and every step of progress is a mission event written through
 :class:`~dispatcher.ops.missions.MissionOps` as ``system:dispatch``. What goes wrong is
 decided by :mod:`dispatcher.dispatch.recovery`.
 
@@ -111,9 +114,13 @@ class DispatchEngine:
         self._new: set[uuid.UUID] = set()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        #: Set when :attr:`_new` has missions for the quick insertion.
+        self._new_wake = asyncio.Event()
         self._inbox: asyncio.Queue[LegProgress | FleetChange] = asyncio.Queue()
         self._accepting = True
         self.plans = 0
+        #: Plans not run because no vehicle could take a mission.
+        self.idle_skips = 0
         for kind in VehicleKind:
             if kind not in self._channels:
                 log.warning("dispatch.no_channel", kind=kind.value, planned=False)
@@ -144,6 +151,7 @@ class DispatchEngine:
         """Plan, apply progress and tick the channels until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._plan_loop(), name="fleetd.dispatch.plan")
+            tg.create_task(self._quick_loop(), name="fleetd.dispatch.quick")
             tg.create_task(self._inbox_loop(), name="fleetd.dispatch.inbox")
             tg.create_task(self._tick_loop(), name="fleetd.dispatch.tick")
 
@@ -183,7 +191,7 @@ class DispatchEngine:
         async with self._lock:
             self.missions[mission_id] = found[0]
             self._new.add(mission_id)
-        self.mark(urgent=True)
+        self._new_wake.set()
 
     async def mission_changed(self, mission_id: uuid.UUID, event: MissionEvent) -> None:
         """A change made by someone else (operator, API): cancel, priority, resolution."""
@@ -224,37 +232,73 @@ class DispatchEngine:
                 await self.plan_now()
 
     async def plan_now(self) -> None:
-        """Plan the open missions and release the next legs (one plan at a time)."""
+        """Plan the open missions and release the next legs (one plan at a time).
+
+        Nothing is planned while no vehicle could take a mission (a backlog with no
+        vehicle online would otherwise be re-planned on every new mission and tick)."""
         if not self._accepting:
             return
         async with self._lock:
             inputs = self._inputs()
-            quick = bool(self._new)
-            self._new.clear()
-        inputs = await self._apply_zone_rules(inputs)
-        if inputs.missions:
-            plan = await self._planner.plan(inputs, quick=quick)
+        if inputs.missions and not inputs.vehicles:
+            self.idle_skips += 1
+        elif inputs.missions:
+            inputs = await self._apply_zone_rules(inputs)
+        if inputs.missions and inputs.vehicles:
+            plan = await self._planner.plan(inputs, quick=False)
             async with self._lock:
                 await self._commit(self._planner.by_vehicle(plan))
             self.plans += 1
-            if quick:
-                self.mark()  # the full optimisation improves the quick plan
         async with self._lock:
             await self._charge_idle_robots()
 
-    async def _apply_zone_rules(self, inputs: PlanInputs) -> PlanInputs:
-        """Leave out missions whose pickup or drop-off the zones forbid."""
+    async def _quick_loop(self) -> None:
+        while True:
+            await self._new_wake.wait()
+            self._new_wake.clear()
+            await self.insert_new()
+
+    async def insert_new(self) -> None:
+        """The quick insertion: the new missions onto the free vehicles near them, at
+        once (greedy, in a thread); then the full plan improves on it, debounced."""
+        if not self._accepting:
+            return
+        async with self._lock:
+            new, self._new = self._new, set()
+            inputs = self._inputs(only=new)
+        if inputs.missions and inputs.vehicles:
+            inputs = await self._apply_zone_rules(inputs, partial=True)
+        if inputs.missions and inputs.vehicles:
+            plan = await self._planner.plan(inputs, quick=True)
+            async with self._lock:
+                await self._commit(self._planner.by_vehicle(plan), partial=True)
+            self.plans += 1
+        elif new:
+            self.idle_skips += 1
+        if new:
+            self.mark()  # the full optimisation improves the quick plan (or tries again)
+
+    async def _apply_zone_rules(self, inputs: PlanInputs, *, partial: bool = False) -> PlanInputs:
+        """Leave out missions whose pickup or drop-off the zones forbid (``partial``:
+        ``inputs`` hold some of the open missions only; the others' verdicts stay)."""
         if self._zones is None or not inputs.missions:
             return inputs
         blocked = await self._zones.blocked(inputs.missions)
         for mission_id, why in blocked.items():
             if self.blocked.get(mission_id) != why:
                 log.warning("dispatch.mission_blocked", mission_id=str(mission_id), reason=why)
-        self.blocked = blocked
+        if partial:
+            for m in inputs.missions:
+                self.blocked.pop(m.id, None)
+            self.blocked.update(blocked)
+        else:
+            self.blocked = blocked
         kept = tuple(m for m in inputs.missions if m.id not in blocked)
         return replace(inputs, missions=kept)
 
-    def _inputs(self) -> PlanInputs:
+    def _inputs(self, only: set[uuid.UUID] | None = None) -> PlanInputs:
+        """What to plan: every open mission without a leg, or (``only``, the quick
+        insertion) those of ``only``, with the free vehicles only."""
         fleet = [
             v
             for v in self._fleet.snapshot()
@@ -262,11 +306,17 @@ class DispatchEngine:
             and plannable(v, self._policy)
             and v.id not in self._forced_charge
             and not self._charging_leg(v.id)
+            and (only is None or self.holdings.is_free(v.id))
         ]
-        busy = {vid: r.leg for vid, r in self.holdings.legs.items()}
+        busy = {vid: r.leg for vid, r in self.holdings.legs.items()} if only is None else {}
+        pool = (
+            self.missions
+            if only is None
+            else {i: self.missions[i] for i in only if i in self.missions}
+        )
         open_ = [
             m
-            for mid, m in self.missions.items()
+            for mid, m in pool.items()
             if mid not in self.holdings.by_mission
             and mid not in self.holdings.held
             and not m.status.is_final
@@ -283,8 +333,15 @@ class DispatchEngine:
         released = self.holdings.legs.get(vehicle_id)
         return released is not None and released.leg.mission_id is None
 
-    async def _commit(self, plan: Mapping[uuid.UUID, tuple[uuid.UUID, ...]]) -> None:
-        self.holdings.horizon = dict(plan)
+    async def _commit(
+        self, plan: Mapping[uuid.UUID, tuple[uuid.UUID, ...]], *, partial: bool = False
+    ) -> None:
+        """Release the first mission of each free vehicle's plan; keep the rest as its
+        horizon (``partial``: a quick insertion, which leaves other vehicles' horizons)."""
+        if partial:
+            self.holdings.horizon.update(plan)
+        else:
+            self.holdings.horizon = dict(plan)
         for vehicle_id, planned in plan.items():
             if not self._accepting or not self.holdings.is_free(vehicle_id):
                 continue

@@ -26,8 +26,9 @@ from dispatcher.dispatch.debounce import Debouncer
 from dispatcher.dispatch.engine import DispatchEngine
 from dispatcher.dispatch.intake import MissionIntake
 from dispatcher.dispatch.legs import LegChannel
-from dispatcher.dispatch.planning import Planner, Snapshots
+from dispatcher.dispatch.planning import Planner, Snapshots, SolveRunner, in_thread
 from dispatcher.dispatch.problem import Speeds
+from dispatcher.dispatch.solver_process import SolverProcess
 from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
@@ -91,8 +92,12 @@ def _station_position(
     return frame.to_wgs84(node.x, node.y)
 
 
-def build_planner(settings: Settings, finder: CandidateFinder | None) -> Planner:
+def build_planner(
+    settings: Settings, finder: CandidateFinder | None, solver: SolverProcess | None = None
+) -> Planner:
+    """The engine's planner; full plans in ``solver``'s worker process when given."""
     p, d = settings.planner, settings.dispatch
+    runner: SolveRunner = in_thread if solver is None else solver.solve
     return Planner(
         strategy=p.strategy,
         options=PlannerOptions(
@@ -109,6 +114,9 @@ def build_planner(settings: Settings, finder: CandidateFinder | None) -> Planner
             if p.snapshot_dir
             else None
         ),
+        radius_m=d.candidate_radius_m,
+        count=d.candidate_count,
+        runner=runner,
     )
 
 
@@ -116,18 +124,31 @@ class DispatchService:
     """The engine, its mission intake and the vehicle event forwarder."""
 
     def __init__(
-        self, engine: DispatchEngine, intake: MissionIntake, events: VehicleEventBus | None
+        self,
+        engine: DispatchEngine,
+        intake: MissionIntake,
+        events: VehicleEventBus | None,
+        solver: SolverProcess | None = None,
     ) -> None:
         self.engine = engine
         self._intake = intake
         self._events = events
+        self._solver = solver
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._intake.run(), name="fleetd.dispatch.intake")
-            tg.create_task(self.engine.run(), name="fleetd.dispatch.engine")
-            if self._events is not None:
-                tg.create_task(self._forward(self._events), name="fleetd.dispatch.events")
+        """Start the solver's worker process, then run until cancelled; the worker is
+        stopped on the way out."""
+        try:
+            if self._solver is not None:
+                await self._solver.start()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._intake.run(), name="fleetd.dispatch.intake")
+                tg.create_task(self.engine.run(), name="fleetd.dispatch.engine")
+                if self._events is not None:
+                    tg.create_task(self._forward(self._events), name="fleetd.dispatch.events")
+        finally:
+            if self._solver is not None:
+                self._solver.close()
 
     async def _forward(self, bus: VehicleEventBus) -> None:
         while True:
@@ -159,11 +180,12 @@ def build_dispatch(
         count=d.candidate_count,
         max_age_s=registry.heartbeat_timeout_s,
     )
+    solver = SolverProcess()
     engine = DispatchEngine(
         ops=MissionOps(pool),
         fleet=registry,
         channels=channels,
-        planner=build_planner(settings, finder),
+        planner=build_planner(settings, finder, solver),
         maps=registry.maps,
         policy=charge_policy(settings),
         stations=tuple(stations),
@@ -174,4 +196,4 @@ def build_dispatch(
     )
     registry.subscribe(engine.on_fleet_change)
     intake = MissionIntake(engine, EventReader(pool), hub)
-    return DispatchService(engine, intake, events)
+    return DispatchService(engine, intake, events, solver)
