@@ -49,6 +49,7 @@ from dispatcher.links.event_log import log_vehicle_events
 from dispatcher.links.mqtt import MqttTransport
 from dispatcher.links.robot_link import RobotLink
 from dispatcher.ops.denials import DenialLog
+from dispatcher.ops.passenger_reads import PassengerReadLog
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
 from dispatcher.storage.db import open_pool, reveal
@@ -165,7 +166,9 @@ class Daemon:
             app.state.event_hub = hub  # the events route uses it; never makes its own
             server = _EmbeddedServer(server_config(app, s.api))
             self.denials = denials = app.state.denials
-            await self._run_tasks(pool, redis, registry, telemetry, links, (hub, denials), server)
+            reads: PassengerReadLog = app.state.passenger_reads
+            api_tasks = (hub, denials, reads)
+            await self._run_tasks(pool, redis, registry, telemetry, links, api_tasks, server)
         log.info("daemon.stopped")
 
     def _build_dispatch(
@@ -228,11 +231,11 @@ class Daemon:
         registry: FleetRegistry,
         telemetry: TelemetryWriter,
         links: VehicleLinks,
-        api_tasks: tuple[EventHub, DenialLog],
+        api_tasks: tuple[EventHub, DenialLog, PassengerReadLog],
         server: uvicorn.Server,
     ) -> None:
         s = self.settings
-        hub, denials = api_tasks
+        hub, denials, reads = api_tasks
         writer = FleetWriter(pool, registry, interval_s=s.database.position_flush_interval_s)
         sealer = AuditSealer(pool)
         checkpointer = AuditCheckpointer(pool, s.audit, s.daemon.instance_id)
@@ -263,15 +266,23 @@ class Daemon:
                 ("fleetd.audit_sealer", sealer.run),
                 ("fleetd.audit_checkpoints", checkpointer.run),
                 ("fleetd.audit_denials", denials.run),
+                ("fleetd.audit_reads", reads.run),
                 ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
                 ("fleetd.events", hub.run),
                 *events,
                 ("fleetd.heartbeat", self._beat),
                 ("fleetd.ready", lambda: self._mark_ready(server, links.transport)),
             ],
-            # sealer.close first: it seals the last requests' audit rows, and a
-            # failing flush before it would skip it.
-            drain=[denials.close, sealer.close, writer.flush, geo.flush, telemetry.close],
+            # The audit writers, then sealer.close: it seals the last requests' audit
+            # rows, and a failing flush before it would skip it.
+            drain=[
+                denials.close,
+                reads.close,
+                sealer.close,
+                writer.flush,
+                geo.flush,
+                telemetry.close,
+            ],
             server=server,
             # Event streams never end by themselves; uvicorn would wait for them.
             before_exit=[
