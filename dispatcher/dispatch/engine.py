@@ -371,10 +371,17 @@ class DispatchEngine:
             horizon=horizon,
         )
         released = self.holdings.hold(leg)
-        if not await self._record_assignment(mission, vehicle_id, view.kind):
+        if not await self._record_assignment(mission, vehicle_id):
             self.holdings.release(vehicle_id)
             return
         result = await self._channels[view.kind].release(leg)
+        if result.outcome is CommandOutcome.DONE and not await self._record_offer(
+            mission, vehicle_id, view.kind
+        ):
+            # Changed meanwhile (an operator's cancel): the offer is taken back.
+            self.holdings.release(vehicle_id)
+            await self._withdraw(leg, LegFailure.CANCELLED)
+            return
         log.info(
             "dispatch.leg_released",
             leg_id=leg.leg_id,
@@ -385,22 +392,28 @@ class DispatchEngine:
         if result.outcome is not CommandOutcome.DONE:
             await self._lose(released, LegFailure.NOT_TAKEN, result.detail)
 
-    async def _record_assignment(
-        self, mission: MissionRecord, vehicle_id: uuid.UUID, kind: VehicleKind
-    ) -> bool:
-        """``assigned`` (or ``reassigned`` with the reason), then ``offered`` for a driver."""
+    async def _record_assignment(self, mission: MissionRecord, vehicle_id: uuid.UUID) -> bool:
+        """``assigned`` (or ``reassigned`` with the reason), before the leg is released."""
         reason = self._lost_reason.get(mission.id)
         event = MissionEvent.ASSIGNED
         if mission.status is not MissionStatus.PENDING:
             event = MissionEvent.REASSIGNED
             reason = reason or "replanned"
         ok = await self._transition(mission.id, event, vehicle_id, reason=reason)
-        if ok and kind is VehicleKind.DRIVER and mission.status is not MissionStatus.IN_PROGRESS:
-            ok = await self._transition(mission.id, MissionEvent.OFFERED, vehicle_id)
         if ok:
             self._lost_reason.pop(mission.id, None)
             self._handover.pop(mission.id, None)
         return ok
+
+    async def _record_offer(
+        self, mission: MissionRecord, vehicle_id: uuid.UUID, kind: VehicleKind
+    ) -> bool:
+        """``offered`` for a driver, once the offer is out: the assignment's write and the
+        offer's are not both waited for before the driver hears of the job (the lock is
+        held throughout, so the driver's answer is applied after this)."""
+        if kind is not VehicleKind.DRIVER or mission.status is MissionStatus.IN_PROGRESS:
+            return True
+        return await self._transition(mission.id, MissionEvent.OFFERED, vehicle_id)
 
     def _nodes(self, mission: MissionRecord) -> tuple[str | None, str | None]:
         def node(loc: Location) -> str | None:

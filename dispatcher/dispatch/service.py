@@ -136,12 +136,13 @@ class DispatchService:
         self._solver = solver
 
     async def run(self) -> None:
-        """Start the solver's worker process, then run until cancelled; the worker is
-        stopped on the way out."""
+        """Run until cancelled. The solver's worker process starts beside the rest (its
+        imports take a second or two; a full plan asked for meanwhile waits for it, a
+        quick insertion does not) and is stopped on the way out."""
         try:
-            if self._solver is not None:
-                await self._solver.start()
             async with asyncio.TaskGroup() as tg:
+                if self._solver is not None:
+                    tg.create_task(self._solver.start(), name="fleetd.dispatch.solver")
                 tg.create_task(self._intake.run(), name="fleetd.dispatch.intake")
                 tg.create_task(self.engine.run(), name="fleetd.dispatch.engine")
                 if self._events is not None:
@@ -180,7 +181,7 @@ def build_dispatch(
         count=d.candidate_count,
         max_age_s=registry.heartbeat_timeout_s,
     )
-    solver = SolverProcess()
+    solver = SolverProcess() if d.solver == "process" else None
     engine = DispatchEngine(
         ops=MissionOps(pool),
         fleet=registry,
