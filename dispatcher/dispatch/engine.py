@@ -188,9 +188,11 @@ class DispatchEngine:
         found = await self._ops.get(SYSTEM, mission_id)
         if found is None or found[0].status.is_final:
             return
-        async with self._lock:
-            self.missions[mission_id] = found[0]
-            self._new.add(mission_id)
+        # No lock: these two lines run without an await between them, so no holder of the
+        # lock sees them half done, and a new mission does not queue behind progress
+        # reports being written.
+        self.missions[mission_id] = found[0]
+        self._new.add(mission_id)
         self._new_wake.set()
 
     async def mission_changed(self, mission_id: uuid.UUID, event: MissionEvent) -> None:
@@ -238,8 +240,7 @@ class DispatchEngine:
         vehicle online would otherwise be re-planned on every new mission and tick)."""
         if not self._accepting:
             return
-        async with self._lock:
-            inputs = self._inputs()
+        inputs = self._inputs()  # synchronous: a consistent snapshot without the lock
         if inputs.missions and not inputs.vehicles:
             self.idle_skips += 1
         elif inputs.missions:
@@ -263,9 +264,8 @@ class DispatchEngine:
         once (greedy, in a thread); then the full plan improves on it, debounced."""
         if not self._accepting:
             return
-        async with self._lock:
-            new, self._new = self._new, set()
-            inputs = self._inputs(only=new)
+        new, self._new = self._new, set()
+        inputs = self._inputs(only=new)  # synchronous: a consistent snapshot without the lock
         if inputs.missions and inputs.vehicles:
             inputs = await self._apply_zone_rules(inputs, partial=True)
         if inputs.missions and inputs.vehicles:

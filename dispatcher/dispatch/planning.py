@@ -46,6 +46,11 @@ log = structlog.get_logger(__name__)
 #: distance: good to a fraction of a percent over a facility).
 _M_PER_DEG = 111_320.0
 
+#: A quick insertion this small (missions x vehicles) is solved on the event loop: the
+#: greedy construction takes a millisecond or two, less than a round trip to a thread
+#: when the daemon is busy. Larger ones go to a thread.
+INLINE_QUICK = 2_000
+
 #: Most missions in one full plan: the most urgent, then the oldest. A backlog of
 #: thousands (a burst of requests, or no vehicle online) would otherwise make one
 #: problem of every open mission, and its travel matrix grows with the square of it.
@@ -185,10 +190,10 @@ class Planner:
         self._max_missions = max_missions
 
     async def plan(self, inputs: PlanInputs, *, quick: bool) -> Plan:
-        """Plan ``inputs``: greedy when ``quick`` (in a thread: small, never queued behind
-        a full optimisation), else the configured strategy through the runner (the
-        daemon's is a worker process). Candidates are looked up here, on the loop (two
-        Redis round trips); the problem is built and solved by the runner."""
+        """Plan ``inputs``: greedy when ``quick`` (in a thread, or on the loop when tiny:
+        never queued behind a full optimisation), else the configured strategy through
+        the runner (the daemon's is a worker process). Candidates are looked up here, on
+        the loop (two Redis round trips); the problem is built and solved by the runner."""
         inputs = replace(inputs, missions=most_urgent(inputs.missions, self._max_missions))
         given = await self._candidates(inputs)
         vehicles, missions = to_inputs(_only_candidates(inputs, given), self._service_s)
@@ -204,7 +209,10 @@ class Planner:
             snapshots=self._snapshots,
         )
         started = time.perf_counter()
-        plan = await (in_thread(job) if quick else self._runner(job))
+        if quick and len(vehicles) * len(missions) <= INLINE_QUICK and job.snapshots is None:
+            plan = run_job(job)
+        else:
+            plan = await (in_thread(job) if quick else self._runner(job))
         took = time.perf_counter() - started
         DISPATCH_PLAN_SECONDS.labels(strategy=strategy).observe(took)
         if not quick:
@@ -231,7 +239,10 @@ class Planner:
             near = await self._finder.find(
                 [Around(m.id, m.facility_id, m.pickup.lat, m.pickup.lon) for m in inputs.missions]
             )
-            busy = await asyncio.to_thread(busy_near, inputs, self._radius_m, self._count)
+            if len(inputs.busy) * len(inputs.missions) <= INLINE_QUICK:
+                busy = busy_near(inputs, self._radius_m, self._count)
+            else:
+                busy = await asyncio.to_thread(busy_near, inputs, self._radius_m, self._count)
             near = {
                 k: [*ids, *(b for b in busy.get(k, ()) if b not in ids)] for k, ids in near.items()
             }
