@@ -9,13 +9,17 @@ problem and returns the plan. The quick insertion of a new mission (small: its o
 candidates only) stays in a thread, so it never queues behind a full optimisation.
 
 The worker is started with the daemon's dispatch service and shut down with it; a worker
-that died is replaced on the next solve, and that one solve runs in a thread.
+that died is replaced on the next solve, and that one solve runs in a thread. It runs at a
+lower CPU priority (nice +10) than the daemon: on a busy machine its imports at start and
+its searches give way to the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -25,6 +29,17 @@ from dispatcher.dispatch.planning import SolveJob, run_job
 from dispatcher.planner import Plan
 
 log = structlog.get_logger(__name__)
+
+
+#: The worker's nice value: below the daemon, so when the cores are short the event loop
+#: (ingest, API, the quick insertion) goes first and the optimisation takes what is left.
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Worker initializer: run behind the daemon for CPU."""
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
 
 
 def _ready() -> bool:
@@ -43,7 +58,9 @@ class SolverProcess:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority,
             )
         return self._pool
 
