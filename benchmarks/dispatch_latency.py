@@ -305,6 +305,10 @@ class LatencyRow:
     offered: int
     post_ms: list[float]
     offer_ms: list[float]
+    #: Cores fleetd used during the missions (its CPU seconds / wall seconds), and the
+    #: whole machine's (other users included).
+    fleetd_cores: float = 0.0
+    machine_cores: float = 0.0
 
 
 @dataclass
@@ -404,6 +408,8 @@ async def latency_phase(
             await asyncio.wait_for(online.wait(), 120)
             seen = await wait_online(http, token, n, 120)
             bench.log(f"   {seen} of {n} drivers online at fleetd")
+            pid = fleetd.proc.pid if fleetd.proc is not None else 0
+            cpu0, machine0, t0 = bench.proc_cpu_s(pid), bench.machine_cpu_s(), time.monotonic()
             sent, post_ms, errors = await create_missions(
                 http, token, places, args.missions, args.rate, n
             )
@@ -411,14 +417,17 @@ async def latency_phase(
                 if all(m in fleet.offered for m in sent):
                     break
                 await asyncio.sleep(0.1)
+            wall = time.monotonic() - t0
+            fleetd_cores = (bench.proc_cpu_s(pid) - cpu0) / wall
+            machine_cores = (bench.machine_cpu_s() - machine0) / wall
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
             await fleet.clear_retained()
-    offer_ms = [(fleet.offered[m] - t0) * 1000 for m, t0 in sent.items() if m in fleet.offered]
+    offer_ms = [(fleet.offered[m] - at) * 1000 for m, at in sent.items() if m in fleet.offered]
     if errors:
         bench.log(f"   {errors} POSTs failed")
-    return LatencyRow(n, len(sent), len(offer_ms), post_ms, offer_ms)
+    return LatencyRow(n, len(sent), len(offer_ms), post_ms, offer_ms, fleetd_cores, machine_cores)
 
 
 async def busy_phase(
@@ -522,7 +531,7 @@ def render(rows: list[LatencyRow], busy: list[BusyRow], args: argparse.Namespace
     yield ""
     yield (
         "vehicles  missions  offered  offer p50 ms  offer p99 ms  offer max ms  "
-        "POST p50 ms  POST p99 ms  target p99"
+        "POST p50 ms  POST p99 ms  target p99      fleetd cores  machine cores"
     )
     for r in rows:
         target = 100.0 if r.vehicles <= 500 else 500.0
@@ -533,7 +542,7 @@ def render(rows: list[LatencyRow], busy: list[BusyRow], args: argparse.Namespace
             f"{percentile(r.offer_ms, 50):>12.1f}  "
             f"{p99:>12.1f}  {max(r.offer_ms, default=float('nan')):>12.1f}  "
             f"{percentile(r.post_ms, 50):>11.1f}  {percentile(r.post_ms, 99):>11.1f}  "
-            f"<{target:.0f} ms {verdict}"
+            f"<{target:.0f} ms {verdict:<4}  {r.fleetd_cores:>12.2f}  {r.machine_cores:>13.2f}"
         )
     if busy:
         yield ""
