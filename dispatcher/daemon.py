@@ -160,6 +160,7 @@ class Daemon:
                 broker_connected=links.transport.is_healthy,
                 loop_heartbeat=lambda: self._heartbeat,
                 dispatch=dispatch.engine if dispatch is not None else None,
+                mission_created=dispatch.engine.take_new if dispatch is not None else None,
             )
             self.services = services
             app = create_app(services)

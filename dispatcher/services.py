@@ -11,6 +11,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from dispatcher.config import Settings
+from dispatcher.missions.domain import MissionRecord
 from fleet.model import VehicleView
 
 if TYPE_CHECKING:
@@ -40,3 +41,6 @@ class Services:
     loop_heartbeat: Callable[[], float]
     #: The dispatch engine's operator side (held missions, resolve), None when it is off.
     dispatch: DispatchHandle | None = None
+    #: Told of each mission this process creates, once committed (the dispatch engine's
+    #: hand-off; :class:`~dispatcher.ops.missions.MissionOps` ``on_created``).
+    mission_created: Callable[[MissionRecord], None] | None = None

@@ -111,7 +111,8 @@ def caller(principal: Principal, request: Request) -> Caller:
 
 
 def mission_ops(request: Request) -> MissionOps:
-    return MissionOps(get_services(request).pool)
+    services = get_services(request)
+    return MissionOps(services.pool, on_created=services.mission_created)
 
 
 def resolve_ops(request: Request) -> ResolveOps:

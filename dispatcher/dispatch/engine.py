@@ -185,14 +185,27 @@ class DispatchEngine:
     # Mission intake -----------------------------------------------------------------------
 
     async def mission_created(self, mission_id: uuid.UUID) -> None:
-        found = await self._ops.get(SYSTEM, mission_id)
-        if found is None or found[0].status.is_final:
+        """A ``created`` event of the stream (a mission made by another process, or one
+        :meth:`take_new` already has: then nothing to do)."""
+        if mission_id in self.missions:
             return
-        # No lock: these two lines run without an await between them, so no holder of the
-        # lock sees them half done, and a new mission does not queue behind progress
-        # reports being written.
-        self.missions[mission_id] = found[0]
-        self._new.add(mission_id)
+        found = await self._ops.get(SYSTEM, mission_id)
+        if found is None:
+            return
+        self.take_new(found[0])
+
+    def take_new(self, mission: MissionRecord) -> None:
+        """A new mission: planned at once by the quick insertion. Called by the intake,
+        and by the API's mission operations in this process as soon as the mission is
+        committed (the event stream delivers a row only once every older write
+        transaction of the whole cluster has ended, which under load took seconds).
+
+        No lock: these lines run without an await between them, so no holder of the lock
+        sees them half done, and a new mission does not queue behind progress reports."""
+        if mission.status.is_final or not self._accepting:
+            return
+        self.missions[mission.id] = mission
+        self._new.add(mission.id)
         self._new_wake.set()
 
     async def mission_changed(self, mission_id: uuid.UUID, event: MissionEvent) -> None:
