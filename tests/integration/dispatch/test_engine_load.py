@@ -4,13 +4,21 @@ full plan (real Postgres and Redis, the in-test leg channel)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
+from dispatcher.api.mission_mapping import build_draft
+from dispatcher.api.mission_schemas import MissionCreate
+from dispatcher.auth.roles import Role
 from dispatcher.dispatch.legs import LegProgressKind
 from dispatcher.dispatch.planning import SolveJob
+from dispatcher.missions.domain import MissionRecord
+from dispatcher.missions.store import CreateResult
+from dispatcher.ops.missions import MissionOps
 from dispatcher.planner import Plan
 from tests.conftest import eventually
 from tests.integration.dispatch.conftest import WARD_A, Rig, robot
-from tests.integration.dispatch.test_engine import create, leg_of, status_is
+from tests.integration.dispatch.test_engine import BODY, create, leg_of, status_is
+from tests.integration.ops.conftest import NORTH, api_caller
 
 
 class TestNoVehicles:
@@ -60,3 +68,33 @@ class TestQuickInsertion:
         assert not gate.is_set()
         gate.set()
         await status_is(rig, m2, "assigned")
+
+
+class TestHandOff:
+    async def test_a_mission_created_in_process_is_handed_to_the_engine(self, rig: Rig) -> None:
+        """MissionOps' on_created (what the daemon wires to the engine) hands the committed
+        mission over at once; the event stream's ``created`` for it is then a no-op."""
+        handed: list[uuid.UUID] = []
+
+        def hand_off(mission: MissionRecord) -> None:
+            handed.append(mission.id)
+            rig.engine.take_new(mission)
+
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        caller = api_caller(Role.NURSE)
+        request = MissionCreate.model_validate(BODY)
+        outcome = await MissionOps(rig.pool, on_created=hand_off).create(
+            caller,
+            NORTH.spec,
+            lambda: build_draft(
+                request, NORTH.spec, created_by=caller.subject, idempotency_key=None
+            ),
+        )
+        assert isinstance(outcome, CreateResult)
+        assert handed == [outcome.mission.id]
+        leg = await leg_of(rig, outcome.mission.id)
+        assert leg.vehicle_id == near.id
+        await rig.engine.mission_created(outcome.mission.id)  # the stream's late delivery
+        await status_is(rig, outcome.mission.id, "assigned")
+        assert len(rig.channel.legs_for(outcome.mission.id)) == 1
