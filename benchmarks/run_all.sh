@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every benchmark with its defaults, one after the other (what `make bench` does).
-# Each prints its own table; nothing here asserts a figure. Takes about 10 minutes.
+# Each prints its own table; nothing here asserts a figure. Takes about 20 minutes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=.venv/bin/python
@@ -12,6 +12,9 @@ echo "== benchmarks/api_latency.py (control API latency at 1,000 requests/s)"
 echo
 echo "== benchmarks/api_latency.py --max-throughput (saturation)"
 "$PY" benchmarks/api_latency.py --max-throughput
+echo
+echo "== benchmarks/dispatch_latency.py (mission created -> offer on MQTT; the API while the planner is busy)"
+"$PY" benchmarks/dispatch_latency.py
 echo
 echo "== benchmarks/planner.py (planner vs pyvroom on PDPTW; re-plan latency)"
 "$PY" benchmarks/planner.py

@@ -408,6 +408,9 @@ class DispatchSettings(_Section):
     candidate_count: Annotated[int, Field(ge=1, le=1000)] = 16
     #: Time limit of the quick insertion that gives a new mission a vehicle at once.
     quick_time_limit_s: Annotated[float, Field(gt=0, le=60)] = 0.2
+    #: Where the full optimisation runs: a worker ``process`` (the event loop keeps its
+    #: core while the solver works) or a ``thread`` of the daemon (one core machines).
+    solver: Literal["process", "thread"] = "process"
     #: Robot cruise speed for travel estimates (m/s).
     robot_speed_mps: Annotated[float, Field(gt=0, le=10)] = 1.0
     #: Service time at each pickup and drop-off (s).

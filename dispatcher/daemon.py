@@ -53,6 +53,7 @@ from dispatcher.links.robot_link import RobotLink
 from dispatcher.ops.denials import DenialLog
 from dispatcher.ops.durable import DurableWrites
 from dispatcher.ops.missions import MissionOps
+from dispatcher.ops.passenger_reads import PassengerReadLog
 from dispatcher.route_zones import RouteZones
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
@@ -179,14 +180,17 @@ class Daemon:
                 zones_changed=zones.changed,
                 durable=durable,
                 broker_dropped=links.transport.broker_dropped,
+                mission_created=dispatch.engine.take_new if dispatch is not None else None,
             )
             self.services = services
             app = create_app(services)
             app.state.event_hub = hub  # the events route uses it; never makes its own
             server = _EmbeddedServer(server_config(app, s.api))
             self.denials = denials = app.state.denials
+            reads: PassengerReadLog = app.state.passenger_reads
+            api_tasks = (hub, denials, reads)
             await self._run_tasks(
-                pool, redis, registry, telemetry, links, (hub, denials), server, durable
+                pool, redis, registry, telemetry, links, api_tasks, server, durable
             )
         log.info("daemon.stopped")
 
@@ -253,12 +257,12 @@ class Daemon:
         registry: FleetRegistry,
         telemetry: TelemetryWriter,
         links: VehicleLinks,
-        api_tasks: tuple[EventHub, DenialLog],
+        api_tasks: tuple[EventHub, DenialLog, PassengerReadLog],
         server: uvicorn.Server,
         durable: DurableWrites,
     ) -> None:
         s = self.settings
-        hub, denials = api_tasks
+        hub, denials, reads = api_tasks
         writer = FleetWriter(pool, registry, interval_s=s.database.position_flush_interval_s)
         sealer = AuditSealer(pool)
         checkpointer = AuditCheckpointer(pool, s.audit, s.daemon.instance_id)
@@ -302,6 +306,7 @@ class Daemon:
                 ("fleetd.spool", durable.run),
                 ("fleetd.audit_checkpoints", checkpointer.run),
                 ("fleetd.audit_denials", denials.run),
+                ("fleetd.audit_reads", reads.run),
                 ("fleetd.partitions", lambda: run_partition_maintenance(pool, s.database)),
                 ("fleetd.events", hub.run),
                 *self._zone_task(),
@@ -309,9 +314,16 @@ class Daemon:
                 ("fleetd.heartbeat", self._beat),
                 ("fleetd.ready", lambda: self._mark_ready(server, links.transport)),
             ],
-            # sealer.close first: it seals the last requests' audit rows, and a
-            # failing flush before it would skip it.
-            drain=[denials.close, sealer.close, writer.flush, geo.flush, telemetry.close],
+            # The audit writers, then sealer.close: it seals the last requests' audit
+            # rows, and a failing flush before it would skip it.
+            drain=[
+                denials.close,
+                reads.close,
+                sealer.close,
+                writer.flush,
+                geo.flush,
+                telemetry.close,
+            ],
             server=server,
             # Event streams never end by themselves; uvicorn would wait for them.
             before_exit=[

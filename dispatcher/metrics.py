@@ -90,7 +90,7 @@ DISPATCH_ALERTS = Counter(
 )
 DISPATCH_PLAN_SECONDS = Histogram(
     "fleetd_dispatch_plan_seconds",
-    "Wall time of one dispatch plan (planner in a worker thread).",
+    "Wall time of one dispatch plan (solved off the event loop: thread or worker process).",
     ["strategy"],
 )
 VEHICLE_ERRORS_CUT = Counter(

@@ -11,6 +11,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from dispatcher.config import Settings
+from dispatcher.missions.domain import MissionRecord
 from fleet.model import VehicleView
 
 if TYPE_CHECKING:
@@ -52,3 +53,6 @@ class Services:
     #: The broker's own dropped-message count ($SYS; None until it reported one) and how
     #: much it grew since fleetd first read it.
     broker_dropped: Callable[[], tuple[int | None, int]] | None = None
+    #: Told of each mission this process creates, once committed (the dispatch engine's
+    #: hand-off; :class:`~dispatcher.ops.missions.MissionOps` ``on_created``).
+    mission_created: Callable[[MissionRecord], None] | None = None

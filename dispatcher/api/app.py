@@ -54,6 +54,7 @@ from dispatcher.api.routes import (
 from dispatcher.api.text_guard import refuse_unstorable_text
 from dispatcher.auth.tokens import KnownTokens, TokenCache, hash_token, looks_like_secret
 from dispatcher.ops.denials import DenialLog
+from dispatcher.ops.passenger_reads import PassengerReadLog
 from dispatcher.services import Services
 
 log = structlog.get_logger(__name__)
@@ -154,6 +155,8 @@ def create_app(services: Services) -> FastAPI:
     api = services.settings.api
     # The daemon runs its task (interval summaries) and closes it (the last summary).
     app.state.denials = DenialLog(services.pool, interval_s=api.denied_audit_interval_s)
+    # The daemon runs its task (batched read rows) and closes it (the last batch).
+    app.state.passenger_reads = PassengerReadLog(services.pool)
     install_problem_handlers(app)
     # Every /v1 text input is checked for what PostgreSQL cannot store before the route.
     guard = [Depends(refuse_unstorable_text)]

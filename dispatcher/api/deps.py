@@ -112,7 +112,7 @@ def caller(principal: Principal, request: Request) -> Caller:
 
 def mission_ops(request: Request) -> MissionOps:
     services = get_services(request)
-    return MissionOps(services.pool, services.durable)
+    return MissionOps(services.pool, services.durable, on_created=services.mission_created)
 
 
 def resolve_ops(request: Request) -> ResolveOps:

@@ -16,12 +16,13 @@ busy API does not query Postgres per request. Consequences, documented in ``docs
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -106,9 +107,39 @@ class TokenCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[bytes, tuple[float, AuthResult]] = OrderedDict()
+        #: Look-ups in progress: a request for the same token waits for that one.
+        self._loading: dict[bytes, asyncio.Future[AuthResult | None]] = {}
+        #: Database look-ups made (one per token per ``ttl_s`` when it is busy).
+        self.loads = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    async def load(
+        self, token_hash: bytes, fetch: Callable[[], Awaitable[AuthResult]]
+    ) -> AuthResult:
+        """The result of ``fetch()`` for ``token_hash``, cached; concurrent misses of one
+        token make one look-up, not one each. (When an entry expires under load, every
+        request arriving before its look-up returned used to query Postgres, each holding
+        a pool connection: a burst every ``ttl_s`` that queued the other requests.)"""
+        pending = self._loading.get(token_hash)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            if shared is not None:
+                return shared
+            # The first look-up failed or was cancelled: this request makes its own.
+        waiter: asyncio.Future[AuthResult | None] = asyncio.get_running_loop().create_future()
+        self._loading[token_hash] = waiter
+        result: AuthResult | None = None
+        try:
+            self.loads += 1
+            result = await fetch()
+            self.put(token_hash, result)
+            return result
+        finally:
+            if self._loading.get(token_hash) is waiter:
+                del self._loading[token_hash]
+            waiter.set_result(result)
 
     def get(self, token_hash: bytes) -> AuthResult | None:
         """The cached result for ``token_hash``, or None when absent or stale."""
@@ -271,10 +302,8 @@ async def lookup(pool: asyncpg.Pool, secret: str, *, cache: TokenCache | None = 
         cached = cache.get(token_hash)
         if cached is not None:
             return cached
-    result = await _lookup_db(pool, token_hash)
-    if cache is not None:
-        cache.put(token_hash, result)
-    return result
+        return await cache.load(token_hash, lambda: _lookup_db(pool, token_hash))
+    return await _lookup_db(pool, token_hash)
 
 
 async def authenticate(

@@ -2,9 +2,12 @@
 
 It keeps the open missions (loaded at start, then told about new ones and changes by the
 mission intake), each vehicle's released leg and horizon (:class:`Holdings`), and
-re-plans on every change, debounced. The planner runs in a worker thread under its time
-limit. Only the next leg of a vehicle is released, through the channel of its kind;
-every decision and every step of progress is a mission event written through
+re-plans on every change, debounced. A new mission gets a quick insertion of its own at
+once (:meth:`DispatchEngine.insert_new`: only the new missions and the free vehicles,
+never queued behind a full plan); the full plan (:meth:`DispatchEngine.plan_now`) runs off
+the event loop under its time limit, and not at all while no vehicle could take a mission.
+Only the next leg of a vehicle is released, through the channel of its kind; every
+decision and every step of progress is a mission event written through
 :class:`~dispatcher.ops.missions.MissionOps` as ``system:dispatch``. What goes wrong is
 decided by :mod:`dispatcher.dispatch.recovery`.
 
@@ -129,9 +132,13 @@ class DispatchEngine:
         self._settle_until = 0.0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        #: Set when :attr:`_new` has missions for the quick insertion.
+        self._new_wake = asyncio.Event()
         self._inbox: asyncio.Queue[LegProgress | FleetChange] = asyncio.Queue()
         self._accepting = True
         self.plans = 0
+        #: Plans not run because no vehicle could take a mission.
+        self.idle_skips = 0
         for kind in VehicleKind:
             if kind not in self._channels:
                 log.warning("dispatch.no_channel", kind=kind.value, planned=False)
@@ -194,6 +201,7 @@ class DispatchEngine:
         """Plan, apply progress and tick the channels until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._plan_loop(), name="fleetd.dispatch.plan")
+            tg.create_task(self._quick_loop(), name="fleetd.dispatch.quick")
             tg.create_task(self._inbox_loop(), name="fleetd.dispatch.inbox")
             tg.create_task(self._tick_loop(), name="fleetd.dispatch.tick")
 
@@ -227,13 +235,28 @@ class DispatchEngine:
     # Mission intake -----------------------------------------------------------------------
 
     async def mission_created(self, mission_id: uuid.UUID) -> None:
-        found = await self._ops.get(SYSTEM, mission_id)
-        if found is None or found[0].status.is_final:
+        """A ``created`` event of the stream (a mission made by another process, or one
+        :meth:`take_new` already has: then nothing to do)."""
+        if mission_id in self.missions:
             return
-        async with self._lock:
-            self.missions[mission_id] = found[0]
-            self._new.add(mission_id)
-        self.mark(urgent=True)
+        found = await self._ops.get(SYSTEM, mission_id)
+        if found is None:
+            return
+        self.take_new(found[0])
+
+    def take_new(self, mission: MissionRecord) -> None:
+        """A new mission: planned at once by the quick insertion. Called by the intake,
+        and by the API's mission operations in this process as soon as the mission is
+        committed (the event stream delivers a row only once every older write
+        transaction of the whole cluster has ended, which under load took seconds).
+
+        No lock: these lines run without an await between them, so no holder of the lock
+        sees them half done, and a new mission does not queue behind progress reports."""
+        if mission.status.is_final or not self._accepting:
+            return
+        self.missions[mission.id] = mission
+        self._new.add(mission.id)
+        self._new_wake.set()
 
     async def mission_changed(self, mission_id: uuid.UUID, event: MissionEvent) -> None:
         """A change made by someone else (operator, API): cancel, priority, resolution."""
@@ -281,7 +304,10 @@ class DispatchEngine:
                     self.mark()
 
     async def plan_now(self) -> None:
-        """Plan the open missions and release the next legs (one plan at a time)."""
+        """Plan the open missions and release the next legs (one plan at a time).
+
+        Nothing is planned while no vehicle could take a mission (a backlog with no
+        vehicle online would otherwise be re-planned on every new mission and tick)."""
         if not self._accepting:
             return
         if time.monotonic() < self._settle_until:
@@ -289,22 +315,47 @@ class DispatchEngine:
             return
         async with self._lock:
             await self._resume_riders()
-            inputs = self._inputs()
-            quick = bool(self._new)
-            self._new.clear()
-        inputs = await self._apply_zone_rules(inputs)
-        if inputs.missions:
-            plan = await self._planner.plan(inputs, quick=quick)
+        inputs = self._inputs()  # synchronous: a consistent snapshot without the lock
+        if inputs.missions and not inputs.vehicles:
+            self.idle_skips += 1
+        elif inputs.missions:
+            inputs = await self._apply_zone_rules(inputs)
+        if inputs.missions and inputs.vehicles:
+            plan = await self._planner.plan(inputs, quick=False)
             async with self._lock:
                 await self._commit(self._planner.by_vehicle(plan))
             self.plans += 1
-            if quick:
-                self.mark()  # the full optimisation improves the quick plan
         async with self._lock:
             await self._charge_idle_robots()
 
-    async def _apply_zone_rules(self, inputs: PlanInputs) -> PlanInputs:
-        """Leave out missions whose pickup or drop-off the zones forbid."""
+    async def _quick_loop(self) -> None:
+        while True:
+            await self._new_wake.wait()
+            self._new_wake.clear()
+            await self.insert_new()
+
+    async def insert_new(self) -> None:
+        """The quick insertion: the new missions onto the free vehicles near them, at
+        once (greedy, in a thread); then the full plan improves on it, debounced."""
+        if not self._accepting:
+            return
+        new, self._new = self._new, set()
+        inputs = self._inputs(only=new)  # synchronous: a consistent snapshot without the lock
+        if inputs.missions and inputs.vehicles:
+            inputs = await self._apply_zone_rules(inputs, partial=True)
+        if inputs.missions and inputs.vehicles:
+            plan = await self._planner.plan(inputs, quick=True)
+            async with self._lock:
+                await self._commit(self._planner.by_vehicle(plan), partial=True)
+            self.plans += 1
+        elif new:
+            self.idle_skips += 1
+        if new:
+            self.mark()  # the full optimisation improves the quick plan (or tries again)
+
+    async def _apply_zone_rules(self, inputs: PlanInputs, *, partial: bool = False) -> PlanInputs:
+        """Leave out missions whose pickup or drop-off the zones forbid (``partial``:
+        ``inputs`` hold some of the open missions only; the others' verdicts stay)."""
         if self._zones is None or not inputs.missions:
             return inputs
         try:
@@ -314,11 +365,18 @@ class DispatchEngine:
         for mission_id, why in blocked.items():
             if self.blocked.get(mission_id) != why:
                 log.warning("dispatch.mission_blocked", mission_id=str(mission_id), reason=why)
-        self.blocked = blocked
+        if partial:
+            for m in inputs.missions:
+                self.blocked.pop(m.id, None)
+            self.blocked.update(blocked)
+        else:
+            self.blocked = blocked
         kept = tuple(m for m in inputs.missions if m.id not in blocked)
         return replace(inputs, missions=kept)
 
-    def _inputs(self) -> PlanInputs:
+    def _inputs(self, only: set[uuid.UUID] | None = None) -> PlanInputs:
+        """What to plan: every open mission without a leg, or (``only``, the quick
+        insertion) those of ``only``, with the free vehicles only."""
         # A vehicle whose rider waits for an operator (held) carries that rider still: it
         # takes no other mission until the operator has resolved the held one.
         with_rider = {
@@ -334,11 +392,17 @@ class DispatchEngine:
             and plannable(v, self._policy)
             and v.id not in self._forced_charge
             and not self._charging_leg(v.id)
+            and (only is None or self.holdings.is_free(v.id))
         ]
-        busy = {vid: r.leg for vid, r in self.holdings.legs.items()}
+        busy = {vid: r.leg for vid, r in self.holdings.legs.items()} if only is None else {}
+        pool = (
+            self.missions
+            if only is None
+            else {i: self.missions[i] for i in only if i in self.missions}
+        )
         open_ = [
             m
-            for mid, m in self.missions.items()
+            for mid, m in pool.items()
             if mid not in self.holdings.by_mission
             and mid not in self.holdings.held
             and mid not in self._resume
@@ -356,8 +420,15 @@ class DispatchEngine:
         released = self.holdings.legs.get(vehicle_id)
         return released is not None and released.leg.mission_id is None
 
-    async def _commit(self, plan: Mapping[uuid.UUID, tuple[uuid.UUID, ...]]) -> None:
-        self.holdings.horizon = dict(plan)
+    async def _commit(
+        self, plan: Mapping[uuid.UUID, tuple[uuid.UUID, ...]], *, partial: bool = False
+    ) -> None:
+        """Release the first mission of each free vehicle's plan; keep the rest as its
+        horizon (``partial``: a quick insertion, which leaves other vehicles' horizons)."""
+        if partial:
+            self.holdings.horizon.update(plan)
+        else:
+            self.holdings.horizon = dict(plan)
         for vehicle_id, planned in plan.items():
             if not self._accepting or not self.holdings.is_free(vehicle_id):
                 continue
@@ -402,10 +473,17 @@ class DispatchEngine:
             horizon=horizon,
         )
         released = self.holdings.hold(leg)
-        if not await self._record_assignment(mission, vehicle_id, view.kind):
+        if not await self._record_assignment(mission, vehicle_id):
             self.holdings.release(vehicle_id)
             return
         result = await self._channels[view.kind].release(leg)
+        if result.outcome is CommandOutcome.DONE and not await self._record_offer(
+            mission, vehicle_id, view.kind
+        ):
+            # Changed meanwhile (an operator's cancel): the offer is taken back.
+            self.holdings.release(vehicle_id)
+            await self._withdraw(leg, LegFailure.CANCELLED)
+            return
         log.info(
             "dispatch.leg_released",
             leg_id=leg.leg_id,
@@ -460,7 +538,7 @@ class DispatchEngine:
                 or view.kind not in self._channels
             ):
                 del self._resume[mission_id]
-                self._hold(mission_id, "engine_restart", vehicle_id)
+                await self._hold(mission_id, "engine_restart", vehicle_id)
                 continue
             if not self.holdings.is_free(vehicle_id):
                 continue
@@ -487,10 +565,8 @@ class DispatchEngine:
             if result.outcome is not CommandOutcome.DONE:
                 await self._lose(released, LegFailure.NOT_TAKEN, result.detail)
 
-    async def _record_assignment(
-        self, mission: MissionRecord, vehicle_id: uuid.UUID, kind: VehicleKind
-    ) -> bool:
-        """``assigned`` (or ``reassigned`` with the reason), then ``offered`` for a driver."""
+    async def _record_assignment(self, mission: MissionRecord, vehicle_id: uuid.UUID) -> bool:
+        """``assigned`` (or ``reassigned`` with the reason), before the leg is released."""
         reason = self._lost_reason.get(mission.id)
         event = MissionEvent.ASSIGNED
         if reason is not None or mission.status is not MissionStatus.PENDING:
@@ -498,13 +574,21 @@ class DispatchEngine:
             event = MissionEvent.REASSIGNED
             reason = reason or "replanned"
         ok = await self._transition(mission.id, event, vehicle_id, reason=reason)
-        if ok and kind is VehicleKind.DRIVER and mission.status is not MissionStatus.IN_PROGRESS:
-            ok = await self._transition(mission.id, MissionEvent.OFFERED, vehicle_id)
         if ok:
             self._lost_reason.pop(mission.id, None)
             self._handover.pop(mission.id, None)
             self._handover_node.pop(mission.id, None)
         return ok
+
+    async def _record_offer(
+        self, mission: MissionRecord, vehicle_id: uuid.UUID, kind: VehicleKind
+    ) -> bool:
+        """``offered`` for a driver, once the offer is out: the assignment's write and the
+        offer's are not both waited for before the driver hears of the job (the lock is
+        held throughout, so the driver's answer is applied after this)."""
+        if kind is not VehicleKind.DRIVER or mission.status is MissionStatus.IN_PROGRESS:
+            return True
+        return await self._transition(mission.id, MissionEvent.OFFERED, vehicle_id)
 
     def _nodes(self, mission: MissionRecord) -> tuple[str | None, str | None]:
         def node(loc: Location) -> str | None:

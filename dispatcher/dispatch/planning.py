@@ -1,9 +1,15 @@
-"""The engine's planning step: inputs -> candidate lists -> planner in a worker thread.
+"""The engine's planning step: inputs -> candidate lists -> planner off the event loop.
 
-A new mission is planned with the ``greedy`` strategy (a quick insertion: each request
-onto the vehicle that can start its pickup soonest) so it gets a vehicle at once; the
-engine then asks for a full plan (the configured strategy, warm-started from the last
-full plan, which keeps assignments unless the gain passes the stability threshold).
+A new mission is planned with the ``greedy`` strategy (a quick insertion of the new
+missions only, each onto the vehicle that can start its pickup soonest, in a thread) so it
+gets a vehicle at once; the engine then asks for a full plan (the configured strategy,
+warm-started from the last full plan, which keeps assignments unless the gain passes the
+stability threshold), which the daemon runs in a worker process
+(:mod:`dispatcher.dispatch.solver_process`).
+
+The size of a problem is bounded whatever the fleet and the backlog: at most
+:data:`MAX_PLANNED_MISSIONS` missions, and per mission its candidates (the nearest fresh
+vehicles from Redis GEO, plus the busy vehicles whose leg ends near its pickup).
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import structlog
 
 from dispatcher.dispatch.candidates import Around, CandidateFinder
@@ -39,6 +46,20 @@ from fleet.model import VehicleView
 
 log = structlog.get_logger(__name__)
 
+#: Metres per degree of latitude (busy vehicles' leg ends are ranked by a flat-earth
+#: distance: good to a fraction of a percent over a facility).
+_M_PER_DEG = 111_320.0
+
+#: A quick insertion this small (missions x vehicles) is solved on the event loop: the
+#: greedy construction takes a millisecond or two, less than a round trip to a thread
+#: when the daemon is busy. Larger ones go to a thread.
+INLINE_QUICK = 2_000
+
+#: Most missions in one full plan: the most urgent, then the oldest. A backlog of
+#: thousands (a burst of requests, or no vehicle online) would otherwise make one
+#: problem of every open mission, and its travel matrix grows with the square of it.
+MAX_PLANNED_MISSIONS = 200
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshots:
@@ -58,6 +79,49 @@ class PlanInputs:
     missions: tuple[MissionRecord, ...]
     handover: Mapping[uuid.UUID, Location] = field(default_factory=dict)
     refused: Mapping[uuid.UUID, frozenset[uuid.UUID]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SolveJob:
+    """One planning problem as the solver's worker receives it (picklable): built by the
+    daemon in a thread (its robots' route-graph matrices are cached there), solved in the
+    worker."""
+
+    problem: Problem
+    strategy: str
+    options: PlannerOptions
+    previous: Plan | None
+    candidates: Mapping[str, list[str]]
+    snapshots: Snapshots | None = None
+
+
+def run_job(job: SolveJob) -> Plan:
+    """Record the problem when asked, solve it (runs in a thread or process)."""
+    problem = job.problem
+    snap = job.snapshots
+    if snap is not None:
+        try:
+            record_snapshot(problem, snap.directory, snap.max_files, snap.max_bytes, job.strategy)
+        except OSError as exc:
+            log.warning("dispatch.snapshot_failed", error=str(exc))
+    return solve(problem, job.strategy, job.options, job.previous, job.candidates)
+
+
+#: Runs one :class:`SolveJob` off the event loop.
+SolveRunner = Callable[[SolveJob], Awaitable[Plan]]
+
+
+async def in_thread(job: SolveJob) -> Plan:
+    """The default :data:`SolveRunner`: a worker thread."""
+    return await asyncio.to_thread(run_job, job)
+
+
+def most_urgent(missions: tuple[MissionRecord, ...], limit: int) -> tuple[MissionRecord, ...]:
+    """At most ``limit`` missions: the highest priority first, then the oldest."""
+    if len(missions) <= limit:
+        return missions
+    ranked = sorted(missions, key=lambda m: (-m.priority.rank, m.created_at))
+    return tuple(ranked[:limit])
 
 
 def _kind(req: VehicleKindRequirement) -> VehicleKind | None:
@@ -144,7 +208,7 @@ def _key(facility_id: uuid.UUID, node_id: str | None) -> NodeKey | None:
 
 
 class Planner:
-    """Runs the planner for the engine: candidates on the loop, the solve in a thread."""
+    """Runs the planner for the engine: candidates on the loop, the solve off it."""
 
     def __init__(
         self,
@@ -158,6 +222,10 @@ class Planner:
         snapshots: Snapshots | None = None,
         robot_routes: RobotRoutes | None = None,
         place_node: PlaceNodes = _no_nodes,
+        runner: SolveRunner = in_thread,
+        radius_m: float = 2000.0,
+        count: int = 16,
+        max_missions: int = MAX_PLANNED_MISSIONS,
     ) -> None:
         self._routes = robot_routes
         self._place_node = place_node
@@ -169,24 +237,45 @@ class Planner:
         self._finder = finder
         self._snapshots = snapshots
         self._previous: Plan | None = None
+        self._runner = runner
+        self._radius_m = radius_m
+        self._count = count
+        self._max_missions = max_missions
 
     async def plan(self, inputs: PlanInputs, *, quick: bool) -> Plan:
-        """Plan ``inputs``: greedy when ``quick``, else the configured strategy."""
+        """Plan ``inputs``: greedy when ``quick`` (in a thread, or on the loop when tiny:
+        never queued behind a full optimisation), else the configured strategy through
+        the runner (the daemon's is a worker process). Candidates are looked up here, on
+        the loop (two Redis round trips); the problem is built in a thread and solved by the
+        runner."""
+        inputs = replace(inputs, missions=most_urgent(inputs.missions, self._max_missions))
         given = await self._candidates(inputs)
         vehicles, missions = to_inputs(
             _only_candidates(inputs, given), self._service_s, self._place_node
         )
-        # Off the loop: the geodesic and route-graph matrices are numpy / scipy work.
-        problem = await asyncio.to_thread(
-            build_problem, vehicles, missions, self._speeds, self._routes
-        )
+        tiny = quick and len(vehicles) * len(missions) <= INLINE_QUICK
+        # The travel matrices (geodesic and the robots' route graphs, cached here per
+        # layout version) are numpy / scipy work: off the loop unless the problem is tiny.
+        if tiny:
+            problem = build_problem(vehicles, missions, self._speeds, self._routes)
+        else:
+            problem = await asyncio.to_thread(
+                build_problem, vehicles, missions, self._speeds, self._routes
+            )
         strategy = "greedy" if quick else self._strategy
-        options = self._quick if quick else self._options
-        previous = None if quick else self._previous
-        if self._snapshots is not None:
-            await self._record(problem, strategy)
+        job = SolveJob(
+            problem=problem,
+            strategy=strategy,
+            options=self._quick if quick else self._options,
+            previous=None if quick else self._previous,
+            candidates=given,
+            snapshots=self._snapshots,
+        )
         started = time.perf_counter()
-        plan = await asyncio.to_thread(solve, problem, strategy, options, previous, given)
+        if tiny and job.snapshots is None:
+            plan = run_job(job)
+        else:
+            plan = await (in_thread(job) if quick else self._runner(job))
         took = time.perf_counter() - started
         DISPATCH_PLAN_SECONDS.labels(strategy=strategy).observe(took)
         if not quick:
@@ -201,18 +290,6 @@ class Planner:
         )
         return plan
 
-    async def _record(self, problem: Problem, label: str) -> None:
-        """Write the problem for replay (``fleetd plan solve``), off the event loop; a
-        failed write is logged, never stops dispatch."""
-        snap = self._snapshots
-        assert snap is not None
-        try:
-            await asyncio.to_thread(
-                record_snapshot, problem, snap.directory, snap.max_files, snap.max_bytes, label
-            )
-        except OSError as exc:
-            log.warning("dispatch.snapshot_failed", error=str(exc))
-
     def by_vehicle(self, plan: Plan) -> dict[uuid.UUID, tuple[uuid.UUID, ...]]:
         return missions_by_vehicle(plan)
 
@@ -225,8 +302,13 @@ class Planner:
             near = await self._finder.find(
                 [Around(m.id, m.facility_id, m.pickup.lat, m.pickup.lon) for m in inputs.missions]
             )
-            busy = [str(v) for v in inputs.busy]
-            near = {k: [*ids, *(b for b in busy if b not in ids)] for k, ids in near.items()}
+            if len(inputs.busy) * len(inputs.missions) <= INLINE_QUICK:
+                busy = busy_near(inputs, self._radius_m, self._count)
+            else:
+                busy = await asyncio.to_thread(busy_near, inputs, self._radius_m, self._count)
+            near = {
+                k: [*ids, *(b for b in busy.get(k, ()) if b not in ids)] for k, ids in near.items()
+            }
         out: dict[str, list[str]] = {}
         for m in inputs.missions:
             refused = {str(v) for v in inputs.refused.get(m.id, frozenset())}
@@ -245,3 +327,30 @@ def _only_candidates(inputs: PlanInputs, given: Mapping[str, list[str]]) -> Plan
     wanted = {v for ids in given.values() for v in ids}
     kept = tuple(v for v in inputs.vehicles if str(v.id) in wanted or v.id in inputs.busy)
     return replace(inputs, vehicles=kept)
+
+
+def busy_near(inputs: PlanInputs, radius_m: float, count: int) -> dict[str, list[str]]:
+    """Per mission: up to ``count`` busy vehicles whose released leg ends within
+    ``radius_m`` of its pickup, nearest first (Redis GEO finds them where they are, not
+    where they will be free). Bounded, so a problem stays small when thousands are busy."""
+    ends: list[tuple[str, float, float]] = []
+    for v in inputs.vehicles:
+        leg = inputs.busy.get(v.id)
+        if leg is not None and leg.stops:
+            ends.append((str(v.id), leg.stops[-1].lat, leg.stops[-1].lon))
+    if not ends or not inputs.missions:
+        return {}
+    ids = [e[0] for e in ends]
+    lat = np.array([e[1] for e in ends])
+    lon = np.array([e[2] for e in ends])
+    out: dict[str, list[str]] = {}
+    for m in inputs.missions:
+        dy = (lat - m.pickup.lat) * _M_PER_DEG
+        dx = (lon - m.pickup.lon) * _M_PER_DEG * np.cos(np.radians(m.pickup.lat))
+        dist = np.hypot(dx, dy)
+        within = np.flatnonzero(dist <= radius_m)
+        if within.size > count:
+            within = within[np.argpartition(dist[within], count)[:count]]
+        if within.size:
+            out[str(m.id)] = [ids[i] for i in within[np.argsort(dist[within])]]
+    return out

@@ -26,8 +26,9 @@ from dispatcher.dispatch.debounce import Debouncer
 from dispatcher.dispatch.engine import DispatchEngine
 from dispatcher.dispatch.intake import MissionIntake
 from dispatcher.dispatch.legs import LegChannel
-from dispatcher.dispatch.planning import Planner, Snapshots
+from dispatcher.dispatch.planning import Planner, Snapshots, SolveRunner, in_thread
 from dispatcher.dispatch.problem import RobotRoutes, Speeds
+from dispatcher.dispatch.solver_process import SolverProcess
 from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
@@ -107,10 +108,12 @@ def build_planner(
     finder: CandidateFinder | None,
     robot_routes: RobotRoutes | None = None,
     maps: FacilityMaps | None = None,
+    solver: SolverProcess | None = None,
 ) -> Planner:
     """The engine's planner: robots along ``robot_routes`` between the places' nodes of
-    ``maps`` (geodesic without them)."""
+    ``maps`` (geodesic without them); full plans in ``solver``'s worker process when given."""
     p, d = settings.planner, settings.dispatch
+    runner: SolveRunner = in_thread if solver is None else solver.solve
 
     def place_node(facility_id: uuid.UUID, name: str | None) -> str | None:
         place = maps.place(facility_id, name) if maps is not None and name else None
@@ -130,6 +133,9 @@ def build_planner(
             if p.snapshot_dir
             else None
         ),
+        radius_m=d.candidate_radius_m,
+        count=d.candidate_count,
+        runner=runner,
     )
 
 
@@ -137,18 +143,32 @@ class DispatchService:
     """The engine, its mission intake and the vehicle event forwarder."""
 
     def __init__(
-        self, engine: DispatchEngine, intake: MissionIntake, events: VehicleEventBus | None
+        self,
+        engine: DispatchEngine,
+        intake: MissionIntake,
+        events: VehicleEventBus | None,
+        solver: SolverProcess | None = None,
     ) -> None:
         self.engine = engine
         self._intake = intake
         self._events = events
+        self._solver = solver
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._intake.run(), name="fleetd.dispatch.intake")
-            tg.create_task(self.engine.run(), name="fleetd.dispatch.engine")
-            if self._events is not None:
-                tg.create_task(self._forward(self._events), name="fleetd.dispatch.events")
+        """Run until cancelled. The solver's worker process starts beside the rest (its
+        imports take a second or two; a full plan asked for meanwhile waits for it, a
+        quick insertion does not) and is stopped on the way out."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                if self._solver is not None:
+                    tg.create_task(self._solver.start(), name="fleetd.dispatch.solver")
+                tg.create_task(self._intake.run(), name="fleetd.dispatch.intake")
+                tg.create_task(self.engine.run(), name="fleetd.dispatch.engine")
+                if self._events is not None:
+                    tg.create_task(self._forward(self._events), name="fleetd.dispatch.events")
+        finally:
+            if self._solver is not None:
+                self._solver.close()
 
     async def _forward(self, bus: VehicleEventBus) -> None:
         while True:
@@ -182,11 +202,12 @@ def build_dispatch(
         count=d.candidate_count,
         max_age_s=registry.heartbeat_timeout_s,
     )
+    solver = SolverProcess() if d.solver == "process" else None
     engine = DispatchEngine(
         ops=MissionOps(pool, durable),
         fleet=registry,
         channels=channels,
-        planner=build_planner(settings, finder, robot_routes, registry.maps),
+        planner=build_planner(settings, finder, robot_routes, registry.maps, solver),
         maps=registry.maps,
         policy=charge_policy(settings),
         stations=tuple(stations),
@@ -197,4 +218,4 @@ def build_dispatch(
     )
     registry.subscribe(engine.on_fleet_change)
     intake = MissionIntake(engine, EventReader(pool), hub)
-    return DispatchService(engine, intake, events)
+    return DispatchService(engine, intake, events, solver)

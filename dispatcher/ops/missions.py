@@ -85,14 +85,27 @@ class _Refusal:
 
 
 class MissionOps:
-    """Mission operations over the mission store."""
+    """Mission operations over the mission store.
 
-    def __init__(self, pool: asyncpg.Pool, durable: DurableWrites | None = None) -> None:
+    ``on_created`` hears of each mission this process creates, once it is committed (the
+    daemon's dispatch engine: it plans the mission at once rather than when the event
+    stream delivers it, which waits for every older write transaction of the cluster to
+    end). It must be quick and must not raise.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        durable: DurableWrites | None = None,
+        *,
+        on_created: Callable[[MissionRecord], None] | None = None,
+    ) -> None:
         self._pool = pool
         self._store = MissionStore(pool)
         #: The spool, for the engine's mission events and refusals' audit rows while
         #: PostgreSQL is away (None: writes fail as the database does).
         self._durable = durable
+        self._on_created = on_created
 
     # Reads ------------------------------------------------------------------------------
 
@@ -199,6 +212,8 @@ class MissionOps:
                 priority=result.mission.priority.value,
                 seq=result.seq,
             )
+            if self._on_created is not None:
+                self._on_created(result.mission)
         return result
 
     # Transitions ------------------------------------------------------------------------

@@ -127,6 +127,53 @@ class LivePositions:
             return []
         members = [m for m, _d, _c in found]
         times: list[float | None] = await self._redis.zmscore(self.seen_key(facility_id), members)
+        return self._fresh(found, times, now, limit)
+
+    async def nearby_many(
+        self,
+        queries: Sequence[tuple[uuid.UUID, float, float]],
+        radius_m: float,
+        *,
+        limit: int = 50,
+        now: float | None = None,
+    ) -> list[list[NearbyVehicle]]:
+        """:meth:`nearby` for many points ``(facility_id, lat, lon)`` in two round trips
+        (one pipeline of GEOSEARCH, one of ZMSCORE), whatever their number: the planner
+        asks for every open mission at once, and a round trip each would keep the event
+        loop busy for as long as there are missions."""
+        if not queries:
+            return []
+        now = time.time() if now is None else now
+        pipe = self._redis.pipeline(transaction=False)
+        for facility_id, lat, lon in queries:
+            pipe.geosearch(
+                self.geo_key(facility_id),
+                longitude=lon,
+                latitude=lat,
+                radius=radius_m,
+                unit="m",
+                sort="ASC",
+                withdist=True,
+                withcoord=True,
+                count=max(limit * 2, limit + 16),
+            )
+        found_all: list[list[Any]] = await pipe.execute()
+        pipe = self._redis.pipeline(transaction=False)
+        asked = []
+        for (facility_id, _lat, _lon), found in zip(queries, found_all, strict=True):
+            if found:
+                pipe.zmscore(self.seen_key(facility_id), [m for m, _d, _c in found])
+                asked.append(found)
+        times_all: list[list[float | None]] = await pipe.execute() if asked else []
+        times_of = iter(times_all)
+        out: list[list[NearbyVehicle]] = []
+        for found in found_all:
+            out.append(self._fresh(found, next(times_of), now, limit) if found else [])
+        return out
+
+    def _fresh(
+        self, found: list[Any], times: list[float | None], now: float, limit: int
+    ) -> list[NearbyVehicle]:
         out: list[NearbyVehicle] = []
         for (member, dist, (mlon, mlat)), at in zip(found, times, strict=True):
             if at is None or now - at >= self._max_age:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -165,3 +166,57 @@ class TestParseExpires:
     def test_refused(self, text: str) -> None:
         with pytest.raises(ValueError, match="--expires"):
             parse_expires(text, now=self.now)
+
+
+class TestSingleFlight:
+    async def test_concurrent_misses_of_one_token_make_one_look_up(self) -> None:
+        """Twenty requests with the same expired token while its look-up runs: one query,
+        one result for all; a later miss queries again."""
+        cache = TokenCache(ttl_s=0.0)  # nothing stays cached: every call is a miss
+        calls = 0
+        gate = asyncio.Event()
+        principal = Principal(uuid.uuid4(), Role.OPERATOR, None)
+
+        async def fetch() -> AuthResult:
+            nonlocal calls
+            calls += 1
+            await gate.wait()
+            return AuthResult(principal, None, principal.token_id)
+
+        waiting = [asyncio.create_task(cache.load(b"h" * 32, fetch)) for _ in range(20)]
+        await asyncio.sleep(0)
+        gate.set()
+        results = await asyncio.gather(*waiting)
+        assert calls == 1
+        assert {r.principal for r in results} == {principal}
+        await cache.load(b"h" * 32, fetch)
+        assert calls == 2
+
+    async def test_a_failed_look_up_lets_the_others_try_their_own(self) -> None:
+        """The first look-up fails (database away): its error is its own; the requests
+        that waited for it look the token up themselves."""
+        cache = TokenCache()
+        gate = asyncio.Event()
+        calls = 0
+        principal = Principal(uuid.uuid4(), Role.OPERATOR, None)
+
+        async def failing() -> AuthResult:
+            nonlocal calls
+            calls += 1
+            await gate.wait()
+            raise OSError("connection refused")
+
+        async def working() -> AuthResult:
+            nonlocal calls
+            calls += 1
+            return AuthResult(principal, None, principal.token_id)
+
+        first = asyncio.create_task(cache.load(b"k" * 32, failing))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(cache.load(b"k" * 32, working))
+        await asyncio.sleep(0)
+        gate.set()
+        with pytest.raises(OSError, match="connection refused"):
+            await first
+        assert (await second).principal == principal
+        assert calls == 2

@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from dispatcher.dispatch.legs import Leg, Stop, StopAction
 from dispatcher.dispatch.planning import (
     PlanInputs,
     Planner,
     Snapshots,
     _only_candidates,
+    busy_near,
+    most_urgent,
     to_inputs,
 )
 from dispatcher.dispatch.problem import Speeds
 from dispatcher.missions.domain import Location, MissionRecord
 from dispatcher.missions.lifecycle import MissionStatus, Priority
 from dispatcher.planner import PlannerOptions
-from fleet.model import Capabilities, VehicleKind
+from fleet.model import Capabilities, VehicleKind, VehicleView
 from tests.unit.api.fakes import make_vehicle
 
 FAC = uuid.uuid4()
@@ -110,3 +113,52 @@ class TestToInputs:
         assert planned.pickup.node == (FAC, "ward-a") and planned.dropoff.node == (FAC, "radiology")
         assert planned.required_capabilities == {"wheelchair:manual"}
         assert planned.payload_kg == 90.0
+def _leg_ending_at(vehicle: VehicleView, lat: float, lon: float) -> Leg:
+    stop = Stop("end", None, lat, lon, StopAction.DROP)
+    return Leg(f"leg-{vehicle.id}", vehicle.id, FAC, uuid.uuid4(), (stop,))
+
+
+class TestBounds:
+    def test_busy_vehicles_join_a_mission_only_when_their_leg_ends_near_it(self) -> None:
+        """A busy vehicle is a candidate where its leg ends, within the radius, nearest
+        first and at most ``count`` of them (not every busy vehicle of the fleet)."""
+        m = mission()
+        ends = [0.0005, 0.0002, 0.0010, 0.2]  # degrees of latitude from the pickup
+        busy = [make_vehicle(FAC, f"b{i}") for i in range(len(ends))]
+        legs = {
+            v.id: _leg_ending_at(v, m.pickup.lat + d, m.pickup.lon)
+            for v, d in zip(busy, ends, strict=True)
+        }
+        inputs = PlanInputs(vehicles=tuple(busy), busy=legs, missions=(m,))
+        near = busy_near(inputs, radius_m=2000, count=2)
+        assert near == {str(m.id): [str(busy[1].id), str(busy[0].id)]}
+        assert busy_near(inputs, radius_m=10, count=2) == {}
+
+    def test_the_most_urgent_then_oldest_missions_are_planned(self) -> None:
+        """Beyond the bound, urgent missions go first, then the oldest."""
+        base = mission()
+        old = replace(base, id=uuid.uuid4(), created_at=base.created_at - timedelta(hours=1))
+        urgent = replace(base, id=uuid.uuid4(), priority=Priority.URGENT)
+        newer = replace(base, id=uuid.uuid4(), created_at=base.created_at + timedelta(hours=1))
+        kept = most_urgent((newer, base, urgent, old), 3)
+        assert [m.id for m in kept] == [urgent.id, old.id, base.id]
+        assert most_urgent((newer, base), 3) == (newer, base)
+
+    async def test_a_full_plan_takes_at_most_the_bound(self) -> None:
+        """A backlog larger than max_missions makes a problem of max_missions."""
+        p = Planner(
+            strategy="greedy",
+            options=PlannerOptions(time_limit_s=0.2, use_vroom=False),
+            quick_time_limit_s=0.1,
+            speeds=Speeds(),
+            service_s=30,
+            max_missions=5,
+        )
+        inputs = PlanInputs(
+            vehicles=(make_vehicle(FAC, "r"),),
+            busy={},
+            missions=tuple(mission() for _ in range(12)),
+        )
+        plan = await p.plan(inputs, quick=False)
+        planned = {s.request_id for r in plan.routes for s in r.stops}
+        assert len(planned) + len(plan.unserved) == 5
