@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import dispatcher.dispatch.engine as engine_module
 from dispatcher.api.mission_mapping import build_draft
 from dispatcher.api.mission_schemas import MissionCreate
 from dispatcher.auth.roles import Role
@@ -194,12 +195,14 @@ class TestWhenThingsGoWrong:
         assert restarted.held_reason(mission_id) == "fatal_error"
         assert (await rig.events(mission_id)).count("held") == 1  # not recorded twice
 
-    async def test_an_assigned_mission_found_at_start_is_withdrawn_and_replanned(
-        self, rig: Rig
+    async def test_an_assigned_mission_found_at_start_is_planned_again(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Assigned before a restart: the new engine does not know the leg, so it takes
-        it back from the robot and records ``unassigned`` (pending again), then plans it:
-        never two vehicles on it."""
+        """Assigned before a restart: the new engine does not know the leg; it keeps the
+        mission's vehicle on record (so that vehicle takes no other mission meanwhile) and
+        plans the mission again once the vehicles have reported (``reassigned``, reason
+        ``engine_restart``): never two vehicles on it."""
+        monkeypatch.setattr(engine_module, "RESTART_SETTLE_S", 0.0)
         near = robot("near", WARD_A)
         await rig.add_vehicle(near)
         mission_id = await create(rig)
@@ -208,33 +211,33 @@ class TestWhenThingsGoWrong:
         fresh = RecordingChannel()
         restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
         await restarted.load()
-        [(stale, why)] = fresh.withdrawn
-        assert (stale.vehicle_id, stale.mission_id, why) == (
-            near.id,
-            mission_id,
-            LegFailure.CANCELLED,
-        )
-        assert await rig.status(mission_id) == "pending"
-        assert (await rig.events(mission_id))[-1] == "unassigned"
-        assert restarted.missions[mission_id].vehicle_id is None
+        assert restarted.held_reason(mission_id) is None
+        assert restarted.missions[mission_id].vehicle_id == near.id
+        await restarted.plan_now()
+        [again] = fresh.legs_for(mission_id)
+        assert again.vehicle_id == near.id
+        assert (await rig.events(mission_id))[-1] == "reassigned"
+        assert fresh.violations == []
 
-    async def test_an_in_progress_mission_found_at_start_is_recorded_as_held(
-        self, rig: Rig
+    async def test_an_in_progress_mission_before_pickup_found_at_start_is_planned_again(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A mission under way with no held flag (the engine stopped mid-leg) is held with
-        reason ``engine_restart``, recorded, so the next restart knows it too."""
+        """Under way to the pickup (no rider on board) when the engine stopped: not held
+        for an operator, planned again like an assigned one (a rider on board is resumed
+        instead: tests/integration/faults)."""
+        monkeypatch.setattr(engine_module, "RESTART_SETTLE_S", 0.0)
         await rig.add_vehicle(robot("near", WARD_A))
         mission_id = await create(rig)
         leg = await leg_of(rig, mission_id)
         rig.progress(leg, K.TO_PICKUP)
         await status_is(rig, mission_id, "in_progress")
-        restarted = build_engine(rig.pool, rig.positions, rig.fleet, RecordingChannel())
+        fresh = RecordingChannel()
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
         await restarted.load()
-        assert restarted.held_reason(mission_id) == "engine_restart"
-        reason = await rig.pool.fetchval(
-            "SELECT held_reason FROM missions WHERE id = $1", mission_id
-        )
-        assert reason == "engine_restart"
+        assert restarted.held_reason(mission_id) is None
+        await restarted.plan_now()
+        assert len(fresh.legs_for(mission_id)) == 1
+        assert fresh.violations == []
 
     async def test_a_vehicle_going_offline_before_pickup_loses_its_mission(self, rig: Rig) -> None:
         """Offline before pickup: re-planned at once onto another robot."""
