@@ -14,14 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 import httpx
 
-from dispatcher.auth.roles import Role
-from dispatcher.auth.tokens import create_token
 from dispatcher.config import Settings
 from sim.driver import DriverSpec, ScriptedDriver
 from tests.conftest import api_client, daemon_settings, eventually, running_daemon
+from tests.integration.operator_tokens import operator_token
 
 WAIT_S = 30.0
 
@@ -64,21 +62,6 @@ async def _drivers(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _operator(settings: Settings) -> str:
-    """An operator token of the default facility (the daemon has synced the facilities)."""
-    conn = await asyncpg.connect(settings.database.dsn)
-    try:
-        _, secret = await create_token(
-            conn,
-            role=Role.OPERATOR,
-            facility_id=settings.default_facility.id,
-            name="e2e",
-            expires_at=None,
-        )
-    finally:
-        await conn.close()
-    return secret
-
 
 async def _mission(client: httpx.AsyncClient, pickup: str, dropoff: str) -> str:
     body = {"pickup": {"place": pickup}, "dropoff": {"place": dropoff}}
@@ -103,7 +86,7 @@ class TestDriversEndToEnd:
         settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
         places = [p.name for p in settings.default_facility.places]
         async with running_daemon(settings) as d, _drivers(settings, 2):
-            secret = await _operator(settings)
+            secret = await operator_token(settings)
             async with api_client(d.base_url, secret) as client:
                 ids = [await _mission(client, places[i], places[i + 1]) for i in range(3)]
 
@@ -129,7 +112,7 @@ class TestDriversEndToEnd:
             running_daemon(settings) as d,
             _drivers(settings, 1, decline_probability=1.0) as decliners,
         ):
-            secret = await _operator(settings)
+            secret = await operator_token(settings)
             async with api_client(d.base_url, secret) as client:
                 mission_id = await _mission(client, places[0], places[1])
 
@@ -160,7 +143,7 @@ class TestDriversEndToEnd:
             running_daemon(settings) as d,
             _drivers(settings, 1, ignore_offers=True) as silent,
         ):
-            secret = await _operator(settings)
+            secret = await operator_token(settings)
             async with api_client(d.base_url, secret) as client:
                 mission_id = await _mission(client, places[0], places[1])
 
@@ -191,7 +174,7 @@ class TestDriversEndToEnd:
         settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
         places = [p.name for p in settings.default_facility.places]
         async with running_daemon(settings) as d, _drivers(settings, 1, speed_mps=0.5) as phones:
-            secret = await _operator(settings)
+            secret = await operator_token(settings)
             async with api_client(d.base_url, secret) as client:
                 mission_id = await _mission(client, places[0], places[-1])
 

@@ -28,14 +28,13 @@ from typing import Any
 import asyncpg
 import httpx
 
-from dispatcher.auth.roles import Role
-from dispatcher.auth.tokens import create_token
 from dispatcher.config import Settings
 from geo.facility import MapSpec
 from geo.frames import MapFrame
 from sim.robot import RobotSpec, VirtualRobot
 from tests.conftest import api_client, daemon_settings, eventually, running_daemon
 from tests.integration.dispatch.robots.test_thirdparty_agv import _installed as thirdparty_installed
+from tests.integration.operator_tokens import operator_token
 from tests.unit.geo.layout.builders import document, node, station, two_way
 
 WAIT_S = 40.0
@@ -160,20 +159,6 @@ async def _killable(
         await asyncio.wait_for(proc.wait(), WAIT_S)
 
 
-async def _operator(settings: Settings) -> str:
-    conn = await asyncpg.connect(settings.database.dsn)
-    try:
-        _, secret = await create_token(
-            conn,
-            role=Role.OPERATOR,
-            facility_id=settings.default_facility.id,
-            name="e2e",
-            expires_at=None,
-        )
-    finally:
-        await conn.close()
-    return secret
-
 
 async def _mission(client: httpx.AsyncClient, pickup: int, dropoff: int) -> str:
     body = {
@@ -227,7 +212,7 @@ class TestRobotsEndToEnd:
             running_daemon(settings) as d,
             _robots(settings, _spec(settings, "a", 0), _spec(settings, "b", 7)) as robots,
         ):
-            async with api_client(d.base_url, await _operator(settings)) as client:
+            async with api_client(d.base_url, await operator_token(settings)) as client:
                 trips = [(1, 3), (6, 4), (2, 5), (7, 0)]
                 ids = await asyncio.gather(*(_mission(client, p, q) for p, q in trips))
                 for mission_id in ids:
@@ -254,7 +239,7 @@ class TestRobotsEndToEnd:
         doomed = _spec(settings, "doomed", 0, speed_mps=0.2)  # 12 m to go: a minute
         async with (
             running_daemon(settings) as d,
-            api_client(d.base_url, await _operator(settings)) as client,
+            api_client(d.base_url, await operator_token(settings)) as client,
             _killable(settings, doomed) as proc,
         ):
             mission_id = await _mission(client, 6, 8)
@@ -283,7 +268,7 @@ class TestRobotsEndToEnd:
         doomed = _spec(settings, "doomed", 1, speed_mps=0.2)
         async with (
             running_daemon(settings) as d,
-            api_client(d.base_url, await _operator(settings)) as client,
+            api_client(d.base_url, await operator_token(settings)) as client,
             _killable(settings, doomed) as proc,
             _robots(settings, _spec(settings, "idle", 8)),
         ):
@@ -325,7 +310,7 @@ class TestRobotsEndToEnd:
         doomed = _spec(settings, "doomed", 1, speed_mps=0.4)
         async with (
             running_daemon(settings) as d,
-            api_client(d.base_url, await _operator(settings)) as client,
+            api_client(d.base_url, await operator_token(settings)) as client,
             _killable(settings, doomed) as proc,
             _robots(settings, _spec(settings, "rescuer", 8)) as (rescuer,),
         ):
@@ -383,7 +368,7 @@ class TestRobotsEndToEnd:
         low = _spec(settings, "low", 2, battery_pct=20.0, charge_pct_s=8.0)
         async with (
             running_daemon(settings) as d,
-            api_client(d.base_url, await _operator(settings)) as client,
+            api_client(d.base_url, await operator_token(settings)) as client,
             _robots(settings, low) as (robot,),
         ):
             await eventually(lambda: robot.charging and robot.last_node_id == NODES[-1], WAIT_S)
@@ -400,7 +385,7 @@ class TestRobotsEndToEnd:
         settings = _settings(tmp_path, pg_dsn, mqtt_namespace, redis_prefix)
         async with (
             running_daemon(settings) as d,
-            api_client(d.base_url, await _operator(settings)) as client,
+            api_client(d.base_url, await operator_token(settings)) as client,
             _robots(settings, _spec(settings, "slow", 0, speed_mps=0.2)) as (robot,),
         ):
             mission_id = await _mission(client, 6, 8)
@@ -451,7 +436,7 @@ class TestRobotsEndToEnd:
                 assert proc.stdout is not None
                 line = await asyncio.wait_for(proc.stdout.readline(), WAIT_S)
                 assert line.strip() == b"ready", line
-                async with api_client(d.base_url, await _operator(settings)) as client:
+                async with api_client(d.base_url, await operator_token(settings)) as client:
                     mission_id = await _mission(client, 1, 3)
                     await _until_status(client, mission_id, "completed")
                     events = await _events(client, mission_id)

@@ -14,10 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from dispatcher.auth.roles import Role
-from dispatcher.auth.tokens import create_token
 from dispatcher.config import Settings
 from dispatcher.facility_layouts import load_facility
 from sim.fleet import start_nodes
@@ -26,6 +22,7 @@ from sim.run_record import RunRecord
 from sim.scenario import FaultRates, Scenario
 from sim.schedule import scenario_faults
 from tests.conftest import daemon_settings, running_daemon
+from tests.integration.operator_tokens import operator_token
 
 
 def _settings(pg_dsn: str, mqtt_namespace: str, redis_prefix: str) -> Settings:
@@ -38,20 +35,6 @@ def _settings(pg_dsn: str, mqtt_namespace: str, redis_prefix: str) -> Settings:
     )
 
 
-async def _operator(settings: Settings) -> str:
-    conn = await asyncpg.connect(settings.database.dsn)
-    try:
-        _, secret = await create_token(
-            conn,
-            role=Role.OPERATOR,
-            facility_id=settings.default_facility.id,
-            name="sim",
-            expires_at=None,
-        )
-    finally:
-        await conn.close()
-    return secret
-
 
 async def _run(
     settings: Settings, scenario: Scenario, tmp_path: Path, *, stop_when_done: bool
@@ -62,7 +45,7 @@ async def _run(
     async with running_daemon(settings):
         options = LiveOptions(
             report_dir=tmp_path,
-            token=await _operator(settings),
+            token=await operator_token(settings, "sim"),
             api_url=settings.api.base_url,
             progress=False,
             stop_when_done=stop_when_done,
