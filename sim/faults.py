@@ -8,7 +8,9 @@
 - ``stuck``: the robot keeps publishing its state, but makes no progress for a while.
 - ``battery_fault``: the robot's battery drops at once to a few percent.
 - ``silent_driver``: the next offer the driver accepts is its last word for a while: no
-  status, no trip events, commands unanswered; then it drops the job and is back.
+  status, no trip events, commands unanswered; then it drops the job and is back. A
+  driver already on a job goes silent at once. If no offer is accepted within the
+  fault's duration, the fault lapses and is recorded as skipped (nothing was injected).
 - ``noisy_gps``: the driver's reported fixes scatter (~40 m) for a while.
 - ``malformed_burst``: a burst of messages fleetd must refuse on the vehicle's own topics
   (not JSON, wrong types, missing fields, a wrong protocol version, binary junk).
@@ -44,9 +46,24 @@ class FaultState:
     muted_until: float = 0.0
     silent_pending: bool = False
     silent_for_s: float = 0.0
+    #: When an armed silent_driver fault lapses unused (no offer accepted by then).
+    silent_lapses_at: float = 0.0
 
     def holds_job(self, device: VirtualDevice) -> bool:
         return isinstance(device, ScriptedDriver) and device.job is not None
+
+    def arm_silence(self, now: float, wall_s: float) -> None:
+        """The next accepted offer (or the job held now) is the driver's last word."""
+        self.silent_pending = True
+        self.silent_for_s = wall_s
+        self.silent_lapses_at = now + max(wall_s, 1.0)
+
+    def silence_lapsed(self, now: float) -> bool:
+        """An armed silence that found no job in time: disarm it, and say so once."""
+        if self.silent_pending and now >= self.silent_lapses_at:
+            self.silent_pending = False
+            return True
+        return False
 
     def mute(self, now: float) -> None:
         self.silent_pending = False

@@ -271,6 +271,8 @@ class Host:
             if fault.silent_pending and fault.holds_job(slot.device):
                 fault.mute(now)
                 self._injected(slot, "silent_driver", "accepted an offer, then went silent")
+            elif fault.silence_lapsed(now):
+                self._injected(slot, "silent_driver", "skipped: no offer accepted in time")
             due = now >= slot.next_due
             if due:
                 if slot.last_periodic is not None:
@@ -321,8 +323,7 @@ class Host:
             self.malformed_sent += len(payloads)
             self._injected(slot, fault.kind, f"{len(payloads)} malformed messages")
         elif fault.kind == "silent_driver":
-            slot.fault.silent_pending = True
-            slot.fault.silent_for_s = wall_s
+            slot.fault.arm_silence(now, wall_s)
         elif fault.kind == "noisy_gps":
             slot.fault.noisy_until = now + wall_s
             self._injected(slot, fault.kind, "GPS fixes scattered ~40 m")

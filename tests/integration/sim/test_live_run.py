@@ -111,7 +111,9 @@ class TestLiveRun:
                     "missions_per_hour": 240.0,
                     "vehicle_kind_mix": {"robot": 0.4, "driver": 0.6},
                 },
-                "faults": dict.fromkeys(FaultRates.model_fields, 20.0),
+                # A silent driver needs an offer to accept before its window lapses;
+                # more of them make it near certain that one does within the run.
+                "faults": {**dict.fromkeys(FaultRates.model_fields, 20.0), "silent_driver": 40.0},
             }
         )
         assert {f.kind for f in scenario_faults(scenario)} == set(FaultRates.model_fields)
@@ -129,7 +131,8 @@ class TestLiveRun:
             "malformed_burst": "messages refused",
         }
         for kind, reaction in expected.items():
-            seen = [o for f in by_kind.get(kind, []) for o in f.observed]
+            done = [f for f in by_kind.get(kind, []) if not f.injected.startswith("skipped")]
+            seen = [o for f in done for o in f.observed]
             assert any(o.startswith(reaction) for o in seen), (kind, by_kind.get(kind))
         # fleetd has no reaction of its own to these (no progress watchdog, no GPS
         # plausibility check, a low battery only matters to the next plan): recorded as
