@@ -251,7 +251,7 @@ class FleetSettings(_Section):
     #: Vehicles known from configuration, each pinned to its facility.
     vehicles: list[VehicleSettings] = Field(default_factory=list)
     #: Drivers' facility from their login (issue 13, item 8): a driver whose driverId (its
-    #: MQTT username under the shipped ACL) is ``<facility key>:<name>`` belongs to that
+    #: MQTT username under the shipped ACL) is ``<facility key>.<name>`` belongs to that
     #: facility, is pinned there, and is admitted even with ``unknown_vehicles = "reject"``
     #: (the broker's password file is then the registration). Others as before.
     driver_facility_from_login: bool = False

@@ -44,13 +44,15 @@ from protocols.errors import MessageRejected, RejectReason
 log = structlog.get_logger(__name__)
 
 
-#: Between the facility key and the driver's own name in a driverId (``north:anna``): not
-#: a character of facility keys, one of driverIds.
-LOGIN_FACILITY_SEPARATOR = ":"
+#: Between the facility key and the driver's own name in a driverId (``north.anna``).
+#: Never a character of facility keys, always one of driverIds, and allowed in a
+#: Mosquitto username: ':' is not (the password file's separator, refused by
+#: mosquitto_passwd), so a ``north:anna`` login could not exist on the shipped broker.
+LOGIN_FACILITY_SEPARATOR = "."
 
 
 def login_facility(driver_id: str, facilities: Mapping[str, uuid.UUID]) -> uuid.UUID | None:
-    """The facility a driver's login names (``<facility key>:<name>``), or None."""
+    """The facility a driver's login names (``<facility key>.<name>``), or None."""
     key, sep, name = driver_id.partition(LOGIN_FACILITY_SEPARATOR)
     return facilities.get(key) if sep and name else None
 

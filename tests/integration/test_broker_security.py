@@ -1,20 +1,30 @@
 """The daemon's MQTT session against a broker running the SHIPPED Mosquitto configuration:
-client-id takeover, takeover detection, and TLS."""
+client-id takeover, takeover detection, TLS, and drivers' logins naming their facility."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gmqtt
 import pytest
 from gmqtt.mqtt.constants import MQTTv311
 
-from dispatcher.config import MqttSettings
+from dispatcher.config import FacilitySettings, MqttSettings, Settings
+from dispatcher.links.driver_link import DriverLink
 from dispatcher.links.mqtt import MqttTransport, Route
+from dispatcher.links.vehicle_events import VehicleEvent
 from dispatcher.metrics import MQTT_SESSION_TAKEOVERS
+from dispatcher.storage.telemetry import TelemetryRow
+from fleet.model import VehicleKey, VehicleKind
+from fleet.record import VehicleRecord
+from fleet.registry import FleetRegistry
+from geo.facility_maps import FacilityMaps
+from protocols.driver.codec import make_header
 from tests.conftest import eventually
 from tests.shipped_broker import ShippedBroker, shipped_broker
 
@@ -56,7 +66,7 @@ class _Running:
 
 
 @contextlib.asynccontextmanager
-async def _run(*sessions: _Running) -> AsyncIterator[None]:
+async def _run(*sessions: _Running | _FleetdDrivers) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(s.transport.run(), name="test.mqtt") for s in sessions]
     try:
         yield
@@ -117,3 +127,152 @@ class TestTls:
             topic = f"{mqtt_namespace}/v2/acme/R1/instantActions"
             fleetd.transport.publish(topic, b"{}")
             await eventually(lambda: topic in fleetd.received, timeout=15)
+
+
+# Drivers' facility from their login (issue 13, item 8) -------------------------------------
+
+DRIVER_LOGINS = {
+    "fleetd": "fleetd-pw",
+    "north.anna": "anna-pw",  # a driver of facility 'north', by its login
+    "south.bob": "bob-pw",
+    "acme.R1": "robot-pw",  # a robot (gen_acl's default username)
+}
+NORTH = FacilitySettings(key="north", name="North")
+SOUTH = FacilitySettings(key="south", name="South")
+
+
+@dataclass
+class _Recorder:
+    """Telemetry sink and event bus of the driver link (no database in these tests)."""
+
+    rows: list[TelemetryRow] = field(default_factory=list)
+    events: list[VehicleEvent] = field(default_factory=list)
+
+    def add(self, row: TelemetryRow) -> None:
+        self.rows.append(row)
+
+    def publish(self, event: VehicleEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def driver_broker(tmp_path: Path, mqtt_namespace: str) -> Iterator[ShippedBroker]:
+    with shipped_broker(
+        tmp_path / "broker",
+        DRIVER_LOGINS,
+        "acme R1\n",
+        vda_prefix=f"{mqtt_namespace}/v2",
+        driver_prefix=f"{mqtt_namespace}/driver/v1",
+    ) as running:
+        yield running
+
+
+class _FleetdDrivers:
+    """fleetd's driver link behind its MQTT session: facilities north and south, unknown
+    vehicles refused, drivers' facility from their login. Every topic fleetd receives is
+    recorded (both prefixes), before the link judges it."""
+
+    def __init__(self, broker: ShippedBroker, namespace: str) -> None:
+        self.settings = Settings(
+            facilities=[NORTH, SOUTH],
+            fleet={"unknown_vehicles": "reject", "driver_facility_from_login": True},
+            mqtt=_settings(broker, namespace, driver_prefix=f"{namespace}/driver/v1"),
+        )
+        self.registry = FleetRegistry(
+            maps=FacilityMaps(self.settings.facility_specs),
+            default_facility_id=self.settings.default_facility.id,
+            heartbeat_timeout_s=3600,
+        )
+        recorder = _Recorder()
+        self.link = DriverLink(self.settings, self.registry, recorder, recorder)
+        self.received: list[str] = []
+        mqtt = self.settings.mqtt
+
+        def driver(topic: str, payload: bytes, retained: bool) -> None:
+            self.received.append(topic)
+            self.link.handle(topic, payload, retained)
+
+        routes = [
+            Route("driver", mqtt.driver_prefix, [f"{mqtt.driver_prefix}/#"], driver),
+            Route(
+                "vda5050",
+                mqtt.vda_prefix,
+                [f"{mqtt.vda_prefix}/#"],
+                lambda t, p, r: self.received.append(t),
+            ),
+        ]
+        self.transport = MqttTransport(mqtt, client_id="fleetd-drivers", routes=routes)
+
+    def driver(self, driver_id: str) -> VehicleRecord | None:
+        return self.registry.record_by_key(VehicleKey(VehicleKind.DRIVER, "", driver_id))
+
+
+@contextlib.asynccontextmanager
+async def _device(broker: ShippedBroker, username: str) -> AsyncIterator[gmqtt.Client]:
+    """A phone or robot logged in as ``username`` (its client id is replaced by it)."""
+    client = gmqtt.Client(f"device-{username}", clean_session=True)
+    client.set_auth_credentials(username, DRIVER_LOGINS[username])
+    await client.connect("127.0.0.1", broker.port, version=MQTTv311)
+    try:
+        yield client
+    finally:
+        await client.disconnect()
+
+
+def _connection(driver_id: str) -> bytes:
+    return json.dumps({**make_header(1, driver_id), "connectionState": "ONLINE"}).encode()
+
+
+class TestDriverLogins:
+    """A driver's login names its facility, and the shipped ACL ties the driverId a login
+    may speak for to that login: so the facility fleetd reads from a driverId is the one
+    the broker authenticated. How the negative checks conclude: one client's QoS 1
+    publishes reach a subscriber in the order they were sent (Mosquitto queues them as it
+    reads them), so once a message sent after a forged one has arrived, the forged one
+    would have arrived before it had the broker let it through."""
+
+    async def test_a_driver_login_registers_in_its_facility_and_speaks_only_for_itself(
+        self, driver_broker: ShippedBroker, mqtt_namespace: str
+    ) -> None:
+        fleetd = _FleetdDrivers(driver_broker, mqtt_namespace)
+        prefix = fleetd.settings.mqtt.driver_prefix
+        vda = fleetd.settings.mqtt.vda_prefix
+        async with _run(fleetd):
+            await asyncio.wait_for(fleetd.transport.wait_connected(), 15)
+            async with _device(driver_broker, "north.anna") as anna:
+                # Posing as a driver of another facility, and as a robot: dropped.
+                anna.publish(f"{prefix}/south.bob/connection", _connection("south.bob"), qos=1)
+                anna.publish(f"{prefix}/south.anna/connection", _connection("south.anna"), qos=1)
+                anna.publish(f"{vda}/acme/R1/state", b"{}", qos=1)
+                # Then as itself.
+                anna.publish(f"{prefix}/north.anna/connection", _connection("north.anna"), qos=1)
+                await eventually(lambda: fleetd.driver("north.anna") is not None, timeout=15)
+            rec = fleetd.driver("north.anna")
+            assert rec is not None
+            assert rec.facility_id == NORTH.id and rec.facility_pinned
+            assert fleetd.received == [f"{prefix}/north.anna/connection"]
+            assert fleetd.driver("south.bob") is None and fleetd.driver("south.anna") is None
+
+            # The other facility's driver, on its own login, lands in its own facility.
+            async with _device(driver_broker, "south.bob") as bob:
+                bob.publish(f"{prefix}/south.bob/connection", _connection("south.bob"), qos=1)
+                await eventually(lambda: fleetd.driver("south.bob") is not None, timeout=15)
+            bob_rec = fleetd.driver("south.bob")
+            assert bob_rec is not None and bob_rec.facility_id == SOUTH.id
+
+    async def test_a_robot_login_cannot_pose_as_a_driver(
+        self, driver_broker: ShippedBroker, mqtt_namespace: str
+    ) -> None:
+        """A robot's username has the driver form (``acme.R1``): its ACL block's ``deny``
+        keeps the driver pattern from granting it a driver's topics."""
+        fleetd = _FleetdDrivers(driver_broker, mqtt_namespace)
+        prefix = fleetd.settings.mqtt.driver_prefix
+        own_state = f"{fleetd.settings.mqtt.vda_prefix}/acme/R1/state"
+        async with _run(fleetd):
+            await asyncio.wait_for(fleetd.transport.wait_connected(), 15)
+            async with _device(driver_broker, "acme.R1") as robot:
+                robot.publish(f"{prefix}/acme.R1/connection", _connection("acme.R1"), qos=1)
+                robot.publish(own_state, b"{}", qos=1)
+                await eventually(lambda: own_state in fleetd.received, timeout=15)
+            assert fleetd.received == [own_state]
+            assert fleetd.driver("acme.R1") is None
