@@ -145,6 +145,23 @@ class TestTokenCli:
         table = capsys.readouterr().out
         assert "revoked" in table
         assert "garage" in table
+        # Issue 13, item 11: the command's create and revokes are audited (the second
+        # revoke as refused), never with the secret.
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT action, success, details::text AS details FROM audit_log "
+                "WHERE resource_type = 'api_token' AND resource_id = $1 ORDER BY id",
+                listed["id"],
+            )
+        finally:
+            await conn.close()
+        assert [(r["action"], r["success"]) for r in rows] == [
+            ("token.create", True),
+            ("token.revoke", True),
+            ("token.revoke", False),
+        ]
+        assert all(secret not in r["details"] for r in rows)
 
     async def test_revoke_needs_a_uuid(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert await fleetd("token", "revoke", "nope") == 2

@@ -49,11 +49,24 @@ vehicles, the built-in demo campus as the only facility).
    or zone to the operations taking its id), with the checks above plus
    ``use_after_free`` and ``ensure_resource_availability``.
 
-   Not in the run: ``ignored_auth`` (it re-sends each request without and with broken
-   credentials on schemathesis' own transport, off the test's event loop where the
-   asyncpg pool lives; ``test_guest_fuzz`` and tests/integration/api/test_auth.py cover
-   refusals instead) and ``max_response_time`` (no timed assertions: speed is measured by
-   benchmarks/api_latency.py).
+   schemathesis' other checks, and why they are not in the lists above:
+
+   - ``ignored_auth`` re-sends each request without and with broken credentials on
+     schemathesis' own transport, off the test's event loop where the asyncpg pool
+     lives. ``test_every_secured_operation_refuses_missing_and_bogus_tokens`` does the
+     same on this loop for every operation of the document (and ``test_guest_fuzz``
+     checks a real token without the permission).
+   - ``unsupported_method`` acts only in schemathesis' coverage phase (``schemathesis
+     run``), and ``allow_header_conformance`` only on OPTIONS requests; neither comes up
+     in hypothesis-driven cases. ``test_undocumented_methods_are_405_naming_the_documented_ones``
+     sends every undocumented method (OPTIONS included) to every path of the document.
+     (``allow_header_conformance`` stays in :data:`CHECKS`: it costs nothing.)
+   - ``object_level_authorization`` replays a read as other configured identities, on
+     schemathesis' transport; fleetd's objects belong to facilities, not to tokens, and
+     facility isolation has tests of its own (tests/integration/missions/test_access.py,
+     tests/integration/api/test_zones.py, tests/integration/api/test_events.py).
+   - ``max_response_time``: no timed assertions; speed is measured by
+     benchmarks/api_latency.py.
 
 2. **Hand-written bad input** for ``POST /v1/missions`` (issue 3, "Bad input"): unknown
    fields, wrong types, out-of-range coordinates, pickup equal to dropoff, unknown place,
@@ -828,6 +841,69 @@ async def test_every_served_operation_is_fuzzed(schema: Any) -> None:
         operation = result.ok()
         served.add(f"{operation.method.upper()} {operation.path}")
     assert {s for s in served if not _excluded(s.split(" ", 1)[1])} == set(OPERATIONS)
+
+
+# What schemathesis' request-resending checks would do, on the test's own event loop ------
+
+#: Methods a resource may be asked for; HEAD is left out (served wherever GET is).
+HTTP_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE", "OPTIONS")
+
+
+def _concrete(path: str) -> str:
+    """``path`` with every ``{parameter}`` replaced by a well-formed value (a uuid; the
+    command name for the vehicle commands)."""
+    values = {"command": "pause"}
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda m: values.get(m.group(1), "0b5f0a52-6f3a-4a37-9d62-3b1f7c2a0e11"),
+        path,
+    )
+
+
+async def test_undocumented_methods_are_405_naming_the_documented_ones(
+    schema: Any, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """``unsupported_method`` and ``allow_header_conformance`` over the whole document: every
+    method a path does not document (OPTIONS included) is a 405 whose ``Allow`` lists
+    exactly the documented methods. (Those two checks act only in schemathesis' coverage
+    phase and on OPTIONS requests, which the hypothesis-driven fuzzing above never sends.)"""
+    failures, sent = [], 0
+    for path, item in schema.raw_schema["paths"].items():
+        documented = {m.upper() for m in item if m.upper() in HTTP_METHODS}
+        for method in sorted(set(HTTP_METHODS) - documented):
+            sent += 1
+            r = await client.request(method, _concrete(path), headers=admin)
+            allow = {m.strip() for m in r.headers.get("allow", "").split(",") if m.strip()}
+            if r.status_code != 405 or allow != documented:
+                failures.append(f"{method} {path}: {r.status_code} Allow={sorted(allow)}")
+    assert not failures, failures
+    assert sent >= 4 * len(schema.raw_schema["paths"])  # at most two methods per path
+
+
+async def test_every_secured_operation_refuses_missing_and_bogus_tokens(
+    schema: Any, client: httpx.AsyncClient
+) -> None:
+    """``ignored_auth`` over the whole document, without its probes on schemathesis' own
+    transport (off this loop, where the pool lives): every operation that declares the
+    bearer token answers 401 without one and with a well-formed token nobody issued, before
+    it looks at path, query or body; the probes and /metrics declare none."""
+    bogus = "fltd_" + "A" * 43
+    failures, open_ops, secured = [], [], 0
+    for path, item in schema.raw_schema["paths"].items():
+        for method, operation in item.items():
+            if method.upper() not in HTTP_METHODS:
+                continue
+            if not operation.get("security"):
+                open_ops.append(f"{method.upper()} {path}")
+                continue
+            secured += 1
+            for headers in ({}, {"Authorization": f"Bearer {bogus}"}):
+                r = await client.request(method.upper(), _concrete(path), headers=headers)
+                if r.status_code != 401:
+                    failures.append(f"{method.upper()} {path} {headers}: {r.status_code}")
+    assert not failures, failures
+    assert sorted(open_ops) == ["GET /healthz", "GET /metrics", "GET /readyz"]
+    assert secured == len(OPERATIONS) + 1 - len(open_ops)  # + GET /v1/events, not fuzzed
     assert "POST /v1/missions" in OPERATIONS
 
 
