@@ -13,7 +13,12 @@ Input: a file with one robot per line, ``manufacturer serialNumber [username]`` 
 username ``manufacturer.serialNumber``); blank lines and ``#`` comments are skipped.
 
     scripts/gen_acl.py robots.txt > /etc/mosquitto/fleetd/acl
+    scripts/gen_acl.py --fleetd-user fleetd-a --fleetd-user fleetd-b robots.txt > acl
     scripts/gen_acl.py --sim-user fleetd-sim robots.txt > acl   # test rigs
+
+The shipped broker config ties client ids to usernames (``use_username_as_clientid``), so
+every fleetd daemon on one broker (an active and a standby) needs a login of its own:
+``--fleetd-user`` may be given once per daemon, each gets fleetd's rights.
 
 Standard library only, so it runs with the system python3 on the broker host.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +94,7 @@ def render(
     *,
     vda_prefix: str,
     driver_prefix: str,
-    fleetd_user: str,
+    fleetd_users: Sequence[str],
     sim_user: str | None,
 ) -> str:
     """The ACL file's text."""
@@ -100,17 +105,20 @@ def render(
         "# PUBLISH is dropped silently, a denied SUBSCRIBE is refused in the SUBACK).",
         "",
         "# fleetd: reads everything robots and drivers send, sends orders, instant actions,",
-        "# job offers and driver commands.",
-        f"user {fleetd_user}",
-        f"topic read {vda_prefix}/#",
-        f"topic write {vda_prefix}/+/+/order",
-        f"topic write {vda_prefix}/+/+/instantActions",
-        f"topic read {driver_prefix}/#",
-        *(f"topic write {driver_prefix}/+/{t}" for t in DRIVER_READS),
-        "# The broker's own count of dropped messages (fleetd's metrics and readiness).",
-        "topic read $SYS/broker/publish/messages/dropped",
-        "",
+        "# job offers and driver commands. One login per daemon (client ids are usernames).",
     ]
+    for fleetd_user in fleetd_users:
+        out += [
+            f"user {fleetd_user}",
+            f"topic read {vda_prefix}/#",
+            f"topic write {vda_prefix}/+/+/order",
+            f"topic write {vda_prefix}/+/+/instantActions",
+            f"topic read {driver_prefix}/#",
+            *(f"topic write {driver_prefix}/+/{t}" for t in DRIVER_READS),
+            "# The broker's own count of dropped messages (fleetd's metrics and readiness).",
+            "topic read $SYS/broker/publish/messages/dropped",
+            "",
+        ]
     if sim_user:
         out += [
             "# The fleet simulator (test rigs only): plays every robot and driver.",
@@ -146,17 +154,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("robots", type=Path, help="file of 'manufacturer serialNumber [username]'")
     parser.add_argument("--vda-prefix", default="uagv/v2", help="mqtt.vda_interface/major")
     parser.add_argument("--driver-prefix", default="fleetd/driver/v1", help="mqtt.driver_prefix")
-    parser.add_argument("--fleetd-user", default="fleetd", help="fleetd's broker username")
+    parser.add_argument(
+        "--fleetd-user",
+        action="append",
+        dest="fleetd_users",
+        help="a fleetd daemon's broker username (default fleetd); once per daemon",
+    )
     parser.add_argument("--sim-user", help="also grant this simulator user everything (rigs)")
     args = parser.parse_args(argv)
 
     for name in ("vda_prefix", "driver_prefix"):
         if not _PREFIX.fullmatch(getattr(args, name)):
             parser.error(f"--{name.replace('_', '-')} must be topic levels without wildcards")
-    for name in ("fleetd_user", "sim_user"):
-        value = getattr(args, name)
+    fleetd_users: list[str] = args.fleetd_users or ["fleetd"]
+    for flag, value in [*(("fleetd-user", u) for u in fleetd_users), ("sim-user", args.sim_user)]:
         if value is not None and not _USERNAME.fullmatch(value):
-            parser.error(f"--{name.replace('_', '-')} must be [A-Za-z0-9_.@-]+")
+            parser.error(f"--{flag} must be [A-Za-z0-9_.@-]+")
+    if len(set(fleetd_users)) != len(fleetd_users) or args.sim_user in fleetd_users:
+        parser.error("--fleetd-user and --sim-user must all differ")
     try:
         text = args.robots.read_text(encoding="utf-8")
         robots = parse_robots(text.splitlines(), str(args.robots))
@@ -166,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         sys.stderr.write(f"gen_acl: {exc}\n")
         return 2
-    taken = {args.fleetd_user, args.sim_user}
+    taken = {*fleetd_users, args.sim_user}
     clash = [r.username for r in robots if r.username in taken]
     if clash:
         sys.stderr.write(f"gen_acl: robot usernames clash with service users: {clash}\n")
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             robots,
             vda_prefix=args.vda_prefix,
             driver_prefix=args.driver_prefix,
-            fleetd_user=args.fleetd_user,
+            fleetd_users=fleetd_users,
             sim_user=args.sim_user,
         )
     )

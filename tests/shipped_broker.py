@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +77,10 @@ def shipped_broker(
     *,
     vda_prefix: str,
     driver_prefix: str,
-    fleetd_user: str = "fleetd",
+    fleetd_users: Sequence[str] = ("fleetd",),
 ) -> Iterator[ShippedBroker]:
-    """Run Mosquitto with the shipped config in ``d``; ``robots`` is gen_acl's input."""
+    """Run Mosquitto with the shipped config in ``d``; ``robots`` is gen_acl's input, and
+    each of ``fleetd_users`` gets fleetd's rights."""
     d.mkdir(parents=True, exist_ok=True)
     certs = make_certificates(d / "certs")
     passwd = d / "passwd"
@@ -89,7 +90,7 @@ def shipped_broker(
     acl = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gen_acl.py"), str(d / "robots.txt"),
          "--vda-prefix", vda_prefix, "--driver-prefix", driver_prefix,
-         "--fleetd-user", fleetd_user],
+         *(arg for user in fleetd_users for arg in ("--fleetd-user", user))],
         check=True, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     (d / "acl").write_text(acl.stdout)

@@ -112,6 +112,43 @@ class TestClientIdTakeover:
             assert not first.transport.is_healthy()
             assert MQTT_SESSION_TAKEOVERS._value.get() > before
 
+    async def test_two_daemons_on_logins_of_their_own_share_the_broker(
+        self, tmp_path: Path, mqtt_namespace: str
+    ) -> None:
+        """An active and a standby daemon, each with its own login (gen_acl.py
+        --fleetd-user per daemon) and even the same configured client id: neither knocks
+        the other off, and both have fleetd's rights."""
+        logins = {"fleetd-a": "a-pw", "fleetd-b": "b-pw"}
+        with shipped_broker(
+            tmp_path / "broker",
+            logins,
+            "acme R1\n",
+            vda_prefix=f"{mqtt_namespace}/v2",
+            driver_prefix=f"{mqtt_namespace}/driver/v1",
+            fleetd_users=tuple(logins),
+        ) as broker:
+            daemons = [
+                _Running(
+                    _settings(broker, mqtt_namespace, username=user, password=pw), "fleetd-main"
+                )
+                for user, pw in logins.items()
+            ]
+            async with _run(daemons[0]):
+                await asyncio.wait_for(daemons[0].transport.wait_connected(), 15)
+                async with _run(daemons[1]):
+                    await asyncio.wait_for(daemons[1].transport.wait_connected(), 15)
+                    # Sent after the second CONNACK: a takeover would have happened before it.
+                    topics = [
+                        f"{mqtt_namespace}/v2/acme/R1/order",
+                        f"{mqtt_namespace}/v2/acme/R1/instantActions",
+                    ]
+                    for daemon, topic in zip(daemons, topics, strict=True):
+                        daemon.transport.publish(topic, b"{}")
+                    await eventually(
+                        lambda: all(set(topics) <= set(d.received) for d in daemons), timeout=15
+                    )
+                    assert [d.transport.sessions for d in daemons] == [1, 1]
+
 
 class TestTls:
     async def test_fleetd_connects_over_tls_checking_the_broker(
