@@ -358,10 +358,18 @@ class TestSecrets:
 class TestProductionExposure:
     BASE = '[daemon]\nenvironment = "production"\n[mqtt]\nusername = "fleetd"\n'
 
-    def test_public_api_bind_without_tls_is_refused(self, write_config: WriteConfig) -> None:
-        """Binding the API beyond loopback in production needs TLS in the process."""
-        problems = problems_of(write_config(self.BASE + '[api]\nhost = "0.0.0.0"\n'))
+    @pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "10.20.0.5", "fleetd.example"])
+    def test_public_api_bind_without_tls_is_refused(
+        self, write_config: WriteConfig, host: str
+    ) -> None:
+        """Binding the API beyond loopback in production needs TLS in the process: any
+        address, the wildcard of either family, and a name (it may resolve off the host)."""
+        problems = problems_of(write_config(self.BASE + f'[api]\nhost = "{host}"\n'))
         assert "api.host" in " ".join(problems.values())
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+    def test_loopback_api_binds_need_no_tls(self, write_config: WriteConfig, host: str) -> None:
+        assert load_settings(write_config(self.BASE + f'[api]\nhost = "{host}"\n')).api.host == host
 
     def test_public_api_bind_with_tls_is_accepted(
         self, write_config: WriteConfig, tmp_path: Path
