@@ -352,6 +352,13 @@ class TestFlood:
                 assert (await anon.get("/v1/fleet/summary")).status_code == 503
                 async with client_for(app, operator) as client:
                     assert (await client.get("/v1/fleet/summary")).status_code == 200
+                    # An e-stop takes the operator's lane too: it reaches its handler,
+                    # which answers that this bare app has no vehicle links (a real
+                    # daemon sends it), rather than being shed like the anonymous ones.
+                    stop = await client.post(
+                        f"/v1/vehicles/{uuid.uuid4()}/commands/emergency-stop"
+                    )
+                    assert stop.json()["detail"].startswith("Vehicle links are not running")
             finally:
                 release.set()
                 assert (await stuck).status_code == 401
