@@ -580,7 +580,9 @@ class FleetState:
         return [r for _, r in out]
 
     def alert_rows(self, *, now: datetime | None = None) -> list[AlertRow]:
-        """Open alerts: unacknowledged first, critical before warning, newest first."""
+        """Open alerts: unacknowledged first; among those, missions waiting for an
+        operator's decision (someone must act, a rider may be waiting), then critical
+        before warning; newest first."""
         now = now or datetime.now(UTC)
         names = {vid: str(v.get("name", vid[:8])) for vid, v in self.vehicles.items()}
         out: list[tuple[Any, AlertRow]] = []
@@ -601,7 +603,9 @@ class FleetState:
                 new=aid in self.new_alerts,
             )
             stamp = raised.timestamp() if raised else 0.0
-            out.append(((row.acknowledged, row.severity != "critical", -stamp, aid), row))
+            decision = row.kind == "mission_decision"
+            key = (row.acknowledged, not decision, row.severity != "critical", -stamp, aid)
+            out.append((key, row))
         out.sort(key=lambda kr: kr[0])
         return [r for _, r in out]
 

@@ -276,6 +276,33 @@ class TestAlerts:
         }
         assert [r.id for r in s.alert_rows(now=NOW)] == ["b", "a", "c"]
 
+    def test_a_decision_comes_before_a_newer_critical_alert(self) -> None:
+        """A rider's robot dies: its offline alert is raised after the mission's decision
+        alert or with it; the decision (someone must act) is on top all the same."""
+        s = _state()
+        s.alerts = {
+            "off": {
+                "id": "off",
+                "kind": "vehicle_offline",
+                "severity": "critical",
+                "raised_at": NOW.isoformat(),
+            },
+            "dec": {
+                "id": "dec",
+                "kind": "mission_decision",
+                "severity": "critical",
+                "raised_at": (NOW - timedelta(seconds=5)).isoformat(),
+            },
+            "acked": {
+                "id": "acked",
+                "kind": "mission_decision",
+                "severity": "critical",
+                "raised_at": NOW.isoformat(),
+                "acknowledged_at": NOW.isoformat(),
+            },
+        }
+        assert [r.id for r in s.alert_rows(now=NOW)] == ["dec", "off", "acked"]
+
 
 class TestBadInput:
     def test_events_not_understood_change_nothing(self) -> None:
