@@ -289,6 +289,11 @@ def render(delays: dict[str, list[float]], args: argparse.Namespace) -> list[str
             f"| {what[kind]} | {len(ms)} | {bench.percentile(ms, 50):.0f} | "
             f"{bench.percentile(ms, 95):.0f} | {max(ms) if ms else float('nan'):.0f} |"
         )
+    lines.append("")
+    for kind, values in delays.items():
+        lines.append(
+            f"{kind} samples (ms, sorted): " + " ".join(f"{v * 1000:.0f}" for v in sorted(values))
+        )
     return lines
 
 
@@ -319,6 +324,7 @@ def main() -> int:
             "FLEETD_DISPATCH__ENABLED": "false",
         },
     )
+    load_before = os.getloadavg()
     try:
         [token] = fleetd.start(tokens=1)
         bench.log(f"fleetd up at {fleetd.base_url} (log {fleetd.log_path})")
@@ -329,6 +335,11 @@ def main() -> int:
     finally:
         fleetd.stop()
     print("\n".join(render(delays, args)))
+    # The machine is shared: a busy one shows in the tail (the daemon's loop waits its turn).
+    print(
+        "load average (1 min) at start / end: "
+        f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     return 0
 
 
