@@ -8,12 +8,14 @@ from typing import Any
 
 from dispatcher.console.model import (
     Action,
+    Column,
     FleetState,
     SortKey,
     VehicleFilter,
     age_text,
     allowed_actions,
     battery_bar,
+    fit_columns,
     in_geometry,
 )
 
@@ -342,6 +344,23 @@ class TestStaleness:
 
 
 class TestHelpers:
+    def test_narrow_tables_drop_the_lowest_priority_columns_first(self) -> None:
+        columns = [
+            Column("name", "VEHICLE"),
+            Column("kind", "KIND", drop=1),
+            Column("status", "STATUS"),
+            Column("beat", "BEAT", drop=2),
+            Column("zone", "ZONE", drop=3),
+        ]
+        widths = {"name": 10, "kind": 6, "status": 10, "beat": 4, "zone": 15}
+        keys = lambda available: [c.key for c in fit_columns(columns, widths, available)]  # noqa: E731
+        # Each column: its widest cell or header, plus one cell of padding on each side.
+        assert keys(12 + 8 + 12 + 6 + 17) == ["name", "kind", "status", "beat", "zone"]
+        assert keys(12 + 8 + 12 + 6 + 16) == ["name", "kind", "status", "beat"]
+        assert keys(12 + 8 + 12 + 5) == ["name", "kind", "status"]
+        assert keys(24) == ["name", "status"]
+        assert keys(3) == ["name", "status"]  # the kept ones stay, fit or not
+
     def test_battery_bar_is_readable_without_colour(self) -> None:
         assert battery_bar(100.0) == ("█████ 100%", "ok")
         assert battery_bar(40.0)[1] == "mid"
