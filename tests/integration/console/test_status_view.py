@@ -136,10 +136,27 @@ async def _drivers(settings: Settings, count: int) -> AsyncIterator[list[Scripte
 
 
 @contextlib.asynccontextmanager
-async def _view(base_url: str, secret: str) -> AsyncIterator[tuple[StatusApp, Pilot[None]]]:
+async def _view(
+    base_url: str, secret: str, size: tuple[int, int] = SIZE
+) -> AsyncIterator[tuple[StatusApp, Pilot[None]]]:
     app = StatusApp(DaemonClient(base_url, secret), telemetry_refresh_s=0.5)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         yield app, pilot
+
+
+def _screen_text(app: StatusApp) -> list[str]:
+    """The screen as the terminal shows it, line by line (characters only)."""
+    return ["".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips()]
+
+
+def _columns(app: StatusApp, table: str) -> list[str]:
+    return [str(c.key.value) for c in app.query_one(f"#{table}", DataTable).columns.values()]
+
+
+def _nothing_cut(app: StatusApp, table: str) -> bool:
+    """The table's columns fit its width: no column runs off its right edge."""
+    t = app.query_one(f"#{table}", DataTable)
+    return t.virtual_size.width <= t.scrollable_content_region.width
 
 
 def _rows(app: StatusApp, table: str) -> int:
@@ -179,6 +196,60 @@ class TestStatusView:
                     await pilot.press("y")
                     await eventually(lambda: app.message.endswith(": done"), WAIT_S)
                     assert app.message.startswith("pause ")
+
+    async def test_at_80x24_the_key_columns_show_whole_and_more_as_the_terminal_grows(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        """In 80x24 the vehicles table shows name, status, battery and mission whole (kind,
+        heartbeat and zone go first), the missions table its flag, id, status, vehicle and
+        wait, the alerts table what and who; nothing runs off a table's edge. Grown to
+        140x42 the view shows every column again."""
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        places = [p.name for p in settings.default_facility.places]
+        async with running_daemon(settings) as d:
+            secret = await _token(settings, Role.OPERATOR)
+            async with api_client(d.base_url, secret) as client:
+                body = {"pickup": {"place": places[0]}, "dropoff": {"place": places[1]}}
+                created = await client.post("/v1/missions", json=body)
+                assert created.status_code == 201, created.text
+            with _sim(settings, tmp_path, robots=3, manufacturer="small"):
+                async with (
+                    _drivers(settings, 2),
+                    _view(d.base_url, secret, size=(80, 24)) as (app, pilot),
+                ):
+                    await eventually(
+                        lambda: _rows(app, "vehicles") == 5 and _rows(app, "missions") == 1,
+                        WAIT_S,
+                    )
+                    await pilot.pause(1.2)  # a redraw at the settled size and data
+                    shown = _columns(app, "vehicles")
+                    assert {"name", "status", "battery", "mission"} <= set(shown), shown
+                    assert "zone" not in shown
+                    assert {"flag", "id", "status", "vehicle", "waiting"} <= set(
+                        _columns(app, "missions")
+                    )
+                    assert {"flag", "kind", "subject"} <= set(_columns(app, "alerts"))
+                    for table in ("vehicles", "missions", "alerts"):
+                        assert _nothing_cut(app, table), table
+                    # What staff read: each vehicle's name, status and battery, whole.
+                    screen = "\n".join(_screen_text(app))
+                    for row in app.state.vehicle_rows()[:4]:  # the rows 80x24 has room for
+                        assert row.name in screen and row.status in screen, row
+                        assert row.battery in screen, row
+                    await pilot.resize_terminal(140, 42)
+                    await pilot.pause(1.2)
+                    assert _columns(app, "vehicles") == [
+                        "name",
+                        "kind",
+                        "status",
+                        "battery",
+                        "heartbeat",
+                        "mission",
+                        "zone",
+                    ]
+                    assert "priority" in _columns(app, "missions")
+                    for table in ("vehicles", "missions", "alerts"):
+                        assert _nothing_cut(app, table), table
 
     async def test_a_killed_vehicle_shows_as_an_alert_within_heartbeat_timeout_plus_2s(
         self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
