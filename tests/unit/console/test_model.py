@@ -353,7 +353,10 @@ class TestHelpers:
             Column("zone", "ZONE", drop=3),
         ]
         widths = {"name": 10, "kind": 6, "status": 10, "beat": 4, "zone": 15}
-        keys = lambda available: [c.key for c in fit_columns(columns, widths, available)]  # noqa: E731
+
+        def keys(available: int) -> list[str]:
+            return [c.key for c in fit_columns(columns, widths, available)]
+
         # Each column: its widest cell or header, plus one cell of padding on each side.
         assert keys(12 + 8 + 12 + 6 + 17) == ["name", "kind", "status", "beat", "zone"]
         assert keys(12 + 8 + 12 + 6 + 16) == ["name", "kind", "status", "beat"]
