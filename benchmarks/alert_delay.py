@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import signal
 import sys
 import time
@@ -70,6 +71,9 @@ KINDS = ("kill", "silence", "safety_stop", "low_battery")
 #: a while (its row is written within ``database.position_flush_interval_s``, 1 s; an
 #: alert for a vehicle without its row yet waits for the next round).
 SETTLE_S = 2.0
+#: Plus a random wait up to this long: the alert rounds run on a fixed interval, and a
+#: cause at a fixed time after the last one would always hit the same phase of it.
+JITTER_S = 1.5
 
 
 class BenchRobot(VirtualRobot):
@@ -229,7 +233,7 @@ async def measure(
                 name = f"k{tag}{i:03d}"
                 async with robot_in_process(prefix, name) as proc:
                     await _online(http, name)
-                    await asyncio.sleep(SETTLE_S)
+                    await asyncio.sleep(SETTLE_S + random.uniform(0, JITTER_S))
                     killed = time.time()
                     proc.send_signal(signal.SIGKILL)
                     raised = await watch.until(watch.raised, ("vehicle_offline", name))
@@ -238,7 +242,7 @@ async def measure(
                 name = f"s{tag}{i:03d}"
                 async with robot_in_process(prefix, name) as proc:
                     await _online(http, name)
-                    await asyncio.sleep(SETTLE_S)
+                    await asyncio.sleep(SETTLE_S + random.uniform(0, JITTER_S))
                     proc.send_signal(signal.SIGSTOP)
                     raised = await watch.until(watch.raised, ("vehicle_offline", name))
                     due = watch.last_state[name] + heartbeat_s
@@ -252,7 +256,7 @@ async def measure(
                 try:
                     await asyncio.wait_for(robot.connected.wait(), WAIT_S)
                     await _online(http, name)
-                    await asyncio.sleep(SETTLE_S)
+                    await asyncio.sleep(SETTLE_S + random.uniform(0, JITTER_S))
                     if kind == "safety_stop":
                         robot.e_stop = "MANUAL"
                     else:
