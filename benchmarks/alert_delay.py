@@ -4,7 +4,7 @@ What it does:
 
 1. starts a private fleetd (``api_latency.Fleetd``: its own database, Redis key prefix,
    MQTT topic prefixes, port and operator token) with the production alert settings
-   (``alerts.check_interval_s`` 1 s unless ``--check-interval``) and the heartbeat timeout
+   (``alerts.check_interval_s`` 0.5 s unless ``--check-interval``) and the heartbeat timeout
    of ``--heartbeat-timeout`` for drivers and robots alike (short, so a run is short; what
    is reported for silence is the delay *beyond* it);
 2. follows ``GET /v1/events?types=alert`` (what ``fleetd status`` reads) and notes when
@@ -310,7 +310,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=10, help="repetitions of each cause")
     parser.add_argument("--heartbeat-timeout", type=float, default=3.0, help="seconds")
     parser.add_argument(
-        "--check-interval", type=float, default=1.0, help="alerts.check_interval_s (seconds)"
+        "--check-interval", type=float, default=0.5, help="alerts.check_interval_s (seconds)"
     )
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--log-level", default="warning")
