@@ -16,6 +16,9 @@ echo
 echo "== benchmarks/dispatch_latency.py (mission created -> offer on MQTT; the API while the planner is busy)"
 "$PY" benchmarks/dispatch_latency.py
 echo
+echo "== benchmarks/alert_delay.py (cause -> alert on the status view's event stream)"
+"$PY" benchmarks/alert_delay.py
+echo
 echo "== benchmarks/planner.py (planner vs pyvroom on PDPTW; re-plan latency)"
 "$PY" benchmarks/planner.py
 echo

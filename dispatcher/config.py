@@ -272,8 +272,10 @@ class FleetSettings(_Section):
 class AlertSettings(_Section):
     """Alerts for staff (dispatcher/alerting): when conditions become alerts."""
 
-    #: Seconds between two evaluations of the fleet and the open missions.
-    check_interval_s: Annotated[float, Field(gt=0.05, le=60)] = 1.0
+    #: Seconds between two evaluations of the fleet and the open missions. A vehicle gone
+    #: offline or in a fatal error is evaluated at once; a safety stop or a low battery
+    #: (state, not a change) waits for the next round: 0.5 keeps those within a second.
+    check_interval_s: Annotated[float, Field(gt=0.05, le=60)] = 0.5
     #: A vehicle not charging at or below this battery level (percent) raises low_battery.
     low_battery_pct: Annotated[float, Field(ge=0, le=100)] = 20.0
     #: A pending mission without a vehicle for this long (seconds) raises mission_waiting.

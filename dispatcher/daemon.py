@@ -275,6 +275,7 @@ class Daemon:
         alerts = AlertWatch(
             pool, registry, s.alerts, held=engine.held_missions if engine is not None else dict
         )
+        registry.subscribe(alerts.nudge)  # offline, fatal: alerted at once, not next interval
         intake: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("fleetd.mqtt", links.transport.run),
             ("fleetd.api", server.serve),

@@ -4,13 +4,17 @@ Every ``alerts.check_interval_s`` it takes a snapshot of the live fleet, reads t
 missions and asks the dispatch engine which missions it holds for an operator; the pure
 rules (:mod:`dispatcher.alerting.rules`) say which alerts hold, and the difference with the
 open rows is raised or cleared, each change with its ``alert_events`` row in one
-transaction (so it shows on ``GET /v1/events`` within a second). A failed round (Postgres
-away) is logged and counted, and the next round tries again: it never ends the task.
+transaction (so it shows on ``GET /v1/events`` within a second). A vehicle going offline or
+reporting a fatal error does not wait for the interval: the registry's change feed
+(:meth:`AlertWatch.nudge`) brings the next round forward, at most every
+:data:`MIN_GAP_S`. A failed round (Postgres away) is logged and counted, and the next
+round tries again: it never ends the task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,6 +28,8 @@ from dispatcher.alerting.rules import AlertKind, Thresholds, current_alerts
 from dispatcher.config import AlertSettings
 from dispatcher.services import FleetView
 from dispatcher.storage.db import CONNECT_ERRORS
+from fleet.changes import FleetChange
+from fleet.model import ChangeKind, VehicleStatus
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +43,10 @@ ALERT_ROUNDS_FAILED = Counter(
 )
 
 _STORAGE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *CONNECT_ERRORS)
+
+#: Least time between the start of two rounds that changes brought forward: a fleet-wide
+#: outage (thousands of vehicles offline at once) costs a round per this, not one each.
+MIN_GAP_S = 0.1
 
 
 class AlertWatch:
@@ -57,15 +67,44 @@ class AlertWatch:
         self._limits = Thresholds(settings.low_battery_pct, settings.mission_wait_s)
         self._held = held
         self._clock = clock
+        self._wake = asyncio.Event()
+
+    def nudge(self, change: FleetChange) -> None:
+        """A registry change listener (cheap, on the loop): a vehicle gone offline or in a
+        fatal error runs the next round at once. Other changes, and conditions that are
+        not changes (battery, safety stop), wait for the interval; so do clearances."""
+        kind = change.kind
+        if (
+            kind is ChangeKind.WENT_OFFLINE
+            or (
+                kind is ChangeKind.ERROR_RAISED
+                and str(change.details.get("level", "")).upper() == "FATAL"
+            )
+            or (
+                kind is ChangeKind.STATUS_CHANGED
+                and change.details.get("to") == VehicleStatus.ERROR.value
+            )
+        ):
+            self._wake.set()
+
+    @property
+    def nudged(self) -> bool:
+        """A change asked for the next round to run at once (and it has not run yet)."""
+        return self._wake.is_set()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
+            self._wake.clear()  # a change during the round brings the next one forward
             try:
                 await self.check()
             except _STORAGE_ERRORS as exc:
                 ALERT_ROUNDS_FAILED.inc()
                 log.warning("alerts.check_failed", error=str(exc))
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            await asyncio.sleep(max(0.0, started + MIN_GAP_S - loop.time()))
 
     async def check(self) -> tuple[int, int]:
         """One round: (raised, cleared)."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import structlog
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
@@ -28,12 +29,15 @@ from dispatcher.console.braille import draw_map
 from dispatcher.console.client import ApiProblem, DaemonClient, Feed, Snapshot
 from dispatcher.console.model import (
     MISSION_ACTIONS,
+    SHORT_ALERT_KINDS,
     VEHICLE_ACTIONS,
     Action,
+    Column,
     FleetState,
     SortKey,
     VehicleFilter,
     allowed_actions,
+    fit_columns,
 )
 from dispatcher.console.widgets import ChoiceScreen, ConfirmScreen, HelpScreen
 
@@ -49,14 +53,36 @@ REDRAW_S = 0.1
 #: Seconds between two looks at vehicles and missions an event named (fetched in batches).
 DETAIL_FETCH_S = 0.2
 
+#: Below this many columns the right-hand panels take a fixed width and the tables keep
+#: their key columns (the others go, zone and heartbeat first).
+NARROW_WIDTH = 100
+#: The right-hand panels' width (columns) below :data:`NARROW_WIDTH`.
+NARROW_RIGHT = 30
+
+# Each table's columns; a column with ``drop`` goes when the table is too narrow for all
+# (highest first), so 80x24 shows the key ones whole and a wider terminal shows the rest.
 VEHICLE_COLUMNS = (
-    ("name", "VEHICLE"),
-    ("kind", "KIND"),
-    ("status", "STATUS"),
-    ("battery", "BATTERY"),
-    ("heartbeat", "BEAT"),
-    ("mission", "MISSION"),
-    ("zone", "ZONE"),
+    Column("name", "VEHICLE"),
+    Column("kind", "KIND", drop=1),
+    Column("status", "STATUS"),
+    Column("battery", "BATTERY"),
+    Column("heartbeat", "BEAT", drop=2),
+    Column("mission", "MISSION"),
+    Column("zone", "ZONE", drop=3),
+)
+MISSION_COLUMNS = (
+    Column("flag", "!"),
+    Column("id", "MISSION"),
+    Column("priority", "PRIO", drop=3),
+    Column("status", "STATUS"),
+    Column("vehicle", "VEHICLE", drop=1),
+    Column("waiting", "WAIT", drop=2),
+)
+ALERT_COLUMNS = (
+    Column("flag", "!"),
+    Column("kind", "ALERT"),
+    Column("subject", "WHO"),
+    Column("age", "AGE", drop=1),
 )
 SORT_CYCLE = (
     SortKey.NAME,
@@ -91,6 +117,8 @@ class StatusApp(App[None]):
     #main { height: 1fr; }
     #left { width: 3fr; }
     #right { width: 2fr; min-width: 30; }
+    #main.narrow #right { width: 30; }
+    DataTable { scrollbar-size-vertical: 1; }
     #vehicles { height: 3fr; border: round $primary; }
     #missions { height: 2fr; border: round $primary; }
     #alerts { height: 1fr; border: round $warning; }
@@ -152,6 +180,8 @@ class StatusApp(App[None]):
         self._changed = asyncio.Event()
         self._ui_ready = False
         self._redraw_pending = False
+        #: Table id -> the column keys it shows now (they follow the terminal's width).
+        self._shown: dict[str, tuple[str, ...]] = {}
 
     # Layout -----------------------------------------------------------------------------
 
@@ -170,24 +200,10 @@ class StatusApp(App[None]):
 
     def on_mount(self) -> None:
         vehicles = self.query_one("#vehicles", DataTable)
-        for key, label in VEHICLE_COLUMNS:
-            vehicles.add_column(label, key=key)
         vehicles.border_title = "Vehicles"
-        missions = self.query_one("#missions", DataTable)
-        for key, label in (
-            ("flag", "!"),
-            ("id", "MISSION"),
-            ("priority", "PRIO"),
-            ("status", "STATUS"),
-            ("vehicle", "VEHICLE"),
-            ("waiting", "WAIT"),
-        ):
-            missions.add_column(label, key=key)
-        missions.border_title = "Missions"
-        alerts = self.query_one("#alerts", DataTable)
-        for key, label in (("flag", "!"), ("kind", "ALERT"), ("subject", "WHO"), ("age", "AGE")):
-            alerts.add_column(label, key=key)
-        alerts.border_title = "Alerts"
+        self.query_one("#missions", DataTable).border_title = "Missions"
+        self.query_one("#alerts", DataTable).border_title = "Alerts"
+        self._narrow()
         self.query_one("#details", Static).border_title = "Details"
         self.query_one("#map", Static).border_title = "Map"
         vehicles.focus()
@@ -202,6 +218,14 @@ class StatusApp(App[None]):
             tg.create_task(self.feed.run(), name="status.events")
             tg.create_task(self._details_loop(), name="status.details")
             tg.create_task(self._telemetry_loop(), name="status.telemetry")
+
+    def on_resize(self) -> None:
+        self._narrow()
+        # The tables have their new sizes after this refresh: choose their columns then.
+        self.call_after_refresh(self.redraw)
+
+    def _narrow(self) -> None:
+        self.query_one("#main").set_class(self.size.width < NARROW_WIDTH, "narrow")
 
     async def on_unmount(self) -> None:
         self._ui_ready = False
@@ -262,7 +286,13 @@ class StatusApp(App[None]):
         if facility is None and snapshot.vehicles:
             facility = str(snapshot.vehicles[0].get("facility_id"))
         if facility:
-            self.layout_doc = await self.client.layout(facility)
+            try:
+                self.layout_doc = await self.client.layout(facility)
+            except Exception as exc:  # httpx: the daemon went away since the snapshot
+                # The feed says so itself; the next snapshot tries again. A worker that
+                # raised would end the whole view.
+                log.debug("status.layout_failed", error=repr(exc))
+                return
             self.redraw()
 
     async def _details_loop(self) -> None:
@@ -344,18 +374,48 @@ class StatusApp(App[None]):
         self._draw_details()
         self._draw_map()
 
-    def _fill(self, table: DataTable[Any], rows: list[tuple[str, list[Any]]]) -> None:
-        """Replace the rows, keeping the cursor on the same row key where it still is."""
+    @staticmethod
+    def _room(table: DataTable[Any]) -> int:
+        """Cells across the table has for its columns (a vertical scrollbar's kept free)."""
+        return max(0, table.content_region.width - table.styles.scrollbar_size_vertical)
+
+    def _fill(
+        self,
+        table: DataTable[Any],
+        columns: tuple[Column, ...],
+        rows: list[tuple[str, dict[str, Any]]],
+    ) -> None:
+        """Replace the rows, keeping the cursor on the same row key where it still is.
+        The columns shown are those that fit the table's width (:func:`fit_columns`)."""
+        widths = {
+            c.key: max(
+                (
+                    cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+                    for _, cells in rows
+                    if (cell := cells[c.key]) is not None
+                ),
+                default=0,
+            )
+            for c in columns
+        }
+        shown = fit_columns(columns, widths, self._room(table), table.cell_padding)
+        keys = tuple(c.key for c in shown)
         current: str | None = None
         if table.row_count and 0 <= table.cursor_row < table.row_count:
             current = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        table.clear()
+        if self._shown.get(table.id or "") != keys:
+            table.clear(columns=True)
+            for c in shown:
+                table.add_column(c.label, key=c.key)
+            self._shown[table.id or ""] = keys
+        else:
+            table.clear()
         for key, cells in rows:
-            table.add_row(*cells, key=key)
+            table.add_row(*(cells[k] for k in keys), key=key)
         if current is not None:
-            keys = [k for k, _ in rows]
-            if current in keys:
-                table.move_cursor(row=keys.index(current), animate=False)
+            order = [k for k, _ in rows]
+            if current in order:
+                table.move_cursor(row=order.index(current), animate=False)
 
     def _draw_vehicles(self, now: datetime) -> None:
         table = self.query_one("#vehicles", DataTable)
@@ -370,18 +430,21 @@ class StatusApp(App[None]):
             table.border_title = "Vehicles: not visible to this token"
         self._fill(
             table,
+            VEHICLE_COLUMNS,
             [
                 (
                     r.id,
-                    [
-                        Text(("! " if r.alert else "") + r.name, style="bold" if r.alert else ""),
-                        r.kind,
-                        Text(r.status, style=STATUS_STYLE.get(r.status, "")),
-                        Text(r.battery, style=BATTERY_STYLE[r.battery_level]),
-                        r.heartbeat,
-                        r.mission,
-                        r.zone,
-                    ],
+                    {
+                        "name": Text(
+                            ("! " if r.alert else "") + r.name, style="bold" if r.alert else ""
+                        ),
+                        "kind": r.kind,
+                        "status": Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+                        "battery": Text(r.battery, style=BATTERY_STYLE[r.battery_level]),
+                        "heartbeat": r.heartbeat,
+                        "mission": r.mission,
+                        "zone": r.zone,
+                    },
                 )
                 for r in rows
             ],
@@ -400,25 +463,30 @@ class StatusApp(App[None]):
             cells.append(
                 (
                     r.id,
-                    [
-                        Text(flag, style=style),
-                        r.short_id,
-                        r.priority,
-                        r.status,
-                        r.vehicle,
-                        r.waiting,
-                    ],
+                    {
+                        "flag": Text(flag, style=style),
+                        "id": r.short_id,
+                        "priority": r.priority,
+                        "status": r.status,
+                        "vehicle": r.vehicle,
+                        "waiting": r.waiting,
+                    },
                 )
             )
-        self._fill(table, cells)
+        self._fill(table, MISSION_COLUMNS, cells)
 
     def _draw_alerts(self, now: datetime) -> None:
         table = self.query_one("#alerts", DataTable)
         rows = self.state.alert_rows(now=now)
         new = sum(1 for r in rows if r.new)
         table.border_title = f"Alerts {len(rows)}" + (f"  {new} NEW" if new else "")
+        # Narrow (80x24): the kind in a word and a mission's bare id, so who it is about
+        # still shows whole (the details pane has the full message).
+        short = self.size.width < NARROW_WIDTH
         cells = []
         for r in rows:
+            kind = SHORT_ALERT_KINDS.get(r.kind, r.kind) if short else r.kind
+            subject = r.subject.removeprefix("mission ") if short else r.subject
             flag = "ack" if r.acknowledged else "NEW" if r.new else "!"
             style = (
                 "dim"
@@ -432,15 +500,15 @@ class StatusApp(App[None]):
             cells.append(
                 (
                     r.id,
-                    [
-                        Text(flag, style=style),
-                        Text(r.kind.replace("_", " "), style=style),
-                        r.subject,
-                        r.age,
-                    ],
+                    {
+                        "flag": Text(flag, style=style),
+                        "kind": Text(kind.replace("_", " "), style=style),
+                        "subject": subject,
+                        "age": r.age,
+                    },
                 )
             )
-        self._fill(table, cells)
+        self._fill(table, ALERT_COLUMNS, cells)
 
     def offered_actions(self) -> list[Action]:
         """The actions the token's role allows for what is selected."""

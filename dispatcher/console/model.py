@@ -144,6 +144,48 @@ def in_geometry(lat: float, lon: float, geometry: Mapping[str, Any]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Column:
+    """A table column: its key, its header, and how soon it goes when the table is narrow."""
+
+    key: str
+    label: str
+    #: 0: always shown; otherwise dropped when the table is too narrow, highest first.
+    drop: int = 0
+
+
+def fit_columns(
+    columns: Sequence[Column], widths: Mapping[str, int], available: int, padding: int = 1
+) -> list[Column]:
+    """The columns to show in ``available`` cells, in their order: all of them when they
+    fit, else without the highest ``drop`` ones, one at a time, until the rest fits (the
+    ``drop`` 0 ones always stay; they may still not fit in a tiny terminal).
+
+    ``widths``: the widest cell of each column (cells); each column also takes its header's
+    width and ``padding`` cells on each side."""
+
+    def need(cols: Sequence[Column]) -> int:
+        return sum(max(len(c.label), widths.get(c.key, 0)) + 2 * padding for c in cols)
+
+    shown = list(columns)
+    for column in sorted((c for c in columns if c.drop), key=lambda c: -c.drop):
+        if need(shown) <= available:
+            break
+        shown.remove(column)
+    return shown
+
+
+#: Alert kinds in a word, for a narrow alerts panel (the details pane says it in full).
+SHORT_ALERT_KINDS: Mapping[str, str] = {
+    "vehicle_offline": "offline",
+    "low_battery": "battery",
+    "fatal_error": "fatal",
+    "safety_stop": "e-stop",
+    "mission_waiting": "waiting",
+    "mission_decision": "decide",
+}
+
+
+@dataclass(frozen=True, slots=True)
 class EventLine:
     """One line of a vehicle's or mission's recent history."""
 
@@ -580,7 +622,9 @@ class FleetState:
         return [r for _, r in out]
 
     def alert_rows(self, *, now: datetime | None = None) -> list[AlertRow]:
-        """Open alerts: unacknowledged first, critical before warning, newest first."""
+        """Open alerts: unacknowledged first; among those, missions waiting for an
+        operator's decision (someone must act, a rider may be waiting), then critical
+        before warning; newest first."""
         now = now or datetime.now(UTC)
         names = {vid: str(v.get("name", vid[:8])) for vid, v in self.vehicles.items()}
         out: list[tuple[Any, AlertRow]] = []
@@ -601,7 +645,9 @@ class FleetState:
                 new=aid in self.new_alerts,
             )
             stamp = raised.timestamp() if raised else 0.0
-            out.append(((row.acknowledged, row.severity != "critical", -stamp, aid), row))
+            decision = row.kind == "mission_decision"
+            key = (row.acknowledged, not decision, row.severity != "critical", -stamp, aid)
+            out.append((key, row))
         out.sort(key=lambda kr: kr[0])
         return [r for _, r in out]
 

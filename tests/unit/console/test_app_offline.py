@@ -96,3 +96,41 @@ async def test_bad_stream_data_is_counted_never_raised() -> None:
     assert snapshot.me["role"] == "guest" and snapshot.summary["total"] == 3
     assert set(snapshot.unavailable) == {"vehicles", "missions", "alerts", "zones"}
     assert sink.lost[0] == "the event stream ended"
+
+
+def _snapshot_with_a_fleet() -> Snapshot:
+    vehicles = [
+        {
+            "id": f"00000000-0000-0000-0000-{i:012d}",
+            "facility_id": "00000000-0000-0000-0000-00000000fac1",
+            "name": f"r{i:04d}",
+            "kind": "robot",
+            "online": True,
+            "status": "idle",
+            "battery": 10.0 * i,
+            "lat": 52.52,
+            "lon": 13.40,
+            "last_seen": "2026-12-03T10:00:00+00:00",
+        }
+        for i in range(1, 4)
+    ]
+    return Snapshot(
+        me={"role": "operator", "permissions": ["fleet_view", "vehicle_command"]},
+        vehicles=vehicles,
+        missions=[],
+        alerts=[],
+        zones=[],
+    )
+
+
+async def test_a_snapshot_then_a_lost_daemon_does_not_end_the_view() -> None:
+    """The daemon goes away between the snapshot and the map's layout read: the view says
+    STALE and stays up (the layout read failing must not end it)."""
+    app = StatusApp(DaemonClient(f"http://127.0.0.1:{free_port()}", "fltd_x"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await eventually(lambda: app.state.stale_reason == "cannot connect to the daemon", 10)
+        app.feed_snapshot(_snapshot_with_a_fleet())  # as if it had answered just before
+        await pilot.pause(0.5)
+        assert app.is_running and app.layout_doc is None
+        await pilot.pause(0.2)
+        assert app.return_code is None

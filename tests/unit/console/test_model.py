@@ -8,12 +8,14 @@ from typing import Any
 
 from dispatcher.console.model import (
     Action,
+    Column,
     FleetState,
     SortKey,
     VehicleFilter,
     age_text,
     allowed_actions,
     battery_bar,
+    fit_columns,
     in_geometry,
 )
 
@@ -276,6 +278,33 @@ class TestAlerts:
         }
         assert [r.id for r in s.alert_rows(now=NOW)] == ["b", "a", "c"]
 
+    def test_a_decision_comes_before_a_newer_critical_alert(self) -> None:
+        """A rider's robot dies: its offline alert is raised after the mission's decision
+        alert or with it; the decision (someone must act) is on top all the same."""
+        s = _state()
+        s.alerts = {
+            "off": {
+                "id": "off",
+                "kind": "vehicle_offline",
+                "severity": "critical",
+                "raised_at": NOW.isoformat(),
+            },
+            "dec": {
+                "id": "dec",
+                "kind": "mission_decision",
+                "severity": "critical",
+                "raised_at": (NOW - timedelta(seconds=5)).isoformat(),
+            },
+            "acked": {
+                "id": "acked",
+                "kind": "mission_decision",
+                "severity": "critical",
+                "raised_at": NOW.isoformat(),
+                "acknowledged_at": NOW.isoformat(),
+            },
+        }
+        assert [r.id for r in s.alert_rows(now=NOW)] == ["dec", "off", "acked"]
+
 
 class TestBadInput:
     def test_events_not_understood_change_nothing(self) -> None:
@@ -315,6 +344,26 @@ class TestStaleness:
 
 
 class TestHelpers:
+    def test_narrow_tables_drop_the_lowest_priority_columns_first(self) -> None:
+        columns = [
+            Column("name", "VEHICLE"),
+            Column("kind", "KIND", drop=1),
+            Column("status", "STATUS"),
+            Column("beat", "BEAT", drop=2),
+            Column("zone", "ZONE", drop=3),
+        ]
+        widths = {"name": 10, "kind": 6, "status": 10, "beat": 4, "zone": 15}
+
+        def keys(available: int) -> list[str]:
+            return [c.key for c in fit_columns(columns, widths, available)]
+
+        # Each column: its widest cell or header, plus one cell of padding on each side.
+        assert keys(12 + 8 + 12 + 6 + 17) == ["name", "kind", "status", "beat", "zone"]
+        assert keys(12 + 8 + 12 + 6 + 16) == ["name", "kind", "status", "beat"]
+        assert keys(12 + 8 + 12 + 5) == ["name", "kind", "status"]
+        assert keys(24) == ["name", "status"]
+        assert keys(3) == ["name", "status"]  # the kept ones stay, fit or not
+
     def test_battery_bar_is_readable_without_colour(self) -> None:
         assert battery_bar(100.0) == ("█████ 100%", "ok")
         assert battery_bar(40.0)[1] == "mid"
