@@ -58,6 +58,11 @@ class AlertWatch:
         self._held = held
         self._clock = clock
 
+    def apply(self, settings: AlertSettings) -> None:
+        """New thresholds and interval (a configuration reload); the next round uses them."""
+        self._interval = settings.check_interval_s
+        self._limits = Thresholds(settings.low_battery_pct, settings.mission_wait_s)
+
     async def run(self) -> None:
         while True:
             try:
