@@ -84,6 +84,10 @@ VEHICLE_FAULTS = (
 )
 
 
+#: Faults of fleetd and its dependencies, injected in this order, in turn.
+INFRA_FAULTS = ("daemon_kill9", "broker_restart", "postgres_restart", "redis_flush", "failover")
+
+
 def has_leadership() -> bool:
     """Whether this fleetd has active/standby per facility (a ``[leadership]`` section)."""
     return "leadership" in Settings.model_fields
@@ -617,10 +621,11 @@ def sim_faults(stack: Stack) -> dict[str, int]:
 
 
 async def lost_events(
-    dsn: str, created: list[uuid.UUID], seen: dict[int, tuple[str, str]]
+    dsn: str, created: list[uuid.UUID], seen: dict[int, tuple[str, str]], cutoff: float
 ) -> tuple[int, int, int]:
     """(missions the API returned that are not stored, streamed events not stored as
-    streamed, stored events of the run's missions the stream never delivered)."""
+    streamed, stored events of the run's missions, up to ``cutoff`` (epoch s), that the
+    stream never delivered)."""
     conn = await asyncpg.connect(dsn)
     try:
         stored_missions = {
@@ -630,7 +635,8 @@ async def lost_events(
             )
         }
         rows = await conn.fetch(
-            "SELECT seq, mission_id, event FROM mission_events WHERE mission_id = ANY($1::uuid[])",
+            "SELECT seq, mission_id, event, extract(epoch FROM at) AS at FROM mission_events "
+            "WHERE mission_id = ANY($1::uuid[])",
             created,
         )
     finally:
@@ -639,7 +645,8 @@ async def lost_events(
     missing_missions = sum(1 for m in created if m not in stored_missions)
     ours = {str(m) for m in created}
     lost = sum(1 for seq, ev in seen.items() if ev[0] in ours and stored.get(seq) != ev)
-    unseen = sum(1 for seq in stored if seq not in seen)
+    before = {int(r["seq"]) for r in rows if float(r["at"]) <= cutoff}
+    unseen = sum(1 for seq in before if seq not in seen)
     return missing_missions, lost, unseen
 
 
@@ -695,13 +702,18 @@ async def run(args: argparse.Namespace) -> int:
         workload = Workload(soak.urls, token, places, args.missions_per_minute)
         follower = EventFollower(soak.urls, token)
         operator = Operator(dsn, soak.urls, token)
-        faults: list[Callable[[], Awaitable[None]]] = [
-            soak.daemon_kill9, soak.broker_restart, soak.postgres_restart, soak.redis_flush,
-            soak.failover,
-        ]  # fmt: skip
+        every_fault: dict[str, Callable[[], Awaitable[None]]] = {
+            "daemon_kill9": soak.daemon_kill9, "broker_restart": soak.broker_restart,
+            "postgres_restart": soak.postgres_restart, "redis_flush": soak.redis_flush,
+            "failover": soak.failover,
+        }  # fmt: skip
+        wanted = [f for f in args.faults.split(",") if f and f != "none"]
+        faults = [every_fault[name] for name in wanted]
         # One fault every 3 minutes in turn (each kind twice in 30 minutes); a short run
         # spreads one of each over its length.
         every = args.fault_every * 60.0 or min(180.0, wall_s / (len(faults) + 1))
+        if not faults:
+            every = wall_s + 1  # a baseline: vehicle faults only
         print(
             f"[soak] {args.vehicles} vehicles, {args.missions_per_minute:g} missions/min for "
             f"{args.minutes:g} min; a daemon/broker/database/Redis/failover fault every "
@@ -737,7 +749,10 @@ async def run(args: argparse.Namespace) -> int:
             async with db_pool(dsn) as pool:
                 left = await wait_settled(pool, workload.created, args.settle_s)
             rss_end = {d.name: d.rss_mb() for d in daemons}
-            await asyncio.sleep(3.0)  # the last events reach the stream
+            # Events stored up to now must have reached the stream within a few seconds;
+            # the daemon keeps working after this, so later ones are not counted.
+            cutoff = time.time()
+            await asyncio.sleep(5.0)
             for task in side:
                 task.cancel()
         async with db_pool(dsn) as pool:
@@ -748,7 +763,7 @@ async def run(args: argparse.Namespace) -> int:
                 workload.created,
             )
         by_status = {r["status"]: r["n"] for r in rows}
-        missing, lost, unseen = await lost_events(dsn, workload.created, follower.seen)
+        missing, lost, unseen = await lost_events(dsn, workload.created, follower.seen, cutoff)
         if sim is not None and sim.poll() is None:
             sim.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -841,9 +856,15 @@ def main() -> int:
     p.add_argument("--settle-s", type=float, default=180.0,
                    help="seconds open missions may take to finish after the workload")
     p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--faults", default=",".join(INFRA_FAULTS),
+                   help="infrastructure faults to inject in turn, comma-separated, or none "
+                        f"(default {','.join(INFRA_FAULTS)})")
     p.add_argument("--one-daemon", action="store_true", help="no standby even with [leadership]")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = p.parse_args()  # fmt: skip
+    unknown = [f for f in args.faults.split(",") if f and f not in (*INFRA_FAULTS, "none")]
+    if unknown:
+        p.error(f"unknown fault(s) {unknown}; known: {', '.join(INFRA_FAULTS)}")
     if shutil.which("mosquitto") is None or shutil.which("redis-server") is None:
         print("soak: needs mosquitto and redis-server on the PATH", file=sys.stderr)
         return 2
