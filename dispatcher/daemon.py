@@ -7,8 +7,15 @@ dispatch engine releases no more legs), then the writers drain what they hold wi
 ``daemon.shutdown_grace_s`` (the audit sealer chains the last requests' audit rows
 first), then the rest is cancelled and the resources close (``AsyncExitStack``).
 
+Under systemd (``Type=notify``, :mod:`dispatcher.sd_notify`): ``READY=1`` once the API
+serves and the broker session is up, ``STATUS=`` lines, ``WATCHDOG=1`` from a task of the
+event loop (a stuck loop stops the pings and systemd restarts the daemon), ``STOPPING=1``
+when shutdown begins (the API then refuses new missions with 503 and ``/readyz`` says
+``draining``), ``RELOADING=1`` ... ``READY=1`` around a SIGHUP reload
+(:mod:`dispatcher.reload`: log level and format, ``[alerts]``, the zones, the token cache).
+
 Tests run the daemon embedded (``install_signal_handlers=False``) and stop it with
-:meth:`Daemon.stop`.
+:meth:`Daemon.stop` (and reload it with :meth:`Daemon.reload`).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from dispatcher.api.app import create_app
 from dispatcher.api.serving import server_config
 from dispatcher.audit.checkpoints import AuditCheckpointer
 from dispatcher.audit.log import AuditSealer
-from dispatcher.config import Settings, spool_path
+from dispatcher.auth.tokens import TokenCache
+from dispatcher.config import ConfigError, Settings, spool_path
 from dispatcher.dispatch.channels import make_channels
 from dispatcher.dispatch.robot_travel import layout_travel
 from dispatcher.dispatch.service import DispatchService, build_dispatch, charging_stations
@@ -50,11 +58,14 @@ from dispatcher.links.event_bus import VehicleEventBus
 from dispatcher.links.event_log import log_vehicle_events
 from dispatcher.links.mqtt import MqttTransport
 from dispatcher.links.robot_link import RobotLink
+from dispatcher.logs import configure_logging
 from dispatcher.ops.denials import DenialLog
 from dispatcher.ops.durable import DurableWrites
 from dispatcher.ops.missions import MissionOps
 from dispatcher.ops.passenger_reads import PassengerReadLog
+from dispatcher.reload import ReloadPlan, plan_reload
 from dispatcher.route_zones import RouteZones
+from dispatcher.sd_notify import Notifier
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
 from dispatcher.storage.db import open_pool, reveal
@@ -95,6 +106,8 @@ class Daemon:
         *,
         install_signal_handlers: bool = True,
         layouts: Mapping[str, FacilityLayouts] | None = None,
+        reload_settings: Callable[[], Settings] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         #: Facility key -> its loaded layouts (routes, charging stations). ``fleetd run``
@@ -122,10 +135,23 @@ class Daemon:
         self.denials: DenialLog | None = None
         #: The write path's spool (set once the pool is open).
         self.durable: DurableWrites | None = None
+        #: systemd's notify socket (a no-op without ``$NOTIFY_SOCKET``).
+        self.notifier = notifier if notifier is not None else Notifier()
+        #: Reads the configuration again for a reload (SIGHUP); None: nothing to reload from.
+        self._reload_settings = reload_settings
+        self._reload_wanted = asyncio.Event()
+        #: True from the first moment of shutdown: new missions get 503, /readyz "draining".
+        self.draining = False
+        self._alerts: AlertWatch | None = None
+        self._token_cache: TokenCache | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down (what SIGTERM does)."""
         self._stop.set()
+
+    def request_reload(self) -> None:
+        """Ask the daemon to reload its configuration (what SIGHUP does)."""
+        self._reload_wanted.set()
 
     async def wait_ready(self) -> None:
         """Wait until the API is serving and the broker session is up."""
@@ -134,6 +160,7 @@ class Daemon:
     async def run(self) -> None:
         s = self.settings
         log.info("daemon.starting", instance_id=s.daemon.instance_id)
+        self.notifier.status("starting: migrations and connections")
         if s.database.migrate_on_start:
             applied = await apply_migrations(
                 s.database.owner_dsn, password=s.database.owner_password
@@ -181,12 +208,14 @@ class Daemon:
                 durable=durable,
                 broker_dropped=links.transport.broker_dropped,
                 mission_created=dispatch.engine.take_new if dispatch is not None else None,
+                draining=lambda: self.draining,
             )
             self.services = services
             app = create_app(services)
             app.state.event_hub = hub  # the events route uses it; never makes its own
             server = _EmbeddedServer(server_config(app, s.api))
             self.denials = denials = app.state.denials
+            self._token_cache = app.state.token_cache
             reads: PassengerReadLog = app.state.passenger_reads
             api_tasks = (hub, denials, reads)
             await self._run_tasks(
@@ -276,6 +305,7 @@ class Daemon:
             pool, registry, s.alerts, held=engine.held_missions if engine is not None else dict
         )
         registry.subscribe(alerts.nudge)  # offline, fatal: alerted at once, not next interval
+        self._alerts = alerts
         intake: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("fleetd.mqtt", links.transport.run),
             ("fleetd.api", server.serve),
@@ -313,6 +343,9 @@ class Daemon:
                 *self._zone_task(),
                 *events,
                 ("fleetd.heartbeat", self._beat),
+                # Pinged from this loop: a stuck loop is what the watchdog is for.
+                ("fleetd.watchdog", lambda: self.notifier.run_watchdog(self._status_line)),
+                ("fleetd.reload", self._reloads),
                 ("fleetd.ready", lambda: self._mark_ready(server, links.transport)),
             ],
             # The audit writers, then sealer.close: it seals the last requests' audit
@@ -320,6 +353,10 @@ class Daemon:
             drain=[
                 denials.close,
                 reads.close,
+                # Mission events and audit rows spooled while PostgreSQL was away, before
+                # the sealer chains the last audit rows (never raises: what cannot go
+                # now stays in the fsync'd spool for the next start).
+                lambda: _flush_spool(durable),
                 sealer.close,
                 writer.flush,
                 geo.flush,
@@ -350,11 +387,14 @@ class Daemon:
         if self._install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
             async with asyncio.TaskGroup() as tg:
                 worker_tasks = [tg.create_task(_named(fn), name=name) for name, fn in workers]
                 intake_tasks = [tg.create_task(_named(fn), name=name) for name, fn in intake]
                 await self._stop.wait()
+                self.draining = True
+                self.notifier.stopping("stopping: draining intake and writers")
                 log.info("daemon.stopping")
                 await self._stop_intake(intake_tasks, server, before_exit)
                 # Phase 2: drain what the writers hold, within the grace period.
@@ -364,7 +404,7 @@ class Daemon:
                 await self._drain(drain)
         finally:
             if self._install_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
 
     async def _stop_intake(
@@ -417,12 +457,100 @@ class Daemon:
             await asyncio.sleep(0.05)
         await transport.wait_connected()
         self._ready.set()
+        self.notifier.ready(self._status_line())
         log.info(
             "daemon.ready",
             api=self.settings.api.base_url,
             broker=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
         )
         await asyncio.Event().wait()
+
+
+    def _status_line(self) -> str:
+        """The ``STATUS=`` line ``systemctl status fleetd`` shows."""
+        if self.draining:
+            return "stopping: draining intake and writers"
+        transport, durable = self.transport, self.durable
+        broker = "up" if transport is not None and transport.is_connected() else "DOWN"
+        spool = len(durable.spool) if durable is not None else 0
+        vehicles = len(self.registry) if self.registry is not None else 0
+        db = ", database away (spooling)" if durable is not None and durable.db_away else ""
+        return f"serving: {vehicles} vehicles, broker {broker}, spool {spool} rows{db}"
+
+    async def _reloads(self) -> None:
+        """The supervisor's task: one reload per SIGHUP (several at once make one)."""
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            await self.reload()
+
+    async def reload(self) -> ReloadPlan | None:
+        """Read the configuration again and apply what can change while running.
+
+        Logs what changed and which changed keys need a restart; a file that does not
+        load is refused (logged, the running configuration stays). None when refused
+        or when there is nothing to reload from.
+        """
+        if self._reload_settings is None:
+            log.warning("daemon.reload_unavailable", reason="no configuration source")
+            return None
+        self.notifier.reloading("reloading configuration")
+        try:
+            try:
+                fresh = self._reload_settings()
+            except ConfigError as exc:
+                log.error(
+                    "daemon.reload_refused",
+                    source=exc.source,
+                    problems=[f"{key}: {msg}" for key, msg in exc.problems],
+                    keeping="the running configuration",
+                )
+                return None
+            plan = plan_reload(self.settings, fresh)
+            await self._apply_reload(plan)
+            log.info(
+                "daemon.reloaded",
+                applied=list(plan.applied),
+                needs_restart=list(plan.needs_restart),
+                also="zones reloaded, token cache flushed",
+            )
+            if plan.needs_restart:
+                log.warning(
+                    "daemon.reload_needs_restart",
+                    keys=list(plan.needs_restart),
+                    hint="systemctl restart fleetd applies these",
+                )
+            return plan
+        finally:
+            self.notifier.ready(self._status_line())
+
+    async def _apply_reload(self, plan: ReloadPlan) -> None:
+        new = plan.settings
+        if {"daemon.log_level", "daemon.log_format"} & set(plan.applied):
+            configure_logging(new.daemon.log_level, new.daemon.log_format)
+        if self._alerts is not None:
+            self._alerts.apply(new.alerts)
+        self.settings = new
+        if self.services is not None:
+            self.services.settings = new
+        # Not settings, but state a reload is expected to refresh: zones written by hand
+        # in the database, and tokens revoked a moment ago (the cache keeps 5 s).
+        if self._token_cache is not None:
+            self._token_cache.clear()
+        if self.route_zones is not None:
+            await self.route_zones.changed()
+
+
+async def _flush_spool(durable: DurableWrites) -> None:
+    """The shutdown's last try at the spool; rows PostgreSQL does not take stay spooled."""
+    if durable.spool.empty:
+        return
+    try:
+        flushed = await durable.flush()
+    except Exception as exc:  # the database away at shutdown: the spool file keeps them
+        log.warning("daemon.spool_kept", rows=len(durable.spool), error=type(exc).__name__)
+        return
+    log.info("daemon.spool_flushed", rows=flushed)
 
 
 async def _named(fn: Callable[[], Awaitable[None]]) -> None:

@@ -56,3 +56,9 @@ class Services:
     #: Told of each mission this process creates, once committed (the dispatch engine's
     #: hand-off; :class:`~dispatcher.ops.missions.MissionOps` ``on_created``).
     mission_created: Callable[[MissionRecord], None] | None = None
+    #: True once shutdown began: new missions are refused (503), /readyz says "draining".
+    draining: Callable[[], bool] | None = None
+
+    def is_draining(self) -> bool:
+        """Whether the daemon is shutting down (no new work is taken)."""
+        return self.draining is not None and self.draining()

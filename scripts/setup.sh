@@ -96,6 +96,18 @@ install_missing() {
         --no-install-recommends "${missing[@]}"
 }
 
+# systemd-analyze, which scripts/verify_units.sh (a step of scripts/test.sh) checks the unit
+# files with. It comes in Debian's `systemd` package; installing that package neither
+# starts systemd nor makes it PID 1 (that is systemd-sysv), so containers are unaffected.
+install_unit_checker() {
+    if command -v systemd-analyze >/dev/null 2>&1; then
+        return 0
+    fi
+    install_missing systemd
+    command -v systemd-analyze >/dev/null 2>&1 ||
+        die "the systemd package is installed but systemd-analyze is missing"
+}
+
 # The PostgreSQL major version: FLEETD_PG_VERSION, else the newest installed, else 15.
 detect_pg_version() {
     if [ -n "${FLEETD_PG_VERSION:-}" ]; then
@@ -114,6 +126,7 @@ install_system_packages() {
 Redis 7 and Mosquitto 2 yourself and re-run with FLEETD_SKIP_SERVICES=1"
     fi
     install_missing python3-venv redis-server redis-tools mosquitto mosquitto-clients make
+    install_unit_checker
 
     PG_VERSION="$(detect_pg_version)"
     if ! pkg_installed "postgresql-$PG_VERSION"; then

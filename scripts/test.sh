@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh                 setup, ruff, mypy, import contracts, the whole pytest suite
 #   scripts/test.sh -k mission -x   the same; arguments go to pytest
-#   scripts/test.sh --check         lint, type and import checks only (no services, no database)
+#   scripts/test.sh --check         lint, type, import and unit-file checks only (no services,
+#                                   no database)
 #
 # Every step runs even when an earlier one fails, so one run shows every problem; the exit
 # status is non-zero if any step failed. Formatting is not enforced (ruff format is not run).
@@ -43,6 +44,8 @@ step ruff "$VENV/bin/ruff" check .
 step mypy "$VENV/bin/mypy" dispatcher fleet geo protocols sim
 # The architecture's import rules (.importlinter): the core imports no edge, no cycles.
 step imports "$VENV/bin/lint-imports" --no-cache --no-logo
+# The systemd units, checked offline by systemd-analyze verify in a temporary root.
+step units bash scripts/verify_units.sh
 
 if [ "$check_only" = 0 ]; then
     printf '\n==> pytest: pytest -q -p no:cacheprovider %s\n' "$*"

@@ -256,17 +256,18 @@ class RunningDaemon:
 
 @contextlib.asynccontextmanager
 async def running_daemon(
-    settings: Settings, *, ready_timeout_s: float = 30.0
+    settings: Settings, *, ready_timeout_s: float = 30.0, **daemon_kwargs: Any
 ) -> AsyncIterator[RunningDaemon]:
     """A whole fleetd in this process, ready (API serving, broker session up).
 
     No signal handlers: pytest owns the process. On the way out the daemon is stopped and
     awaited; a failed shutdown fails the test, unless the test already failed, whose error
     is the one worth seeing. If it never gets ready, the run's own error is raised, if any.
+    ``daemon_kwargs`` go to :class:`~dispatcher.daemon.Daemon` (``reload_settings=...``).
     """
     from dispatcher.daemon import Daemon
 
-    daemon = Daemon(settings, install_signal_handlers=False)
+    daemon = Daemon(settings, install_signal_handlers=False, **daemon_kwargs)
     task = asyncio.create_task(daemon.run(), name="test.daemon")
     try:
         await asyncio.wait_for(asyncio.shield(daemon.wait_ready()), ready_timeout_s)

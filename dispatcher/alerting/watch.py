@@ -92,6 +92,11 @@ class AlertWatch:
         """A change asked for the next round to run at once (and it has not run yet)."""
         return self._wake.is_set()
 
+    def apply(self, settings: AlertSettings) -> None:
+        """New thresholds and interval (a configuration reload); the next round uses them."""
+        self._interval = settings.check_interval_s
+        self._limits = Thresholds(settings.low_battery_pct, settings.mission_wait_s)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

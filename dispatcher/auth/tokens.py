@@ -115,6 +115,10 @@ class TokenCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every cached result (a reload: revocations take effect at once)."""
+        self._entries.clear()
+
     async def load(
         self, token_hash: bytes, fetch: Callable[[], Awaitable[AuthResult]]
     ) -> AuthResult:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from dispatcher.cli.common import config_dir_from_args, settings_from_args
+from dispatcher.config import Settings, load_settings
 from dispatcher.logs import configure_logging
 from dispatcher.storage.errors import StorageError
 
@@ -47,7 +48,11 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
     try:
-        run(Daemon(settings, layouts=layouts).run())
+        # SIGHUP reads the same file (and environment) again.
+        def reload_settings() -> Settings:
+            return load_settings(getattr(args, "config", None))
+
+        run(Daemon(settings, layouts=layouts, reload_settings=reload_settings).run())
     except StorageError as exc:
         print(f"fleetd: {exc}", file=sys.stderr)
         return 1

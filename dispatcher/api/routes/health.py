@@ -11,7 +11,9 @@
   while the local spool takes mission events and audit rows (dispatch goes on from
   memory), ``spool`` rows waiting to be flushed, ``broker_drops`` the broker dropped
   messages since fleetd started (``$SYS/broker/publish/messages/dropped`` grew). A full
-  spool with the database away is a failure (503).
+  spool with the database away is a failure (503). While the daemon shuts down (SIGTERM)
+  the status is ``draining`` with 503, so a load balancer sends new work elsewhere;
+  ``/healthz`` still answers 200 (the process is alive and finishing its writes).
 - ``GET /metrics``: the Prometheus default registry in the text exposition format.
 """
 
@@ -42,6 +44,7 @@ READY_CACHE_S = 1.0
 class Liveness(BaseModel):
     status: str
     heartbeat_age_s: float | None
+    draining: bool = False
 
 
 class Check(BaseModel):
@@ -55,6 +58,7 @@ class Readiness(BaseModel):
     checks: dict[str, Check]
     failed: list[str]
     degraded: list[str] = []
+    draining: bool = False
     spool_rows: int | None = None
     spool_bytes: int | None = None
     broker_dropped: int | None = None
@@ -75,9 +79,11 @@ async def healthz(request: Request) -> JSONResponse:
         log.exception("health.heartbeat_failed")
         age = None
     ok = age is not None and age <= HEARTBEAT_MAX_AGE_S
+    draining = services.is_draining()
     body = Liveness(
-        status="ok" if ok else "stalled",
+        status=("draining" if draining else "ok") if ok else "stalled",
         heartbeat_age_s=round(age, 3) if age is not None else None,
+        draining=draining,
     )
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
@@ -135,7 +141,12 @@ async def readyz(request: Request) -> JSONResponse:
     cache: ReadyCache | None = getattr(request.app.state, "ready_cache", None)
     if cache is None:
         cache = request.app.state.ready_cache = ReadyCache(READY_CACHE_S)
-    body = await cache.get(lambda: _readiness(get_services(request)))
+    services = get_services(request)
+    if services.is_draining():
+        # Not cached and no pings: the answer is "send work elsewhere" whatever they say.
+        body = Readiness(status="draining", checks={}, failed=[], draining=True)
+        return JSONResponse(body.model_dump(), status_code=503)
+    body = await cache.get(lambda: _readiness(services))
     return JSONResponse(body.model_dump(), status_code=503 if body.failed else 200)
 
 

@@ -175,7 +175,10 @@ async def create_mission(
 
     The same ``Idempotency-Key`` with a different body is refused with 409.
     """
-    settings = get_services(request).settings
+    services = get_services(request)
+    if services.is_draining():
+        raise _draining()
+    settings = services.settings
     try:
         facility = resolve_facility(
             settings.facility_specs, body.facility, _own_facility(settings, principal)
@@ -221,6 +224,16 @@ def _create_refused(
     if refused.reason in (MissionRefusal.UNAVAILABLE, MissionRefusal.SPOOL_FULL):
         return _unavailable(refused.reason)
     return _refused(refused, principal)
+
+
+def _draining() -> ProblemError:
+    """503: this daemon is shutting down and takes no new mission (another may)."""
+    return ProblemError(
+        503, "Service Unavailable",
+        "fleetd is shutting down and takes no new missions; retry with the same "
+        "Idempotency-Key (another instance, or this one after its restart, will take it).",
+        type=UNAVAILABLE, headers={"Retry-After": "5"}, extra={"reason": "draining"},
+    )  # fmt: skip
 
 
 def _unavailable(reason: MissionRefusal) -> ProblemError:
