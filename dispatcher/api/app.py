@@ -54,6 +54,7 @@ from dispatcher.api.routes import (
 from dispatcher.api.text_guard import refuse_unstorable_text
 from dispatcher.auth.tokens import KnownTokens, TokenCache, hash_token, looks_like_secret
 from dispatcher.ops.denials import DenialLog
+from dispatcher.ops.durable import UNREACHABLE
 from dispatcher.ops.passenger_reads import PassengerReadLog
 from dispatcher.services import Services
 
@@ -112,6 +113,10 @@ REQUEST_SECONDS = Histogram(
 REQUESTS_SHED = Counter(
     "fleetd_http_requests_shed_total",
     "HTTP API requests refused with 503 because api.max_concurrent_requests were in progress.",
+)
+UNREACHABLE_ANSWERS = Counter(
+    "fleetd_http_dependency_unreachable_total",
+    "HTTP API requests answered 503 because PostgreSQL could not be reached under them.",
 )
 
 #: Route label (histogram, access log) of a request refused by load shedding.
@@ -240,6 +245,28 @@ class RequestMiddleware:
                 return
             try:
                 await self.app(scope, receive, send_with_id)
+            except UNREACHABLE as exc:
+                # PostgreSQL went away under a request the spool does not cover (a token
+                # look-up that missed the cache, a read): the client may retry, so say
+                # 503, not 500.
+                UNREACHABLE_ANSWERS.inc()
+                log.warning(
+                    "api.dependency_unreachable",
+                    method=scope["method"],
+                    path=scope["path"],
+                    error=type(exc).__name__,
+                )
+                if status:
+                    raise
+                await _send_503(
+                    scope,
+                    send_with_id,
+                    request_id,
+                    detail=(
+                        "The database is unreachable for the moment; "
+                        f"retry in {SHED_RETRY_AFTER_S} s."
+                    ),
+                )
             except Exception:
                 log.exception("api.unhandled_error", method=scope["method"], path=scope["path"])
                 if status:
@@ -308,11 +335,19 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex[:16]
 
 
-async def _send_503(scope: Scope, send: Send, request_id: str, limit: int | None) -> None:
+async def _send_503(
+    scope: Scope,
+    send: Send,
+    request_id: str,
+    limit: int | None = None,
+    *,
+    detail: str | None = None,
+) -> None:
     body = problem_body(
         status=503,
         title="Service Unavailable",
-        detail=(
+        detail=detail
+        or (
             f"fleetd is at its limit of {limit} requests in progress; "
             f"retry in {SHED_RETRY_AFTER_S} s."
         ),

@@ -21,6 +21,7 @@ from dispatcher.auth.tokens import (
     TokenError,
     authenticate,
     create_token,
+    generate_secret,
     list_tokens,
     lookup,
     revoke_token,
@@ -362,3 +363,23 @@ class TestFlood:
             finally:
                 release.set()
                 assert (await stuck).status_code == 401
+
+
+class TestDatabaseAway:
+    """A token look-up that misses the cache while PostgreSQL is away is a 503 the client
+    may retry, not a 500 (found by the soak: a PostgreSQL crash under a steady workload)."""
+
+    async def test_an_uncached_token_while_the_database_is_away_is_503(
+        self, settings: Settings, redis_client: aioredis.Redis
+    ) -> None:
+        # Nothing listens on port 1: every connection attempt is refused at once.
+        away = await asyncpg.create_pool("postgresql://fleetd@127.0.0.1:1/none", min_size=0)
+        try:
+            app = app_for(make_services(settings, away, redis_client, StaticFleet()))
+            async with client_for(app, generate_secret()) as client:
+                answer = await client.get("/v1/fleet/summary")
+        finally:
+            await away.close()
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"]
+        assert "database is unreachable" in answer.json()["detail"]
