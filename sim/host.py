@@ -181,24 +181,33 @@ class Host:
                 handler(msg)
             return 0
 
+        def on_connect(_c: Any, _flags: Any, _rc: Any, _props: Any) -> None:
+            # A clean session: after gmqtt reconnects by itself (a broker restart, a cut),
+            # the broker has forgotten the subscriptions, and the retained connection
+            # topic may still say CONNECTIONBROKEN. A real vehicle subscribes again and
+            # says ONLINE on every connection; so does this one.
+            client.subscribe([gmqtt.Subscription(dev.topic(n), qos=1) for n in handlers])
+            client.publish(
+                dev.topic("connection"),
+                json.dumps(dev.connection_message("ONLINE")),
+                qos=1,
+                retain=True,
+            )
+            self.sent += 1
+
         client.on_message = on_message
+        client.on_connect = on_connect
         return client
 
     async def connect(self, slot: Slot) -> None:
         """Connect with the Last Will, subscribe, say ONLINE (retained)."""
         dev = slot.device
         client = self._new_client(slot)
+        # Subscribing and ONLINE happen in on_connect (see _new_client), on this first
+        # connection and on each of gmqtt's own reconnects alike.
         await client.connect(
             self.plan.host, self.plan.port, keepalive=self.plan.keepalive_s, version=MQTTv311
         )
-        client.subscribe([gmqtt.Subscription(dev.topic(n), qos=1) for n in dev.inbound()])
-        client.publish(
-            dev.topic("connection"),
-            json.dumps(dev.connection_message("ONLINE")),
-            qos=1,
-            retain=True,
-        )
-        self.sent += 1
         slot.client = client
         slot.online = True
         now = time.monotonic()
