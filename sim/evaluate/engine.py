@@ -244,7 +244,7 @@ class Evaluation:
 
     def run(self) -> RunRecord:
         """Simulate ``scenario.duration_s`` and return what happened."""
-        drawn = draw_workload(self.scenario, self.site.places)
+        drawn = self.workload()
         for m in drawn:
             self._push(m.created_s, _Ev.ARRIVAL, m)
         self._push(0.0, _Ev.SAMPLE)
@@ -261,6 +261,11 @@ class Evaluation:
         self._close()
         self.record.notes["wall_s"] = round(time.perf_counter() - began, 1)
         return self.record
+
+    def workload(self) -> tuple[DrawnMission, ...]:
+        """The missions of the run: the one workload generator over the site's mission
+        places (what a live run of the scenario creates through the API)."""
+        return draw_workload(self.scenario, self.site.places)
 
     def _dispatch(self, kind: _Ev, payload: object) -> None:
         if kind is _Ev.ARRIVAL:
