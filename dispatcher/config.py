@@ -417,6 +417,13 @@ class DispatchSettings(_Section):
     robot_speed_mps: Annotated[float, Field(gt=0, le=10)] = 1.0
     #: Service time at each pickup and drop-off (s).
     service_s: Annotated[int, Field(ge=0, le=3600)] = 30
+    #: A scheduled mission (pickup window) is released to its vehicle when its window
+    #: opens within the travel to the pickup plus this margin (s); until then it stays in
+    #: the vehicle's horizon.
+    release_margin_s: Annotated[float, Field(ge=0, le=86_400)] = 120.0
+    #: Scheduled missions whose window opens further ahead than this are not planned
+    #: yet (s).
+    plan_ahead_s: Annotated[float, Field(gt=0, le=7 * 86_400)] = 3600.0
     #: A robot without a mission below this charge goes to a free charging station.
     charge_below_pct: Annotated[float, Field(ge=0, le=100)] = 25.0
     #: A charging robot takes missions again above this.

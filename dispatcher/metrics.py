@@ -93,6 +93,10 @@ DISPATCH_PLAN_SECONDS = Histogram(
     "Wall time of one dispatch plan (solved off the event loop: thread or worker process).",
     ["strategy"],
 )
+DISPATCH_LATE_MISSIONS = Gauge(
+    "fleetd_dispatch_late_missions",
+    "Scheduled missions the last full plan picks up after their window's end (late).",
+)
 VEHICLE_ERRORS_CUT = Counter(
     "fleetd_vehicle_errors_cut_total",
     "Robot errors dropped (reason=count: beyond fleet.max_errors_per_state in one state) "

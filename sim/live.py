@@ -1,8 +1,9 @@
 """``fleetd sim run SCENARIO``: a live simulation against a running fleetd.
 
-The run draws its workload and fault schedule from the scenario's seed
-(:mod:`sim.schedule`), starts vehicle host processes (:mod:`sim.host`), creates the
-missions through the control API at their simulated times, reads fleetd's event stream
+The run draws its workload (:mod:`sim.workload_draw`, the generator the offline
+evaluation uses too) and fault schedule (:mod:`sim.schedule`) from the scenario's seed,
+starts vehicle host processes (:mod:`sim.host`), creates the missions through the control
+API at their simulated times, reads fleetd's event stream
 and metrics (:mod:`sim.observe`), shows its progress on stderr, and at the end (the
 scenario's duration, Ctrl-C or SIGTERM) stops the vehicles in order, fills a
 :class:`~sim.run_record.RunRecord` and writes it to the report folder.
@@ -36,8 +37,10 @@ from typing import Any
 import httpx
 import structlog
 
-from dispatcher.config import Settings
+from dispatcher.config import FacilitySettings, Settings
+from dispatcher.facility_layouts import FacilityLayouts
 from sim.driver import DriverSpec
+from sim.evaluate.site import facility_stations, mission_places
 from sim.host import HostPlan, host_main, split
 from sim.observe import (
     Injected,
@@ -51,8 +54,9 @@ from sim.observe import (
 from sim.robot import RobotSpec
 from sim.run_record import FaultRecord, MissionRecord, RunRecord, VehicleSample
 from sim.scenario import Scenario
-from sim.schedule import PlannedFault, PlannedMission, draw_workload, fleet_names, scenario_faults
+from sim.schedule import PlannedFault, fleet_names, scenario_faults
 from sim.workload import summarise
+from sim.workload_draw import DrawnMission, draw_workload
 
 log = structlog.get_logger(__name__)
 
@@ -200,7 +204,18 @@ def host_plans(
 # --- the workload ---------------------------------------------------------------------------
 
 
-def mission_body(m: PlannedMission, t0: float, scale: float, facility: str) -> dict[str, Any]:
+def live_places(
+    settings: Settings, facility: FacilitySettings, loaded: FacilityLayouts | None
+) -> tuple[str, ...]:
+    """Where a live run's missions go: with the facility's layouts loaded, the places the
+    offline evaluation uses (:func:`sim.evaluate.site.mission_places`: less the charging
+    stations), so a seed gives the same missions in both modes; else every place."""
+    if loaded is None:
+        return tuple(p.name for p in facility.places)
+    return mission_places(facility, facility_stations(settings, facility.key, loaded))
+
+
+def mission_body(m: DrawnMission, t0: float, scale: float, facility: str) -> dict[str, Any]:
     """``POST /v1/missions`` for a planned mission (window times on the wall clock)."""
     body: dict[str, Any] = {
         "facility": facility,
@@ -208,7 +223,7 @@ def mission_body(m: PlannedMission, t0: float, scale: float, facility: str) -> d
         "dropoff": {"place": m.dropoff},
         "priority": m.priority,
         "requirements": {"vehicle_kind": m.vehicle_kind},
-        "notes": "simulated workload",
+        "notes": f"simulated workload {m.mission_id}",
     }
     if m.window_start_s is not None and m.window_end_s is not None:
         body["window"] = {
@@ -224,12 +239,12 @@ def _iso(epoch: float) -> str:
 
 async def _create_missions(
     client: httpx.AsyncClient,
-    planned: Sequence[PlannedMission],
+    planned: Sequence[DrawnMission],
     state: LiveState,
     facility: str,
 ) -> None:
     for m in planned:
-        delay = state.t0 + m.at_s / state.time_scale - time.time()
+        delay = state.t0 + m.created_s / state.time_scale - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
         body = mission_body(m, state.t0, state.time_scale, facility)
@@ -423,11 +438,16 @@ async def run_live(
     options: LiveOptions,
     start_nodes: Sequence[tuple[str, float, float]],
     stop_requested: asyncio.Event,
+    places: Sequence[str] | None = None,
 ) -> RunRecord:
     """Run ``scenario`` against the daemon of ``settings`` until its end or until
-    ``stop_requested`` is set (Ctrl-C, SIGTERM); then stop in order and fill the record."""
+    ``stop_requested`` is set (Ctrl-C, SIGTERM); then stop in order and fill the record.
+    ``places``: where missions go (:func:`sim.evaluate.site.mission_places`, what the
+    offline evaluation uses; None: every place of the facility)."""
     facility = settings.facility_for_key(scenario.facility)
-    planned = draw_workload(scenario, [p.name for p in facility.places])
+    planned = draw_workload(
+        scenario, places if places is not None else [p.name for p in facility.places]
+    )
     faults = scenario_faults(scenario)
     map_id = facility.maps[0].map_id if facility.maps else "campus"
     robots, drivers = fleet_specs(

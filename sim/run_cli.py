@@ -62,7 +62,14 @@ def _run(args: argparse.Namespace) -> int:
     from dispatcher.facility_layouts import load_facility
     from geo.layout.errors import LayoutError
     from sim.fleet import start_nodes
-    from sim.live import LiveOptions, run_live, write_record, write_report_if_available
+    from sim.live import (
+        LiveOptions,
+        live_places,
+        run_live,
+        write_record,
+        write_report_if_available,
+    )
+    from sim.workload_draw import WorkloadError, draw_workload
 
     try:
         scenario = load_scenario(args.scenario)
@@ -95,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"fleetd sim run: no facility {scenario.facility!r} configured", file=sys.stderr)
         return 2
     nodes: tuple[tuple[str, float, float], ...] = ()
+    loaded = None
     if facility.layouts and facility.maps:
         try:
             loaded = load_facility(facility, config_dir_from_args(args))
@@ -102,6 +110,13 @@ def _run(args: argparse.Namespace) -> int:
             print(f"fleetd sim run: invalid layout: {exc.describe()}", file=sys.stderr)
             return 2
         nodes = start_nodes(loaded.documents[0], facility.maps[0].map_id)
+    # The places the offline evaluation uses: the same seed, the same missions.
+    places = live_places(settings, facility, loaded)
+    try:
+        draw_workload(scenario, places)  # refused here, before anything starts
+    except WorkloadError as exc:
+        print(f"fleetd sim run: {exc}", file=sys.stderr)
+        return 2
     token = resolve_token(settings)
     if token is None:
         print("fleetd sim run: no token ($FLEETD_TOKEN): no missions created", file=sys.stderr)
@@ -121,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        record = await run_live(scenario, settings, options, nodes, stop)
+        record = await run_live(scenario, settings, options, nodes, stop, places)
         path = write_record(record, folder)
         reported = write_report_if_available(record, folder)
         print(record.notes.get("summary", "missions: none created"), flush=True)

@@ -5,10 +5,15 @@ constant by hour of day), drawn by thinning: candidate arrivals at the profile's
 rate, each kept with probability rate(t) / peak. Each mission gets a priority, a vehicle
 kind, a pickup and a different drop-off, and (a ``scheduled_fraction`` of them) a pickup
 window, all from one generator seeded with :attr:`Scenario.seed`: the same scenario and
-places always give the same missions, whatever else the run does.
+places always give the same missions, whatever else the run does (the fault schedule has
+generators of its own, :mod:`sim.schedule`).
 
-Used by the offline evaluation (``fleetd sim evaluate``); a live run can send the same
-draws through the control API.
+The one workload generator: the live run (``fleetd sim run``, :mod:`sim.live`, which
+creates each mission through the control API at its time) and the offline evaluation
+(``fleetd sim evaluate``, :mod:`sim.evaluate.engine`) both draw from it, over the same
+places (:func:`sim.evaluate.site.mission_places`: the facility's places less its
+charging stations), so a seed and a scenario give the same missions in both modes. The
+places are taken in name order: the order a facility lists them in does not matter.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.scenario import Scenario
+from sim.scenario import Scenario, WorkloadSpec
 
 #: Seconds per hour, for the profile's rates.
 _HOUR_S = 3600.0
@@ -42,15 +47,30 @@ class WorkloadError(ValueError):
     """A workload that cannot be drawn (e.g. fewer than two places)."""
 
 
-def _rate_per_s(scenario: Scenario, t_s: float) -> float:
-    hour = scenario.workload.start_hour + t_s / _HOUR_S
-    return scenario.workload.missions_per_hour * scenario.workload.rate_multiplier(hour) / _HOUR_S
+def _rate_per_s(spec: WorkloadSpec, t_s: float) -> float:
+    hour = spec.start_hour + t_s / _HOUR_S
+    return spec.missions_per_hour * spec.rate_multiplier(hour) / _HOUR_S
 
 
-def _peak_per_s(scenario: Scenario) -> float:
-    profile = scenario.workload.profile
-    peak = max((m for _, m in profile), default=1.0)
-    return scenario.workload.missions_per_hour * peak / _HOUR_S
+def _peak_per_s(spec: WorkloadSpec) -> float:
+    peak = max((m for _, m in spec.profile), default=1.0)
+    return spec.missions_per_hour * peak / _HOUR_S
+
+
+def arrival_times(spec: WorkloadSpec, duration_s: float, rng: np.random.Generator) -> list[float]:
+    """Poisson arrivals on the daily profile over ``duration_s`` simulated seconds, by
+    thinning (what :func:`draw_workload` does, without the rest of each mission)."""
+    peak = _peak_per_s(spec)
+    out: list[float] = []
+    if peak <= 0.0:
+        return out
+    t = 0.0
+    while True:
+        t += float(rng.exponential(1.0 / peak))
+        if t >= duration_s:
+            return out
+        if float(rng.random()) * peak <= _rate_per_s(spec, t):
+            out.append(t)
 
 
 def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
@@ -66,14 +86,14 @@ def draw_workload(scenario: Scenario, places: Sequence[str]) -> tuple[DrawnMissi
     has one, is used instead and must be a subset of them).
     """
     spec = scenario.workload
-    chosen = list(spec.places) if spec.places else list(places)
+    chosen = sorted(set(spec.places) if spec.places else set(places))
     unknown = sorted(set(chosen) - set(places))
     if unknown:
         raise WorkloadError(f"workload.places not in the facility: {', '.join(unknown)}")
     if len(chosen) < 2:
         raise WorkloadError("a workload needs at least two places")
     rng = np.random.default_rng(scenario.seed)
-    peak = _peak_per_s(scenario)
+    peak = _peak_per_s(spec)
     out: list[DrawnMission] = []
     if peak <= 0.0:
         return ()
@@ -82,7 +102,7 @@ def draw_workload(scenario: Scenario, places: Sequence[str]) -> tuple[DrawnMissi
         t += float(rng.exponential(1.0 / peak))
         if t >= scenario.duration_s:
             break
-        if float(rng.random()) * peak > _rate_per_s(scenario, t):
+        if float(rng.random()) * peak > _rate_per_s(spec, t):
             continue
         priority = _choice(rng, {str(k): v for k, v in spec.priority_mix.items()})
         kind = _choice(rng, {str(k): v for k, v in spec.vehicle_kind_mix.items()})

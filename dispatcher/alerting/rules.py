@@ -22,7 +22,8 @@ class AlertKind(StrEnum):
     LOW_BATTERY = "low_battery"
     FATAL_ERROR = "fatal_error"
     SAFETY_STOP = "safety_stop"
-    #: A mission waits for a vehicle longer than ``alerts.mission_wait_s``.
+    #: A mission waits for a vehicle longer than ``alerts.mission_wait_s`` (a scheduled
+    #: one counted from its window's start: not released before it is due, it is not late).
     MISSION_WAITING = "mission_waiting"
     #: The dispatch engine holds a mission for an operator's decision (resolve it).
     MISSION_DECISION = "mission_decision"
@@ -73,6 +74,15 @@ class OpenMission:
     #: Epoch seconds the mission was created.
     created_at: float
     vehicle_id: uuid.UUID | None
+    #: Epoch seconds its pickup window opens (None: as soon as possible).
+    window_start: float | None = None
+
+    @property
+    def ready_at(self) -> float:
+        """When the rider is ready: a booked mission waits from its window's start."""
+        if self.window_start is None:
+            return self.created_at
+        return max(self.created_at, self.window_start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +154,7 @@ def current_alerts(
             out[key] = AlertCondition(
                 key, m.facility_id, m.vehicle_id, m.id, f"mission needs a decision: {reason}"[:500]
             )
-        elif m.status == "pending" and now - m.created_at >= limits.mission_wait_s:
+        elif m.status == "pending" and now - m.ready_at >= limits.mission_wait_s:
             key = AlertKey(AlertKind.MISSION_WAITING, m.id)
             minutes = limits.mission_wait_s / 60
             out[key] = AlertCondition(

@@ -179,12 +179,17 @@ async def acknowledge(conn: Conn, alert_id: uuid.UUID, actor: str) -> AlertRow |
 async def open_missions(pool: asyncpg.Pool) -> list[OpenMission]:
     """The missions not yet final, as the rules need them."""
     rows = await pool.fetch(
-        "SELECT id, facility_id, status, created_at, vehicle_id FROM missions "
+        "SELECT id, facility_id, status, created_at, vehicle_id, window_start FROM missions "
         "WHERE status IN ('pending', 'assigned', 'in_progress')"
     )
     return [
         OpenMission(
-            r["id"], r["facility_id"], r["status"], r["created_at"].timestamp(), r["vehicle_id"]
+            r["id"],
+            r["facility_id"],
+            r["status"],
+            r["created_at"].timestamp(),
+            r["vehicle_id"],
+            None if r["window_start"] is None else r["window_start"].timestamp(),
         )
         for r in rows
     ]

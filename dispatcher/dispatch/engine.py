@@ -323,7 +323,8 @@ class DispatchEngine:
         if inputs.missions and inputs.vehicles:
             plan = await self._planner.plan(inputs, quick=False)
             async with self._lock:
-                await self._commit(self._planner.by_vehicle(plan))
+                not_due = self._planner.not_due(plan, self.missions)
+                await self._commit(self._planner.by_vehicle(plan), not_due=not_due)
             self.plans += 1
         async with self._lock:
             await self._charge_idle_robots()
@@ -346,7 +347,8 @@ class DispatchEngine:
         if inputs.missions and inputs.vehicles:
             plan = await self._planner.plan(inputs, quick=True)
             async with self._lock:
-                await self._commit(self._planner.by_vehicle(plan), partial=True)
+                not_due = self._planner.not_due(plan, self.missions)
+                await self._commit(self._planner.by_vehicle(plan), partial=True, not_due=not_due)
             self.plans += 1
         elif new:
             self.idle_skips += 1
@@ -421,10 +423,15 @@ class DispatchEngine:
         return released is not None and released.leg.mission_id is None
 
     async def _commit(
-        self, plan: Mapping[uuid.UUID, tuple[uuid.UUID, ...]], *, partial: bool = False
+        self,
+        plan: Mapping[uuid.UUID, tuple[uuid.UUID, ...]],
+        *,
+        partial: bool = False,
+        not_due: frozenset[uuid.UUID] = frozenset(),
     ) -> None:
         """Release the first mission of each free vehicle's plan; keep the rest as its
-        horizon (``partial``: a quick insertion, which leaves other vehicles' horizons)."""
+        horizon (``partial``: a quick insertion, which leaves other vehicles' horizons).
+        A first mission in ``not_due`` (scheduled, not due yet) stays in the horizon."""
         if partial:
             self.holdings.horizon.update(plan)
         else:
@@ -435,6 +442,8 @@ class DispatchEngine:
             first = planned[0]
             if first in self.holdings.by_mission or first not in self.missions:
                 continue
+            if first in not_due:
+                continue  # released by a later plan, once due
             if self._still_holds_from_before(vehicle_id, first):
                 continue  # until its old mission has another vehicle (this plan, usually)
             view = self._fleet.get(vehicle_id)

@@ -10,6 +10,12 @@ stability threshold), which the daemon runs in a worker process
 The size of a problem is bounded whatever the fleet and the backlog: at most
 :data:`MAX_PLANNED_MISSIONS` missions, and per mission its candidates (the nearest fresh
 vehicles from Redis GEO, plus the busy vehicles whose leg ends near its pickup).
+
+Scheduled missions (a pickup window) carry their window into the problem, measured from
+the moment it is built. One whose window opens more than ``plan_ahead_s`` later is not
+planned yet; one planned first on a free vehicle is released only when due
+(:meth:`Planner.not_due`: its window opens within the travel there plus
+``release_margin_s``), else it stays in that vehicle's horizon.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +34,8 @@ import structlog
 from dispatcher.dispatch.candidates import Around, CandidateFinder
 from dispatcher.dispatch.legs import Leg
 from dispatcher.dispatch.problem import (
+    PLAN_AHEAD_S,
+    RELEASE_MARGIN_S,
     MissionInput,
     NodeKey,
     Point,
@@ -34,10 +43,12 @@ from dispatcher.dispatch.problem import (
     Speeds,
     VehicleInput,
     build_problem,
+    late_pickups,
     missions_by_vehicle,
+    not_yet_due,
     wheelchair_capability,
 )
-from dispatcher.metrics import DISPATCH_PLAN_SECONDS
+from dispatcher.metrics import DISPATCH_LATE_MISSIONS, DISPATCH_PLAN_SECONDS
 from dispatcher.missions.domain import Location, MissionRecord, VehicleKindRequirement
 from dispatcher.plan_snapshots import record_snapshot
 from dispatcher.planner import Plan, PlannerOptions, Problem, VehicleKind, solve
@@ -59,6 +70,13 @@ INLINE_QUICK = 2_000
 #: thousands (a burst of requests, or no vehicle online) would otherwise make one
 #: problem of every open mission, and its travel matrix grows with the square of it.
 MAX_PLANNED_MISSIONS = 200
+
+#: The wall clock (UTC); tests pass their own.
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +135,37 @@ async def in_thread(job: SolveJob) -> Plan:
 
 
 def most_urgent(missions: tuple[MissionRecord, ...], limit: int) -> tuple[MissionRecord, ...]:
-    """At most ``limit`` missions: the highest priority first, then the oldest."""
+    """At most ``limit`` missions: the highest priority first, then the one ready
+    earliest (created, or its window's start when later)."""
     if len(missions) <= limit:
         return missions
-    ranked = sorted(missions, key=lambda m: (-m.priority.rank, m.created_at))
+    ranked = sorted(missions, key=lambda m: (-m.priority.rank, ready_at(m)))
     return tuple(ranked[:limit])
+
+
+def ready_at(m: MissionRecord) -> datetime:
+    """When the rider is ready: the window's start, or the mission's creation."""
+    if m.window_start is not None and m.window_start > m.created_at:
+        return m.window_start
+    return m.created_at
+
+
+def within_reach(
+    missions: tuple[MissionRecord, ...], now: datetime, ahead_s: float
+) -> tuple[MissionRecord, ...]:
+    """The missions to plan now: those without a window, and those whose window opens
+    within ``ahead_s`` of ``now``."""
+    return tuple(
+        m
+        for m in missions
+        if m.window_start is None or (m.window_start - now).total_seconds() <= ahead_s
+    )
+
+
+def _window_s(m: MissionRecord, now: datetime) -> tuple[float, float] | None:
+    if m.window_start is None or m.window_end is None:
+        return None
+    return ((m.window_start - now).total_seconds(), (m.window_end - now).total_seconds())
 
 
 def _kind(req: VehicleKindRequirement) -> VehicleKind | None:
@@ -139,10 +183,14 @@ def _no_nodes(facility_id: uuid.UUID, place: str | None) -> str | None:
 
 
 def to_inputs(
-    inputs: PlanInputs, service_s: int, place_node: PlaceNodes = _no_nodes
+    inputs: PlanInputs,
+    service_s: int,
+    place_node: PlaceNodes = _no_nodes,
+    now: datetime | None = None,
 ) -> tuple[list[VehicleInput], list[MissionInput]]:
     """The planner-facing vehicles and missions (pure): positions with their layout nodes
-    (a robot's last node, a place's node), capabilities and requirements."""
+    (a robot's last node, a place's node), capabilities, requirements and pickup windows
+    (seconds from ``now``; without ``now``, windows are left out)."""
     vehicles: list[VehicleInput] = []
     for v in inputs.vehicles:
         assert v.position is not None  # plannable() checked it
@@ -198,6 +246,7 @@ def to_inputs(
                 ),
                 service_s=service_s,
                 payload_kg=float(payload) if payload is not None else None,
+                window_s=None if now is None else _window_s(m, now),
             )
         )
     return vehicles, missions
@@ -226,6 +275,9 @@ class Planner:
         radius_m: float = 2000.0,
         count: int = 16,
         max_missions: int = MAX_PLANNED_MISSIONS,
+        release_margin_s: float = RELEASE_MARGIN_S,
+        plan_ahead_s: float = PLAN_AHEAD_S,
+        clock: Clock = _utc_now,
     ) -> None:
         self._routes = robot_routes
         self._place_node = place_node
@@ -241,6 +293,9 @@ class Planner:
         self._radius_m = radius_m
         self._count = count
         self._max_missions = max_missions
+        self._release_margin_s = release_margin_s
+        self._plan_ahead_s = plan_ahead_s
+        self._clock = clock
 
     async def plan(self, inputs: PlanInputs, *, quick: bool) -> Plan:
         """Plan ``inputs``: greedy when ``quick`` (in a thread, or on the loop when tiny:
@@ -248,10 +303,16 @@ class Planner:
         the runner (the daemon's is a worker process). Candidates are looked up here, on
         the loop (two Redis round trips); the problem is built in a thread and solved by the
         runner."""
-        inputs = replace(inputs, missions=most_urgent(inputs.missions, self._max_missions))
+        now = self._clock()
+        reach = within_reach(inputs.missions, now, self._plan_ahead_s)
+        strategy = "greedy" if quick else self._strategy
+        if not reach:
+            # Only bookings further ahead than plan_ahead_s: nothing to plan yet.
+            return Plan(routes=(), unserved=(), strategy=strategy)
+        inputs = replace(inputs, missions=most_urgent(reach, self._max_missions))
         given = await self._candidates(inputs)
         vehicles, missions = to_inputs(
-            _only_candidates(inputs, given), self._service_s, self._place_node
+            _only_candidates(inputs, given), self._service_s, self._place_node, now
         )
         tiny = quick and len(vehicles) * len(missions) <= INLINE_QUICK
         # The travel matrices (geodesic and the robots' route graphs, cached here per
@@ -262,7 +323,6 @@ class Planner:
             problem = await asyncio.to_thread(
                 build_problem, vehicles, missions, self._speeds, self._routes
             )
-        strategy = "greedy" if quick else self._strategy
         job = SolveJob(
             problem=problem,
             strategy=strategy,
@@ -278,20 +338,39 @@ class Planner:
             plan = await (in_thread(job) if quick else self._runner(job))
         took = time.perf_counter() - started
         DISPATCH_PLAN_SECONDS.labels(strategy=strategy).observe(took)
+        late = late_pickups(plan, {m.id: m.window_s[1] for m in missions if m.window_s is not None})
         if not quick:
             self._previous = plan
+            DISPATCH_LATE_MISSIONS.set(len(late))
         log.info(
             "dispatch.planned",
             strategy=strategy,
             vehicles=len(vehicles),
             missions=len(missions),
             unserved=len(plan.unserved),
+            late=len(late),
             seconds=round(took, 3),
         )
         return plan
 
     def by_vehicle(self, plan: Plan) -> dict[uuid.UUID, tuple[uuid.UUID, ...]]:
         return missions_by_vehicle(plan)
+
+    def not_due(
+        self, plan: Plan, missions: Mapping[uuid.UUID, MissionRecord]
+    ) -> frozenset[uuid.UUID]:
+        """The scheduled missions ``plan`` puts first on a vehicle that are not to be
+        released yet: their window opens later than the travel there plus the release
+        margin, counted from now (the moment of the commit, not of the plan)."""
+        now = self._clock()
+        opens: dict[uuid.UUID, float] = {}
+        for route in plan.routes:
+            if not route.stops:
+                continue
+            m = missions.get(uuid.UUID(route.stops[0].request_id))
+            if m is not None and m.window_start is not None:
+                opens[m.id] = (m.window_start - now).total_seconds()
+        return not_yet_due(plan, opens, self._release_margin_s)
 
     async def _candidates(self, inputs: PlanInputs) -> dict[str, list[str]]:
         """Per mission: nearby vehicles (Redis GEO / PostGIS) minus those that refused it;

@@ -7,7 +7,16 @@ the facility's route graph where both ends are layout nodes (a robot's last node
 place's node): durations and distances from the layout's matrices (:class:`RobotRoutes`),
 unreachable pairs at the horizon. Elsewhere (drivers; a point off the graph) travel is
 geodesic distance x a detour factor at the profile's speed. Times are seconds from the
-moment the problem is built: every open mission is requested "now".
+moment the problem is built: a mission without a window is requested "now".
+
+A mission booked with a pickup window (``MissionInput.window_s``) may not be picked up
+before the window opens (a vehicle there early waits), and its requested time (where the
+live objective starts counting waiting) is the window's start. The window's end is soft:
+a window that cannot be met is still served as soon as possible, every second past the
+start costing the priority's waiting weight, never left out for being late. Which planned
+legs are released now and which stay in the horizon until due is
+:func:`not_yet_due`'s decision; :func:`late_pickups` says which planned pickups miss
+their window's end.
 
 A mission's requirements become the planner's: a ``wheelchair_type`` is the capability
 ``wheelchair:<type>`` (a vehicle that declares no wheelchair types is taken to carry any,
@@ -28,7 +37,7 @@ import numpy.typing as npt
 
 from dispatcher.missions.lifecycle import Priority
 from dispatcher.planner import Plan, Problem, Profile, Request, Vehicle, VehicleKind
-from dispatcher.planner.model import HORIZON
+from dispatcher.planner.model import HORIZON, StopKind
 from dispatcher.planner.model import Priority as PlanPriority
 from geo.layout.drivers import GeodesicModel, geodesic_matrix
 
@@ -45,6 +54,14 @@ NodeKey = tuple[uuid.UUID, str]
 FloatMatrix = npt.NDArray[np.float64]
 #: Capacity of a vehicle that states no payload limit.
 UNLIMITED_KG = 1_000_000
+
+#: A scheduled mission is released this long before it would have to leave (seconds):
+#: room for a slower trip than estimated, a driver's answer to the offer.
+RELEASE_MARGIN_S = 120.0
+
+#: A scheduled mission whose window opens further ahead than this is not planned yet
+#: (seconds): bookings days ahead would otherwise fill every plan.
+PLAN_AHEAD_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +112,9 @@ class MissionInput:
     required_capabilities: frozenset[str] = frozenset()
     service_s: int = 30
     payload_kg: float | None = None
+    #: Pickup window, seconds from the problem's time zero (negative: already open or
+    #: past); None: as soon as possible.
+    window_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +150,7 @@ def build_problem(
             dropoff=loc(m.dropoff),
             pickup_service=m.service_s,
             dropoff_service=m.service_s,
+            pickup_windows=_pickup_windows(m),
             priority=_PRIORITY[m.priority],
             required_kind=m.required_kind,
             required_capabilities=m.required_capabilities,
@@ -151,6 +172,14 @@ def build_problem(
         for i, v in enumerate(vehicles)
     )
     return Problem(vehicles=planned, requests=requests, profiles=profiles)
+
+
+def _pickup_windows(m: MissionInput) -> tuple[tuple[int, int], ...]:
+    """Not before the window opens; no hard close (a late pickup beats none)."""
+    if m.window_s is None:
+        return ((0, HORIZON),)
+    opens = min(max(0, math.ceil(m.window_s[0])), HORIZON)
+    return ((opens, HORIZON),)
 
 
 def _payload_capacity(v: VehicleInput) -> int:
@@ -247,3 +276,39 @@ def missions_by_vehicle(plan: Plan) -> dict[uuid.UUID, tuple[uuid.UUID, ...]]:
 def unserved_reasons(plan: Plan) -> Mapping[uuid.UUID, str]:
     """Mission -> why the plan left it without a vehicle."""
     return {uuid.UUID(u.request_id): u.reason.value for u in plan.unserved}
+
+
+def not_yet_due(
+    plan: Plan, opens_in_s: Mapping[uuid.UUID, float], margin_s: float
+) -> frozenset[uuid.UUID]:
+    """The missions first on some vehicle's route that are not to be released yet: their
+    pickup window opens (``opens_in_s``: seconds from now; missions without a window
+    are absent) later than the vehicle's travel to the pickup plus ``margin_s``. They
+    stay in the horizon and are released by a later plan, once due."""
+    out: set[uuid.UUID] = set()
+    for route in plan.routes:
+        if not route.stops:
+            continue
+        first = route.stops[0]
+        opens = opens_in_s.get(uuid.UUID(first.request_id))
+        if opens is None or first.kind is not StopKind.PICKUP:
+            continue
+        travel = first.arrival - route.start_time
+        if opens > travel + margin_s:
+            out.add(uuid.UUID(first.request_id))
+    return frozenset(out)
+
+
+def late_pickups(plan: Plan, closes_in_s: Mapping[uuid.UUID, float]) -> dict[uuid.UUID, int]:
+    """Mission -> seconds its planned pickup starts after its window closes
+    (``closes_in_s``: seconds from the plan's time zero), for those planned late."""
+    out: dict[uuid.UUID, int] = {}
+    for route in plan.routes:
+        for stop in route.stops:
+            if stop.kind is not StopKind.PICKUP:
+                continue
+            mid = uuid.UUID(stop.request_id)
+            closes = closes_in_s.get(mid)
+            if closes is not None and stop.start > closes:
+                out[mid] = math.ceil(stop.start - closes)
+    return out

@@ -136,6 +136,8 @@ def build_planner(
         radius_m=d.candidate_radius_m,
         count=d.candidate_count,
         runner=runner,
+        release_margin_s=d.release_margin_s,
+        plan_ahead_s=d.plan_ahead_s,
     )
 
 

@@ -49,9 +49,10 @@ class PlannerOptions:
     #: 200+ shipments at short limits but many times the limit (docs/dispatch.md).
     vroom_fit_level: bool = True
     #: A deterministic stop (the offline evaluation's, ``fleetd sim evaluate``): when set,
-    #: OR-Tools' search ends after this many solutions, VROOM's seed runs its level to the
-    #: end (no timeout, no fitting) and new requests are inserted without a deadline, so
-    #: the same problem always gives the same plan whatever the machine's load.
+    #: OR-Tools' search ends after this many solutions, no VROOM seed is used (VROOM's
+    #: routes for one input differ from run to run) and new requests are inserted without
+    #: a deadline, so the same problem always gives the same plan whatever the machine's
+    #: load.
     #: ``time_limit_s`` then only caps each search (reached, the plan depends on timing
     #: again). ``None`` (the daemon): every stage stops on the wall clock.
     solution_limit: int | None = None

@@ -78,7 +78,8 @@ def _tw(begin: int, end: int) -> object:
 
 
 def _skills(labels: set[str], table: dict[str, int]) -> set[int]:
-    return {table.setdefault(label, len(table) + 1) for label in labels}
+    # Sorted: a set's order of strings follows PYTHONHASHSEED, and so would the numbers.
+    return {table.setdefault(label, len(table) + 1) for label in sorted(labels)}
 
 
 def _locations(problem: Problem, vehicles: Sequence[int], requests: Sequence[int]) -> list[int]:
@@ -108,7 +109,7 @@ def _input(
     def cut(m: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return m if keep is None else m[np.ix_(keep, keep)]
 
-    for name in {problem.vehicles[v].profile for v in vehicles}:
+    for name in sorted({problem.vehicles[v].profile for v in vehicles}):
         prof = problem.profiles[name]
         vin.set_durations_matrix(name, cut(np.asarray(prof.durations)).astype(np.uint32))
         vin.set_costs_matrix(name, cut(np.asarray(prof.costs)).astype(np.uint32))

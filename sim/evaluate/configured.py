@@ -22,6 +22,8 @@ def rules_from_settings(settings: Settings) -> DispatchRules:
         quick_time_limit_s=d.quick_time_limit_s,
         speeds=Speeds(robot_mps=d.robot_speed_mps),
         charge=charge_policy(settings),
+        release_margin_s=d.release_margin_s,
+        plan_ahead_s=d.plan_ahead_s,
     )
 
 

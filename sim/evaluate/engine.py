@@ -10,12 +10,16 @@ loop (:mod:`dispatcher.dispatch.engine`) without its I/O:
   daemon's :class:`~dispatcher.dispatch.debounce.Debouncer`); a finished leg or a charged
   robot marks a re-plan; with nothing pending, a full plan every ``tick_s``;
 - planning problems are built by the daemon's own pure builder
-  (:func:`dispatcher.dispatch.problem.build_problem`: geodesic estimates, every open
-  mission requested "now", a busy vehicle ready where its released leg ends) and solved
-  by :func:`dispatcher.planner.solve` (``optimise``: VROOM seed + OR-Tools guided local
-  search, or ``greedy``), warm-started from the previous full plan;
+  (:func:`dispatcher.dispatch.problem.build_problem`: geodesic estimates, an open mission
+  requested "now" or, booked with a pickup window, at its window's start, not picked up
+  before it; a busy vehicle ready where its released leg ends) and solved by
+  :func:`dispatcher.planner.solve` (``optimise``: OR-Tools guided local search, or
+  ``greedy``), warm-started from the previous full plan; as in the daemon, a booking
+  whose window opens beyond ``plan_ahead_s`` is not planned yet;
 - each free vehicle with planned missions is released its first one (one released leg
-  per vehicle; the rest is its horizon, re-planned freely);
+  per vehicle; the rest is its horizon, re-planned freely), unless it is a booking not
+  due yet (:func:`dispatcher.dispatch.problem.not_yet_due`: its window opens later than
+  the travel there plus ``release_margin_s``), which waits in the horizon;
 - after every plan, idle robots below ``charge_below_pct`` go to the nearest free
   charging station (:func:`dispatcher.dispatch.charging.choose_stations`), and charge
   until ``resume_above_pct``.
@@ -40,12 +44,15 @@ import numpy as np
 from dispatcher.dispatch.charging import ChargePolicy, RobotNeed, choose_stations, dispatchable
 from dispatcher.dispatch.debounce import Debouncer
 from dispatcher.dispatch.problem import (
+    PLAN_AHEAD_S,
+    RELEASE_MARGIN_S,
     MissionInput,
     Point,
     Speeds,
     VehicleInput,
     build_problem,
     missions_by_vehicle,
+    not_yet_due,
 )
 from dispatcher.missions.lifecycle import Priority
 from dispatcher.planner import Plan, PlannerOptions, VehicleKind, solve
@@ -69,6 +76,8 @@ class DispatchRules:
     quick_time_limit_s: float = 0.2
     speeds: Speeds = field(default_factory=Speeds)
     charge: ChargePolicy = field(default_factory=lambda: ChargePolicy(25.0, 80.0, 15.0))
+    release_margin_s: float = RELEASE_MARGIN_S
+    plan_ahead_s: float = PLAN_AHEAD_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +244,7 @@ class Evaluation:
 
     def run(self) -> RunRecord:
         """Simulate ``scenario.duration_s`` and return what happened."""
-        drawn = draw_workload(self.scenario, self.site.places)
+        drawn = self.workload()
         for m in drawn:
             self._push(m.created_s, _Ev.ARRIVAL, m)
         self._push(0.0, _Ev.SAMPLE)
@@ -252,6 +261,11 @@ class Evaluation:
         self._close()
         self.record.notes["wall_s"] = round(time.perf_counter() - began, 1)
         return self.record
+
+    def workload(self) -> tuple[DrawnMission, ...]:
+        """The missions of the run: the one workload generator over the site's mission
+        places (what a live run of the scenario creates through the API)."""
+        return draw_workload(self.scenario, self.site.places)
 
     def _dispatch(self, kind: _Ev, payload: object) -> None:
         if kind is _Ev.ARRIVAL:
@@ -317,7 +331,7 @@ class Evaluation:
         self._push(self.now + self.rules.tick_s, _Ev.TICK, self._tick_gen)
         quick, self._new = self._new, False
         vehicles = [self._input(v) for v in self.vehicles if self._plannable(v)]
-        missions = [self._mission_input(m) for m in self.open.values()]
+        missions = [self._mission_input(m) for m in self.open.values() if self._in_reach(m)]
         idle = any(v.leg is None for v in self.vehicles if self._plannable(v))
         if missions and vehicles and not idle:
             # Every plannable vehicle holds a released leg: the plan could release nothing.
@@ -340,7 +354,7 @@ class Evaluation:
             )
             if not quick:
                 self._previous = plan
-            self._commit(missions_by_vehicle(plan))
+            self._commit(missions_by_vehicle(plan), self._not_due(plan))
             if quick:
                 self._mark()  # the full plan improves the quick one
         self._charge_idle_robots()
@@ -372,8 +386,22 @@ class Evaluation:
         pa, pb = self.site.spots[a], self.site.spots[b]
         return Point(pa.lat + f * (pb.lat - pa.lat), pa.lon + f * (pb.lon - pa.lon))
 
+    def _in_reach(self, m: _Mission) -> bool:
+        """Planned now: no window, or one opening within ``plan_ahead_s``."""
+        start = m.drawn.window_start_s
+        return start is None or start - self.now <= self.rules.plan_ahead_s
+
+    def _not_due(self, plan: Plan) -> frozenset[uuid.UUID]:
+        opens = {
+            uid: m.drawn.window_start_s - self.now
+            for uid, m in self.open.items()
+            if m.drawn.window_start_s is not None
+        }
+        return not_yet_due(plan, opens, self.rules.release_margin_s)
+
     def _mission_input(self, m: _Mission) -> MissionInput:
         kind = m.drawn.vehicle_kind
+        start, end = m.drawn.window_start_s, m.drawn.window_end_s
         return MissionInput(
             id=m.uid,
             pickup=self._point(m.pickup),
@@ -381,13 +409,16 @@ class Evaluation:
             priority=_PRIORITY[m.drawn.priority],
             required_kind=None if kind == "any" else VehicleKind(kind),
             service_s=self.rules.service_s,
+            window_s=(None if start is None or end is None else (start - self.now, end - self.now)),
         )
 
-    def _commit(self, plan: dict[uuid.UUID, tuple[uuid.UUID, ...]]) -> None:
+    def _commit(
+        self, plan: dict[uuid.UUID, tuple[uuid.UUID, ...]], not_due: frozenset[uuid.UUID]
+    ) -> None:
         by_uid = {v.uid: v for v in self.vehicles}
         for vid, planned in plan.items():
             v = by_uid[vid]
-            if v.leg is not None or not planned:
+            if v.leg is not None or not planned or planned[0] in not_due:
                 continue
             mission = self.open.get(planned[0])
             if mission is None:

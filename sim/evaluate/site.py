@@ -10,6 +10,7 @@ keeps estimating them as the daemon does (:mod:`dispatcher.dispatch.problem`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,12 +102,24 @@ def _robot_matrices(loaded: FacilityLayouts, spots: list[Spot]) -> tuple[FloatAr
     return secs, metres
 
 
+def facility_stations(settings: Settings, key: str, loaded: FacilityLayouts) -> tuple[Station, ...]:
+    """The charging stations of the facility ``key``'s layouts, as the daemon finds them."""
+    return tuple(charging_stations({key: loaded}, FacilityMaps(settings.facility_specs)))
+
+
+def mission_places(facility: FacilitySettings, stations: Sequence[Station]) -> tuple[str, ...]:
+    """The places a scenario's missions go between: the facility's places, less those at
+    a charging station (robots park and charge there). The live run and the offline
+    evaluation both draw their workload over these."""
+    station_nodes = {s.node_id for s in stations}
+    return tuple(p.name for p in facility.places if p.node_id not in station_nodes)
+
+
 def load_site(settings: Settings, key: str, base_dir: Path | None = None) -> Site:
     """The facility ``key``: its places, its layouts' charging stations, travel matrices."""
     facility = facility_settings(settings, key)
     loaded = load_facility(facility, base_dir)
-    maps = FacilityMaps(settings.facility_specs)
-    stations = tuple(charging_stations({key: loaded}, maps))
+    stations = facility_stations(settings, key, loaded)
     frame = _frame(facility)
 
     def spot(name: str, lat: float, lon: float, node_id: str | None) -> Spot:
@@ -123,9 +136,8 @@ def load_site(settings: Settings, key: str, base_dir: Path | None = None) -> Sit
             x, y = lon, lat
         return Spot(name, lat, lon, node_id, x, y)
 
-    station_nodes = {s.node_id for s in stations}
     spots = [spot(p.name, p.lat, p.lon, p.node_id) for p in facility.places]
-    places = tuple(p.name for p in facility.places if p.node_id not in station_nodes)
+    places = mission_places(facility, stations)
     named = {s.name for s in spots}
     for st in stations:
         if st.name not in named:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -91,6 +92,17 @@ class RecordingChannel:
 
 
 @dataclass
+class ShiftedClock:
+    """The planner's clock: the wall clock (UTC) ``ahead_s`` ahead, so a test can move
+    the engine's time on (a booking becomes due) without waiting for it."""
+
+    ahead_s: float = 0.0
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.ahead_s)
+
+
+@dataclass
 class Rig:
     """A running engine and what the test drives it with."""
 
@@ -100,6 +112,7 @@ class Rig:
     channel: RecordingChannel
     redis: aioredis.Redis
     positions: LivePositions
+    clock: ShiftedClock = field(default_factory=ShiftedClock)
 
     def progress(self, leg: Leg, kind: LegProgressKind, failure: LegFailure | None = None) -> None:
         if kind in (LegProgressKind.FINISHED, LegProgressKind.REFUSED, LegProgressKind.FAILED):
@@ -144,7 +157,11 @@ STATION = Station("charger-1", NORTH.id, "n-charge", 52.5215, 13.4070)
 
 
 def build_engine(
-    pool: asyncpg.Pool, positions: LivePositions, fleet: StaticFleet, channel: RecordingChannel
+    pool: asyncpg.Pool,
+    positions: LivePositions,
+    fleet: StaticFleet,
+    channel: RecordingChannel,
+    clock: ShiftedClock | None = None,
 ) -> DispatchEngine:
     """The engine as the fixture runs it (also: a second engine, as after a restart)."""
     settings = DispatchSettings()
@@ -156,6 +173,7 @@ def build_engine(
         speeds=Speeds(),
         service_s=30,
         finder=finder,
+        clock=clock or ShiftedClock(),
     )
     from dispatcher.ops.missions import MissionOps
 
@@ -183,14 +201,15 @@ async def rig(
     positions = LivePositions(redis_client, key_prefix=redis_prefix, max_age_s=60.0)
     fleet = StaticFleet()
     channel = RecordingChannel()
-    engine = build_engine(pg_pool, positions, fleet, channel)
+    clock = ShiftedClock()
+    engine = build_engine(pg_pool, positions, fleet, channel, clock)
     hub = EventHub(pg_dsn)
     service = DispatchService(
         engine, MissionIntake(engine, EventReader(pg_pool), hub, poll_s=0.2), None
     )
     task = asyncio.create_task(service.run(), name="test.dispatch")
     try:
-        yield Rig(pg_pool, engine, fleet, channel, redis_client, positions)
+        yield Rig(pg_pool, engine, fleet, channel, redis_client, positions, clock)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -63,6 +63,16 @@ class TestMissionAlerts:
         found = current_alerts([], [young, old, assigned], {}, now=NOW)
         assert set(found) == {AlertKey(AlertKind.MISSION_WAITING, old.id)}
 
+    def test_a_scheduled_mission_waits_from_its_window_start(self) -> None:
+        """Booked ahead and not released before it is due: created an hour ago, its
+        window opened a minute ago, it is not waiting too long; ten minutes past its
+        window's start it is."""
+        booked = OpenMission(uuid.uuid4(), FACILITY, "pending", NOW - 3600, None, NOW - 60)
+        late = OpenMission(uuid.uuid4(), FACILITY, "pending", NOW - 3600, None, NOW - 600)
+        ahead = OpenMission(uuid.uuid4(), FACILITY, "pending", NOW - 3600, None, NOW + 600)
+        found = current_alerts([], [booked, late, ahead], {}, now=NOW)
+        assert set(found) == {AlertKey(AlertKind.MISSION_WAITING, late.id)}
+
     def test_held_for_a_decision(self) -> None:
         m = self._m(status="in_progress")
         found = current_alerts([], [m], {m.id: "vehicle lost"}, now=NOW)

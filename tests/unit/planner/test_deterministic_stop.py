@@ -6,8 +6,6 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-import pytest
-
 from dispatcher.planner import PlannerOptions, Problem, Request, Vehicle, solve
 from tests.unit.planner.helpers import check_feasible, line_profile
 
@@ -35,14 +33,6 @@ def test_options_say_whether_the_stop_is_deterministic() -> None:
     assert not PlannerOptions().deterministic
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known gap, issue 17: about one run in four gives a different plan for the same "
-        "problem under the solution-count stop (cause not found yet; VROOM's thread count "
-        "is not it)"
-    ),
-)
 def test_the_same_problem_gives_the_same_plan() -> None:
     for seed in range(3):
         p = problem(seed)

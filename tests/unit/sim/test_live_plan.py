@@ -68,7 +68,7 @@ class TestHostPlans:
 
 class TestMissionBody:
     def test_a_window_goes_on_the_wall_clock(self) -> None:
-        m = PlannedMission(10.0, "A", "B", "high", "robot", 600.0, 1500.0)
+        m = PlannedMission("m000001", 10.0, "high", "robot", "A", "B", 600.0, 1500.0)
         body = mission_body(m, t0=1_000_000.0, scale=10.0, facility="demo-campus")
         assert body["requirements"] == {"vehicle_kind": "robot"}
         assert body["priority"] == "high" and body["facility"] == "demo-campus"
@@ -76,7 +76,7 @@ class TestMissionBody:
         assert body["window"]["end"].startswith("1970-01-12T13:49:10")  # t0 + 150 s
 
     def test_no_window_for_a_mission_as_soon_as_possible(self) -> None:
-        body = mission_body(PlannedMission(1.0, "A", "B", "low", "any"), 0.0, 1.0, "f")
+        body = mission_body(PlannedMission("m000002", 1.0, "low", "any", "A", "B"), 0.0, 1.0, "f")
         assert "window" not in body
 
 

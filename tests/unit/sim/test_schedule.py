@@ -9,12 +9,12 @@ import pytest
 from sim.scenario import SCENARIO_DIR, FaultRates, Scenario, load_scenario
 from sim.schedule import (
     FAULT_TARGETS,
-    arrival_times,
     draw_faults,
     draw_workload,
     fleet_names,
     scenario_faults,
 )
+from sim.workload_draw import arrival_times
 
 PLACES = [f"place-{i}" for i in range(12)]
 
@@ -56,9 +56,9 @@ class TestWorkload:
         assert 0.15 < len(windowed) / len(missions) < 0.45
         for m in windowed:
             assert m.window_start_s is not None and m.window_end_s is not None
-            assert m.at_s + 600.0 <= m.window_start_s <= m.at_s + 3600.0
+            assert m.created_s + 600.0 <= m.window_start_s <= m.created_s + 3600.0
             assert m.window_end_s - m.window_start_s == pytest.approx(900.0)
-        times = [m.at_s for m in missions]
+        times = [m.created_s for m in missions]
         assert times == sorted(times) and times[0] > 0.0 and times[-1] < 7200.0
 
     def test_arrivals_follow_the_daily_profile(self) -> None:
@@ -66,9 +66,9 @@ class TestWorkload:
         spec = _scenario().workload.model_copy(
             update={"profile": ((0.0, 0.2), (1.0, 1.0)), "start_hour": 0.0}
         )
-        import random
+        import numpy as np
 
-        times = arrival_times(spec, 7200.0, random.Random(1))
+        times = arrival_times(spec, 7200.0, np.random.default_rng(1))
         first = sum(1 for t in times if t < 3600.0)
         second = len(times) - first
         assert 3.0 < second / max(first, 1) < 8.0
@@ -126,7 +126,7 @@ class TestShippedScenarios:
         assert (demo.fleet.robots, demo.fleet.drivers) == (20, 5)
         first_minute = 60.0 * demo.time_scale
         assert any(f.kind == "vanish" and f.at_s < first_minute for f in scenario_faults(demo))
-        assert draw_workload(demo, PLACES)[0].at_s < 10.0 * demo.time_scale
+        assert draw_workload(demo, PLACES)[0].created_s < 10.0 * demo.time_scale
 
     def test_faults_injects_every_kind(self) -> None:
         kinds = {f.kind for f in scenario_faults(load_scenario("faults"))}
