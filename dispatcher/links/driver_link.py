@@ -85,12 +85,14 @@ class DriverLink:
     def handle(self, topic: str, payload: bytes, retained: bool) -> None:
         """Process one message from the broker; never raises for bad input."""
         now = time.time()
+        subject: str | None = None
         try:
             if len(payload) > self._max_payload:
                 raise MessageRejected(
                     RejectReason.OVERSIZED, f"{len(payload)} bytes > {self._max_payload}"
                 )
             dt = parse_topic(self._prefix, topic)
+            subject = dt.driver_id
             if dt.topic not in INBOUND_TOPICS:
                 return  # fleetd's own offers and commands echoing back
             counter = self._received.get(dt.topic)
@@ -109,7 +111,7 @@ class DriverLink:
             self._registry.apply_sign_of_life(rec, heard)
             self._reply(rec, msg, now)
         except MessageRejected as exc:
-            self.rejections.record(exc.reason, exc.detail, topic)
+            self.rejections.record(exc.reason, exc.detail, topic, subject=subject)
 
     def _reply(
         self, rec: VehicleRecord, msg: OfferResponse | TripProgress | CommandAck, now: float
