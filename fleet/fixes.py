@@ -89,6 +89,8 @@ class FixFilter:
     limits: FixLimits = field(default_factory=FixLimits)
     _last: dict[uuid.UUID, _Accepted] = field(default_factory=dict)
     _refused: dict[uuid.UUID, deque[float]] = field(default_factory=dict)
+    #: Drivers found unreliable, until a window passes without a refused fix.
+    _flagged: set[uuid.UUID] = field(default_factory=set)
 
     def take(self, vehicle_id: uuid.UUID, fix: GeoPosition, at: float) -> FixReason | None:
         """Judge one fix: None (accepted, now the reference) or why it is refused."""
@@ -98,20 +100,21 @@ class FixFilter:
             return None
         times = self._refused.setdefault(vehicle_id, deque(maxlen=self.limits.unreliable_after))
         times.append(at)
+        if len(times) >= self.limits.unreliable_after and at - times[0] <= self.limits.window_s:
+            self._flagged.add(vehicle_id)
         return reason
 
     def forget(self, vehicle_id: uuid.UUID) -> None:
         """A driver gone (offline, removed): its next fix starts afresh."""
         self._last.pop(vehicle_id, None)
         self._refused.pop(vehicle_id, None)
+        self._flagged.discard(vehicle_id)
 
     def unreliable(self, now: float) -> frozenset[uuid.UUID]:
-        """Drivers with ``unreliable_after`` refused fixes within the last ``window_s``."""
-        n, window = self.limits.unreliable_after, self.limits.window_s
-        out = set()
+        """Drivers that had ``unreliable_after`` refused fixes within ``window_s``, and
+        have had a refused fix within the last ``window_s`` since."""
         for vehicle_id, times in list(self._refused.items()):
-            if not times or now - times[-1] > window:
+            if not times or now - times[-1] > self.limits.window_s:
                 del self._refused[vehicle_id]  # a quiet window: reliable again
-            elif len(times) >= n and now - times[0] <= window:
-                out.add(vehicle_id)
-        return frozenset(out)
+                self._flagged.discard(vehicle_id)
+        return frozenset(self._flagged)

@@ -167,6 +167,8 @@ class _Track:
     node: tuple[str | None, int | None]
     #: When it last moved, or when the watch (re)started (epoch seconds).
     since: float
+    #: Whether it was watched at the last check (the clock starts when it becomes so).
+    watching: bool = False
     stuck: bool = False
     #: While stuck: no new work before this (epoch seconds).
     hold_until: float = 0.0
@@ -240,6 +242,7 @@ class VehicleSense:
         track = self._tracks.get(view.id)
         if pose is None:
             return None
+        expected = watched(view, leg, self.in_action(view.id))
         if (
             track is None
             or track.map_id != pose.map_id
@@ -247,10 +250,13 @@ class VehicleSense:
             or track.node != node
         ):
             # Moved (or first seen): progress; a stuck flag clears.
-            self._tracks[view.id] = _Track(pose.map_id, pose.x, pose.y, node, now)
+            self._tracks[view.id] = _Track(pose.map_id, pose.x, pose.y, node, now, expected)
             return None
-        if not watched(view, leg, self.in_action(view.id)):
-            track.since = now  # the clock runs only while progress is expected
+        if not expected:
+            track.watching = False  # the clock runs only while progress is expected
+            return None
+        if not track.watching:
+            track.watching, track.since = True, now
             return None
         if track.stuck and now < track.hold_until:
             return None  # judged already; on trial again once the hold is over

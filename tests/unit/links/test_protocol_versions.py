@@ -158,3 +158,37 @@ class TestLoggedOncePerVehicle:
             ("m/a", 4),
         ]
         assert rejections.counts[RejectReason.VERSION_MISMATCH] == 11
+
+
+class TestDriverFixes:
+    """Implausible driver fixes are not the driver's position (fleet/fixes.py)."""
+
+    def test_an_implausible_fix_keeps_the_last_position_and_is_counted(self) -> None:
+        from prometheus_client import REGISTRY
+
+        settings = Settings(fleet={"unknown_vehicles": "register"})
+        registry = FleetRegistry(
+            maps=FacilityMaps(settings.facility_specs),
+            default_facility_id=settings.default_facility.id,
+            heartbeat_timeout_s=5.0,
+        )
+        sink = Rows()
+        link = DriverLink(settings, registry, sink, sink)
+
+        def refused() -> float:
+            labels = {"kind": "driver", "reason": "accuracy"}
+            return REGISTRY.get_sample_value("fleetd_position_fixes_rejected_total", labels) or 0
+
+        before = refused()
+        msg = dex.status()
+        link.handle("fleetd/driver/v1/drv-anna/status", dex.encode(msg), False)
+        (view,) = registry.snapshot()
+        good = view.position
+        assert good is not None
+        bad = {**msg, "headerId": msg["headerId"] + 1, "lat": msg["lat"] + 0.01}
+        bad["accuracyM"] = 80.0
+        link.handle("fleetd/driver/v1/drv-anna/status", dex.encode(bad), False)
+        (view,) = registry.snapshot()
+        assert view.position is not None and view.position.lat == good.lat
+        assert refused() == before + 1
+        assert len(sink.rows) == 1  # the refused fix is no telemetry row either
