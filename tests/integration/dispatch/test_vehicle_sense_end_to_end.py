@@ -140,13 +140,14 @@ class TestCriticalBattery:
         ``battery_critical``), the robot is sent to the charging station and charges, the
         ``battery_critical`` alert is raised, and another robot completes the mission."""
         settings = _settings(tmp_path, pg_dsn, mqtt_namespace, redis_prefix, **_sense())
-        slow = _spec(settings, "weak", 0, speed_mps=0.3, charge_pct_s=0.5)
+        # Between the pickup (n2) and the charger (n8): a short way to either.
+        slow = _spec(settings, "weak", 5, speed_mps=0.4, charge_pct_s=0.5)
         async with (
             running_daemon(settings) as d,
             api_client(d.base_url, await operator_token(settings)) as client,
             _stuckable(settings, slow) as robot,
         ):
-            mission_id = await _mission(client, 4, 2)
+            mission_id = await _mission(client, 2, 0)
             await _until_event(client, mission_id, "started")
             first = (await _get(client, mission_id))["vehicle_id"]
             robot.battery_fault()
