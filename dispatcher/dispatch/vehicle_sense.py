@@ -9,10 +9,11 @@ charging, in no safety stop and with no FATAL error (those have their own alerts
 paths), and runs no action (an action ``INITIALIZING``, ``RUNNING`` or ``PAUSED``: a
 pick, a drop, a charge take their time standing still). A watched robot whose position
 moves less than ``moved_m`` and whose ``lastNodeSequenceId`` and ``lastNodeId`` do not
-change for ``stuck_after_s`` is **stuck**: the ``vehicle_stuck`` alert is raised and its
-leg is given up (:class:`Verdict`): with no rider on board it is withdrawn (``cancelOrder``)
-and the mission planned again for another vehicle; with the rider on board the mission is
-held for an operator. A stuck robot is given no new work until it moves, or for
+change for ``stuck_after_s`` (counted from the last progress, or from when it became
+watched for its current leg, whichever is later) is **stuck**: the ``vehicle_stuck``
+alert is raised and its leg is given up (:class:`Verdict`): with no rider on board it is
+withdrawn (``cancelOrder``) and the mission planned again for another vehicle; with the
+rider on board the mission is held for an operator. A stuck robot is given no new work until it moves, or for
 ``retry_after_s`` at most (an idle robot has no reason to move by itself: after that it
 may be given work again, on trial, and the watchdog judges it afresh). The flag, and the
 alert, clear when it moves.
@@ -167,8 +168,9 @@ class _Track:
     node: tuple[str | None, int | None]
     #: When it last moved, or when the watch (re)started (epoch seconds).
     since: float
-    #: Whether it was watched at the last check (the clock starts when it becomes so).
-    watching: bool = False
+    #: The leg it was watched for at the last check (None: not watched). The clock starts
+    #: when it becomes watched, and again with each new leg (new work, a new start).
+    watching: str | None = None
     stuck: bool = False
     #: While stuck: no new work before this (epoch seconds).
     hold_until: float = 0.0
@@ -250,19 +252,19 @@ class VehicleSense:
             or track.node != node
         ):
             # Moved (or first seen): progress; a stuck flag clears.
-            self._tracks[view.id] = _Track(pose.map_id, pose.x, pose.y, node, now, expected)
+            watching = leg.leg_id if expected and leg is not None else None
+            self._tracks[view.id] = _Track(pose.map_id, pose.x, pose.y, node, now, watching)
             return None
-        if not expected:
-            track.watching = False  # the clock runs only while progress is expected
+        if not expected or leg is None:
+            track.watching = None  # the clock runs only while progress is expected
             return None
-        if not track.watching:
-            track.watching, track.since = True, now
+        if track.watching != leg.leg_id:
+            track.watching, track.since = leg.leg_id, now
             return None
         if track.stuck and now < track.hold_until:
             return None  # judged already; on trial again once the hold is over
         if now - track.since < self.limits.stuck_after_s:
             return None
-        assert leg is not None  # watched() says so
         track.stuck = True
         track.hold_until = now + self.limits.retry_after_s
         return Verdict(view.id, leg.leg_id, Cause.VEHICLE_STUCK, stuck_reaction(leg))

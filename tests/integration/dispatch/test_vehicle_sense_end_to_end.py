@@ -86,8 +86,8 @@ async def _alerts(settings: Settings, vehicle_id: str) -> dict[str, bool]:
 
 
 def _sense(**dispatch: Any) -> dict[str, Any]:
-    # 3 s at 0.3 m/s is 0.9 m: more than the 0.5 m a robot must move to make progress.
-    return {"stuck_after_s": 3.0, "stuck_retry_s": 60.0, **dispatch}
+    # 4 s at 0.3 m/s is 1.2 m: well over the 0.5 m a robot must move to make progress.
+    return {"stuck_after_s": 4.0, "stuck_retry_s": 60.0, **dispatch}
 
 
 class TestStuckRobot:
@@ -112,7 +112,11 @@ class TestStuckRobot:
             robot.get_stuck()
             await _until_event(client, mission_id, "unassigned")
             await eventually(lambda: not robot.nodes, WAIT_S)  # cancelOrder arrived
-            assert (await _alerts(settings, first)).get("vehicle_stuck") is True
+
+            async def raised() -> bool:
+                return (await _alerts(settings, first)).get("vehicle_stuck") is True
+
+            await eventually(raised, WAIT_S)
             async with _robots(settings, _spec(settings, "rescuer", 8)):
                 await _until_status(client, mission_id, "completed")
                 body = await _get(client, mission_id)
@@ -155,6 +159,7 @@ class TestCriticalBattery:
             await eventually(lambda: robot.order_id.startswith("charge:"), WAIT_S)
             await eventually(lambda: robot.charging and robot.last_node_id == NODES[-1], WAIT_S)
             assert (await _alerts(settings, first)).get("battery_critical") is True
+            assert "vehicle_stuck" not in await _alerts(settings, first)
             async with _robots(settings, _spec(settings, "rescuer", 1)):
                 await _until_status(client, mission_id, "completed")
                 body = await _get(client, mission_id)

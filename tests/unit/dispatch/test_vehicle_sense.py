@@ -179,6 +179,16 @@ class TestStuck:
         (again,) = run(sense, v, leg2, [T0 + 460])
         assert again.leg_id == "leg-2"
 
+    def test_a_new_leg_starts_the_clock_again(self) -> None:
+        """Withdrawn and given another leg at once (a charging trip after a critical
+        battery): the new leg has its own stuck_after_s to get going."""
+        sense = VehicleSense(LIMITS)
+        v = robot()
+        run(sense, v, LEG, [T0, T0 + 50])
+        charge = LegView("charge-1", mission=False, rider_on_board=False)
+        assert run(sense, v, charge, [T0 + 55, T0 + 100, T0 + 114]) == []
+        assert len(run(sense, v, charge, [T0 + 115])) == 1
+
     def test_a_verdict_not_carried_out_is_given_again(self) -> None:
         sense = VehicleSense(LIMITS)
         v = robot()
