@@ -9,14 +9,14 @@ charging, in no safety stop and with no FATAL error (those have their own alerts
 paths), and runs no action (an action ``INITIALIZING``, ``RUNNING`` or ``PAUSED``: a
 pick, a drop, a charge take their time standing still). A watched robot whose position
 moves less than ``moved_m`` and whose ``lastNodeSequenceId`` and ``lastNodeId`` do not
-change for ``stuck_after_s`` (counted from the last progress, or from when it became
+change for ``stuck_after_s`` (counted from its last progress, or from when it became
 watched for its current leg, whichever is later) is **stuck**: the ``vehicle_stuck``
 alert is raised and its leg is given up (:class:`Verdict`): with no rider on board it is
 withdrawn (``cancelOrder``) and the mission planned again for another vehicle; with the
-rider on board the mission is held for an operator. A stuck robot is given no new work until it moves, or for
-``retry_after_s`` at most (an idle robot has no reason to move by itself: after that it
-may be given work again, on trial, and the watchdog judges it afresh). The flag, and the
-alert, clear when it moves.
+rider on board the mission is held for an operator. A stuck robot is given no new work
+until it moves, or for ``retry_after_s`` at most (an idle robot has no reason to move by
+itself: after that it may be given work again, on trial, and the watchdog judges it
+afresh). The flag, and the alert, clear when it moves.
 
 **Critical battery** (:func:`battery_reaction`). A robot with a mission leg whose battery
 is at or below ``critical_battery_pct`` and not charging: with no rider on board, the leg
