@@ -186,6 +186,7 @@ def sense_limits(settings: Settings) -> SenseLimits:
         retry_after_s=d.stuck_retry_s,
         critical_battery_pct=settings.alerts.critical_battery_pct,
         finish_within_m=d.critical_finish_within_m,
+        heard_within_s=settings.fleet.robot_heartbeat_timeout,
     )
 
 

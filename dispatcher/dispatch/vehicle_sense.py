@@ -71,6 +71,9 @@ class SenseLimits:
     critical_battery_pct: float = 10.0
     #: With the rider on board, a drop-off this close (metres, straight line) is finished.
     finish_within_m: float = 150.0
+    #: Only a robot heard from within this many seconds is judged: while fleetd hears
+    #: nothing (a broker outage), no report is no evidence of no progress.
+    heard_within_s: float = 35.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +98,20 @@ class Verdict:
     reaction: Reaction
 
 
-def watched(view: VehicleView, leg: LegView | None, in_action: bool) -> bool:
-    """Whether a robot is expected to make progress now (see the module docstring)."""
+def watched(
+    view: VehicleView,
+    leg: LegView | None,
+    in_action: bool,
+    *,
+    now: float | None = None,
+    heard_within_s: float = math.inf,
+) -> bool:
+    """Whether a robot is expected to make progress now (see the module docstring), and
+    heard from recently enough (``now``, ``heard_within_s``) to tell."""
     return (
         view.kind is VehicleKind.ROBOT
         and leg is not None
+        and (now is None or (view.last_seen is not None and now - view.last_seen <= heard_within_s))
         and view.order_id is not None
         and view.online
         and view.operating_mode is OperatingMode.AUTOMATIC
@@ -244,7 +256,13 @@ class VehicleSense:
         track = self._tracks.get(view.id)
         if pose is None:
             return None
-        expected = watched(view, leg, self.in_action(view.id))
+        expected = watched(
+            view,
+            leg,
+            self.in_action(view.id),
+            now=now,
+            heard_within_s=self.limits.heard_within_s,
+        )
         if (
             track is None
             or track.map_id != pose.map_id

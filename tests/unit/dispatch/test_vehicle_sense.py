@@ -30,13 +30,16 @@ from protocols.vda5050.base import ActionStatus
 from tests.unit.api.fakes import make_vehicle
 
 FACILITY = uuid.uuid4()
-LIMITS = SenseLimits(stuck_after_s=60.0, retry_after_s=300.0, critical_battery_pct=10.0)
+#: Reports are taken as heard (heard_within_s has its own tests).
+LIMITS = SenseLimits(
+    stuck_after_s=60.0, retry_after_s=300.0, critical_battery_pct=10.0, heard_within_s=1e9
+)
 LEG = LegView("leg-1", mission=True, rider_on_board=False, dropoff=(52.5, 13.4))
 T0 = 1_900_000_000.0
 
 
 def robot(**changes: Any) -> VehicleView:
-    base = make_vehicle(FACILITY, "r1", order_id="order-1")
+    base = make_vehicle(FACILITY, "r1", order_id="order-1", last_seen=T0)
     return dataclasses.replace(base, **changes)
 
 
@@ -77,6 +80,20 @@ class TestWatched:
     def test_not_watched_without_a_leg_or_while_in_an_action(self) -> None:
         assert not watched(robot(), None, in_action=False)
         assert not watched(robot(), LEG, in_action=True)
+
+    def test_not_watched_when_not_heard_from_lately(self) -> None:
+        """A broker outage: fleetd hears nothing, which is no evidence of no progress."""
+        v = robot(last_seen=T0 - 40.0)
+        assert not watched(v, LEG, in_action=False, now=T0, heard_within_s=35.0)
+        assert watched(robot(last_seen=T0 - 30.0), LEG, False, now=T0, heard_within_s=35.0)
+
+    def test_an_outage_does_not_make_robots_stuck(self) -> None:
+        sense = VehicleSense(dataclasses.replace(LIMITS, heard_within_s=35.0))
+        v = robot(last_seen=T0)
+        assert run(sense, v, LEG, [T0, T0 + 30, T0 + 60, T0 + 120]) == []  # silent since T0
+        for t in (T0 + 120, T0 + 150, T0 + 179):  # heard again: the clock starts again
+            assert sense.check([robot(last_seen=t)], {v.id: LEG}, t) == []
+        assert sense.check([robot(last_seen=T0 + 170)], {v.id: LEG}, T0 + 180) != []
 
     def test_a_driver_is_never_watched(self) -> None:
         driver = make_vehicle(FACILITY, "d1", kind=VehicleKind.DRIVER, order_id="x")
