@@ -122,9 +122,14 @@ class TestLiveRun:
                     "missions_per_hour": 240.0,
                     "vehicle_kind_mix": {"robot": 0.4, "driver": 0.6},
                 },
-                # A silent driver needs an offer to accept before its window lapses;
-                # more of them make it near certain that one does within the run.
-                "faults": {**dict.fromkeys(FaultRates.model_fields, 20.0), "silent_driver": 40.0},
+                # A silent driver needs an offer to accept before its window lapses, and a
+                # stuck robot an order for the watchdog to judge (an idle one is left
+                # alone): more of them make it near certain that one does within the run.
+                "faults": {
+                    **dict.fromkeys(FaultRates.model_fields, 20.0),
+                    "silent_driver": 40.0,
+                    "stuck": 40.0,
+                },
             }
         )
         assert {f.kind for f in scenario_faults(scenario)} == set(FaultRates.model_fields)
