@@ -797,7 +797,10 @@ class DispatchEngine:
             )
             for vid, r in self.holdings.legs.items()
         }
-        for verdict in self.sense.check(self._fleet.snapshot(), legs, now):
+        # Only robots with a leg, or flagged stuck (to see them move), are looked at: not
+        # a copy of the whole fleet every second.
+        views = [v for vid in legs.keys() | self.sense.stuck() if (v := self._fleet.get(vid))]
+        for verdict in self.sense.check(views, legs, now):
             released = self.holdings.legs.get(verdict.vehicle_id)
             log.warning(
                 "dispatch.vehicle_sensed",

@@ -226,8 +226,9 @@ class VehicleSense:
     def check(
         self, views: Iterable[VehicleView], legs: Mapping[uuid.UUID, LegView], now: float
     ) -> list[Verdict]:
-        """Update every robot's progress at ``now`` (epoch seconds) and return the legs to
-        give up (or let finish), each verdict once."""
+        """Update the progress of the robots in ``views`` at ``now`` (epoch seconds) and
+        return the legs to give up (or let finish), each verdict once. ``views`` must hold
+        every robot with a leg and every robot flagged stuck; others are forgotten."""
         out: list[Verdict] = []
         seen: set[uuid.UUID] = set()
         for view in views:
