@@ -156,4 +156,7 @@ class TestLiveRun:
         for kind, reactions in expected.items():
             done = [f for f in by_kind.get(kind, []) if not f.injected.startswith("skipped")]
             seen = [o for f in done for o in f.observed]
-            assert any(o.startswith(reactions) for o in seen), (kind, by_kind.get(kind))
+            assert any(o.startswith(reactions) for o in seen), (
+                kind,
+                [(f.vehicle_id, f.t_s, f.injected, f.observed) for f in by_kind.get(kind, [])],
+            )
