@@ -262,6 +262,15 @@ class FleetSettings(_Section):
     #: vehicle_events rows one vehicle may cause per minute (registration aside); beyond
     #: it events are dropped and counted (fleetd_vehicle_events_dropped_total).
     vehicle_events_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 120
+    #: Drivers' position fixes (fleet/fixes.py): a fix implying more than this speed
+    #: since the last accepted one (beyond both fixes' accuracy) is not used (m/s).
+    driver_max_speed_mps: Annotated[float, Field(gt=0, le=1000)] = 15.0
+    #: A fix whose reported accuracy is worse than this is not used (metres).
+    driver_max_accuracy_m: Annotated[float, Field(gt=0, le=100_000)] = 30.0
+    #: This many refused fixes of one driver within position_unreliable_window_s raise
+    #: the position_unreliable alert (cleared after a window without one).
+    position_unreliable_fixes: Annotated[int, Field(ge=1, le=10_000)] = 5
+    position_unreliable_window_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
 
     @property
     def robot_heartbeat_timeout(self) -> float:
@@ -280,6 +289,16 @@ class AlertSettings(_Section):
     low_battery_pct: Annotated[float, Field(ge=0, le=100)] = 20.0
     #: A pending mission without a vehicle for this long (seconds) raises mission_waiting.
     mission_wait_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    #: A vehicle not charging at or below this battery level (percent) raises
+    #: battery_critical (instead of low_battery), and a robot's mission leg is given up
+    #: (docs/dispatch.md, "Stuck robots and critical batteries").
+    critical_battery_pct: Annotated[float, Field(ge=0, le=100)] = 10.0
+
+    @model_validator(mode="after")
+    def _battery_levels(self) -> AlertSettings:
+        if self.critical_battery_pct > self.low_battery_pct:
+            raise ValueError("alerts: need critical_battery_pct <= low_battery_pct")
+        return self
 
 
 class ApiSettings(_Section):
@@ -430,6 +449,16 @@ class DispatchSettings(_Section):
     resume_above_pct: Annotated[float, Field(ge=0, le=100)] = 80.0
     #: A vehicle at or below this is never planned.
     reserve_pct: Annotated[float, Field(ge=0, le=100)] = 15.0
+    #: A robot with an order, expected to move (AUTOMATIC, not paused, charging or in an
+    #: action), whose position and last node do not change for this long is stuck: the
+    #: vehicle_stuck alert, and its leg is given up (docs/dispatch.md). Seconds.
+    stuck_after_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    #: A stuck robot gets no new work until it moves, or for this long at most (then it
+    #: is tried again). Seconds.
+    stuck_retry_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    #: A critically low robot with the rider on board finishes the drop-off when it is at
+    #: most this far (metres, straight line); otherwise the mission is held for an operator.
+    critical_finish_within_m: Annotated[float, Field(ge=0, le=10_000)] = 150.0
 
     #: Drivers: how long a job offer stays open (seconds).
     offer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0

@@ -302,7 +302,12 @@ class Daemon:
         liveness_s = s.fleet.liveness_check_interval_s
         engine = self.dispatch.engine if self.dispatch is not None else None
         alerts = AlertWatch(
-            pool, registry, s.alerts, held=engine.held_missions if engine is not None else dict
+            pool,
+            registry,
+            s.alerts,
+            held=engine.held_missions if engine is not None else dict,
+            stuck=engine.stuck_vehicles if engine is not None else frozenset,
+            unreliable=links.driver.link.unreliable_positions,
         )
         registry.subscribe(alerts.nudge)  # offline, fatal: alerted at once, not next interval
         self._alerts = alerts

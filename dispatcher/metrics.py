@@ -18,6 +18,11 @@ MESSAGES_REJECTED = Counter(
     "Vehicle messages rejected, by link and reason (see protocols.errors.RejectReason).",
     ["link", "reason"],
 )
+POSITION_FIXES_REJECTED = Counter(
+    "fleetd_position_fixes_rejected_total",
+    "Position fixes not used as a vehicle's position, by kind and reason (fleet/fixes.py).",
+    ["kind", "reason"],
+)
 VEHICLES_ONLINE = Gauge("fleetd_vehicles_online", "Vehicles currently online, by kind.", ["kind"])
 LIVENESS_CHANGES = Counter(
     "fleetd_liveness_changes_total", "Vehicles going online or offline, by change.", ["change"]

@@ -41,6 +41,10 @@ class RejectReason(StrEnum):
     #: A ``state`` seen before, or an older one arriving late: its headerId is not above the
     #: last one taken and its timestamp not later (a duplicate, a replay, a reordering).
     REPLAYED = "replayed"
+    #: The header's ``version`` is not a version of the protocol the topic promises: another
+    #: major version (VDA 5050 ``9.9.9`` on ``uagv/v2``, driver ``2.0`` on ``.../v1``) or
+    #: not ``Major.Minor.Patch`` (VDA 5050) / ``Major.Minor`` (driver) at all.
+    VERSION_MISMATCH = "version_mismatch"
 
 
 class MessageRejected(Exception):
@@ -92,6 +96,12 @@ def rejection_from(exc: ValidationError) -> MessageRejected:
     first = errors[0]
     if first["type"] == "json_invalid":
         return MessageRejected(RejectReason.MALFORMED_JSON, first["msg"])
+    if tuple(first["loc"]) == ("version",) and first["type"] == "string_pattern_mismatch":
+        # A header version outside the pattern the model allows (the driver protocol's
+        # ``1.x``): another version of the protocol, told apart from a broken message.
+        return MessageRejected(
+            RejectReason.VERSION_MISMATCH, f"version: {first['msg']} [{first['type']}]"
+        )
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return MessageRejected(
         RejectReason.SCHEMA_INVALID,

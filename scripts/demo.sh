@@ -141,6 +141,10 @@ fi
 # The demo's vehicles are simulated and made up on the spot: register them on first contact
 # (the default, "reject", refuses vehicles neither configured nor stored).
 export FLEETD_FLEET__UNKNOWN_VEHICLES="${FLEETD_FLEET__UNKNOWN_VEHICLES:-register}"
+# The simulated drivers drive TIME_SCALE times faster than real ones: the plausibility
+# limit on their fixes' speed (15 m/s for real drivers) scales with it.
+FLEETD_FLEET__DRIVER_MAX_SPEED_MPS="${FLEETD_FLEET__DRIVER_MAX_SPEED_MPS:-$(awk -v s="$TIME_SCALE" 'BEGIN { print 15 * s }')}"
+export FLEETD_FLEET__DRIVER_MAX_SPEED_MPS
 
 say "starting the daemon: fleetd run (log: .run/fleetd.log)"
 # setsid: a Ctrl-C in this terminal reaches only this script, which then stops the

@@ -11,7 +11,8 @@
   status, no trip events, commands unanswered; then it drops the job and is back. A
   driver already on a job goes silent at once. If no offer is accepted within the
   fault's duration, the fault lapses and is recorded as skipped (nothing was injected).
-- ``noisy_gps``: the driver's reported fixes scatter (~40 m) for a while.
+- ``noisy_gps``: the driver's reported fixes scatter (~40 m) for a while, and report the
+  accuracy a phone would then (``accuracyM`` 40 m instead of 5 m).
 - ``malformed_burst``: a burst of messages fleetd must refuse on the vehicle's own topics
   (not JSON, wrong types, missing fields, a wrong protocol version, binary junk).
 
@@ -30,6 +31,8 @@ from sim.device import VirtualDevice
 from sim.driver import ScriptedDriver
 from sim.robot import VirtualRobot
 
+#: The accuracy a noisy driver's fixes report (metres), as a phone's own estimate does.
+NOISY_ACCURACY_M = 40.0
 #: Battery left after a battery fault, percent.
 BATTERY_FAULT_PCT = 4.0
 #: The error a fatal fault puts in the robot's state.

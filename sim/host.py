@@ -43,7 +43,7 @@ from gmqtt.mqtt.constants import MQTTv311
 
 from sim.device import VirtualDevice
 from sim.driver import DriverSpec, ScriptedDriver
-from sim.faults import FaultState, malformed_payloads
+from sim.faults import NOISY_ACCURACY_M, FaultState, malformed_payloads
 from sim.robot import RobotSpec, VirtualRobot
 from sim.schedule import PlannedFault
 
@@ -254,6 +254,8 @@ class Host:
             sigma_deg = 40.0 / 111_000.0  # ~40 m
             report["lat"] = round(report["lat"] + self._rng.gauss(0.0, sigma_deg), 7)
             report["lon"] = round(report["lon"] + self._rng.gauss(0.0, sigma_deg), 7)
+            # As a phone does: its own estimate of the fix's accuracy grows with the scatter.
+            report["accuracyM"] = NOISY_ACCURACY_M
         assert slot.client is not None
         slot.client.publish(slot.report_topic, json.dumps(report), qos=slot.report_qos)
         self.sent += 1

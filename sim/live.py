@@ -285,7 +285,7 @@ async def _read_events(client: httpx.AsyncClient, state: LiveState) -> None:
             async with client.stream(
                 "GET",
                 "/v1/events",
-                params={"types": "mission,vehicle"},
+                params={"types": "mission,vehicle,alert"},
                 headers=headers,
                 timeout=httpx.Timeout(10.0, read=None),
             ) as response:

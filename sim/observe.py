@@ -4,8 +4,10 @@ The live run reads ``GET /v1/events`` (Server-Sent Events) as an operator's scre
 keeps every mission event of the missions it created and every vehicle event, and scrapes
 ``GET /metrics`` now and then. After the run, :func:`observations` says for each injected
 fault what fleetd did about the vehicle it hit, within :data:`OBSERVE_WINDOW_S` wall
-seconds of the fault's end: the vehicle went offline or into error, its mission was
-reassigned or failed, a mission was held for an operator, messages were refused.
+seconds of the fault's end: the vehicle went offline or into error, an alert was raised
+about it (``vehicle_stuck``, ``battery_critical``, ``position_unreliable``...), its leg
+was withdrawn or its mission reassigned or failed, a mission was held for an operator,
+messages were refused, position fixes were not used.
 
 The parsing and matching here are pure (no I/O) and unit-tested; the reading is in
 :mod:`sim.live`.
@@ -33,7 +35,15 @@ SCRAPED = (
     "fleetd_messages_received_total",
     "fleetd_vehicles_online",
     "fleetd_dispatch_alerts_total",
+    "fleetd_position_fixes_rejected_total",
 )
+
+#: Faults whose reaction shows in a metric (summed over all vehicles: the run's faults of
+#: one kind are spread out, so a rise within a fault's window is taken as its doing).
+METRIC_REACTIONS = {
+    "malformed_burst": ("fleetd_messages_rejected_total", "messages refused"),
+    "noisy_gps": ("fleetd_position_fixes_rejected_total", "fixes rejected"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +51,7 @@ class SeenEvent:
     """One event from the stream (wall time as epoch seconds)."""
 
     at: float
-    type: str  # mission | vehicle
+    type: str  # mission | vehicle | alert
     event: str
     mission_id: str | None
     vehicle_id: str | None
@@ -149,6 +159,15 @@ def _describe(ev: SeenEvent) -> str | None:
         if ev.event == "status_changed" and ev.to_status in NOTABLE_STATUSES:
             return f"vehicle {ev.to_status}"
         return None
+    if ev.type == "alert":
+        kind = ev.details.get("kind")
+        return f"alert {kind} raised" if ev.event == "raised" and kind else None
+    reason = ev.details.get("reason")
+    if ev.event == "unassigned":
+        # fleetd took the leg back from this vehicle (the next one is ``reassigned``).
+        return f"leg withdrawn ({reason})" if reason else "mission unassigned"
+    if ev.event == "held":
+        return f"mission held ({reason})" if reason else "mission held"
     if ev.event in ("reassigned", "failed", "expired", "declined"):
         return f"mission {ev.event}"
     return None
@@ -183,12 +202,15 @@ def observations(
                 seen.append(what)
         if vehicle_uuid in held:
             seen.append(f"waiting for operator ({held[vehicle_uuid]})")
-    if fault.kind == "malformed_burst":
+    metric = METRIC_REACTIONS.get(fault.kind)
+    if metric is not None:
+        key, what = metric
         before = [s for t, s in scrapes if t <= start]
-        after = [s for t, s in scrapes if t >= start + 2.0]
+        # A burst is counted at once; a lasting fault's effect is summed over its window.
+        after = [s for t, s in scrapes if start + 2.0 <= t <= end]
         if before and after:
-            key = "fleetd_messages_rejected_total"
-            refused = after[0][key] - before[-1][key]
-            if refused > 0:
-                seen.append(f"messages refused ({refused:.0f} counted in {key})")
+            last = after[0] if fault.kind == "malformed_burst" else after[-1]
+            counted = last[key] - before[-1][key]
+            if counted > 0:
+                seen.append(f"{what} ({counted:.0f} counted in {key})")
     return seen

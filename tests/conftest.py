@@ -222,6 +222,9 @@ def daemon_settings(dsn: str, namespace: str, redis_prefix: str, **sections: Any
             "liveness_check_interval_s": 0.05,
             # Tests bring up simulated vehicles ad hoc, as the demo does.
             "unknown_vehicles": "register",
+            # Simulated drivers drive fast to keep tests short (tens of m/s, times the
+            # time scale): their fixes are not judged implausible by speed here.
+            "driver_max_speed_mps": 1000.0,
         },
         "api": {"port": free_port()},
     }

@@ -8,7 +8,7 @@ compares that set with the open rows and raises or clears the difference.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,6 +27,12 @@ class AlertKind(StrEnum):
     MISSION_WAITING = "mission_waiting"
     #: The dispatch engine holds a mission for an operator's decision (resolve it).
     MISSION_DECISION = "mission_decision"
+    #: A robot expected to move made no progress for ``dispatch.stuck_after_s``.
+    VEHICLE_STUCK = "vehicle_stuck"
+    #: Battery at or below ``alerts.critical_battery_pct``, not charging.
+    BATTERY_CRITICAL = "battery_critical"
+    #: A driver's position fixes keep being implausible: its position is not used.
+    POSITION_UNRELIABLE = "position_unreliable"
 
 
 class Severity(StrEnum):
@@ -41,6 +47,9 @@ SEVERITY: Mapping[AlertKind, Severity] = {
     AlertKind.SAFETY_STOP: Severity.CRITICAL,
     AlertKind.MISSION_WAITING: Severity.WARNING,
     AlertKind.MISSION_DECISION: Severity.CRITICAL,
+    AlertKind.VEHICLE_STUCK: Severity.CRITICAL,
+    AlertKind.BATTERY_CRITICAL: Severity.CRITICAL,
+    AlertKind.POSITION_UNRELIABLE: Severity.WARNING,
 }
 
 #: Vehicle kinds of alert, and mission kinds: the subject is a vehicle or a mission.
@@ -50,6 +59,9 @@ VEHICLE_KINDS = frozenset(
         AlertKind.LOW_BATTERY,
         AlertKind.FATAL_ERROR,
         AlertKind.SAFETY_STOP,
+        AlertKind.VEHICLE_STUCK,
+        AlertKind.BATTERY_CRITICAL,
+        AlertKind.POSITION_UNRELIABLE,
     }
 )
 
@@ -62,6 +74,18 @@ class Thresholds:
     low_battery_pct: float = 20.0
     #: A pending mission unassigned for this long (seconds).
     mission_wait_s: float = 300.0
+    #: Battery at or below this (percent), not charging: battery_critical instead.
+    critical_battery_pct: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sensed:
+    """What other parts of the daemon found about vehicles, beyond their own reports."""
+
+    #: Robots the dispatch watchdog finds stuck (dispatcher/dispatch/vehicle_sense.py).
+    stuck: Collection[uuid.UUID] = frozenset()
+    #: Drivers whose position fixes keep being implausible (dispatcher/links/fixes.py).
+    unreliable: Collection[uuid.UUID] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +130,7 @@ class AlertCondition:
         return SEVERITY[self.key.kind]
 
 
-def _vehicle_alerts(v: VehicleView, limits: Thresholds) -> Iterable[AlertCondition]:
+def _vehicle_alerts(v: VehicleView, limits: Thresholds, sensed: Sensed) -> Iterable[AlertCondition]:
     def cond(kind: AlertKind, message: str) -> AlertCondition:
         return AlertCondition(AlertKey(kind, v.id), v.facility_id, v.id, None, message[:500])
 
@@ -127,8 +151,20 @@ def _vehicle_alerts(v: VehicleView, limits: Thresholds) -> Iterable[AlertConditi
         yield cond(
             AlertKind.SAFETY_STOP, f"{v.name} is in a safety stop (e-stop or field violation)"
         )
-    if v.battery_pct is not None and v.battery_pct <= limits.low_battery_pct and not v.charging:
-        yield cond(AlertKind.LOW_BATTERY, f"{v.name} battery at {v.battery_pct:.0f}%")
+    if v.battery_pct is not None and not v.charging:
+        if v.battery_pct <= limits.critical_battery_pct:
+            yield cond(
+                AlertKind.BATTERY_CRITICAL, f"{v.name} battery critical at {v.battery_pct:.0f}%"
+            )
+        elif v.battery_pct <= limits.low_battery_pct:
+            yield cond(AlertKind.LOW_BATTERY, f"{v.name} battery at {v.battery_pct:.0f}%")
+    if v.id in sensed.stuck:
+        yield cond(AlertKind.VEHICLE_STUCK, f"{v.name} makes no progress (stuck)")
+    if v.id in sensed.unreliable:
+        yield cond(
+            AlertKind.POSITION_UNRELIABLE,
+            f"{v.name} reports implausible positions; its position is not used for dispatch",
+        )
 
 
 def current_alerts(
@@ -138,14 +174,16 @@ def current_alerts(
     *,
     now: float,
     limits: Thresholds = Thresholds(),
+    sensed: Sensed = Sensed(),
 ) -> dict[AlertKey, AlertCondition]:
     """Every alert that holds at ``now`` (epoch seconds).
 
-    ``held`` maps missions the dispatch engine holds for an operator to the reason.
+    ``held`` maps missions the dispatch engine holds for an operator to the reason;
+    ``sensed`` says which vehicles are stuck or report implausible positions.
     """
     out: dict[AlertKey, AlertCondition] = {}
     for v in vehicles:
-        for c in _vehicle_alerts(v, limits):
+        for c in _vehicle_alerts(v, limits, sensed):
             out[c.key] = c
     for m in missions:
         reason = held.get(m.id)

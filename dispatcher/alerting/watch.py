@@ -17,14 +17,14 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import asyncpg
 import structlog
 from prometheus_client import Counter, Gauge
 
 from dispatcher.alerting import store
-from dispatcher.alerting.rules import AlertKind, Thresholds, current_alerts
+from dispatcher.alerting.rules import AlertKind, Sensed, Thresholds, current_alerts
 from dispatcher.config import AlertSettings
 from dispatcher.services import FleetView
 from dispatcher.storage.db import CONNECT_ERRORS
@@ -59,13 +59,19 @@ class AlertWatch:
         settings: AlertSettings,
         *,
         held: Callable[[], Mapping[uuid.UUID, str]] = dict,
+        stuck: Callable[[], Collection[uuid.UUID]] = frozenset,
+        unreliable: Callable[[], Collection[uuid.UUID]] = frozenset,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._pool = pool
         self._fleet = fleet
         self._interval = settings.check_interval_s
-        self._limits = Thresholds(settings.low_battery_pct, settings.mission_wait_s)
+        self._limits = Thresholds(
+            settings.low_battery_pct, settings.mission_wait_s, settings.critical_battery_pct
+        )
         self._held = held
+        self._stuck = stuck
+        self._unreliable = unreliable
         self._clock = clock
         self._wake = asyncio.Event()
 
@@ -120,6 +126,7 @@ class AlertWatch:
             dict(self._held()),
             now=self._clock(),
             limits=self._limits,
+            sensed=Sensed(frozenset(self._stuck()), frozenset(self._unreliable())),
         )
         existing = {a.key: a for a in await store.open_alerts(self._pool)}
         raised = cleared = 0

@@ -49,6 +49,7 @@ from dispatcher.dispatch.recovery import (
     recover,
     refusal_event,
 )
+from dispatcher.dispatch.vehicle_sense import LegView, Reaction, SenseLimits, VehicleSense
 from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.links.commands import CommandOutcome
 from dispatcher.links.vehicle_events import VehicleEvent
@@ -95,6 +96,7 @@ class DispatchEngine:
         tick_s: float,
         service_s: float = 30.0,
         zones: ZoneRules | None = None,
+        sense: SenseLimits | None = None,
     ) -> None:
         self._ops = ops
         self._fleet = fleet
@@ -107,6 +109,8 @@ class DispatchEngine:
         self._tick_s = tick_s
         self._service_s = service_s
         self._zones = zones
+        #: The stuck-robot watchdog and the critical-battery rule (vehicle_sense.py).
+        self.sense = VehicleSense(sense or SenseLimits())
         #: Missions the zone rules keep out of planning, and why (logged once each).
         self.blocked: dict[uuid.UUID, str] = {}
         self.missions: dict[uuid.UUID, MissionRecord] = {}
@@ -213,6 +217,7 @@ class DispatchEngine:
 
     def observe(self, event: VehicleEvent) -> None:
         """A vehicle event: each channel says what it means for its legs."""
+        self.sense.observe(event)
         for channel in self._channels.values():
             for p in channel.observe(event):
                 self._inbox.put_nowait(p)
@@ -394,6 +399,7 @@ class DispatchEngine:
             and plannable(v, self._policy)
             and v.id not in self._forced_charge
             and not self._charging_leg(v.id)
+            and not self.sense.kept_from_work(v.id, time.time())
             and (only is None or self.holdings.is_free(v.id))
         ]
         busy = {vid: r.leg for vid, r in self.holdings.legs.items()} if only is None else {}
@@ -670,6 +676,8 @@ class DispatchEngine:
             for channel in self._channels.values():
                 for p in await channel.tick(now):
                     self._inbox.put_nowait(p)
+            async with self._lock:
+                await self._sense_vehicles(now)
 
     async def apply(self, p: LegProgress) -> None:
         """Apply one progress report to its leg and mission (caller holds the lock)."""
@@ -785,6 +793,49 @@ class DispatchEngine:
             await self._lose(released, failure, change.kind.value)
         self.mark()
 
+    async def _sense_vehicles(self, now: float) -> None:
+        """The watchdog's verdicts (vehicle_sense.py): a stuck robot's or a critically low
+        one's leg is withdrawn and lost with that reason (planned again, or held with the
+        rider on board); the caller holds the lock."""
+        legs = {
+            vid: LegView(
+                r.leg.leg_id,
+                r.leg.mission_id is not None,
+                steps.picked_up(r.reached),
+                (r.leg.stops[-1].lat, r.leg.stops[-1].lon) if r.leg.stops else None,
+            )
+            for vid, r in self.holdings.legs.items()
+        }
+        # Only robots with a leg, or flagged stuck (to see them move), are looked at: not
+        # a copy of the whole fleet every second.
+        views = [v for vid in legs.keys() | self.sense.stuck() if (v := self._fleet.get(vid))]
+        for verdict in self.sense.check(views, legs, now):
+            released = self.holdings.legs.get(verdict.vehicle_id)
+            log.warning(
+                "dispatch.vehicle_sensed",
+                vehicle_id=str(verdict.vehicle_id),
+                leg_id=verdict.leg_id,
+                cause=verdict.cause.value,
+                reaction=verdict.reaction.value,
+            )
+            if verdict.reaction is Reaction.FINISH or released is None:
+                continue
+            failure = LegFailure(verdict.cause.value)
+            try:
+                await self._withdraw(released.leg, failure)
+                await self._lose(released, failure, verdict.cause.value)
+            except UNREACHABLE as exc:
+                log.warning("dispatch.sense_deferred", error=type(exc).__name__)
+                self.sense.retry(verdict)
+                return
+            # Its plan after this leg is void: the robot is kept from work (stuck) or
+            # goes to charge, which a stale horizon would delay.
+            self.holdings.horizon.pop(verdict.vehicle_id, None)
+
+    def stuck_vehicles(self) -> frozenset[uuid.UUID]:
+        """Robots the watchdog finds stuck now (the ``vehicle_stuck`` alert)."""
+        return self.sense.stuck()
+
     # Operator ------------------------------------------------------------------------------
 
     def resolution_choices(
@@ -845,7 +896,10 @@ class DispatchEngine:
                 forced=v.id in self._forced_charge,
             )
             for v in self._fleet.snapshot()
-            if v.kind is VehicleKind.ROBOT and v.online and v.position is not None
+            if v.kind is VehicleKind.ROBOT
+            and v.online
+            and v.position is not None
+            and not self.sense.kept_from_work(v.id, time.time())
         ]
         taken = {
             r.leg.stops[0].place for r in self.holdings.legs.values() if r.leg.mission_id is None

@@ -89,6 +89,8 @@ class LegFailure(StrEnum):
     VEHICLE_OFFLINE = "vehicle_offline"
     NOT_IN_CONTROL = "not_in_control"  # robot in MANUAL / SERVICE / TEACHIN
     CANCELLED = "cancelled"  # withdrawn by fleetd (operator cancel, reassignment)
+    VEHICLE_STUCK = "vehicle_stuck"  # no progress for dispatch.stuck_after_s (vehicle_sense)
+    BATTERY_CRITICAL = "battery_critical"  # at or below alerts.critical_battery_pct
 
 
 @dataclass(frozen=True, slots=True)

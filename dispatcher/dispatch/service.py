@@ -29,6 +29,7 @@ from dispatcher.dispatch.legs import LegChannel
 from dispatcher.dispatch.planning import Planner, Snapshots, SolveRunner, in_thread
 from dispatcher.dispatch.problem import RobotRoutes, Speeds
 from dispatcher.dispatch.solver_process import SolverProcess
+from dispatcher.dispatch.vehicle_sense import SenseLimits
 from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
@@ -179,6 +180,18 @@ class DispatchService:
             self.engine.observe(event)
 
 
+def sense_limits(settings: Settings) -> SenseLimits:
+    """The stuck watchdog's and the critical-battery rule's limits, from the settings."""
+    d = settings.dispatch
+    return SenseLimits(
+        stuck_after_s=d.stuck_after_s,
+        retry_after_s=d.stuck_retry_s,
+        critical_battery_pct=settings.alerts.critical_battery_pct,
+        finish_within_m=d.critical_finish_within_m,
+        heard_within_s=settings.fleet.robot_heartbeat_timeout,
+    )
+
+
 def build_dispatch(
     settings: Settings,
     *,
@@ -217,6 +230,7 @@ def build_dispatch(
         tick_s=d.tick_s,
         service_s=d.service_s,
         zones=ZoneRules(pool),
+        sense=sense_limits(settings),
     )
     registry.subscribe(engine.on_fleet_change)
     intake = MissionIntake(engine, EventReader(pool), hub)

@@ -18,8 +18,9 @@ from dispatcher.config import Settings, UnknownVehiclePolicy
 from dispatcher.links.rejections import Rejections
 from dispatcher.links.vehicle import EventPublisher, TelemetrySink
 from dispatcher.links.vehicle_events import CommandAcked, OfferAnswered, TripProgressed
-from dispatcher.metrics import MESSAGES_RECEIVED
+from dispatcher.metrics import MESSAGES_RECEIVED, POSITION_FIXES_REJECTED
 from dispatcher.storage.telemetry import TelemetryRow
+from fleet.fixes import FixFilter, FixLimits, FixReason
 from fleet.model import (
     ConnectionState,
     DriverAvailability,
@@ -83,16 +84,31 @@ class DriverLink:
         self.rejections = Rejections(self.LINK)
         self._received = {t: MESSAGES_RECEIVED.labels(self.LINK, t.value) for t in DriverTopicName}
         self._events = events
+        f = settings.fleet
+        #: Drivers' fixes judged before they become the position (fleet/fixes.py).
+        self.fixes = FixFilter(
+            FixLimits(
+                max_speed_mps=f.driver_max_speed_mps,
+                max_accuracy_m=f.driver_max_accuracy_m,
+                unreliable_after=f.position_unreliable_fixes,
+                window_s=f.position_unreliable_window_s,
+            )
+        )
+        self._fixes_refused = {
+            r: POSITION_FIXES_REJECTED.labels(VehicleKind.DRIVER.value, r.value) for r in FixReason
+        }
 
     def handle(self, topic: str, payload: bytes, retained: bool) -> None:
         """Process one message from the broker; never raises for bad input."""
         now = time.time()
+        subject: str | None = None
         try:
             if len(payload) > self._max_payload:
                 raise MessageRejected(
                     RejectReason.OVERSIZED, f"{len(payload)} bytes > {self._max_payload}"
                 )
             dt = parse_topic(self._prefix, topic)
+            subject = dt.driver_id
             if dt.topic not in INBOUND_TOPICS:
                 return  # fleetd's own offers and commands echoing back
             counter = self._received.get(dt.topic)
@@ -111,7 +127,7 @@ class DriverLink:
             self._registry.apply_sign_of_life(rec, heard)
             self._reply(rec, msg, now)
         except MessageRejected as exc:
-            self.rejections.record(exc.reason, exc.detail, topic)
+            self.rejections.record(exc.reason, exc.detail, topic, subject=subject)
 
     def _reply(
         self, rec: VehicleRecord, msg: OfferResponse | TripProgress | CommandAck, now: float
@@ -143,21 +159,33 @@ class DriverLink:
             )
         return self._registry.register(key)
 
+    def unreliable_positions(self) -> frozenset[uuid.UUID]:
+        """Drivers whose fixes keep being refused (the ``position_unreliable`` alert)."""
+        return self.fixes.unreliable(time.time())
+
     def _status(self, rec: VehicleRecord, msg: DriverStatus, heard: Heard) -> None:
+        position = (
+            GeoPosition(msg.lat, msg.lon, msg.heading_deg, msg.accuracy_m)
+            if msg.lat is not None and msg.lon is not None
+            else None
+        )
+        if position is not None:
+            refused = self.fixes.take(rec.id, position, heard.received_at)
+            if refused is not None:
+                # Not the driver's position: the last plausible one stays (in the registry
+                # and the Redis GEO index); the rest of the status is taken.
+                self._fixes_refused[refused].inc()
+                position = None
         state = DriverState(
             availability=DriverAvailability(msg.availability),
             phone_battery_pct=msg.phone_battery_pct,
             speed_mps=msg.speed_mps,
             on_job=msg.mission_id is not None,
-            position=(
-                GeoPosition(msg.lat, msg.lon, msg.heading_deg, msg.accuracy_m)
-                if msg.lat is not None and msg.lon is not None
-                else None
-            ),
+            position=position,
         )
         self._registry.apply_driver_status(rec, state, heard)
         if state.position is None:
-            return  # no fix yet: liveness and availability only
+            return  # no (plausible) fix: liveness and availability only
         now = heard.received_at
         self._telemetry.add(
             TelemetryRow(

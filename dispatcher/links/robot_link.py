@@ -37,8 +37,15 @@ from fleet.registry import FleetRegistry
 from fleet.reports import Heard, RobotState
 from protocols.errors import MessageRejected, RejectReason
 from protocols.vda5050 import codec, fast
+from protocols.vda5050.base import VDA_VERSION
 from protocols.vda5050.models import Connection, Factsheet, State, Visualization
-from protocols.vda5050.topics import INBOUND_TOPICS, Topic, VdaTopic, parse_topic
+from protocols.vda5050.topics import (
+    INBOUND_TOPICS,
+    Topic,
+    VdaTopic,
+    major_of_prefix,
+    parse_topic,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +86,10 @@ class RobotLink:
         #: vehicle id -> (headerId, timestamp) of the last ``state`` taken.
         self._last_state: dict[object, tuple[int, object]] = {}
         self.rejections = Rejections(self.LINK)
+        #: The interface's major version, from the topic prefix (``uagv/v2`` -> 2).
+        self._versions = codec.VersionCheck(
+            major_of_prefix(self._prefix, int(VDA_VERSION.partition(".")[0]))
+        )
         # Each vehicle publishes on the same few topics: parse each name once.
         self._topics: dict[str, VdaTopic] = {}
         self._received = {t: MESSAGES_RECEIVED.labels(self.LINK, t.value) for t in Topic}
@@ -86,6 +97,7 @@ class RobotLink:
     def handle(self, topic: str, payload: bytes, retained: bool) -> None:
         """Process one message from the broker; never raises for bad input."""
         now = time.time()
+        vt: VdaTopic | None = None
         try:
             if len(payload) > self._max_payload:
                 raise MessageRejected(
@@ -104,6 +116,7 @@ class RobotLink:
                 counter.inc()
             msg = codec.decode(vt.topic, payload)
             codec.check_identity(msg, vt)
+            self._versions.check(msg.version)
             rec = self._vehicle(
                 VehicleKey(VehicleKind.ROBOT, vt.manufacturer, vt.serial_number), msg
             )
@@ -122,7 +135,10 @@ class RobotLink:
             elif isinstance(msg, Factsheet):
                 self._factsheet(rec, msg, now, retained)
         except MessageRejected as exc:
-            self.rejections.record(exc.reason, exc.detail, topic)
+            # Logged once per robot and interval when the topic named one (a misconfigured
+            # robot repeats its mistake on every message; another robot's is news).
+            subject = f"{vt.manufacturer}/{vt.serial_number}" if vt is not None else None
+            self.rejections.record(exc.reason, exc.detail, topic, subject=subject)
 
     # --- per message type -------------------------------------------------------------
 

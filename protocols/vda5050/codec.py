@@ -9,6 +9,7 @@ when a message fails.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,9 +36,7 @@ from protocols.vda5050.topics import Topic, VdaTopic
 
 #: What a robot publishes and fleetd accepts (the fast path's twins of State and
 #: Visualization carry the same fields under the same names).
-InboundMessage = (
-    State | Connection | Visualization | Factsheet | fast.State | fast.Visualization
-)
+InboundMessage = State | Connection | Visualization | Factsheet | fast.State | fast.Visualization
 #: What fleetd publishes (and a robot, or the simulator, decodes).
 OutboundMessage = Order | InstantActions
 
@@ -118,6 +117,49 @@ def check_identity(msg: _Identified, vt: VdaTopic) -> None:
             RejectReason.IDENTITY_MISMATCH,
             f"payload names {manufacturer}/{serial}, topic is {vt.manufacturer}/{vt.serial_number}",
         )
+
+
+#: VDA 5050 section 6.4: ``version`` is ``Major.Minor.Patch`` (e.g. ``2.0.0``).
+_VERSION = re.compile(r"^(?P<major>[0-9]{1,3})\.[0-9]{1,3}\.[0-9]{1,3}$")
+#: Distinct version strings remembered as checked (a robot repeats its own on every message).
+_VERSION_CACHE_SIZE = 64
+
+
+class VersionCheck:
+    """Refuses messages whose header ``version`` is not of the interface's major version.
+
+    The topic's ``v2`` level names the major version (section 6.5); a message claiming
+    another major (``9.9.9`` on ``uagv/v2``) speaks a protocol fleetd does not, whatever
+    its fields happen to parse as. Minor and patch may differ (2.1.0 is compatible by
+    VDA 5050's own rules). Each distinct version string is checked once: the hot path is
+    one set look-up.
+    """
+
+    def __init__(self, major: int) -> None:
+        self.major = major
+        self._good: set[str] = set()
+
+    def check(self, version: str | None) -> None:
+        """Raise :class:`MessageRejected` (``version_mismatch``) for a foreign version.
+
+        ``None`` (an optional header left out, as ``visualization`` may) is accepted.
+        """
+        if version is None or version in self._good:
+            return
+        match = _VERSION.match(version)
+        if match is None:
+            raise MessageRejected(
+                RejectReason.VERSION_MISMATCH,
+                f"version {version[:20]!r} is not Major.Minor.Patch",
+            )
+        if int(match["major"]) != self.major:
+            raise MessageRejected(
+                RejectReason.VERSION_MISMATCH,
+                f"version {version!r} is not of major version {self.major}",
+            )
+        if len(self._good) >= _VERSION_CACHE_SIZE:
+            self._good.clear()
+        self._good.add(version)
 
 
 def encode(msg: BaseModel) -> bytes:

@@ -104,6 +104,16 @@ def parse_topic(prefix: str, topic: str, *, strict: bool = True) -> VdaTopic:
     return VdaTopic(manufacturer, serial, sub)
 
 
+_MAJOR_LEVEL = re.compile(r"^v(?P<major>[0-9]+)$")
+
+
+def major_of_prefix(prefix: str, default: int) -> int:
+    """The major version a topic prefix carries (``uagv/v2`` -> 2), or ``default`` when its
+    last level is not ``v<digits>`` (a site that chose another interface name scheme)."""
+    match = _MAJOR_LEVEL.match(prefix.rstrip("/").rpartition("/")[2])
+    return int(match["major"]) if match else default
+
+
 def topic_for(prefix: str, manufacturer: str, serial: str, topic: Topic) -> str:
     """The topic name to publish ``topic`` for one robot on.
 

@@ -25,15 +25,23 @@ from tests.conftest import daemon_settings, running_daemon
 from tests.integration.operator_tokens import operator_token
 
 
-def _settings(pg_dsn: str, mqtt_namespace: str, redis_prefix: str) -> Settings:
+def _settings(pg_dsn: str, mqtt_namespace: str, redis_prefix: str, **more: Any) -> Settings:
     return daemon_settings(
         pg_dsn,
         mqtt_namespace,
         redis_prefix,
-        dispatch={"tick_s": 0.5, "debounce_s": 0.05, "offer_timeout_s": 3.0, "service_s": 1},
+        **more,
+        dispatch={
+            "tick_s": 0.5,
+            "debounce_s": 0.05,
+            "offer_timeout_s": 3.0,
+            "service_s": 1,
+            # Wall seconds: a stuck fault lasts 180 simulated s, 18 wall s at 10x.
+            "stuck_after_s": 3.0,
+            "stuck_retry_s": 10.0,
+        },
         planner={"time_limit_s": 0.3},
     )
-
 
 
 async def _run(
@@ -98,8 +106,11 @@ class TestLiveRun:
         self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
     ) -> None:
         """Every kind of fault, on a small fleet with work to do: each is recorded with
-        what fleetd did about it, seen in its events and metrics."""
-        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        what fleetd did about it, seen in its events and metrics. The fleet is judged at
+        the scenario's pace: a driver's plausible speed is 15 m/s times the time scale."""
+        settings = _settings(
+            pg_dsn, mqtt_namespace, redis_prefix, fleet={"driver_max_speed_mps": 150.0}
+        )
         scenario = Scenario.model_validate(
             {
                 "name": "faults",
@@ -111,9 +122,14 @@ class TestLiveRun:
                     "missions_per_hour": 240.0,
                     "vehicle_kind_mix": {"robot": 0.4, "driver": 0.6},
                 },
-                # A silent driver needs an offer to accept before its window lapses;
-                # more of them make it near certain that one does within the run.
-                "faults": {**dict.fromkeys(FaultRates.model_fields, 20.0), "silent_driver": 40.0},
+                # A silent driver needs an offer to accept before its window lapses, and a
+                # stuck robot an order for the watchdog to judge (an idle one is left
+                # alone): more of them make it near certain that one does within the run.
+                "faults": {
+                    **dict.fromkeys(FaultRates.model_fields, 20.0),
+                    "silent_driver": 40.0,
+                    "stuck": 40.0,
+                },
             }
         )
         assert {f.kind for f in scenario_faults(scenario)} == set(FaultRates.model_fields)
@@ -123,20 +139,24 @@ class TestLiveRun:
         for fault in record.faults:
             by_kind.setdefault(fault.kind, []).append(fault)
         # Faults that fleetd reacts to, and the reaction its events or metrics show.
-        expected = {
-            "vanish": "vehicle offline",
-            "reconnect": "vehicle offline",
-            "fatal_error": "vehicle error raised",
-            "silent_driver": "vehicle offline",
-            "malformed_burst": "messages refused",
+        expected: dict[str, tuple[str, ...]] = {
+            "vanish": ("vehicle offline",),
+            "reconnect": ("vehicle offline",),
+            "fatal_error": ("vehicle error raised",),
+            "silent_driver": ("vehicle offline",),
+            "malformed_burst": ("messages refused",),
+            # The progress watchdog: the alert, and the leg of a robot with an order taken
+            # back (or its mission held with the rider on board).
+            "stuck": ("alert vehicle_stuck raised", "leg withdrawn (vehicle_stuck)"),
+            # The phone's scattered fixes are not used; sustained, they raise an alert.
+            "noisy_gps": ("fixes rejected", "alert position_unreliable raised"),
+            # 4 % is below the critical level: the alert (and a leg given up, if it had one).
+            "battery_fault": ("alert battery_critical raised",),
         }
-        for kind, reaction in expected.items():
+        for kind, reactions in expected.items():
             done = [f for f in by_kind.get(kind, []) if not f.injected.startswith("skipped")]
             seen = [o for f in done for o in f.observed]
-            assert any(o.startswith(reaction) for o in seen), (kind, by_kind.get(kind))
-        # fleetd has no reaction of its own to these (no progress watchdog, no GPS
-        # plausibility check, a low battery only matters to the next plan): recorded as
-        # injected, with whatever was seen.
-        for kind in ("stuck", "noisy_gps", "battery_fault"):
-            assert by_kind.get(kind), kind
-            assert all(f.injected for f in by_kind[kind])
+            assert any(o.startswith(reactions) for o in seen), (
+                kind,
+                [(f.vehicle_id, f.t_s, f.injected, f.observed) for f in by_kind.get(kind, [])],
+            )

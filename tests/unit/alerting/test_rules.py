@@ -5,7 +5,16 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from dispatcher.alerting.rules import AlertKey, AlertKind, OpenMission, Thresholds, current_alerts
+from dispatcher.alerting.rules import (
+    SEVERITY,
+    AlertKey,
+    AlertKind,
+    OpenMission,
+    Sensed,
+    Severity,
+    Thresholds,
+    current_alerts,
+)
 from fleet.model import VehicleError, VehicleStatus, VehicleView
 from tests.unit.api.fakes import make_vehicle
 
@@ -79,3 +88,33 @@ class TestMissionAlerts:
         (cond,) = found.values()
         assert cond.key == AlertKey(AlertKind.MISSION_DECISION, m.id)
         assert "vehicle lost" in cond.message and cond.mission_id == m.id
+
+
+class TestSensedAlerts:
+    """vehicle_stuck, battery_critical and position_unreliable (issue 15/17)."""
+
+    def test_critical_battery_replaces_low_battery(self) -> None:
+        limits = Thresholds(low_battery_pct=20.0, critical_battery_pct=10.0)
+        assert _kinds([_v(battery_pct=4.0)], limits=limits) == {AlertKind.BATTERY_CRITICAL}
+        assert _kinds([_v(battery_pct=10.0)], limits=limits) == {AlertKind.BATTERY_CRITICAL}
+        assert _kinds([_v(battery_pct=15.0)], limits=limits) == {AlertKind.LOW_BATTERY}
+        assert _kinds([_v(battery_pct=4.0, charging=True)], limits=limits) == set()
+        (cond,) = current_alerts([_v(battery_pct=4.0)], [], {}, now=NOW).values()
+        assert cond.severity.value == "critical" and "4%" in cond.message
+
+    def test_stuck_and_unreliable_come_from_what_was_sensed(self) -> None:
+        v = _v(battery_pct=80.0)
+        assert _kinds([v], sensed=Sensed(stuck={v.id})) == {AlertKind.VEHICLE_STUCK}
+        assert _kinds([v], sensed=Sensed(unreliable={v.id})) == {AlertKind.POSITION_UNRELIABLE}
+        assert _kinds([v], sensed=Sensed(stuck={uuid.uuid4()})) == set()
+
+    def test_an_offline_or_maintained_vehicle_raises_no_sensed_alert(self) -> None:
+        v = _v(online=False, status=VehicleStatus.OFFLINE)
+        assert _kinds([v], sensed=Sensed(stuck={v.id})) == {AlertKind.VEHICLE_OFFLINE}
+        m = _v(maintenance=True)
+        assert _kinds([m], sensed=Sensed(stuck={m.id}, unreliable={m.id})) == set()
+
+    def test_severities(self) -> None:
+        assert SEVERITY[AlertKind.VEHICLE_STUCK] is Severity.CRITICAL
+        assert SEVERITY[AlertKind.BATTERY_CRITICAL] is Severity.CRITICAL
+        assert SEVERITY[AlertKind.POSITION_UNRELIABLE] is Severity.WARNING

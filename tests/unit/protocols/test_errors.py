@@ -35,6 +35,7 @@ class TestRejectReason:
             "foreign_map",
             "stale",
             "replayed",
+            "version_mismatch",
         }
 
 

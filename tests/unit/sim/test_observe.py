@@ -101,6 +101,33 @@ class TestObservations:
             f"messages refused (10 counted in {key})",
         ]
 
+    def test_alerts_withdrawn_legs_and_held_missions_are_reactions(self) -> None:
+        """The reactions to stuck, battery_fault (issue 15/17): an alert about the vehicle,
+        its leg taken back with the reason, or its mission held."""
+        fault = Injected("stuck", "r0001", at=100.0, wall_duration_s=18.0, note="")
+        events = [
+            SeenEvent(103.0, "alert", "raised", None, VEH, None, {"kind": "vehicle_stuck"}),
+            SeenEvent(103.5, "mission", "unassigned", "m1", VEH, None, {"reason": "vehicle_stuck"}),
+            SeenEvent(104.0, "mission", "held", "m2", VEH, None, {"reason": "battery_critical"}),
+            SeenEvent(110.0, "alert", "cleared", None, VEH, None, {"kind": "vehicle_stuck"}),
+        ]
+        assert observations(fault, VEH, events, [], {}) == [
+            "alert vehicle_stuck raised",
+            "leg withdrawn (vehicle_stuck)",
+            "mission held (battery_critical)",
+        ]
+
+    def test_rejected_fixes_are_counted_over_the_faults_window(self) -> None:
+        fault = Injected("noisy_gps", "d001", at=100.0, wall_duration_s=12.0, note="")
+        key = "fleetd_position_fixes_rejected_total"
+        scrapes = [
+            (99.0, {key: 1.0}),
+            (103.0, {key: 2.0}),
+            (112.0, {key: 7.0}),
+            (500.0, {key: 90.0}),
+        ]
+        assert observations(fault, VEH, [], scrapes, {}) == [f"fixes rejected (6 counted in {key})"]
+
     def test_an_unknown_vehicle_sees_nothing(self) -> None:
         fault = Injected("vanish", "r0001", at=100.0, wall_duration_s=0.0, note="")
         assert observations(fault, None, [_ev(101.0, "went_offline")], [], {}) == []
