@@ -93,6 +93,11 @@ DISPATCH_ALERTS = Counter(
     "Missions held for an operator (rider on board, vehicle lost), by reason.",
     ["reason"],
 )
+DISPATCH_DOUBLE_HOLDS = Counter(
+    "fleetd_dispatch_double_holds_refused_total",
+    "Releases the engine's bookkeeping refused because a vehicle would hold two legs or a "
+    "mission two vehicles (an engine bug; no order was sent). Should stay 0.",
+)
 DISPATCH_PLAN_SECONDS = Histogram(
     "fleetd_dispatch_plan_seconds",
     "Wall time of one dispatch plan (solved off the event loop: thread or worker process).",

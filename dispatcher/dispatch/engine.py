@@ -29,7 +29,7 @@ from dispatcher.dispatch import progress as steps
 from dispatcher.dispatch.charging import ChargePolicy, RobotNeed, Station, choose_stations
 from dispatcher.dispatch.debounce import Debouncer
 from dispatcher.dispatch.eligibility import mission_leg, mission_stops, plannable
-from dispatcher.dispatch.holdings import Holdings, Released
+from dispatcher.dispatch.holdings import DoubleHold, Holdings, Released
 from dispatcher.dispatch.legs import (
     Leg,
     LegChannel,
@@ -54,6 +54,7 @@ from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.links.commands import CommandOutcome
 from dispatcher.links.vehicle_events import VehicleEvent
 from dispatcher.metrics import DISPATCH_ALERTS
+from dispatcher.metrics import DISPATCH_DOUBLE_HOLDS as DOUBLE_HOLDS
 from dispatcher.missions.domain import Location, MissionRecord, Scope
 from dispatcher.missions.lifecycle import MissionEvent, MissionStatus
 from dispatcher.ops.caller import Caller
@@ -307,6 +308,14 @@ class DispatchEngine:
                     log.warning("dispatch.plan_deferred", error=type(exc).__name__)
                     await asyncio.sleep(self._tick_s)
                     self.mark()
+                except DoubleHold as exc:
+                    # An engine bug, caught before any order went out (the bookkeeping
+                    # refused it): logged and counted, and the next plan starts afresh,
+                    # rather than the daemon stopping for every vehicle and mission.
+                    DOUBLE_HOLDS.inc()
+                    log.error("dispatch.double_hold_refused", error=str(exc))
+                    await asyncio.sleep(self._tick_s)
+                    self.mark()
 
     async def plan_now(self) -> None:
         """Plan the open missions and release the next legs (one plan at a time).
@@ -338,7 +347,12 @@ class DispatchEngine:
         while True:
             await self._new_wake.wait()
             self._new_wake.clear()
-            await self.insert_new()
+            try:
+                await self.insert_new()
+            except DoubleHold as exc:  # as in _plan_loop: refused before any order
+                DOUBLE_HOLDS.inc()
+                log.error("dispatch.double_hold_refused", error=str(exc))
+                self.mark()
 
     async def insert_new(self) -> None:
         """The quick insertion: the new missions onto the free vehicles near them, at
@@ -391,6 +405,9 @@ class DispatchEngine:
             for mid in self.holdings.held
             if (m := self.missions.get(mid)) is not None and m.vehicle_id is not None
         }
+        # So does a vehicle whose rider waits to be resumed after a restart (the quick
+        # insertion runs during the restart's settle time too).
+        with_rider.update(vehicle_id for vehicle_id, _ in self._resume.values())
         fleet = [
             v
             for v in self._fleet.snapshot()
@@ -558,6 +575,17 @@ class DispatchEngine:
             if not self.holdings.is_free(vehicle_id):
                 continue
             del self._resume[mission_id]
+            driver = self.holdings.by_mission.get(mission_id)
+            if driver is not None:
+                # Should not happen (planning leaves resumed missions alone); if it does,
+                # the mission already has a vehicle: a second order would send two.
+                log.error(
+                    "dispatch.resume_skipped",
+                    mission_id=str(mission_id),
+                    vehicle_id=str(vehicle_id),
+                    held_by=str(driver),
+                )
+                continue
             whole = mission_leg(
                 mission,
                 vehicle_id,

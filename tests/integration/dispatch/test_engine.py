@@ -239,6 +239,34 @@ class TestWhenThingsGoWrong:
         assert len(fresh.legs_for(mission_id)) == 1
         assert fresh.violations == []
 
+    async def test_a_robot_whose_rider_awaits_its_resume_takes_no_new_mission(
+        self, rig: Rig
+    ) -> None:
+        """Restarted with a rider on board: during the settle time, before the drop-off
+        is given back, the quick insertion must not give that robot a second mission
+        (found by the soak: the robot was sent to another pickup with a rider aboard)."""
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        mission_id = await create(rig)
+        leg = await leg_of(rig, mission_id)
+        rig.progress(leg, K.PICKED_UP)
+        await status_is(rig, mission_id, "in_progress")
+        fresh = RecordingChannel()
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
+        await restarted.load()  # the settle time starts: the rider is not resumed yet
+        second = await create(rig)
+        found = await MissionOps(rig.pool).get(api_caller(Role.OPERATOR), second)
+        assert found is not None
+        restarted.take_new(found[0])
+        await restarted.insert_new()
+        assert fresh.legs_for(second) == []
+        restarted._settle_until = 0.0  # the vehicles have reported
+        await restarted.plan_now()
+        [resumed] = fresh.legs_for(mission_id)
+        assert resumed.vehicle_id == near.id
+        assert fresh.legs_for(second) == []  # still busy with the rider
+        assert fresh.violations == []
+
     async def test_a_vehicle_going_offline_before_pickup_loses_its_mission(self, rig: Rig) -> None:
         """Offline before pickup: re-planned at once onto another robot."""
         near, other = robot("near", WARD_A), robot("other", RADIOLOGY)
