@@ -400,12 +400,15 @@ class DispatchEngine:
             if only is None
             else {i: self.missions[i] for i in only if i in self.missions}
         )
+        # A mission taken back from a robot that still drives it waits until it lets go.
+        releasing = frozenset().union(*(c.releasing() for c in self._channels.values()))
         open_ = [
             m
             for mid, m in pool.items()
             if mid not in self.holdings.by_mission
             and mid not in self.holdings.held
             and mid not in self._resume
+            and mid not in releasing
             and not m.status.is_final
         ]
         return PlanInputs(

@@ -253,6 +253,25 @@ class TestWhenThingsGoWrong:
         second = await leg_of(rig, mission_id, 2)
         assert (first.vehicle_id, second.vehicle_id) == (near.id, other.id)
 
+    async def test_a_mission_waits_until_its_old_robot_lets_go(self, rig: Rig) -> None:
+        """Issue 18: the leg was taken back but the old robot, online, still drives the
+        order (its cancel not acted on yet): no other vehicle gets the mission until the
+        channel says the robot has let go."""
+        near, other = robot("near", WARD_A), robot("other", RADIOLOGY)
+        await rig.add_vehicle(near)
+        await rig.add_vehicle(other)
+        mission_id = await create(rig)
+        first = await leg_of(rig, mission_id)
+        rig.channel.letting_go.add(mission_id)
+        rig.progress(first, K.FAILED, LegFailure.FATAL_ERROR)
+        await eventually(lambda: rig.engine.holdings.of_mission(mission_id) is None)
+        await rig.engine.plan_now()
+        await asyncio.sleep(0.3)  # a few plan rounds: still nobody takes it
+        assert len(rig.channel.legs_for(mission_id)) == 1
+        rig.channel.letting_go.clear()
+        second = await leg_of(rig, mission_id, 2)
+        assert second.vehicle_id == other.id
+
     async def test_a_picked_up_mission_waits_for_an_operator_and_is_resolved(
         self, rig: Rig
     ) -> None:
