@@ -327,12 +327,17 @@ class FleetRegistry:
         rec.offline_reason = reason
         self._liveness(rec, ChangeKind.WENT_OFFLINE, reason, now)
 
-    def excuse_silence(self, now: float) -> int:
-        """fleetd itself was cut off (broker away) until ``now``: the vehicles online before
-        are judged from now on, not from messages they could not get through; the count."""
-        # Last Wills not applied yet arrived just before the cut-off: the broker going
-        # away drops every client, fleetd included. Void; the heartbeat judges from now.
-        self._wills.clear()
+    def excuse_silence(self, now: float, cut_off_at: float | None = None) -> int:
+        """fleetd itself was cut off (broker away) from ``cut_off_at`` until ``now``: the
+        vehicles online before are judged from now on, not from messages they could not
+        get through; the count."""
+        # Last Wills still waiting when fleetd found itself cut off arrived just before: a
+        # broker going away drops every client, fleetd included. Void: the heartbeat
+        # judges from now. Wills that came after (queued for fleetd's persistent session
+        # while it was away, delivered on its return) still count.
+        for vid, at in list(self._wills.items()):
+            if cut_off_at is None or at <= cut_off_at:
+                del self._wills[vid]
         excused = 0
         for rec in self._by_id.values():
             if rec.online and rec.last_seen is not None and rec.last_seen < now:

@@ -229,8 +229,8 @@ class TestConnection:
         registry.apply_connection(rec, ConnectionState.ONLINE, live())
         registry.drain_changes()
         registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1000.5))
-        # fleetd is cut off from here (no expire); back 3 s later.
-        registry.excuse_silence(1003.5)
+        # fleetd finds itself cut off 0.1 s later (no expire meanwhile); back 3 s later.
+        registry.excuse_silence(1003.5, cut_off_at=1000.6)
         registry.apply_connection(
             rec, ConnectionState.CONNECTION_BROKEN, Heard(1003.6, 990.0, True)
         )
@@ -240,6 +240,18 @@ class TestConnection:
         # Still judged by its heartbeat from fleetd's return.
         registry.expire(1003.5 + registry.timeout_for(rec) + 0.1)
         assert not rec.online and rec.offline_reason is OfflineReason.HEARTBEAT_TIMEOUT
+
+    def test_a_last_will_delivered_after_the_cut_off_still_counts(
+        self, registry: FleetRegistry
+    ) -> None:
+        """A will queued for fleetd's persistent session while it was cut off (a vehicle
+        really lost meanwhile), delivered on its return: applied after the grace."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1003.4))
+        registry.excuse_silence(1003.5, cut_off_at=1001.0)
+        registry.expire(1003.4 + WILL_GRACE_S)
+        assert not rec.online and rec.offline_reason is OfflineReason.CONNECTION_BROKEN
 
     def test_a_vehicle_heard_after_its_will_stays_online(self, registry: FleetRegistry) -> None:
         """Heard live after its Last Will (it reconnected within the grace): still online."""
