@@ -130,6 +130,9 @@ class DispatchEngine:
         #: vehicle is given the rest of the trip (the drop-off) again.
         self._resume: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
         self._settle_until = 0.0
+        #: Set by :meth:`load`: the loops plan nothing before the missions in flight are
+        #: known (a mission created meanwhile would go to a vehicle that still has one).
+        self._loaded = asyncio.Event()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         #: Set when :attr:`_new` has missions for the quick insertion.
@@ -174,6 +177,7 @@ class DispatchEngine:
             self._settle_until = time.monotonic() + RESTART_SETTLE_S
         self._debounce.mark(time.monotonic())
         self._wake.set()
+        self._loaded.set()
         log.info("dispatch.loaded", missions=len(self.missions))
         return len(self.missions)
 
@@ -284,6 +288,7 @@ class DispatchEngine:
     # Planning -------------------------------------------------------------------------------
 
     async def _plan_loop(self) -> None:
+        await self._loaded.wait()
         while True:
             due = self._debounce.due_at()
             wait = self._tick_s if due is None else max(0.0, due - time.monotonic())
@@ -329,6 +334,7 @@ class DispatchEngine:
             await self._charge_idle_robots()
 
     async def _quick_loop(self) -> None:
+        await self._loaded.wait()
         while True:
             await self._new_wake.wait()
             self._new_wake.clear()
@@ -383,7 +389,7 @@ class DispatchEngine:
             m.vehicle_id
             for mid in self.holdings.held
             if (m := self.missions.get(mid)) is not None and m.vehicle_id is not None
-        }
+        } | {vid for vid, _ in self._resume.values()}  # a rider to resume after a restart
         fleet = [
             v
             for v in self._fleet.snapshot()

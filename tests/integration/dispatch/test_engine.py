@@ -219,6 +219,34 @@ class TestWhenThingsGoWrong:
         assert (await rig.events(mission_id))[-1] == "reassigned"
         assert fresh.violations == []
 
+    async def test_nothing_is_planned_before_the_missions_in_flight_are_loaded(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A restarted engine runs beside its intake, which loads the open missions: a
+        mission created meanwhile waits for that load, else it goes to a vehicle that
+        still holds one from before the restart (seen in the kill -9 fault test)."""
+        monkeypatch.setattr(engine_module, "RESTART_SETTLE_S", 0.0)
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        first = await create(rig)
+        await leg_of(rig, first)
+        await status_is(rig, first, "assigned")
+        fresh = RecordingChannel()
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
+        task = asyncio.create_task(restarted.run(), name="test.restarted")
+        try:
+            second = await create(rig)
+            await restarted.mission_created(second)
+            await asyncio.sleep(0.5)
+            assert fresh.legs_for(second) == []
+            await restarted.load()
+            await asyncio.sleep(0.5)
+            # Loaded: ``near`` still holds ``first`` on record, so ``second`` is not its.
+            assert fresh.legs_for(second) == [] and fresh.violations == []
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def test_an_in_progress_mission_before_pickup_found_at_start_is_planned_again(
         self, rig: Rig, monkeypatch: pytest.MonkeyPatch
     ) -> None:
