@@ -85,15 +85,16 @@ async def run_liveness(
     then says nothing about the vehicles. When the session is back, the vehicles online
     before are judged from that moment (:meth:`FleetRegistry.excuse_silence`).
     """
-    was_cut_off = False
+    cut_off_at: float | None = None  # when fleetd found itself cut off
     while True:
         if cut_off():
-            was_cut_off = True
+            if cut_off_at is None:
+                cut_off_at = time.time()
         else:
-            if was_cut_off:
-                excused = registry.excuse_silence(time.time())
+            if cut_off_at is not None:
+                excused = registry.excuse_silence(time.time(), cut_off_at)
                 log.info("liveness.resumed_after_broker_outage", vehicles=excused)
-                was_cut_off = False
+                cut_off_at = None
             registry.expire(time.time())
             publish_online(registry)
         await asyncio.sleep(interval_s)

@@ -46,6 +46,12 @@ log = structlog.get_logger(__name__)
 #: A driver moving faster than this (m/s) is driving, not walking about with the phone.
 DRIVER_DRIVING_MPS = 0.5
 
+#: How long a Last Will waits before it takes its vehicle offline (seconds). A broker that
+#: shuts down publishes the Last Will of every client it drops, fleetd's own session drops a
+#: moment later, and those wills say nothing about the vehicles: a will still waiting when
+#: fleetd finds itself cut off is discarded (:meth:`FleetRegistry.excuse_silence`).
+WILL_GRACE_S = 1.0
+
 _GEO, _POSITIONS, _VEHICLES = Consumer.GEO.value, Consumer.POSITIONS.value, Consumer.VEHICLES.value
 
 
@@ -62,8 +68,12 @@ class FleetRegistry:
         events_per_minute: int = 120,
         on_event_suppressed: Callable[[FleetChange], None] | None = None,
         clock: Callable[[], float] = time.time,
+        will_grace_s: float = WILL_GRACE_S,
     ) -> None:
         self._maps = maps
+        self._will_grace = will_grace_s
+        #: vehicle id -> when its Last Will arrived, until applied (expire) or void.
+        self._wills: dict[uuid.UUID, float] = {}
         self._default_facility_id = default_facility_id
         self._timeout = heartbeat_timeout_s
         self._robot_timeout = (
@@ -279,7 +289,17 @@ class FleetRegistry:
             self._heard_from(rec, heard)
             if not rec.online and heard.retained:
                 rec.offline_reason = OfflineReason.STALE_RETAINED
+        elif heard.retained and rec.online:
+            # A goodbye or Last Will the broker kept, delivered because fleetd (re)subscribed
+            # (after a broker outage): of unknown age, while fleetd judges the vehicles it
+            # believed online from its own return. Their heartbeat decides.
+            return
         elif state is ConnectionState.CONNECTION_BROKEN:
+            if rec.online and self._will_grace > 0:
+                # Applied by expire() after the grace, unless fleetd's session drops first
+                # (the broker itself going away) or the vehicle speaks again.
+                self._wills.setdefault(rec.id, now)
+                return
             self.went_offline(rec, OfflineReason.CONNECTION_BROKEN, now)
         else:
             self.went_offline(rec, OfflineReason.DISCONNECTED, now)
@@ -307,9 +327,17 @@ class FleetRegistry:
         rec.offline_reason = reason
         self._liveness(rec, ChangeKind.WENT_OFFLINE, reason, now)
 
-    def excuse_silence(self, now: float) -> int:
-        """fleetd itself was cut off (broker away) until ``now``: the vehicles online before
-        are judged from now on, not from messages they could not get through; the count."""
+    def excuse_silence(self, now: float, cut_off_at: float | None = None) -> int:
+        """fleetd itself was cut off (broker away) from ``cut_off_at`` until ``now``: the
+        vehicles online before are judged from now on, not from messages they could not
+        get through; the count."""
+        # Last Wills still waiting when fleetd found itself cut off arrived just before: a
+        # broker going away drops every client, fleetd included. Void: the heartbeat
+        # judges from now. Wills that came after (queued for fleetd's persistent session
+        # while it was away, delivered on its return) still count.
+        for vid, at in list(self._wills.items()):
+            if cut_off_at is None or at <= cut_off_at:
+                del self._wills[vid]
         excused = 0
         for rec in self._by_id.values():
             if rec.online and rec.last_seen is not None and rec.last_seen < now:
@@ -319,8 +347,18 @@ class FleetRegistry:
         return excused
 
     def expire(self, now: float) -> int:
-        """Turn every vehicle silent for longer than the heartbeat timeout offline."""
+        """Turn every vehicle silent for longer than the heartbeat timeout offline, and
+        every vehicle whose Last Will has waited out its grace (:data:`WILL_GRACE_S`)."""
         expired = 0
+        for vid, at in list(self._wills.items()):
+            if now - at < self._will_grace:
+                continue
+            del self._wills[vid]
+            will_of = self._by_id.get(vid)
+            if will_of is not None and will_of.online:
+                self.went_offline(will_of, OfflineReason.CONNECTION_BROKEN, now)
+                self._changed(will_of, now)
+                expired += 1
         for rec in self._by_id.values():
             if rec.online and not is_fresh(rec.last_seen, now, self.timeout_for(rec)):
                 self.went_offline(rec, OfflineReason.HEARTBEAT_TIMEOUT, now)
@@ -336,6 +374,9 @@ class FleetRegistry:
         at = seen_at(now, heard.sent_at, heard.retained)
         if at is None:
             return
+        if not heard.retained:
+            # Heard live after its Last Will: the vehicle is connected again, the will void.
+            self._wills.pop(rec.id, None)
         if rec.last_seen is None or at > rec.last_seen:
             rec.last_seen = at
             rec.view = None

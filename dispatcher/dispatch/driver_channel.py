@@ -147,6 +147,11 @@ class DriverLegChannel:
             self.book.drop(leg.leg_id)
         return res
 
+    def releasing(self) -> frozenset[uuid.UUID]:
+        """None: a driver's job ends with the cancel (the phone acks it; the driver is told
+        on the phone and stops), so no mission waits for a driver to let go."""
+        return frozenset()
+
     async def withdraw(self, leg: Leg, why: LegFailure) -> CommandResult:
         """Take ``leg`` back: ``cancel_job`` naming its mission and offer, re-sent until acked."""
         self.book.drop(leg.leg_id)

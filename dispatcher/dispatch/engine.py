@@ -135,6 +135,9 @@ class DispatchEngine:
         #: vehicle is given the rest of the trip (the drop-off) again.
         self._resume: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
         self._settle_until = 0.0
+        #: Set by :meth:`load`: the loops plan nothing before the missions in flight are
+        #: known (a mission created meanwhile would go to a vehicle that still has one).
+        self._loaded = asyncio.Event()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         #: Set when :attr:`_new` has missions for the quick insertion.
@@ -179,6 +182,7 @@ class DispatchEngine:
             self._settle_until = time.monotonic() + RESTART_SETTLE_S
         self._debounce.mark(time.monotonic())
         self._wake.set()
+        self._loaded.set()
         log.info("dispatch.loaded", missions=len(self.missions))
         return len(self.missions)
 
@@ -290,6 +294,7 @@ class DispatchEngine:
     # Planning -------------------------------------------------------------------------------
 
     async def _plan_loop(self) -> None:
+        await self._loaded.wait()
         while True:
             due = self._debounce.due_at()
             wait = self._tick_s if due is None else max(0.0, due - time.monotonic())
@@ -344,6 +349,7 @@ class DispatchEngine:
             await self._charge_idle_robots()
 
     async def _quick_loop(self) -> None:
+        await self._loaded.wait()
         while True:
             await self._new_wake.wait()
             self._new_wake.clear()
@@ -425,12 +431,15 @@ class DispatchEngine:
             if only is None
             else {i: self.missions[i] for i in only if i in self.missions}
         )
+        # A mission taken back from a robot that still drives it waits until it lets go.
+        releasing = frozenset().union(*(c.releasing() for c in self._channels.values()))
         open_ = [
             m
             for mid, m in pool.items()
             if mid not in self.holdings.by_mission
             and mid not in self.holdings.held
             and mid not in self._resume
+            and mid not in releasing
             and not m.status.is_final
         ]
         return PlanInputs(

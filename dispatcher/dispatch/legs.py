@@ -129,3 +129,8 @@ class LegChannel(Protocol):
     async def tick(self, now: float) -> Sequence[LegProgress]:
         """Time-driven progress: offer expiry, an order never taken, re-sends due."""
         ...
+
+    def releasing(self) -> frozenset[uuid.UUID]:
+        """Missions taken back from a vehicle that may still be carrying them out: the
+        engine gives them to no other vehicle until this vehicle has let go."""
+        ...

@@ -10,6 +10,14 @@ turns the robot's events into leg progress (:mod:`dispatcher.dispatch.robot_legs
 state (``stateRequest``) and reconciles: an order it lost is sent again, an order fleetd
 does not know (given before fleetd restarted, or by someone else) is reported (logged and
 kept in :attr:`RobotLegChannel.unknown_orders`) and cancelled (``cancelOrder``).
+
+A withdrawn order is not gone until the robot says so (VDA 5050 §6.6.3: after
+``cancelOrder`` it keeps the orderId with no nodes left, or it reports another order). A
+``cancelOrder`` that could not be sent (robot offline, broker away) or that the robot does
+not act on is sent again while the robot reports the order running, and
+:meth:`RobotLegChannel.releasing` names the missions whose old robot, online, may still
+drive them: the engine gives those to no other vehicle until the robot lets go (at most
+``max_sends`` cancels; a robot that is offline cannot be asked and does not hold it up).
 """
 
 from __future__ import annotations
@@ -64,6 +72,19 @@ log = structlog.get_logger(__name__)
 LayoutLookup = Callable[[uuid.UUID, str], OrderLayout | None]
 
 
+@dataclass(slots=True)
+class Withdrawn:
+    """An order fleetd took back from a robot, until the robot has let go of it."""
+
+    order_id: str
+    mission_id: uuid.UUID | None
+    #: When the last ``cancelOrder`` went out (None: it could not be sent).
+    cancel_at: float | None
+    cancels: int = 0
+    #: The robot's last report showed it still running the order (nodes left).
+    running: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class RobotChannelSettings:
     """Timing of the order hand-shake and how precisely robots must hit nodes."""
@@ -96,8 +117,8 @@ class RobotLegChannel:
         self._clock = clock
         self._held: dict[uuid.UUID, HeldLeg] = {}
         self._online: dict[uuid.UUID, bool] = {}
-        #: The last order withdrawn from each robot: still reported until it stops, not news.
-        self._withdrawn: dict[uuid.UUID, str] = {}
+        #: The last order withdrawn from each robot, until it reports having let go of it.
+        self._withdrawn: dict[uuid.UUID, Withdrawn] = {}
         #: vehicle id -> an orderId the robot runs that fleetd did not give it (or forgot).
         self.unknown_orders: dict[uuid.UUID, str] = {}
         #: Robots running an order fleetd does not know: cancelled at the next tick.
@@ -120,11 +141,13 @@ class RobotLegChannel:
         if isinstance(built, CommandResult):
             return built
         stale = self.unknown_orders.pop(leg.vehicle_id, None)
+        old = self._withdrawn.get(leg.vehicle_id)
+        if stale is None and old is not None and old.running and old.cancel_at is None:
+            stale = old.order_id  # withdrawn while the robot could not be told
         if stale is not None:
             # An order fleetd forgot (a restart) would make the robot refuse this one.
             log.warning("robot's forgotten order cancelled", vehicle=str(rec.id), order=stale)
-            self._withdrawn[leg.vehicle_id] = stale
-            await self._commander.cancel_order(leg.vehicle_id)
+            await self._cancel(leg.vehicle_id, stale, None)
         sent = await self._commander.send_order(leg.vehicle_id, built)
         if sent.ok:
             kinds = self._actions.kinds(rec.key.manufacturer)
@@ -220,11 +243,43 @@ class RobotLegChannel:
     async def withdraw(self, leg: Leg, why: LegFailure) -> CommandResult:
         """Cancel the robot's order (``cancelOrder``) and stop following the leg."""
         held = self._held.get(leg.vehicle_id)
+        order_id, taken = None, False
         if held is not None and held.leg.leg_id == leg.leg_id:
             del self._held[leg.vehicle_id]
-            self._withdrawn[leg.vehicle_id] = held.order_id
+            order_id, taken = held.order_id, held.taken
         log.info("robot order withdrawn", vehicle=str(leg.vehicle_id), leg=leg.leg_id, why=why)
-        return await self._commander.cancel_order(leg.vehicle_id)
+        return await self._cancel(leg.vehicle_id, order_id, leg.mission_id, running=taken)
+
+    async def _cancel(
+        self,
+        vehicle_id: uuid.UUID,
+        order_id: str | None,
+        mission_id: uuid.UUID | None,
+        *,
+        running: bool = True,
+    ) -> CommandResult:
+        """``cancelOrder``, and follow ``order_id`` (when known) until the robot lets go;
+        ``running``: the robot was last seen running it (an order never echoed may never
+        have arrived, and holds nothing up until the robot reports it)."""
+        sent = await self._commander.cancel_order(vehicle_id)
+        w = self._withdrawn.get(vehicle_id)
+        if order_id is not None and (w is None or w.order_id != order_id):
+            w = self._withdrawn[vehicle_id] = Withdrawn(order_id, mission_id, None, running=running)
+        if w is not None and sent.ok:
+            w.cancel_at, w.cancels = self._clock(), w.cancels + 1
+        return sent
+
+    def releasing(self) -> frozenset[uuid.UUID]:
+        """Missions taken back from a robot that is online and, by its last report, still
+        runs their order: no other vehicle may have them yet (see the module docstring)."""
+        out = set()
+        for vid, w in self._withdrawn.items():
+            if w.mission_id is None or not w.running or w.cancels > self._cfg.max_sends:
+                continue
+            rec = self._registry.record(vid)
+            if rec is not None and rec.online:
+                out.add(w.mission_id)
+        return frozenset(out)
 
     # --- hearing back -------------------------------------------------------------------
 
@@ -245,9 +300,11 @@ class RobotLegChannel:
             # The robot restarted or reset: send the order again (tick does it now).
             log.warning("robot lost its order", vehicle=str(ev.vehicle_id), order=held.order_id)
             held.taken, held.sent_at, held.sends = False, -math.inf, 0
-        known = (held is not None and ev.order_id == held.order_id) or (
-            ev.order_id == self._withdrawn.get(ev.vehicle_id)
-        )
+        withdrawn = self._withdrawn.get(ev.vehicle_id)
+        if withdrawn is not None and not self._still_runs(withdrawn, ev):
+            del self._withdrawn[ev.vehicle_id]  # let go: cancelled, finished or replaced
+            withdrawn = None
+        known = (held is not None and ev.order_id == held.order_id) or withdrawn is not None
         if ev.order_id and not known and ev.node_ids_left:
             if self.unknown_orders.get(ev.vehicle_id) != ev.order_id:
                 # Given before a restart of fleetd (whose mission went back to planning),
@@ -261,6 +318,12 @@ class RobotLegChannel:
             self.unknown_orders[ev.vehicle_id] = ev.order_id
         elif known or not ev.node_ids_left:
             self.unknown_orders.pop(ev.vehicle_id, None)
+
+    @staticmethod
+    def _still_runs(w: Withdrawn, ev: OrderStateSeen) -> bool:
+        """Whether the robot still runs withdrawn order ``w`` (nodes of it left)."""
+        w.running = ev.order_id == w.order_id and bool(ev.node_ids_left)
+        return w.running
 
     async def tick(self, now: float) -> Sequence[LegProgress]:
         """Re-send orders not yet echoed; give up after ``max_sends``; resync reconnects."""
@@ -288,7 +351,34 @@ class RobotLegChannel:
             held.sent_at = now
         await self._resync_reconnected()
         await self._cancel_unknown()
+        await self._cancel_withdrawn_again(now)
         return out
+
+    async def _cancel_withdrawn_again(self, now: float) -> None:
+        """``cancelOrder`` again to each online robot still running an order taken back
+        from it (the cancel could not be sent, was lost, or the robot came back with the
+        order), every ``resend_after_s``, ``max_sends`` times at most."""
+        for vid, w in list(self._withdrawn.items()):
+            if not w.running or vid in self._held or w.cancels > self._cfg.max_sends:
+                continue
+            if w.cancel_at is not None and now - w.cancel_at < self._cfg.resend_after_s:
+                continue
+            rec = self._registry.record(vid)
+            if rec is None or not rec.online:
+                continue
+            log.warning(
+                "robot still runs a withdrawn order: cancelling it again",
+                vehicle=str(vid),
+                order=w.order_id,
+                cancels=w.cancels,
+            )
+            await self._cancel(vid, w.order_id, w.mission_id)
+            if w.cancels > self._cfg.max_sends:
+                log.error(
+                    "robot does not let go of a withdrawn order",
+                    vehicle=str(vid),
+                    order=w.order_id,
+                )
 
     async def _cancel_unknown(self) -> None:
         """``cancelOrder`` to each robot found running an order fleetd does not know (once

@@ -53,8 +53,11 @@ class Outbox:
         correlation_id: str,
         header_topic: str,
         build: Build,
+        *,
+        qos: int = 1,
     ) -> CommandResult:
-        """Take the next header id of ``header_topic``, build the message, publish it."""
+        """Take the next header id of ``header_topic``, build the message, publish it
+        (``qos`` 0 for what the sender re-sends itself: see ``RobotVehicles.send_order``)."""
         try:
             header_id: int = await self._redis.incr(
                 f"{self._key_prefix}header:{vehicle_id}:{header_topic}"
@@ -65,7 +68,7 @@ class Outbox:
             )
         topic, payload = build(header_id)
         try:
-            self._transport.publish(topic, payload, qos=1)
+            self._transport.publish(topic, payload, qos=qos)
         except NotConnected as exc:
             return finish(vehicle_id, command, CommandReason.BROKER_DOWN, correlation_id, str(exc))
         return finish(

@@ -107,8 +107,12 @@ class RobotVehicles:
             )
             return self._topic(rec, topic_name), vda_codec.encode(msg)
 
+        # QoS 0, as VDA 5050 §6.2 says for orders: the robot channel re-sends an order until
+        # the robot's state echoes it, and a QoS 1 order still unacknowledged when the broker
+        # went away would be replayed by the persistent session on reconnect, seconds late,
+        # after the channel may have given the mission to another robot.
         return await self._outbox.send(
-            rec.id, VehicleCommand.ORDER, correlation_id, topic_name.value, build
+            rec.id, VehicleCommand.ORDER, correlation_id, topic_name.value, build, qos=0
         )
 
     async def offer_job(self, rec: VehicleRecord, offer: JobOffer) -> CommandResult:

@@ -54,6 +54,8 @@ class RecordingChannel:
     open: dict[uuid.UUID, Leg] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     refuse: set[uuid.UUID] = field(default_factory=set)
+    #: Missions whose old vehicle still carries them out (what ``releasing`` answers).
+    letting_go: set[uuid.UUID] = field(default_factory=set)
 
     async def release(self, leg: Leg) -> CommandResult:
         await asyncio.sleep(0)  # a real channel awaits the broker: let others interleave
@@ -70,6 +72,9 @@ class RecordingChannel:
             )
         self.open[leg.vehicle_id] = leg
         return CommandResult(leg.vehicle_id, VehicleCommand.ORDER, CommandOutcome.DONE, leg.leg_id)
+
+    def releasing(self) -> frozenset[uuid.UUID]:
+        return frozenset(self.letting_go)
 
     async def withdraw(self, leg: Leg, why: LegFailure) -> CommandResult:
         self.withdrawn.append((leg, why))

@@ -219,6 +219,34 @@ class TestWhenThingsGoWrong:
         assert (await rig.events(mission_id))[-1] == "reassigned"
         assert fresh.violations == []
 
+    async def test_nothing_is_planned_before_the_missions_in_flight_are_loaded(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A restarted engine runs beside its intake, which loads the open missions: a
+        mission created meanwhile waits for that load, else it goes to a vehicle that
+        still holds one from before the restart (seen in the kill -9 fault test)."""
+        monkeypatch.setattr(engine_module, "RESTART_SETTLE_S", 0.0)
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        first = await create(rig)
+        await leg_of(rig, first)
+        await status_is(rig, first, "assigned")
+        fresh = RecordingChannel()
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
+        task = asyncio.create_task(restarted.run(), name="test.restarted")
+        try:
+            second = await create(rig)
+            await restarted.mission_created(second)
+            await asyncio.sleep(0.5)
+            assert fresh.legs_for(second) == []
+            await restarted.load()
+            await asyncio.sleep(0.5)
+            # Loaded: ``near`` still holds ``first`` on record, so ``second`` is not its.
+            assert fresh.legs_for(second) == [] and fresh.violations == []
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def test_an_in_progress_mission_before_pickup_found_at_start_is_planned_again(
         self, rig: Rig, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -280,6 +308,25 @@ class TestWhenThingsGoWrong:
         )
         second = await leg_of(rig, mission_id, 2)
         assert (first.vehicle_id, second.vehicle_id) == (near.id, other.id)
+
+    async def test_a_mission_waits_until_its_old_robot_lets_go(self, rig: Rig) -> None:
+        """Issue 18: the leg was taken back but the old robot, online, still drives the
+        order (its cancel not acted on yet): no other vehicle gets the mission until the
+        channel says the robot has let go."""
+        near, other = robot("near", WARD_A), robot("other", RADIOLOGY)
+        await rig.add_vehicle(near)
+        await rig.add_vehicle(other)
+        mission_id = await create(rig)
+        first = await leg_of(rig, mission_id)
+        rig.channel.letting_go.add(mission_id)
+        rig.progress(first, K.FAILED, LegFailure.FATAL_ERROR)
+        await eventually(lambda: rig.engine.holdings.of_mission(mission_id) is None)
+        await rig.engine.plan_now()
+        await asyncio.sleep(0.3)  # a few plan rounds: still nobody takes it
+        assert len(rig.channel.legs_for(mission_id)) == 1
+        rig.channel.letting_go.clear()
+        second = await leg_of(rig, mission_id, 2)
+        assert second.vehicle_id == other.id
 
     async def test_a_picked_up_mission_waits_for_an_operator_and_is_resolved(
         self, rig: Rig

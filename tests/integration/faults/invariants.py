@@ -242,6 +242,8 @@ class OrderTap:
         #: mission id -> vehicle serial -> [(first, last) times it was seen driving it].
         self.driving: dict[str, dict[str, list[list[float]]]] = defaultdict(dict)
         self.states = 0
+        #: Serial numbers of the robots heard from.
+        self.serials: set[str] = set()
 
     def note(self, serial: str, order_id: str, nodes_left: int, at: float) -> None:
         if not order_id or ":" not in order_id or nodes_left == 0:
@@ -276,6 +278,7 @@ class OrderTap:
             return
         self.states += 1
         serial = topic.rsplit("/", 2)[-2]
+        self.serials.add(serial)
         self.note(serial, state.get("orderId", ""), len(state.get("nodeStates") or ()), time.time())
 
     def problems(self) -> list[str]:

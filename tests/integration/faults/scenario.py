@@ -1,9 +1,11 @@
 """One fault scenario: a simulated fleet, a steady workload, a fault in the middle, checks.
 
-:func:`run_scenario` starts the robots and an :class:`OrderTap`, creates ``missions``
-missions through the API at ``per_second``, calls ``fault`` once the workload is under
-way (it may kill and restart anything), waits until every accepted mission is final and
-returns the invariants' :class:`Report`.
+:func:`run_scenario` starts the robots and an :class:`OrderTap`, waits until every robot
+has reported (on a loaded machine the simulator takes seconds to start, and a fault that
+strikes before the fleet is there tests nothing), creates ``missions`` missions through
+the API at ``per_second``, calls ``fault`` once the workload is under way (it may kill and
+restart anything), waits until every accepted mission is final and returns the
+invariants' :class:`Report`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dispatcher.config import Settings
-from tests.conftest import db_pool
+from tests.conftest import db_pool, eventually
 from tests.integration.faults.conftest import (
     FleetdProcess,
     MissionWorkload,
@@ -25,6 +27,8 @@ from tests.integration.faults.invariants import OrderTap, Report, check_all, wai
 
 #: Longest a workload may take to finish after the fault (a loaded CI machine).
 SETTLE_S = 90.0
+#: Longest the simulated fleet may take to report for the first time.
+FLEET_UP_S = 60.0
 
 
 @dataclass
@@ -57,6 +61,7 @@ async def run_scenario(
     workload = await workload_for(stack, per_second=per_second)
     tap_task = asyncio.create_task(tap.run(), name="test.order_tap")
     try:
+        await eventually(lambda: len(tap.serials) >= sim.robots, timeout=FLEET_UP_S)
         work = asyncio.create_task(workload.run(missions), name="test.workload")
         await asyncio.sleep(fault_after_s)
         await fault()

@@ -38,7 +38,7 @@ from dispatcher.links.vehicle_events import (
     NodeReached,
     OrderStateSeen,
 )
-from fleet.model import OperatingMode, VehicleError, VehicleKey, VehicleKind
+from fleet.model import ConnectionState, OperatingMode, VehicleError, VehicleKey, VehicleKind
 from fleet.record import VehicleRecord
 from fleet.registry import FleetRegistry
 from fleet.reports import Heard, RobotState
@@ -436,3 +436,93 @@ async def test_a_withdrawn_order_still_running_is_not_reported_as_unknown() -> N
     await w.channel.withdraw(leg, LegFailure.CANCELLED)
     assert w.channel.observe(w.seen(order)) == []
     assert w.channel.unknown_orders == {}
+
+
+def _gone(w: World) -> None:
+    """The robot is offline (its goodbye: at once)."""
+    w.registry.apply_connection(w.rec, ConnectionState.OFFLINE, Heard(w.now, w.now, False))
+    assert not w.rec.online
+
+
+async def test_an_order_withdrawn_while_the_robot_was_away_is_cancelled_when_it_is_back() -> None:
+    """Issue 18: the robot dropped off (the broker went away) with its order; the engine
+    took the leg back, but the cancelOrder could not be sent. Back online and still
+    running the order, the robot is sent the cancel; until it lets go, the mission is
+    not free for another robot."""
+    w = World()
+    leg = w.leg()
+    await w.channel.release(leg)
+    order = w.adapter.orders[0]
+    w.channel.observe(w.seen(order))
+    _gone(w)
+    res = await w.channel.withdraw(leg, LegFailure.VEHICLE_OFFLINE)
+    assert not res.ok and w.adapter.commands == []
+    assert w.channel.releasing() == frozenset()  # offline: it cannot hold the mission up
+    w.now += 2
+    w.state()  # back
+    assert w.channel.observe(w.seen(order)) == []  # still running it, nodes left
+    assert w.channel.releasing() == {leg.mission_id}
+    assert w.channel.unknown_orders == {}
+    await w.channel.tick(w.now)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
+    # VDA 5050 §6.6.3: cancelled, it keeps the orderId with no nodes left.
+    w.channel.observe(replace(w.seen(order), node_ids_left=()))
+    assert w.channel.releasing() == frozenset()
+    w.now += 10
+    await w.channel.tick(w.now)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
+
+
+async def test_a_withdrawn_order_the_robot_keeps_running_is_cancelled_again() -> None:
+    """A cancelOrder lost on the way: while the robot still reports the order running
+    after ``resend_after_s`` it is cancelled again (at most ``max_sends`` more times)."""
+    w = World()
+    leg = w.leg()
+    await w.channel.release(leg)
+    order = w.adapter.orders[0]
+    w.channel.observe(w.seen(order))
+    await w.channel.withdraw(leg, LegFailure.CANCELLED)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
+    w.channel.observe(w.seen(order))
+    await w.channel.tick(w.now)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER]  # too soon to say
+    assert w.channel.releasing() == {leg.mission_id}
+    for _ in range(10):
+        w.now += 3.5
+        w.channel.observe(w.seen(order))
+        await w.channel.tick(w.now)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER] * 4  # 1 + max_sends
+    # A robot that never lets go does not hold the mission for ever.
+    assert w.channel.releasing() == frozenset()
+
+
+async def test_a_robot_that_could_not_be_told_has_its_old_order_cancelled_first() -> None:
+    """Withdrawn while offline, given a new leg once back: the old order is cancelled
+    before the new one goes out (else the robot refuses it: still running)."""
+    w = World()
+    old = w.leg()
+    await w.channel.release(old)
+    w.channel.observe(w.seen(w.adapter.orders[0]))
+    _gone(w)
+    await w.channel.withdraw(old, LegFailure.VEHICLE_OFFLINE)
+    w.state()
+    w.channel.observe(w.seen(w.adapter.orders[0]))
+    res = await w.channel.release(w.leg())
+    assert res.ok and w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
+    assert len(w.adapter.orders) == 2
+
+
+async def test_an_order_never_echoed_holds_no_mission_up_when_withdrawn() -> None:
+    """Withdrawn before the robot echoed it (it may never have arrived): the mission is
+    free at once; should the robot report it running later, it is cancelled again."""
+    w = World()
+    leg = w.leg()
+    await w.channel.release(leg)
+    order = w.adapter.orders[0]
+    await w.channel.withdraw(leg, LegFailure.NOT_TAKEN)
+    assert w.channel.releasing() == frozenset()
+    w.now += 5
+    w.channel.observe(w.seen(order))  # taken late after all
+    assert w.channel.releasing() == {leg.mission_id}
+    await w.channel.tick(w.now)
+    assert w.adapter.commands == [VehicleCommand.CANCEL_ORDER] * 2

@@ -25,7 +25,7 @@ from fleet.model import (
     VehicleStatus,
 )
 from fleet.record import Consumer
-from fleet.registry import FleetRegistry
+from fleet.registry import WILL_GRACE_S, FleetRegistry
 from fleet.reports import DriverState, Heard, RobotState
 from geo.facility_maps import FacilityMaps
 
@@ -191,26 +191,82 @@ class TestConnection:
         registry.apply_connection(rec, ConnectionState.ONLINE, Heard(1000.0, 900.0, True))
         assert not rec.online and rec.offline_reason is OfflineReason.STALE_RETAINED
 
-    @pytest.mark.parametrize(
-        ("state", "reason"),
-        [
-            (ConnectionState.CONNECTION_BROKEN, OfflineReason.CONNECTION_BROKEN),
-            (ConnectionState.OFFLINE, OfflineReason.DISCONNECTED),
-        ],
-    )
-    def test_goodbye_and_last_will_take_offline_at_once(
-        self, registry: FleetRegistry, state: ConnectionState, reason: OfflineReason
-    ) -> None:
-        """An orderly goodbye or the Last Will: offline now, with the reason, recorded."""
+    def test_goodbye_takes_offline_at_once(self, registry: FleetRegistry) -> None:
+        """An orderly goodbye: offline now, with the reason, recorded."""
         rec = registry.register(ROBOT)
         registry.apply_connection(rec, ConnectionState.ONLINE, live())
         registry.drain_changes()
-        registry.apply_connection(rec, state, live(1000.5))
-        assert not rec.online and rec.offline_reason is reason
+        registry.apply_connection(rec, ConnectionState.OFFLINE, live(1000.5))
+        assert not rec.online and rec.offline_reason is OfflineReason.DISCONNECTED
         assert rec.status is VehicleStatus.OFFLINE
         changes = registry.drain_changes()
         assert [c.kind for c in changes] == [ChangeKind.WENT_OFFLINE, ChangeKind.STATUS_CHANGED]
-        assert changes[0].details["reason"] == reason.value
+        assert changes[0].details["reason"] == OfflineReason.DISCONNECTED.value
+
+    def test_last_will_takes_offline_after_its_grace(self, registry: FleetRegistry) -> None:
+        """The Last Will: offline once :data:`WILL_GRACE_S` has passed with fleetd's own
+        session up (the liveness check, ``expire``), with the reason, recorded."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        registry.drain_changes()
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1000.5))
+        registry.expire(1000.5 + WILL_GRACE_S / 2)
+        assert rec.online and not registry.drain_changes()
+        registry.expire(1000.5 + WILL_GRACE_S)
+        assert not rec.online and rec.offline_reason is OfflineReason.CONNECTION_BROKEN
+        assert rec.status is VehicleStatus.OFFLINE
+        changes = registry.drain_changes()
+        assert [c.kind for c in changes] == [ChangeKind.WENT_OFFLINE, ChangeKind.STATUS_CHANGED]
+        assert changes[0].details["reason"] == OfflineReason.CONNECTION_BROKEN.value
+
+    def test_last_wills_of_a_broker_going_away_change_nothing(
+        self, registry: FleetRegistry
+    ) -> None:
+        """A broker shutting down publishes every client's Last Will, then fleetd's own
+        session drops: when fleetd is back (``excuse_silence``) those wills are void, and
+        the retained copies delivered on its re-subscription prove nothing either."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        registry.drain_changes()
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1000.5))
+        # fleetd finds itself cut off 0.1 s later (no expire meanwhile); back 3 s later.
+        registry.excuse_silence(1003.5, cut_off_at=1000.6)
+        registry.apply_connection(
+            rec, ConnectionState.CONNECTION_BROKEN, Heard(1003.6, 990.0, True)
+        )
+        registry.expire(1003.6 + WILL_GRACE_S)
+        assert rec.online
+        assert ChangeKind.WENT_OFFLINE not in [c.kind for c in registry.drain_changes()]
+        # Still judged by its heartbeat from fleetd's return.
+        registry.expire(1003.5 + registry.timeout_for(rec) + 0.1)
+        assert not rec.online and rec.offline_reason is OfflineReason.HEARTBEAT_TIMEOUT
+
+    def test_a_last_will_delivered_after_the_cut_off_still_counts(
+        self, registry: FleetRegistry
+    ) -> None:
+        """A will queued for fleetd's persistent session while it was cut off (a vehicle
+        really lost meanwhile), delivered on its return: applied after the grace."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1003.4))
+        registry.excuse_silence(1003.5, cut_off_at=1001.0)
+        registry.expire(1003.4 + WILL_GRACE_S)
+        assert not rec.online and rec.offline_reason is OfflineReason.CONNECTION_BROKEN
+
+    def test_a_vehicle_heard_after_its_will_stays_online(self, registry: FleetRegistry) -> None:
+        """Heard live after its Last Will (it reconnected within the grace): still online."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1000.5))
+        registry.apply_connection(rec, ConnectionState.ONLINE, live(1000.8))
+        registry.expire(1000.5 + WILL_GRACE_S + 0.1)
+        assert rec.online
+
+    def test_last_will_of_an_offline_vehicle_says_why(self, registry: FleetRegistry) -> None:
+        """A vehicle not online is not held back by the grace: the reason is noted at once."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1000.5))
+        assert not rec.online and rec.offline_reason is OfflineReason.CONNECTION_BROKEN
 
 
 class TestRobotState:
