@@ -533,7 +533,12 @@ class DispatchEngine:
             outcome=result.outcome.value,
         )
         if result.outcome is not CommandOutcome.DONE:
-            await self._lose(released, LegFailure.NOT_TAKEN, result.detail)
+            await self._lose(
+                released,
+                LegFailure.NOT_TAKEN,
+                result.detail,
+                blame=result.outcome is not CommandOutcome.RETRY,
+            )
 
     def _still_holds_from_before(self, vehicle_id: uuid.UUID, mission_id: uuid.UUID) -> bool:
         """Whether ``vehicle_id`` still holds, on record, another mission from before a
@@ -615,7 +620,12 @@ class DispatchEngine:
                 outcome=result.outcome.value,
             )
             if result.outcome is not CommandOutcome.DONE:
-                await self._lose(released, LegFailure.NOT_TAKEN, result.detail)
+                await self._lose(
+                    released,
+                    LegFailure.NOT_TAKEN,
+                    result.detail,
+                    blame=result.outcome is not CommandOutcome.RETRY,
+                )
 
     async def _record_assignment(self, mission: MissionRecord, vehicle_id: uuid.UUID) -> bool:
         """``assigned`` (or ``reassigned`` with the reason), before the leg is released."""
@@ -757,8 +767,14 @@ class DispatchEngine:
 
     # When things go wrong -----------------------------------------------------------------
 
-    async def _lose(self, released: Released, failure: LegFailure, detail: str = "") -> None:
-        """A leg will not be completed: re-plan its mission, or hold it for an operator."""
+    async def _lose(
+        self, released: Released, failure: LegFailure, detail: str = "", *, blame: bool = True
+    ) -> None:
+        """A leg will not be completed: re-plan its mission, or hold it for an operator.
+
+        ``blame``: the vehicle refused or failed it, so it is not offered that mission
+        again; False when the leg never reached it (the broker or Redis away, the vehicle
+        offline for a moment): a retry, which may well go to the same vehicle."""
         leg = released.leg
         self.holdings.release(leg.vehicle_id)
         mission = self.missions.get(leg.mission_id) if leg.mission_id else None
@@ -777,7 +793,8 @@ class DispatchEngine:
         if mission is None or decision is Recovery.DROP:
             self.mark()
             return
-        self._refused.setdefault(mission.id, set()).add(leg.vehicle_id)
+        if blame:
+            self._refused.setdefault(mission.id, set()).add(leg.vehicle_id)
         if decision is Recovery.HOLD:
             await self._hold(mission.id, failure.value, leg.vehicle_id)
             return
@@ -984,7 +1001,12 @@ class DispatchEngine:
             outcome=result.outcome.value,
         )
         if result.outcome is not CommandOutcome.DONE:
-            await self._lose(released, LegFailure.NOT_TAKEN, result.detail)
+            await self._lose(
+                released,
+                LegFailure.NOT_TAKEN,
+                result.detail,
+                blame=result.outcome is not CommandOutcome.RETRY,
+            )
 
 
 def _failure_of_change(change: FleetChange) -> LegFailure | None:

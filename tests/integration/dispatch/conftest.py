@@ -56,6 +56,8 @@ class RecordingChannel:
     refuse: set[uuid.UUID] = field(default_factory=set)
     #: Missions whose old vehicle still carries them out (what ``releasing`` answers).
     letting_go: set[uuid.UUID] = field(default_factory=set)
+    #: Releases to answer "retry" (the broker away), per vehicle, before taking them.
+    unreachable: dict[uuid.UUID, int] = field(default_factory=dict)
 
     async def release(self, leg: Leg) -> CommandResult:
         await asyncio.sleep(0)  # a real channel awaits the broker: let others interleave
@@ -66,6 +68,11 @@ class RecordingChannel:
         ):
             self.violations.append(f"mission {leg.mission_id} released twice")
         self.released.append(leg)
+        if self.unreachable.get(leg.vehicle_id, 0) > 0:
+            self.unreachable[leg.vehicle_id] -= 1
+            return CommandResult(
+                leg.vehicle_id, VehicleCommand.ORDER, CommandOutcome.RETRY, leg.leg_id
+            )
         if leg.vehicle_id in self.refuse:
             return CommandResult(
                 leg.vehicle_id, VehicleCommand.ORDER, CommandOutcome.IMPOSSIBLE, leg.leg_id

@@ -138,6 +138,23 @@ class TestWhenThingsGoWrong:
         assert row["vehicle_id"] == other.id
         assert row["details"]["reason"] == "order_rejected"
 
+    async def test_a_leg_that_never_reached_the_robot_is_not_held_against_it(
+        self, rig: Rig
+    ) -> None:
+        """The broker away when the leg went out (a retry, not a refusal): the mission is
+        planned again and may go to the same robot (found by the broker-restart fault
+        case: robots were never offered missions they had not even received)."""
+        near, other = robot("near", WARD_A), robot("other", RADIOLOGY)
+        rig.channel.unreachable[near.id] = 1
+        await rig.add_vehicle(near)
+        await rig.add_vehicle(other)
+        mission_id = await create(rig)
+        first = await leg_of(rig, mission_id)
+        assert first.vehicle_id == near.id
+        second = await leg_of(rig, mission_id, 2)
+        assert second.vehicle_id == near.id
+        assert rig.channel.violations == []
+
     async def test_a_refused_mission_returns_to_pending_in_the_database_too(self, rig: Rig) -> None:
         """The only robot refuses: the mission is ``unassigned`` (pending, no vehicle) in
         Postgres as in the engine, not left ``assigned`` to the robot that refused; a robot
