@@ -216,7 +216,7 @@ class Daemon:
             hub=hub,
             events=links.events,
             stations=charging_stations(self._layouts, registry.maps),
-            robot_routes=layout_travel(s, self._layouts),
+            robot_routes=layout_travel(s, self._layouts, self.route_zones),
             durable=durable,
         )
         return self.dispatch
