@@ -54,7 +54,7 @@ from dispatcher.ops.denials import DenialLog
 from dispatcher.ops.durable import DurableWrites
 from dispatcher.ops.missions import MissionOps
 from dispatcher.ops.passenger_reads import PassengerReadLog
-from dispatcher.route_zones import RouteZones
+from dispatcher.route_zones import RouteZones, layout_documents
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
 from dispatcher.storage.db import open_pool, reveal
@@ -165,7 +165,11 @@ class Daemon:
             stack.push_async_callback(hub.close)
             self.event_hub = hub
             # The operators' no-go and slow zones as the robots' route graphs apply them.
-            self.route_zones = zones = RouteZones(pool, s.facility_specs)
+            self.route_zones = zones = RouteZones(
+                pool,
+                s.facility_specs,
+                documents=layout_documents(((f.id, f.key) for f in facilities), self._layouts),
+            )
             dispatch = self._build_dispatch(pool, redis, registry, links, hub, durable)
             services = Services(
                 settings=s,

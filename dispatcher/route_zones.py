@@ -17,6 +17,13 @@ When it reloads:
   that finds the same rows keeps the same zone sets (same keys: cached graphs stay).
 
 A failed reload (PostgreSQL away) keeps the zones it had and is logged and counted.
+
+Which frames: each ``[[facilities.maps]]`` of the facility, and, for a map its layouts
+use that no ``[[facilities.maps]]`` places on Earth, a placement fitted from the
+facility's named places that carry a ``node_id`` (:mod:`geo.layout.georef`). Without
+that, a facility configured with layouts but no maps had no frame, so its zones were
+silently dropped. A layout map that no place locates either is logged at start
+(``route_zones.map_not_located``): zones cannot be placed on it.
 """
 
 from __future__ import annotations
@@ -25,16 +32,19 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import structlog
 from prometheus_client import Counter, Gauge
 
+from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.storage.db import CONNECT_ERRORS
 from geo.facility import FacilitySpec
 from geo.frames import MapFrame
+from geo.layout.georef import fitted_maps
+from geo.layout.model import LifDocument
 from geo.layout.zone_frames import ROUTE_KINDS, StoredZone, route_zones
 from geo.layout.zones import NO_ZONES, ZoneSet
 
@@ -82,6 +92,40 @@ def _skipped(zone: StoredZone, exc: Exception) -> None:
     log.error("route_zones.zone_skipped", zone_id=zone.zone_id, kind=zone.kind, error=str(exc))
 
 
+def _frames(facility: FacilitySpec, documents: Sequence[LifDocument]) -> tuple[MapFrame, ...]:
+    """The configured map frames plus, for the layouts' other maps, fitted ones."""
+    configured = tuple(MapFrame(m) for m in facility.maps)
+    if not documents:
+        return configured
+    fitted, missing = fitted_maps(documents, facility.places, (m.map_id for m in facility.maps))
+    for map_id, fit in fitted.items():
+        log.info(
+            "route_zones.map_fitted",
+            facility=facility.key,
+            map_id=map_id,
+            origin=(round(fit.spec.origin_lat, 7), round(fit.spec.origin_lon, 7)),
+            rotation_deg=round(fit.spec.rotation_deg, 2),
+            places=fit.pairs,
+            rms_m=round(fit.rms_m, 2),
+        )
+    for map_id in missing:
+        log.warning(
+            "route_zones.map_not_located",
+            facility=facility.key,
+            map_id=map_id,
+            reason="no [[facilities.maps]] entry and no place with a node_id on it",
+        )
+    return configured + tuple(MapFrame(f.spec) for f in fitted.values())
+
+
+def layout_documents(
+    facilities: Iterable[tuple[uuid.UUID, str]], layouts: Mapping[str, FacilityLayouts]
+) -> dict[uuid.UUID, tuple[LifDocument, ...]]:
+    """Facility id -> its loaded LIF documents, from ``(id, key)`` pairs and the loaded
+    layouts by facility key (:class:`dispatcher.facility_layouts.FacilityLayouts`)."""
+    return {fid: tuple(layouts[key].documents) for fid, key in facilities if key in layouts}
+
+
 class RouteZones:
     """Per facility, the zones its route graphs apply (see the module docstring)."""
 
@@ -91,10 +135,14 @@ class RouteZones:
         facilities: Iterable[FacilitySpec],
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
+        documents: Mapping[uuid.UUID, Sequence[LifDocument]] | None = None,
     ) -> None:
+        """``documents``: each facility's LIF documents (by facility id), so that a map
+        with no ``[[facilities.maps]]`` entry is placed from the facility's places."""
         self._pool = pool
         self._facilities = {f.id: f for f in facilities}
-        self._frames = {f.id: tuple(MapFrame(m) for m in f.maps) for f in self._facilities.values()}
+        docs = documents or {}
+        self._frames = {f.id: _frames(f, docs.get(f.id, ())) for f in self._facilities.values()}
         self._interval_s = interval_s
         self._zones: dict[uuid.UUID, ZoneSet] = {}
         self._lock = asyncio.Lock()
