@@ -221,6 +221,7 @@ class Daemon:
             events=links.events,
             stations=charging_stations(self._layouts, registry.maps),
             robot_routes=layout_travel(s, self._layouts, self.route_zones),
+            detours=self.route_zones,
             durable=durable,
         )
         return self.dispatch

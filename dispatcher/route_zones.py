@@ -24,6 +24,11 @@ facility's named places that carry a ``node_id`` (:mod:`geo.layout.georef`). Wit
 that, a facility configured with layouts but no maps had no frame, so its zones were
 silently dropped. A layout map that no place locates either is logged at start
 (``route_zones.map_not_located``): zones cannot be placed on it.
+
+Straight-line travel (drivers, and robots between points off the route graph) goes round
+the no-go zones: :meth:`RouteZones.around` lengthens the planner's straight-line pairs
+that cross one (:mod:`geo.layout.detours`), with obstacles rebuilt only when the zones
+change.
 """
 
 from __future__ import annotations
@@ -36,13 +41,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
+import shapely
+import shapely.geometry
 import structlog
 from prometheus_client import Counter, Gauge
+from shapely.errors import GEOSException
 
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.storage.db import CONNECT_ERRORS
 from geo.facility import FacilitySpec
 from geo.frames import MapFrame
+from geo.layout.detours import Obstacles, obstacles
 from geo.layout.georef import fitted_maps
 from geo.layout.model import LifDocument
 from geo.layout.zone_frames import ROUTE_KINDS, StoredZone, route_zones
@@ -126,6 +137,22 @@ def layout_documents(
     return {fid: tuple(layouts[key].documents) for fid, key in facilities if key in layouts}
 
 
+def _obstacles(stored: Mapping[uuid.UUID, list[StoredZone]]) -> Obstacles | None:
+    """Every facility's no-go zones (WGS84) as obstacles; one that cannot be read is
+    skipped (it is already counted by the route graphs' projection)."""
+    shapes = []
+    for zones in stored.values():
+        for zone in zones:
+            if zone.kind != "no_go":
+                continue
+            try:
+                shape = shapely.geometry.shape(zone.geometry)
+            except (ValueError, TypeError, AttributeError, GEOSException):
+                continue
+            shapes.append(shape if shape.is_valid else shapely.make_valid(shape))
+    return obstacles(shapes)
+
+
 class RouteZones:
     """Per facility, the zones its route graphs apply (see the module docstring)."""
 
@@ -145,6 +172,8 @@ class RouteZones:
         self._frames = {f.id: _frames(f, docs.get(f.id, ())) for f in self._facilities.values()}
         self._interval_s = interval_s
         self._zones: dict[uuid.UUID, ZoneSet] = {}
+        #: The no-go zones of every facility as obstacles for straight-line travel.
+        self._obstacles: Obstacles | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         #: Increases on every reload that changed a facility's zone set.
@@ -178,6 +207,7 @@ class RouteZones:
             }
             self._zones = fresh
             if changed:
+                self._obstacles = _obstacles(stored)
                 self.version += 1
                 log.info(
                     "route_zones.changed",
@@ -206,6 +236,16 @@ class RouteZones:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval_s):
                     await self._wake.wait()
+
+    def around(
+        self, lats: Sequence[float], lons: Sequence[float], metres: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """``metres`` (straight-line distances between the points) with the pairs whose
+        line crosses a live no-go zone lengthened by the way round it (the planner's
+        :class:`~dispatcher.dispatch.problem.Detours`; called from its worker thread: it
+        reads one reference, swapped whole on reload)."""
+        found = self._obstacles
+        return metres if found is None else found.around(lats, lons, metres)
 
     def _count(self, stored: Mapping[uuid.UUID, list[StoredZone]]) -> None:
         for fid, facility in self._facilities.items():

@@ -27,6 +27,7 @@ import structlog
 from dispatcher.dispatch.candidates import Around, CandidateFinder
 from dispatcher.dispatch.legs import Leg
 from dispatcher.dispatch.problem import (
+    Detours,
     MissionInput,
     NodeKey,
     Point,
@@ -221,6 +222,7 @@ class Planner:
         finder: CandidateFinder | None = None,
         snapshots: Snapshots | None = None,
         robot_routes: RobotRoutes | None = None,
+        detours: Detours | None = None,
         place_node: PlaceNodes = _no_nodes,
         runner: SolveRunner = in_thread,
         radius_m: float = 2000.0,
@@ -228,6 +230,7 @@ class Planner:
         max_missions: int = MAX_PLANNED_MISSIONS,
     ) -> None:
         self._routes = robot_routes
+        self._detours = detours
         self._place_node = place_node
         self._strategy = strategy
         self._options = options
@@ -257,10 +260,10 @@ class Planner:
         # The travel matrices (geodesic and the robots' route graphs, cached here per
         # layout version) are numpy / scipy work: off the loop unless the problem is tiny.
         if tiny:
-            problem = build_problem(vehicles, missions, self._speeds, self._routes)
+            problem = build_problem(vehicles, missions, self._speeds, self._routes, self._detours)
         else:
             problem = await asyncio.to_thread(
-                build_problem, vehicles, missions, self._speeds, self._routes
+                build_problem, vehicles, missions, self._speeds, self._routes, self._detours
             )
         strategy = "greedy" if quick else self._strategy
         job = SolveJob(

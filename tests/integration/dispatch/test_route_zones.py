@@ -9,6 +9,7 @@ the leg slower without changing its way.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +30,7 @@ from dispatcher.route_zones import RouteZones, layout_documents
 from dispatcher.storage.fleet_store import sync_facilities
 from dispatcher.storage.zones_store import ZoneDraft, ZoneStore
 from geo.frames import MapFrame
+from geo.layout.drivers import geodesic_matrix
 from geo.layout.routing import Route
 from geo.zones import ZoneKind
 from protocols.vda5050.models import Order
@@ -217,3 +219,19 @@ async def test_a_facility_with_layouts_but_no_maps_gets_its_zones(
     route = layout.routes.route("ward-a", "radiology")
     assert isinstance(route, Route)
     assert not any(e.startswith("central-walk") for e in route.edge_ids), route.edge_ids
+
+
+async def test_straight_line_travel_goes_round_an_api_no_go_zone(world: World) -> None:
+    """Drivers' (straight-line) travel in the planner: a no-go zone created through the API
+    lengthens the pairs whose line crosses it (RouteZones.around, the planner's Detours),
+    and deleting it restores them."""
+    x, y = WALK
+    lats, lons = world.frame.to_wgs84_many([x, x], [y - 40.0, y + 40.0])
+    straight = geodesic_matrix(lats, lons)
+    assert world.zones.around(lats.tolist(), lons.tolist(), straight)[0, 1] == straight[0, 1]
+    zone_id = await world.create("walk works", "no_go", square(world.frame, WALK, 15.0))
+    round_ = world.zones.around(lats.tolist(), lons.tolist(), straight)
+    # Round a corner of the 30 m square widened by the 2 m margin: 17 m out, 34 m along.
+    assert round_[0, 1] == pytest.approx(2 * math.hypot(17, 23) + 34, rel=0.02)
+    await world.delete(zone_id)
+    assert world.zones.around(lats.tolist(), lons.tolist(), straight)[0, 1] == straight[0, 1]

@@ -23,6 +23,7 @@ from dispatcher.facility_layouts import load_facility_layouts
 from dispatcher.missions.lifecycle import Priority
 from dispatcher.planner import PlannerOptions, Problem, VehicleKind, solve
 from dispatcher.planner.model import HORIZON
+from geo.layout.detours import obstacles
 from geo.layout.zones import NO_ZONES, Zone, ZoneKind, ZoneSet
 
 #: The central walk between the hospital drive and the clinic road (map metres): the short
@@ -125,3 +126,26 @@ def test_a_place_cut_off_by_a_no_go_zone_is_unreachable_and_reported(
     plan = solve(problem, "optimise", PlannerOptions(time_limit_s=0.2, use_vroom=False))
     assert not plan.routes or not any(r.stops for r in plan.routes)
     assert len(plan.unserved) == 1
+
+
+def test_a_drivers_pickup_behind_a_no_go_zone_costs_the_way_round() -> None:
+    """Drivers travel in straight lines (geodesic x detour factor): a no-go zone between
+    the driver and the pickup makes the planner count the way round its corners."""
+    lat0, lon0 = 52.52, 13.405
+    m_lat, m_lon = 1 / 111_320, 1 / (111_320 * 0.6088)
+    wall = shapely.box(lon0 - 100 * m_lon, lat0 - 10 * m_lat, lon0 + 100 * m_lon, lat0 + 10 * m_lat)
+    driver = VehicleInput(uuid.uuid4(), VehicleKind.DRIVER, Point(lat0 - 50 * m_lat, lon0))
+    mission = MissionInput(
+        uuid.uuid4(),
+        Point(lat0 + 50 * m_lat, lon0),
+        Point(lat0 + 50 * m_lat, lon0 + 300 * m_lon),
+        Priority.NORMAL,
+    )
+    straight = build_problem([driver], [mission], Speeds())
+    around = obstacles([wall])
+    assert around is not None
+    detour = build_problem([driver], [mission], Speeds(), detours=around)
+    before = straight.profiles["driver"].durations
+    after = detour.profiles["driver"].durations
+    assert after[0, 1] > 2 * before[0, 1]  # round the wall's end, not 100 m through it
+    assert after[1, 2] == before[1, 2]  # pickup to drop-off does not cross it
