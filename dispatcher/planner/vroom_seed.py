@@ -294,12 +294,15 @@ def _solve_parts(
     queue = [(pv, pr, 0) for pv, pr in split(problem, vehicles, requests, k) if pr]
     leftover: list[int] = []
     clock = _PartClock()
+    late = 0.0
     while queue:
         pv, pr, cuts = queue.pop(0)
         if not pv:
             leftover += pr
             continue
-        left = deadline - time.monotonic()
+        # The worst overrun of a part so far is kept back: the last part will overrun
+        # about as much, and it is paid after the deadline.
+        left = deadline - time.monotonic() - late
         share = max(_PROBE_S, left / (len(queue) + 2))
         if (
             cuts < _MAX_CUTS
@@ -310,7 +313,9 @@ def _solve_parts(
         ):
             queue[:0] = [(v, r, cuts + 1) for v, r in split(problem, pv, pr, 2) if r]
             continue
+        began = time.monotonic()
         leftover += _run_part(problem, pv, pr, share, threads, level, routes, position, clock)
+        late = max(late, time.monotonic() - began - share)
     unused = [v for v in vehicles if not routes[position[v]]]
     if leftover and unused:
         share = max(_PROBE_S, deadline - time.monotonic())
