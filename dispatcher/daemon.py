@@ -64,7 +64,7 @@ from dispatcher.ops.durable import DurableWrites
 from dispatcher.ops.missions import MissionOps
 from dispatcher.ops.passenger_reads import PassengerReadLog
 from dispatcher.reload import ReloadPlan, plan_reload
-from dispatcher.route_zones import RouteZones
+from dispatcher.route_zones import RouteZones, layout_documents
 from dispatcher.sd_notify import Notifier
 from dispatcher.services import Services
 from dispatcher.storage import fleet_store
@@ -192,7 +192,11 @@ class Daemon:
             stack.push_async_callback(hub.close)
             self.event_hub = hub
             # The operators' no-go and slow zones as the robots' route graphs apply them.
-            self.route_zones = zones = RouteZones(pool, s.facility_specs)
+            self.route_zones = zones = RouteZones(
+                pool,
+                s.facility_specs,
+                documents=layout_documents(((f.id, f.key) for f in facilities), self._layouts),
+            )
             dispatch = self._build_dispatch(pool, redis, registry, links, hub, durable)
             services = Services(
                 settings=s,
@@ -245,7 +249,8 @@ class Daemon:
             hub=hub,
             events=links.events,
             stations=charging_stations(self._layouts, registry.maps),
-            robot_routes=layout_travel(s, self._layouts),
+            robot_routes=layout_travel(s, self._layouts, self.route_zones),
+            detours=self.route_zones,
             durable=durable,
         )
         return self.dispatch

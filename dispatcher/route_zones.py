@@ -17,6 +17,18 @@ When it reloads:
   that finds the same rows keeps the same zone sets (same keys: cached graphs stay).
 
 A failed reload (PostgreSQL away) keeps the zones it had and is logged and counted.
+
+Which frames: each ``[[facilities.maps]]`` of the facility, and, for a map its layouts
+use that no ``[[facilities.maps]]`` places on Earth, a placement fitted from the
+facility's named places that carry a ``node_id`` (:mod:`geo.layout.georef`). Without
+that, a facility configured with layouts but no maps had no frame, so its zones were
+silently dropped. A layout map that no place locates either is logged at start
+(``route_zones.map_not_located``): zones cannot be placed on it.
+
+Straight-line travel (drivers, and robots between points off the route graph) goes round
+the no-go zones: :meth:`RouteZones.around` lengthens the planner's straight-line pairs
+that cross one (:mod:`geo.layout.detours`), with obstacles rebuilt only when the zones
+change.
 """
 
 from __future__ import annotations
@@ -25,16 +37,25 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
+import shapely
+import shapely.geometry
 import structlog
 from prometheus_client import Counter, Gauge
+from shapely.errors import GEOSException
 
+from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.storage.db import CONNECT_ERRORS
 from geo.facility import FacilitySpec
 from geo.frames import MapFrame
+from geo.layout.detours import Obstacles, obstacles
+from geo.layout.georef import fitted_maps
+from geo.layout.model import LifDocument
 from geo.layout.zone_frames import ROUTE_KINDS, StoredZone, route_zones
 from geo.layout.zones import NO_ZONES, ZoneSet
 
@@ -82,6 +103,56 @@ def _skipped(zone: StoredZone, exc: Exception) -> None:
     log.error("route_zones.zone_skipped", zone_id=zone.zone_id, kind=zone.kind, error=str(exc))
 
 
+def _frames(facility: FacilitySpec, documents: Sequence[LifDocument]) -> tuple[MapFrame, ...]:
+    """The configured map frames plus, for the layouts' other maps, fitted ones."""
+    configured = tuple(MapFrame(m) for m in facility.maps)
+    if not documents:
+        return configured
+    fitted, missing = fitted_maps(documents, facility.places, (m.map_id for m in facility.maps))
+    for map_id, fit in fitted.items():
+        log.info(
+            "route_zones.map_fitted",
+            facility=facility.key,
+            map_id=map_id,
+            origin=(round(fit.spec.origin_lat, 7), round(fit.spec.origin_lon, 7)),
+            rotation_deg=round(fit.spec.rotation_deg, 2),
+            places=fit.pairs,
+            rms_m=round(fit.rms_m, 2),
+        )
+    for map_id in missing:
+        log.warning(
+            "route_zones.map_not_located",
+            facility=facility.key,
+            map_id=map_id,
+            reason="no [[facilities.maps]] entry and no place with a node_id on it",
+        )
+    return configured + tuple(MapFrame(f.spec) for f in fitted.values())
+
+
+def layout_documents(
+    facilities: Iterable[tuple[uuid.UUID, str]], layouts: Mapping[str, FacilityLayouts]
+) -> dict[uuid.UUID, tuple[LifDocument, ...]]:
+    """Facility id -> its loaded LIF documents, from ``(id, key)`` pairs and the loaded
+    layouts by facility key (:class:`dispatcher.facility_layouts.FacilityLayouts`)."""
+    return {fid: tuple(layouts[key].documents) for fid, key in facilities if key in layouts}
+
+
+def _obstacles(stored: Mapping[uuid.UUID, list[StoredZone]]) -> Obstacles | None:
+    """Every facility's no-go zones (WGS84) as obstacles; one that cannot be read is
+    skipped (it is already counted by the route graphs' projection)."""
+    shapes = []
+    for zones in stored.values():
+        for zone in zones:
+            if zone.kind != "no_go":
+                continue
+            try:
+                shape = shapely.geometry.shape(zone.geometry)
+            except (ValueError, TypeError, AttributeError, GEOSException):
+                continue
+            shapes.append(shape if shape.is_valid else shapely.make_valid(shape))
+    return obstacles(shapes)
+
+
 class RouteZones:
     """Per facility, the zones its route graphs apply (see the module docstring)."""
 
@@ -91,12 +162,18 @@ class RouteZones:
         facilities: Iterable[FacilitySpec],
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
+        documents: Mapping[uuid.UUID, Sequence[LifDocument]] | None = None,
     ) -> None:
+        """``documents``: each facility's LIF documents (by facility id), so that a map
+        with no ``[[facilities.maps]]`` entry is placed from the facility's places."""
         self._pool = pool
         self._facilities = {f.id: f for f in facilities}
-        self._frames = {f.id: tuple(MapFrame(m) for m in f.maps) for f in self._facilities.values()}
+        docs = documents or {}
+        self._frames = {f.id: _frames(f, docs.get(f.id, ())) for f in self._facilities.values()}
         self._interval_s = interval_s
         self._zones: dict[uuid.UUID, ZoneSet] = {}
+        #: The no-go zones of every facility as obstacles for straight-line travel.
+        self._obstacles: Obstacles | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         #: Increases on every reload that changed a facility's zone set.
@@ -130,6 +207,7 @@ class RouteZones:
             }
             self._zones = fresh
             if changed:
+                self._obstacles = _obstacles(stored)
                 self.version += 1
                 log.info(
                     "route_zones.changed",
@@ -158,6 +236,16 @@ class RouteZones:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval_s):
                     await self._wake.wait()
+
+    def around(
+        self, lats: Sequence[float], lons: Sequence[float], metres: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """``metres`` (straight-line distances between the points) with the pairs whose
+        line crosses a live no-go zone lengthened by the way round it (the planner's
+        :class:`~dispatcher.dispatch.problem.Detours`; called from its worker thread: it
+        reads one reference, swapped whole on reload)."""
+        found = self._obstacles
+        return metres if found is None else found.around(lats, lons, metres)
 
     def _count(self, stored: Mapping[uuid.UUID, list[StoredZone]]) -> None:
         for fid, facility in self._facilities.items():

@@ -36,6 +36,7 @@ from dispatcher.dispatch.legs import Leg
 from dispatcher.dispatch.problem import (
     PLAN_AHEAD_S,
     RELEASE_MARGIN_S,
+    Detours,
     MissionInput,
     NodeKey,
     Point,
@@ -270,6 +271,7 @@ class Planner:
         finder: CandidateFinder | None = None,
         snapshots: Snapshots | None = None,
         robot_routes: RobotRoutes | None = None,
+        detours: Detours | None = None,
         place_node: PlaceNodes = _no_nodes,
         runner: SolveRunner = in_thread,
         radius_m: float = 2000.0,
@@ -280,6 +282,7 @@ class Planner:
         clock: Clock = _utc_now,
     ) -> None:
         self._routes = robot_routes
+        self._detours = detours
         self._place_node = place_node
         self._strategy = strategy
         self._options = options
@@ -318,10 +321,10 @@ class Planner:
         # The travel matrices (geodesic and the robots' route graphs, cached here per
         # layout version) are numpy / scipy work: off the loop unless the problem is tiny.
         if tiny:
-            problem = build_problem(vehicles, missions, self._speeds, self._routes)
+            problem = build_problem(vehicles, missions, self._speeds, self._routes, self._detours)
         else:
             problem = await asyncio.to_thread(
-                build_problem, vehicles, missions, self._speeds, self._routes
+                build_problem, vehicles, missions, self._speeds, self._routes, self._detours
             )
         job = SolveJob(
             problem=problem,

@@ -82,6 +82,17 @@ class RobotRoutes(Protocol):
         ...
 
 
+class Detours(Protocol):
+    """Straight-line travel made to go round the operators' no-go zones
+    (:class:`geo.layout.detours.Obstacles`, kept current by the route zones)."""
+
+    def around(
+        self, lats: Sequence[float], lons: Sequence[float], metres: FloatMatrix
+    ) -> FloatMatrix:
+        """``metres`` with every pair whose straight line crosses a no-go zone lengthened."""
+        ...
+
+
 def wheelchair_capability(wheelchair_type: str) -> str:
     return f"wheelchair:{wheelchair_type}"
 
@@ -131,9 +142,11 @@ def build_problem(
     missions: Sequence[MissionInput],
     speeds: Speeds,
     robot_routes: RobotRoutes | None = None,
+    detours: Detours | None = None,
 ) -> Problem:
     """The planning problem over ``vehicles`` and ``missions`` (robots along
-    ``robot_routes`` where both ends are layout nodes)."""
+    ``robot_routes`` where both ends are layout nodes; straight-line travel round the
+    no-go zones of ``detours``)."""
     vehicles = _any_wheelchair(vehicles, missions)
     payload = any(m.payload_kg for m in missions)
     points: list[Point] = []
@@ -158,7 +171,7 @@ def build_problem(
         )
         for m in missions
     )
-    profiles = _profiles(points, speeds, robot_routes)
+    profiles = _profiles(points, speeds, robot_routes, detours)
     planned = tuple(
         Vehicle(
             id=str(v.id),
@@ -207,13 +220,18 @@ def _any_wheelchair(
 
 
 def _profiles(
-    points: Sequence[Point], speeds: Speeds, robot_routes: RobotRoutes | None = None
+    points: Sequence[Point],
+    speeds: Speeds,
+    robot_routes: RobotRoutes | None = None,
+    detours: Detours | None = None,
 ) -> dict[str, Profile]:
     """One geodesic distance matrix (the costly part), a duration matrix per profile;
     the robots' overlaid with their route graphs where both ends are layout nodes."""
     lat = np.asarray([p.lat for p in points], dtype=np.float64)
     lon = np.asarray([p.lon for p in points], dtype=np.float64)
     metres = geodesic_matrix(lat, lon) * speeds.detour_factor
+    if detours is not None:
+        metres = detours.around(lat.tolist(), lon.tolist(), metres)
     out: dict[str, Profile] = {}
     for kind, mps in (
         (VehicleKind.ROBOT, speeds.robot_mps),

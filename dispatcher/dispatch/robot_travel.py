@@ -6,12 +6,18 @@ facilities' LIF layouts for the robots' vehicle type: duration and distance matr
 vehicle profile and its rows per source node (:class:`geo.layout.cache.RouteGraphs`), so
 a re-plan over the same places costs array look-ups. Called from the planner's worker
 thread (the graph caches are thread-safe).
+
+The operators' no-go and slow zones (:class:`dispatcher.route_zones.RouteZones`) apply
+here as they do to the orders: the graph the matrices come from is the zone-adjusted one,
+compiled once per (layout version, zone set) and reused until the zones change (a reload
+at start, every 30 s, and right after ``POST``/``DELETE /v1/zones``), so the planner never
+assumes a way the robot's order cannot take.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -20,6 +26,7 @@ from dispatcher.dispatch.problem import FloatMatrix, NodeKey
 from dispatcher.dispatch.robot_channel import FacilityOrderLayouts, LayoutLookup
 from dispatcher.facility_layouts import FacilityLayouts
 from geo.layout.routing import CompiledGraph
+from geo.layout.zones import ZoneSet
 
 
 class LayoutTravel:
@@ -55,11 +62,16 @@ class LayoutTravel:
         return durations, distances
 
 
-def layout_travel(settings: Settings, layouts: Mapping[str, FacilityLayouts]) -> LayoutTravel:
-    """The daemon's robot travel: every facility's layouts at the robots' cruise speed."""
+def layout_travel(
+    settings: Settings,
+    layouts: Mapping[str, FacilityLayouts],
+    zones: Callable[[uuid.UUID], ZoneSet] | None = None,
+) -> LayoutTravel:
+    """The daemon's robot travel: every facility's layouts at the robots' cruise speed,
+    with each facility's ``zones`` applied (the same ones its robots' orders apply)."""
     by_id: dict[uuid.UUID, FacilityLayouts] = {
         f.id: layouts[f.key] for f in settings.effective_facilities if f.key in layouts
     }
     return LayoutTravel(
-        FacilityOrderLayouts(by_id, max_speed_mps=settings.dispatch.robot_speed_mps)
+        FacilityOrderLayouts(by_id, max_speed_mps=settings.dispatch.robot_speed_mps, zones=zones)
     )

@@ -27,7 +27,7 @@ from dispatcher.dispatch.engine import DispatchEngine
 from dispatcher.dispatch.intake import MissionIntake
 from dispatcher.dispatch.legs import LegChannel
 from dispatcher.dispatch.planning import Planner, Snapshots, SolveRunner, in_thread
-from dispatcher.dispatch.problem import RobotRoutes, Speeds
+from dispatcher.dispatch.problem import Detours, RobotRoutes, Speeds
 from dispatcher.dispatch.solver_process import SolverProcess
 from dispatcher.dispatch.vehicle_sense import SenseLimits
 from dispatcher.dispatch.zone_rules import ZoneRules
@@ -110,6 +110,7 @@ def build_planner(
     robot_routes: RobotRoutes | None = None,
     maps: FacilityMaps | None = None,
     solver: SolverProcess | None = None,
+    detours: Detours | None = None,
 ) -> Planner:
     """The engine's planner: robots along ``robot_routes`` between the places' nodes of
     ``maps`` (geodesic without them); full plans in ``solver``'s worker process when given."""
@@ -128,6 +129,7 @@ def build_planner(
         service_s=d.service_s,
         finder=finder,
         robot_routes=robot_routes,
+        detours=detours,
         place_node=place_node,
         snapshots=(
             Snapshots(Path(p.snapshot_dir), p.snapshot_max_files, p.snapshot_max_bytes)
@@ -204,6 +206,7 @@ def build_dispatch(
     stations: Iterable[Station] = (),
     robot_routes: RobotRoutes | None = None,
     durable: DurableWrites | None = None,
+    detours: Detours | None = None,
 ) -> DispatchService:
     """The daemon's dispatch service (subscribes the engine to the registry's changes)."""
     d = settings.dispatch
@@ -222,7 +225,7 @@ def build_dispatch(
         ops=MissionOps(pool, durable),
         fleet=registry,
         channels=channels,
-        planner=build_planner(settings, finder, robot_routes, registry.maps, solver),
+        planner=build_planner(settings, finder, robot_routes, registry.maps, solver, detours),
         maps=registry.maps,
         policy=charge_policy(settings),
         stations=tuple(stations),

@@ -30,10 +30,11 @@ class Candidates:
     unserved: tuple[Unserved, ...]
 
     def vehicles_used(self) -> list[int]:
-        used: set[int] = set()
-        for arr in self.by_request.values():
-            used.update(int(v) for v in arr)
-        return sorted(used)
+        if not self.by_request:
+            return []
+        # One numpy call: a set update per request took 80 ms on 1,000 x 250.
+        used = np.unique(np.concatenate(list(self.by_request.values())))
+        return [int(v) for v in used]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +98,41 @@ def _static_masks(
     cache: dict[tuple[object, ...], tuple[BoolArray, BoolArray]],
 ) -> tuple[BoolArray, BoolArray]:
     """(kind/capabilities match, demand fits) over ``fleet``; cached per request signature,
-    since a few signatures cover thousands of requests."""
-    key = (profile, req.required_kind, req.required_capabilities, req.demand)
-    if key not in cache:
+    since a few signatures cover thousands of requests. The capability half and the
+    demand half are cached apart: demands vary much more (one per load size) than kinds
+    and capabilities, and the demand test is one numpy comparison over the fleet."""
+    ckey = ("compatible", profile, req.required_kind, req.required_capabilities)
+    if ckey not in cache:
         sel = [problem.vehicles[int(i)] for i in fleet.index]
         compatible = np.asarray([_compatible(v, req, problem.profiles) for v in sel], bool)
-        fits = np.asarray([_fits(v, req) for v in sel], dtype=bool)
-        cache[key] = (compatible, fits)
-    return cache[key]
+        cache[ckey] = (compatible, compatible)
+    fkey = ("fits", profile, req.demand)
+    if fkey not in cache:
+        cap = _capacities(problem, fleet, cache, profile, len(req.demand))
+        demand = np.asarray(req.demand, dtype=np.int64)
+        fits = np.all(cap[:, : len(demand)] >= demand[None, :], axis=1)
+        cache[fkey] = (fits, fits)
+    return cache[ckey][0], cache[fkey][0]
+
+
+def _capacities(
+    problem: Problem,
+    fleet: _Fleet,
+    cache: dict[tuple[object, ...], tuple[BoolArray, BoolArray]],
+    profile: str,
+    dims: int,
+) -> npt.NDArray[np.int64]:
+    """The fleet's capacities as a (vehicles x ``dims``) array; a dimension a vehicle does
+    not state is 0 (it carries nothing of it), as :func:`_fits` reads it."""
+    key = ("capacity", profile, dims)
+    if key not in cache:
+        rows = [problem.vehicles[int(i)].capacity for i in fleet.index]
+        cap = np.zeros((len(rows), dims), dtype=np.int64)
+        for j, c in enumerate(rows):
+            n = min(len(c), dims)
+            cap[j, :n] = c[:n]
+        cache[key] = (cap, cap)  # type: ignore[assignment]
+    return cache[key][0]  # type: ignore[return-value]
 
 
 def _reachable(
@@ -130,6 +158,45 @@ def _reachable(
         km = _from(dist, fleet.start, p) + int(dist[p, d]) + _to(dist, d, fleet.end)
     time_ok &= leave + _to(dur, d, fleet.end) <= fleet.until
     return time_ok, km <= fleet.battery
+
+
+#: Requests x vehicles per batch of :func:`_reachable_many` (bounds its memory).
+_BATCH_CELLS = 250_000
+
+#: Per profile, for one request: (in time, within battery, time to reach the pickup).
+_Reach = dict[str, tuple[BoolArray, BoolArray, IntArray]]
+
+
+def _reachable_many(
+    problem: Problem, reqs: Sequence[Request], fleet: _Fleet, profile: str
+) -> tuple[BoolArray, BoolArray, IntArray]:
+    """:func:`_reachable` and :func:`_soonest` for many requests at once (none on board),
+    one row per request: the same arithmetic on 2-D arrays, so 1,000 requests cost a few
+    numpy calls instead of a dozen each (0.2 s of a 1 s plan at 1,000 x 250)."""
+    prof = problem.profiles[profile]
+    dur, dist = prof.durations, prof.distance_matrix()
+    p = np.asarray([r.pickup for r in reqs], dtype=np.int64)
+    d = np.asarray([r.dropoff for r in reqs], dtype=np.int64)
+    p_open = np.asarray([r.pickup_windows[0][0] for r in reqs], dtype=np.int64)[:, None]
+    p_close = np.asarray([r.pickup_windows[-1][1] for r in reqs], dtype=np.int64)[:, None]
+    d_open = np.asarray([r.dropoff_windows[0][0] for r in reqs], dtype=np.int64)[:, None]
+    d_close = np.asarray([r.dropoff_windows[-1][1] for r in reqs], dtype=np.int64)[:, None]
+    p_serv = np.asarray([r.pickup_service for r in reqs], dtype=np.int64)[:, None]
+    d_serv = np.asarray([r.dropoff_service for r in reqs], dtype=np.int64)[:, None]
+    has_start, has_end = fleet.start >= 0, fleet.end >= 0
+    s0, e0 = np.maximum(fleet.start, 0), np.maximum(fleet.end, 0)
+    to_pick = np.where(has_start[None, :], dur[s0[None, :], p[:, None]], 0)
+    at_pick = fleet.ready[None, :] + to_pick
+    at_drop = np.maximum(at_pick, p_open) + p_serv + dur[p, d][:, None]
+    leave = np.maximum(at_drop, d_open) + d_serv
+    home = np.where(has_end[None, :], dur[d[:, None], e0[None, :]], 0)
+    time_ok = (at_pick <= p_close) & (at_drop <= d_close) & (leave + home <= fleet.until[None, :])
+    km = (
+        np.where(has_start[None, :], dist[s0[None, :], p[:, None]], 0)
+        + dist[p, d][:, None]
+        + np.where(has_end[None, :], dist[d[:, None], e0[None, :]], 0)
+    )
+    return time_ok, km <= fleet.battery[None, :], at_pick
 
 
 def _soonest(problem: Problem, req: Request, fleet: _Fleet, profile: str) -> IntArray:
@@ -163,7 +230,12 @@ def candidates(
     by_request: dict[int, IntArray] = {}
     unserved: list[Unserved] = []
     cache: dict[tuple[object, ...], tuple[BoolArray, BoolArray]] = {}
+    reach: dict[int, _Reach] = {}
+    plain = [r for r, req in enumerate(problem.requests) if req.onboard_vehicle is None]
+    step = max(1, _BATCH_CELLS // max(1, len(vehicles)))
     for r, req in enumerate(problem.requests):
+        if r not in reach and req.onboard_vehicle is None:
+            reach = _batch(problem, plain, plain.index(r), step, fleets)
         allowed: set[int] | None = None
         if req.onboard_vehicle is not None:
             allowed = (
@@ -173,12 +245,28 @@ def candidates(
             allowed = {id_to_index[v] for v in given[req.id] if v in id_to_index}
         keep = max_candidates if len(vehicles) > prune_above else None
         stay = id_to_index.get(sticky.get(req.id, "")) if sticky else None
-        found, reason = _eligible_for(problem, req, fleets, allowed, keep, cache, stay)
+        found, reason = _eligible_for(
+            problem, req, fleets, allowed, keep, cache, stay, reach.get(r)
+        )
         if found.size:
             by_request[r] = found
         else:
             unserved.append(Unserved(req.id, reason))
     return Candidates(by_request, tuple(unserved))
+
+
+def _batch(
+    problem: Problem, plain: list[int], first: int, step: int, fleets: Mapping[str, _Fleet]
+) -> dict[int, _Reach]:
+    """:func:`_reachable_many` for ``plain[first:first + step]``, by request index."""
+    rows = plain[first : first + step]
+    reqs = [problem.requests[r] for r in rows]
+    out: dict[int, _Reach] = {r: {} for r in rows}
+    for profile, fleet in fleets.items():
+        time_ok, battery_ok, soon = _reachable_many(problem, reqs, fleet, profile)
+        for i, r in enumerate(rows):
+            out[r][profile] = (time_ok[i], battery_ok[i], soon[i])
+    return out
 
 
 def _eligible_for(
@@ -189,6 +277,7 @@ def _eligible_for(
     max_candidates: int | None,
     cache: dict[tuple[object, ...], tuple[BoolArray, BoolArray]],
     stay: int | None = None,
+    reach: _Reach | None = None,
 ) -> tuple[IntArray, UnservedReason]:
     stage = {"compatible": 0, "fits": 0, "time": 0}
     picked: list[IntArray] = []
@@ -203,12 +292,16 @@ def _eligible_for(
         stage["fits"] += int(keep.sum())
         if not keep.any():
             continue
-        time_ok, battery_ok = _reachable(problem, req, fleet, profile)
+        if reach is not None:
+            time_ok, battery_ok, soonest = reach[profile]
+        else:
+            time_ok, battery_ok = _reachable(problem, req, fleet, profile)
+            soonest = _soonest(problem, req, fleet, profile)
         keep &= time_ok
         stage["time"] += int(keep.sum())
         keep &= battery_ok
         picked.append(fleet.index[keep])
-        ranks.append(_soonest(problem, req, fleet, profile)[keep])
+        ranks.append(soonest[keep])
     found = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
     if max_candidates is not None and found.size > max_candidates:
         order = np.argsort(np.concatenate(ranks), kind="stable")[:max_candidates]

@@ -204,6 +204,67 @@ def _parts_for(shipments: int, seconds: float, threads: int, fit: bool) -> int:
     return parts_needed(shipments, per_init, _per_thread(0, threads), _PARTS_SHARE * seconds)
 
 
+#: The share of the parts' time they are planned into (see :func:`_solve_parts`).
+_PARTS_PLAN_SHARE = 0.92
+
+#: A part is not cut further below this many shipments (VROOM then takes milliseconds).
+_MIN_CUT = 12
+
+#: A part is cut in two when its level-0 run would take more than this many times its
+#: share of the time left (a little over is made up by the parts after it)...
+_CUT_ABOVE = 1.5
+#: ...at most this many times over, and not once the time is up: every run has a fixed
+#: cost (several milliseconds on a loaded machine), so pieces cut ever smaller ended up
+#: costing more than the parts they came from (60 runs for 17 parts, 2.9 s for 1 s).
+_MAX_CUTS = 1
+
+#: Per part, besides VROOM's constructions: a fixed cost and a cost per shipment for
+#: building its input (pyvroom's Python objects; measured 12 ms for 74 shipments).
+_PART_FIXED_S = 0.003
+_INPUT_S_PER_SHIPMENT = 1.6e-4
+
+
+class _PartClock:
+    """What one part costs on this instance and machine, learnt as the parts run.
+
+    A part's wall time is its input, then its constructions (which VROOM's timeout does
+    not bound), then local search until the timeout. Constructions are modelled as
+    ``rate * n ** 2.6`` each (:data:`_INIT_GROWTH`), ``rate`` starting at the offline
+    estimate (:func:`estimated_init_s`, with its margin) and raised by every level-0 part
+    that overran its timeout (that part was all constructions).
+    """
+
+    def __init__(self) -> None:
+        self.rate = estimated_init_s(1) * _INIT_MARGIN
+
+    def _fixed(self, n: int) -> float:
+        return _PART_FIXED_S + _INPUT_S_PER_SHIPMENT * n
+
+    def per_init(self, n: int) -> float:
+        return float(self.rate * max(n, 1) ** _INIT_GROWTH)
+
+    def need(self, n: int, level: int, threads: int) -> float:
+        """Seconds a part of ``n`` shipments takes at ``level`` with no search."""
+        return self._fixed(n) + _per_thread(level, threads) * self.per_init(n)
+
+    def level(self, n: int, seconds: float, threads: int, wanted: int) -> int:
+        """The highest level up to ``wanted`` whose constructions surely fit ``seconds``:
+        twice the modelled time in half the share (constructions of small parts vary by
+        several times on a loaded machine, and an overrun is paid by every later part)."""
+        return fitting_level(2 * self.per_init(n), (seconds - self._fixed(n)) / 2, threads, wanted)
+
+    def learn(self, n: int, level: int, threads: int, timeout: float, wall: float) -> None:
+        """A part of ``n`` took ``wall`` at ``level`` under ``timeout``: a run past its
+        timeout was constructions only, so it measures the rate (raised to it, never
+        lowered: a quick run may have been quick by luck, and an overrun costs the limit).
+        Only level-0 runs teach it: they are what a part falls back to.
+        """
+        if level == 0 and wall > 1.2 * timeout + self._fixed(n):
+            inits = _per_thread(level, threads) * max(n, 1) ** _INIT_GROWTH
+            seen = (wall - self._fixed(n)) / inits
+            self.rate = max(self.rate, seen)
+
+
 def _solve_parts(
     problem: Problem,
     vehicles: Sequence[int],
@@ -214,23 +275,52 @@ def _solve_parts(
     k: int,
 ) -> Routes:
     """VROOM on each of ``k`` parts in turn (:mod:`dispatcher.planner.vroom_parts`), then
-    once more on what the parts left unassigned with the vehicles no part used."""
-    began = time.monotonic()
+    once more on what the parts left unassigned with the vehicles no part used, all within
+    ``seconds``.
+
+    Each part gets an even share of the time left (the leftover run counted as one more
+    part) and the highest exploration level whose constructions fit that share, by a
+    clock learnt from the parts already run (:class:`_PartClock`). A part whose level-0
+    constructions would not fit its share is cut in two first (constructions grow faster
+    than linearly, so two halves cost far less than the whole; once, and only while time
+    is left): the plan keeps near the limit on a loaded machine at the price of smaller
+    parts, and no request is dropped for want of time (a part with no time left still
+    runs, at level 0 with the shortest timeout).
+    """
+    # Parts are planned to end a little early: the part running at the deadline (and the
+    # leftover run) end after it, by about one part's time.
+    deadline = time.monotonic() + _PARTS_PLAN_SHARE * seconds
     position = {v: m for m, v in enumerate(vehicles)}
     routes: Routes = [[] for _ in vehicles]
-    parts = [(pv, pr) for pv, pr in split(problem, vehicles, requests, k) if pr]
+    queue = [(pv, pr, 0) for pv, pr in split(problem, vehicles, requests, k) if pr]
     leftover: list[int] = []
-    for i, (pv, pr) in enumerate(parts):
+    clock = _PartClock()
+    late = 0.0
+    while queue:
+        pv, pr, cuts = queue.pop(0)
         if not pv:
             leftover += pr
             continue
-        # An even share of what is left, the last run (leftovers) counted as one more part.
-        share = max(_PROBE_S, (seconds - (time.monotonic() - began)) / (len(parts) - i + 1))
-        leftover += _run_part(problem, pv, pr, share, threads, level, routes, position)
+        # The worst overrun of a part so far is kept back: the last part will overrun
+        # about as much, and it is paid after the deadline.
+        left = deadline - time.monotonic() - late
+        share = max(_PROBE_S, left / (len(queue) + 2))
+        if (
+            cuts < _MAX_CUTS
+            and left > 0
+            and clock.need(len(pr), 0, threads) > _CUT_ABOVE * share
+            and len(pr) >= 2 * _MIN_CUT
+            and len(pv) > 1
+        ):
+            queue[:0] = [(v, r, cuts + 1) for v, r in split(problem, pv, pr, 2) if r]
+            continue
+        began = time.monotonic()
+        leftover += _run_part(problem, pv, pr, share, threads, level, routes, position, clock)
+        late = max(late, time.monotonic() - began - share)
     unused = [v for v in vehicles if not routes[position[v]]]
     if leftover and unused:
-        share = max(_PROBE_S, seconds - (time.monotonic() - began))
-        _run_part(problem, unused, leftover, share, threads, level, routes, position)
+        share = max(_PROBE_S, deadline - time.monotonic())
+        _run_part(problem, unused, leftover, share, threads, level, routes, position, clock)
     return routes
 
 
@@ -243,11 +333,13 @@ def _run_part(
     level: int,
     routes: Routes,
     position: dict[int, int],
+    clock: _PartClock,
 ) -> list[int]:
     """Solve one part into ``routes``; the requests it left unassigned."""
-    per_init = estimated_init_s(len(requests)) * _INIT_MARGIN
-    chosen = fitting_level(per_init, seconds, threads, level)
+    began = time.monotonic()
+    chosen = clock.level(len(requests), seconds, threads, level)
     data = _run(_input(problem, vehicles, requests, compact=True), chosen, threads, seconds)
+    clock.learn(len(requests), chosen, threads, seconds, time.monotonic() - began)
     for route in data.get("routes", []):  # type: ignore[attr-defined]
         routes[position[vehicles[int(route["vehicle"])]]] = _visits(route)
     return sorted(

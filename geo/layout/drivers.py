@@ -6,11 +6,21 @@ and vertices two lines share, become nodes once snapped together (within a toler
 each line is cut into edges at them (both ways unless its properties say ``"oneway":
 true``). A trip is the geodesic leg (times the detour factor) to the nearest road node, the
 road, and the leg from the road to the destination.
+
+Zones (WGS84, :class:`~geo.layout.zones.ZoneSet` with geometries in lon/lat degrees): on
+the road graph a no-go zone removes every road edge that enters it and a slow zone caps
+the speed of those that do (the same rules as the robots' graphs, one compiled graph per
+zone set, cached); the leg onto and off the road goes to the nearest road node whose
+straight line does not cross a no-go zone (of the eight nearest; the nearest when all
+eight do). The geodesic model goes round no-go zones through their corners
+(:mod:`geo.layout.detours`).
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,9 +31,11 @@ import shapely
 from pyproj import Geod
 from scipy.spatial import cKDTree
 
+from geo.layout.detours import Obstacles, obstacles
 from geo.layout.errors import InvalidElementError
 from geo.layout.graph import EdgeTable
 from geo.layout.routing import CompiledGraph, Matrices
+from geo.layout.zones import NO_ZONES, ZoneKey, ZoneKind, ZoneSet, apply_zones
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -35,9 +47,31 @@ _M_PER_DEG = 111_320.0
 class DriverModel(Protocol):
     """What the planner asks of a drivers' travel model."""
 
-    def matrices(self, lats: Sequence[float], lons: Sequence[float]) -> Matrices:
-        """Durations (s) and distances (m) between every pair of points."""
+    def matrices(
+        self, lats: Sequence[float], lons: Sequence[float], zones: ZoneSet = NO_ZONES
+    ) -> Matrices:
+        """Durations (s) and distances (m) between every pair of points, round the no-go
+        zones of ``zones`` (lon/lat geometries)."""
         ...
+
+
+#: Obstacles per zone set (the zones change rarely; the planner asks on every plan).
+_OBSTACLES: OrderedDict[ZoneKey, Obstacles | None] = OrderedDict()
+_OBSTACLES_LOCK = threading.Lock()
+
+
+def no_go_obstacles(zones: ZoneSet) -> Obstacles | None:
+    """The no-go zones of ``zones`` (lon/lat) as obstacles, built once per zone set."""
+    with _OBSTACLES_LOCK:
+        if zones.key in _OBSTACLES:
+            _OBSTACLES.move_to_end(zones.key)
+            return _OBSTACLES[zones.key]
+    built = obstacles([z.geometry for z in zones.zones if z.kind is ZoneKind.NO_GO])
+    with _OBSTACLES_LOCK:
+        _OBSTACLES[zones.key] = built
+        while len(_OBSTACLES) > 8:
+            _OBSTACLES.popitem(last=False)
+    return built
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +85,17 @@ class GeodesicModel:
         if self.detour_factor < 1 or not self.speed_mps > 0:
             raise ValueError("detour_factor must be >= 1 and speed_mps positive")
 
-    def matrices(self, lats: Sequence[float], lons: Sequence[float]) -> Matrices:
-        """Durations (s) and distances (m) between every pair of points, in one Geod call."""
+    def matrices(
+        self, lats: Sequence[float], lons: Sequence[float], zones: ZoneSet = NO_ZONES
+    ) -> Matrices:
+        """Durations (s) and distances (m) between every pair of points, in one Geod call;
+        pairs whose straight line crosses a no-go zone of ``zones`` go round it."""
         lat = np.asarray(lats, dtype=np.float64)
         lon = np.asarray(lons, dtype=np.float64)
         dist = geodesic_matrix(lat, lon) * self.detour_factor
+        around = no_go_obstacles(zones) if zones.zones else None
+        if around is not None:
+            dist = around.around(lat.tolist(), lon.tolist(), dist)
         ids = tuple(str(i) for i in range(len(lat)))
         return Matrices(ids, dist / self.speed_mps, dist)
 
@@ -155,6 +195,25 @@ class RoadGraph:
         self._access = GeodesicModel(detour_factor=detour_factor, speed_mps=speed_mps)
         segments = _split(lines, per_line, node_of_cell)
         self.graph = CompiledGraph(self._edges(segments, speed_mps))
+        #: The graph with each zone set applied (zone key -> graph), a few kept.
+        self._zoned: OrderedDict[ZoneKey, CompiledGraph] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def graph_for(self, zones: ZoneSet) -> CompiledGraph:
+        """The road graph with ``zones`` applied (no-go edges out, slow ones capped)."""
+        if not zones.zones:
+            return self.graph
+        with self._lock:
+            found = self._zoned.get(zones.key)
+            if found is not None:
+                self._zoned.move_to_end(zones.key)
+                return found
+        compiled = CompiledGraph(apply_zones(self.graph.edges, zones))
+        with self._lock:
+            self._zoned[zones.key] = compiled
+            while len(self._zoned) > 8:
+                self._zoned.popitem(last=False)
+        return compiled
 
     def _edges(
         self,
@@ -180,18 +239,39 @@ class RoadGraph:
             geometry=np.array([shapely.LineString(r[5]) for r in rows], dtype=object),
         )
 
-    def nearest_nodes(self, lats: FloatArray, lons: FloatArray) -> npt.NDArray[np.int64]:
-        """The road node nearest each point (on a local metric grid)."""
+    def nearest_nodes(
+        self, lats: FloatArray, lons: FloatArray, zones: ZoneSet = NO_ZONES
+    ) -> npt.NDArray[np.int64]:
+        """The road node nearest each point (on a local metric grid) whose straight line
+        from the point crosses no no-go zone of ``zones`` (the nearest when the eight
+        nearest all do)."""
         pts = np.column_stack([lons, lats]) * self._scale
-        _, idx = self._tree.query(pts)
-        return np.asarray(idx, dtype=np.int64)
+        no_go = [z.geometry for z in zones.zones if z.kind is ZoneKind.NO_GO]
+        k = min(8, len(self._nodes)) if no_go else 1
+        _, idx = self._tree.query(pts, k=k)
+        idx = np.asarray(idx, dtype=np.int64).reshape(len(pts), k)
+        if k == 1:
+            return idx[:, 0]
+        area = shapely.union_all(no_go)
+        shapely.prepare(area)
+        ends = self._nodes[idx]  # (n, k, 2) lon/lat
+        starts = np.repeat(np.column_stack([lons, lats])[:, None, :], k, axis=1)
+        legs = shapely.linestrings(np.stack([starts, ends], axis=2).reshape(-1, 2, 2))
+        crossing = (shapely.intersects(area, legs) & ~shapely.touches(area, legs)).reshape(-1, k)
+        first = np.argmax(~crossing, axis=1)  # the nearest clear one (0 when none is)
+        chosen: npt.NDArray[np.int64] = idx[np.arange(len(pts)), first]
+        return chosen
 
-    def matrices(self, lats: Sequence[float], lons: Sequence[float]) -> Matrices:
-        """Durations and distances between every pair of points: on, along and off the road."""
+    def matrices(
+        self, lats: Sequence[float], lons: Sequence[float], zones: ZoneSet = NO_ZONES
+    ) -> Matrices:
+        """Durations and distances between every pair of points: on, along and off the
+        road, with ``zones`` (lon/lat) applied to the road and the legs onto it. A pair
+        the zones leave no road between is ``inf``."""
         lat = np.asarray(lats, dtype=np.float64)
         lon = np.asarray(lons, dtype=np.float64)
-        near = self.nearest_nodes(lat, lon)
-        road = self.graph.matrices([str(i) for i in near])
+        near = self.nearest_nodes(lat, lon, zones)
+        road = self.graph_for(zones).matrices([str(i) for i in near])
         nl = self._nodes[near]
         _, _, leg = _GEOD.inv(lon, lat, nl[:, 0], nl[:, 1])
         leg = np.asarray(leg) * self._access.detour_factor

@@ -9,7 +9,7 @@ fleetd, already converted into the layout's map frame; here they are plain value
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -46,15 +46,24 @@ class Zone:
         return (self.zone_id, self.kind.value, self.speed_limit_mps, self.map_id, shape)
 
 
+ZoneKey = tuple[tuple[str, str, float | None, str | None, str], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneSet:
     """The zones in force for one computation; its ``key`` is part of the matrix cache key."""
 
     zones: tuple[Zone, ...] = ()
+    #: Computed once: the key is read for every order and every planner matrix lookup,
+    #: and hashing each zone's geometry each time would cost more than the look-up.
+    _key: ZoneKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_key", tuple(sorted(z.key for z in self.zones)))
 
     @property
-    def key(self) -> tuple[tuple[str, str, float | None, str | None, str], ...]:
-        return tuple(sorted(z.key for z in self.zones))
+    def key(self) -> ZoneKey:
+        return self._key
 
 
 NO_ZONES = ZoneSet()

@@ -9,6 +9,7 @@ the leg slower without changing its way.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,14 +21,18 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from dispatcher.auth.roles import Role
-from dispatcher.config import Settings
+from dispatcher.config import FacilitySettings, Settings
 from dispatcher.dispatch.robot_channel import FacilityOrderLayouts
 from dispatcher.dispatch.robot_orders import NoRouteError, OrderLayout, OrderStop, build_order
+from dispatcher.dispatch.robot_travel import layout_travel
 from dispatcher.facility_layouts import load_facility_layouts
-from dispatcher.route_zones import RouteZones
+from dispatcher.route_zones import RouteZones, layout_documents
 from dispatcher.storage.fleet_store import sync_facilities
+from dispatcher.storage.zones_store import ZoneDraft, ZoneStore
 from geo.frames import MapFrame
+from geo.layout.drivers import geodesic_matrix
 from geo.layout.routing import Route
+from geo.zones import ZoneKind
 from protocols.vda5050.models import Order
 from tests.conftest import REDIS_URL
 from tests.unit.api.fakes import StaticFleet
@@ -158,3 +163,75 @@ async def test_other_kinds_and_other_facilities_do_not_touch_the_routes(
     await world.create("walk area", "service_area", square(world.frame, WALK, 4.0))
     assert world.layout().routes is before
     assert world.zones(uuid.uuid4()).zones == ()
+
+
+async def test_the_planner_matrices_follow_the_zones_the_api_changes(world: World) -> None:
+    """The planner's robot matrices (layout_travel, as the daemon builds it) come from the
+    same zone-adjusted graph as the orders: a no-go zone on the walk makes the pickup at
+    radiology cost the detour, and deleting it gives the short way back."""
+    settings = Settings()
+    travel = layout_travel(
+        settings, load_facility_layouts(settings.effective_facilities, None), world.zones
+    )
+    keys = [(world.facility_id, "ward-a"), (world.facility_id, "radiology")]
+    short, _ = travel.matrices(keys)
+    zone_id = await world.create("walk works", "no_go", square(world.frame, WALK, 4.0))
+    detour, _ = travel.matrices(keys)
+    around = world.layout().routes.route("ward-a", "radiology")
+    assert isinstance(around, Route)
+    assert detour[0, 1] > short[0, 1]
+    # Same graph as the order, at the planner's speed: the same way, so the same length.
+    _, planned_m = travel.matrices(keys)
+    assert planned_m[0, 1] == pytest.approx(around.distance_m)
+    await world.delete(zone_id)
+    again, _ = travel.matrices(keys)
+    assert again[0, 1] == pytest.approx(short[0, 1])
+
+
+async def test_a_facility_with_layouts_but_no_maps_gets_its_zones(
+    pg_pool: asyncpg.Pool, pg_dsn: str
+) -> None:
+    """No ``[[facilities.maps]]``: the layout's map is placed from the facility's places
+    (their node ids), so a no-go zone stored on Earth still cuts the walk."""
+    demo = Settings().default_facility
+    frame = MapFrame(demo.maps[0].to_spec())
+    # Validated afresh, not model_copy: that would carry the demo's cached ``spec``.
+    bare = FacilitySettings.model_validate({**demo.model_dump(), "key": "no-maps", "maps": []})
+    settings = Settings(database={"dsn": pg_dsn}, facilities=[bare])
+    facility = settings.default_facility
+    assert not facility.maps
+    await sync_facilities(pg_pool, settings.effective_facilities)
+    layouts = load_facility_layouts(settings.effective_facilities, None)
+    zones = RouteZones(
+        pg_pool,
+        settings.facility_specs,
+        documents=layout_documents([(facility.id, facility.key)], layouts),
+    )
+    await ZoneStore(pg_pool).create(
+        ZoneDraft(facility.id, "walk works", ZoneKind.NO_GO, square(frame, WALK, 4.0), None, "t")
+    )
+    assert await zones.reload()
+    applied = zones(facility.id)
+    assert [z.map_id for z in applied.zones] == ["campus"]
+    lookup = FacilityOrderLayouts({facility.id: layouts[facility.key]}, zones=zones)
+    layout = lookup(facility.id, "ward-a")
+    assert layout is not None
+    route = layout.routes.route("ward-a", "radiology")
+    assert isinstance(route, Route)
+    assert not any(e.startswith("central-walk") for e in route.edge_ids), route.edge_ids
+
+
+async def test_straight_line_travel_goes_round_an_api_no_go_zone(world: World) -> None:
+    """Drivers' (straight-line) travel in the planner: a no-go zone created through the API
+    lengthens the pairs whose line crosses it (RouteZones.around, the planner's Detours),
+    and deleting it restores them."""
+    x, y = WALK
+    lats, lons = world.frame.to_wgs84_many([x, x], [y - 40.0, y + 40.0])
+    straight = geodesic_matrix(lats, lons)
+    assert world.zones.around(lats.tolist(), lons.tolist(), straight)[0, 1] == straight[0, 1]
+    zone_id = await world.create("walk works", "no_go", square(world.frame, WALK, 15.0))
+    round_ = world.zones.around(lats.tolist(), lons.tolist(), straight)
+    # Round a corner of the 30 m square widened by the 2 m margin: 17 m out, 34 m along.
+    assert round_[0, 1] == pytest.approx(2 * math.hypot(17, 23) + 34, rel=0.02)
+    await world.delete(zone_id)
+    assert world.zones.around(lats.tolist(), lons.tolist(), straight)[0, 1] == straight[0, 1]

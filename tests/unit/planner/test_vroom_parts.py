@@ -6,7 +6,7 @@ import numpy as np
 
 from dispatcher.planner import Problem, Profile, Request, StopKind, Vehicle
 from dispatcher.planner.vroom_parts import MIN_PART, parts_needed, split
-from dispatcher.planner.vroom_seed import _solve_parts
+from dispatcher.planner.vroom_seed import _PartClock, _solve_parts
 
 
 def grid_problem(n_requests: int, n_vehicles: int, seed: int = 3) -> Problem:
@@ -74,3 +74,34 @@ def test_solved_in_parts_every_request_once_pickup_before_dropoff() -> None:
         for r in {r for r, _ in route}:
             kinds = [k for q, k in route if q == r]
             assert kinds == [StopKind.PICKUP, StopKind.DROPOFF]
+
+
+def test_no_request_is_dropped_for_want_of_time() -> None:
+    """A budget far too small for the parts: they are cut smaller as the time runs out,
+    and every request is still placed once (a seed short of requests would leave them
+    for a search that has no time either)."""
+    problem = grid_problem(200, 20)
+    routes = _solve_parts(problem, list(range(20)), list(range(200)), 0.02, 2, 5, 2)
+    seen = sorted(r for route in routes for r, kind in route if kind is StopKind.PICKUP)
+    assert seen == list(range(200))
+
+
+class TestPartClock:
+    def test_only_a_level_0_overrun_raises_the_rate(self) -> None:
+        clock = _PartClock()
+        prior = clock.rate
+        clock.learn(74, 3, 2, timeout=0.05, wall=0.5)  # a higher level: not what parts fall to
+        clock.learn(74, 0, 2, timeout=0.05, wall=0.055)  # kept to its timeout: no news
+        assert clock.rate == prior
+        clock.learn(74, 0, 2, timeout=0.01, wall=1.0)
+        seen = (1.0 - clock._fixed(74)) / (2 * 74**2.6)
+        assert clock.rate == seen > prior
+
+    def test_the_level_fits_twice_the_model_in_half_the_share(self) -> None:
+        clock = _PartClock()
+        assert clock.level(74, 0.001, 2, 5) == 0
+        roomy = clock.level(74, 10.0, 2, 5)
+        assert roomy == 5
+        mid = clock.level(74, 0.5, 2, 5)
+        assert 0 < mid < 5
+        assert clock.need(74, mid, 2) <= 0.5
