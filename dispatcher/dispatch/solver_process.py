@@ -11,7 +11,8 @@ candidates only) stays in a thread, so it never queues behind a full optimisatio
 The worker is started with the daemon's dispatch service and shut down with it; a worker
 that died is replaced on the next solve, and that one solve runs in a thread. It runs at a
 lower CPU priority (nice +10) than the daemon: on a busy machine its imports at start and
-its searches give way to the event loop.
+its searches give way to the event loop. It ends by itself when the daemon is gone (a
+``kill -9`` leaves no chance to stop it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -36,10 +39,26 @@ log = structlog.get_logger(__name__)
 WORKER_NICENESS = 10
 
 
-def _lower_priority() -> None:
-    """Worker initializer: run behind the daemon for CPU."""
+#: How often the worker checks that the daemon that started it is still there.
+PARENT_CHECK_S = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Leave when the daemon is gone (a kill -9 gives it no chance to stop the worker):
+    an orphaned worker would otherwise keep its memory, and maybe a solve, forever."""
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _start_worker() -> None:
+    """Worker initializer: run behind the daemon for CPU, and end with the daemon."""
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
 
 
 def _ready() -> bool:
@@ -60,7 +79,7 @@ class SolverProcess:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
+                initializer=_start_worker,
             )
         return self._pool
 
