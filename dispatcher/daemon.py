@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -44,6 +45,8 @@ from dispatcher.fleet_sync import (
     record_from_row,
     run_liveness,
 )
+from dispatcher.leadership.service import Leadership
+from dispatcher.leadership.state import LeaseTiming, default_holder
 from dispatcher.links.assembly import VehicleLinks, build_vehicle_links
 from dispatcher.links.driver_link import DriverLink
 from dispatcher.links.event_bus import VehicleEventBus
@@ -122,6 +125,8 @@ class Daemon:
         self.denials: DenialLog | None = None
         #: The write path's spool (set once the pool is open).
         self.durable: DurableWrites | None = None
+        #: Active/standby per facility (None when ``leadership.enabled`` is off).
+        self.leadership: Leadership | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down (what SIGTERM does)."""
@@ -149,6 +154,8 @@ class Daemon:
             self.durable = durable
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
+            # Before the engine loads: a lone daemon is active for every facility at once.
+            self.leadership = await self._start_leadership(pool, durable)
             redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
             stack.push_async_callback(redis.aclose)
             registry = await self._load_registry(pool, FacilityMaps(s.facility_specs))
@@ -181,6 +188,7 @@ class Daemon:
                 durable=durable,
                 broker_dropped=links.transport.broker_dropped,
                 mission_created=dispatch.engine.take_new if dispatch is not None else None,
+                leadership=self.leadership.roles if self.leadership is not None else None,
             )
             self.services = services
             app = create_app(services)
@@ -218,8 +226,35 @@ class Daemon:
             stations=charging_stations(self._layouts, registry.maps),
             robot_routes=layout_travel(s, self._layouts),
             durable=durable,
+            gate=self.leadership,
         )
+        if self.leadership is not None:
+            self.leadership.attach(self.dispatch.engine)
         return self.dispatch
+
+    async def _start_leadership(
+        self, pool: asyncpg.Pool, durable: DurableWrites
+    ) -> Leadership | None:
+        """Active/standby per facility (``[leadership]``), every lease tried once."""
+        cfg = self.settings.leadership
+        if not cfg.enabled:
+            return None
+        leadership = Leadership(
+            pool,
+            [(f.id, f.key) for f in self.settings.effective_facilities],
+            holder=cfg.holder_id or default_holder(os.getpid()),
+            timing=LeaseTiming.of(
+                cfg.takeover_s,
+                renew_s=cfg.renew_interval_s or None,
+                poll_s=cfg.poll_interval_s or None,
+            ),
+            durable=durable,
+            reclaim_dead_local=cfg.reclaim_dead_local,
+            spool_wait_s=cfg.spool_wait_s,
+        )
+        await leadership.start()
+        log.info("leadership.started", holder=leadership.holder, roles=leadership.roles())
+        return leadership
 
     async def _load_registry(self, pool: asyncpg.Pool, maps: FacilityMaps) -> FleetRegistry:
         s = self.settings
@@ -304,6 +339,7 @@ class Daemon:
                 ("fleetd.telemetry", telemetry.run),
                 ("fleetd.audit_sealer", sealer.run),
                 ("fleetd.spool", durable.run),
+                *self._leadership_task(),
                 ("fleetd.audit_checkpoints", checkpointer.run),
                 ("fleetd.audit_denials", denials.run),
                 ("fleetd.audit_reads", reads.run),
@@ -332,6 +368,10 @@ class Daemon:
             ],
         )
 
+    def _leadership_task(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        leadership = self.leadership
+        return [("fleetd.leadership", leadership.run)] if leadership is not None else []
+
     def _zone_task(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         zones = self.route_zones
         return [("fleetd.route_zones", zones.run)] if zones is not None else []
@@ -356,6 +396,9 @@ class Daemon:
                 await self._stop.wait()
                 log.info("daemon.stopping")
                 await self._stop_intake(intake_tasks, server, before_exit)
+                # Dispatch has stopped: hand the facilities over to a standby at once.
+                if self.leadership is not None:
+                    await self.leadership.release_all()
                 # Phase 2: drain what the writers hold, within the grace period.
                 for task in worker_tasks:
                     task.cancel()

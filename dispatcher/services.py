@@ -56,3 +56,5 @@ class Services:
     #: Told of each mission this process creates, once committed (the dispatch engine's
     #: hand-off; :class:`~dispatcher.ops.missions.MissionOps` ``on_created``).
     mission_created: Callable[[MissionRecord], None] | None = None
+    #: Facility key -> "active" | "standby" for this daemon (None: leadership off).
+    leadership: Callable[[], dict[str, str]] | None = None

@@ -29,6 +29,7 @@ from dispatcher.dispatch import progress as steps
 from dispatcher.dispatch.charging import ChargePolicy, RobotNeed, Station, choose_stations
 from dispatcher.dispatch.debounce import Debouncer
 from dispatcher.dispatch.eligibility import mission_leg, mission_stops, plannable
+from dispatcher.dispatch.facility_gate import FacilityGate
 from dispatcher.dispatch.holdings import Holdings, Released
 from dispatcher.dispatch.legs import (
     Leg,
@@ -50,6 +51,7 @@ from dispatcher.dispatch.recovery import (
     refusal_event,
 )
 from dispatcher.dispatch.zone_rules import ZoneRules
+from dispatcher.leadership.state import FencedOut
 from dispatcher.links.commands import CommandOutcome
 from dispatcher.links.vehicle_events import VehicleEvent
 from dispatcher.metrics import DISPATCH_ALERTS
@@ -95,8 +97,11 @@ class DispatchEngine:
         tick_s: float,
         service_s: float = 30.0,
         zones: ZoneRules | None = None,
+        gate: FacilityGate | None = None,
     ) -> None:
         self._ops = ops
+        #: Active/standby per facility (None: this daemon dispatches every facility).
+        self._gate = gate
         self._fleet = fleet
         self._channels = dict(channels)
         self._planner = planner
@@ -145,8 +150,11 @@ class DispatchEngine:
 
     # Start and run ------------------------------------------------------------------
 
-    async def load(self) -> int:
+    async def load(self, facility_id: uuid.UUID | None = None) -> int:
         """Load the open missions from Postgres and recover those in flight (a restart).
+
+        Only those of the facilities this daemon leads (of ``facility_id`` alone when
+        given: a takeover, :meth:`facility_acquired`); missions already known are kept.
 
         A mission whose rider is on board (its timeline says ``pickup_completed`` since its
         last assignment) stays with its vehicle, which is given the drop-off again (a new
@@ -162,6 +170,10 @@ class DispatchEngine:
         while True:
             page = await self._ops.list(SYSTEM, statuses=OPEN, limit=1000, after=after)
             for m in page.items:
+                if m.id in self.missions or not self._leads(m.facility_id):
+                    continue
+                if facility_id is not None and m.facility_id != facility_id:
+                    continue
                 self.missions[m.id] = m
                 if m.status is MissionStatus.IN_PROGRESS and m.held_reason:
                     await self._hold(m.id, m.held_reason, m.vehicle_id)
@@ -176,6 +188,48 @@ class DispatchEngine:
         self._wake.set()
         log.info("dispatch.loaded", missions=len(self.missions))
         return len(self.missions)
+
+    # Active/standby (dispatcher.leadership) ------------------------------------------------
+
+    def _leads(self, facility_id: uuid.UUID) -> bool:
+        return self._gate is None or self._gate.leads(facility_id)
+
+    async def facility_acquired(self, facility_id: uuid.UUID) -> None:
+        """This daemon leads ``facility_id`` now (a standby taking over): its open missions
+        are loaded and recovered as after a restart (riders on board resume with their
+        vehicle, the others are planned again, held ones stay held; orders the robots
+        still run are reconciled by the channels once the vehicles have reported)."""
+        async with self._lock:
+            self._forget_facility(facility_id)  # whatever an earlier tenure left behind
+            await self.load(facility_id)
+        log.info("dispatch.facility_taken_over", facility_id=str(facility_id))
+
+    async def facility_lost(self, facility_id: uuid.UUID) -> None:
+        """Another daemon leads ``facility_id`` now: its missions and legs are forgotten
+        without a word to the vehicles (the new leader carries on with them). The gate
+        stopped every send and write for it already; this clears the memory."""
+        async with self._lock:
+            self._forget_facility(facility_id)
+        log.warning("dispatch.facility_stepped_down", facility_id=str(facility_id))
+
+    def _forget_facility(self, facility_id: uuid.UUID) -> None:
+        gone = {mid for mid, m in self.missions.items() if m.facility_id == facility_id}
+        for vehicle_id, released in list(self.holdings.legs.items()):
+            if released.leg.facility_id == facility_id or released.leg.mission_id in gone:
+                self.holdings.release(vehicle_id)
+                for channel in self._channels.values():
+                    forget = getattr(channel, "forget", None)
+                    if forget is not None:
+                        forget(vehicle_id)
+        for mid in gone:
+            self.missions.pop(mid, None)
+            self.holdings.forget_mission(mid)
+            for table in (
+                self._lost_reason, self._refused, self._handover, self._handover_node,
+                self._before_restart, self._resume, self.blocked,
+            ):  # fmt: skip
+                table.pop(mid, None)
+            self._new.discard(mid)
 
     async def _recover(self, m: MissionRecord) -> None:
         """One mission in flight at the restart (see :meth:`load`)."""
@@ -254,6 +308,8 @@ class DispatchEngine:
         sees them half done, and a new mission does not queue behind progress reports."""
         if mission.status.is_final or not self._accepting:
             return
+        if not self._leads(mission.facility_id):
+            return  # another daemon dispatches it
         self.missions[mission.id] = mission
         self._new.add(mission.id)
         self._new_wake.set()
@@ -261,6 +317,10 @@ class DispatchEngine:
     async def mission_changed(self, mission_id: uuid.UUID, event: MissionEvent) -> None:
         """A change made by someone else (operator, API): cancel, priority, resolution."""
         found = await self._ops.get(SYSTEM, mission_id)
+        if mission_id not in self.missions and (
+            found is None or not self._leads(found[0].facility_id)
+        ):
+            return  # not one this daemon dispatches
         async with self._lock:
             if found is None or found[0].status.is_final:
                 await self._finish_mission(mission_id, LegFailure.CANCELLED)
@@ -388,6 +448,7 @@ class DispatchEngine:
             v
             for v in self._fleet.snapshot()
             if v.kind in self._channels
+            and self._leads(v.facility_id)
             and v.id not in with_rider
             and plannable(v, self._policy)
             and v.id not in self._forced_charge
@@ -407,6 +468,7 @@ class DispatchEngine:
             and mid not in self.holdings.held
             and mid not in self._resume
             and not m.status.is_final
+            and self._leads(m.facility_id)
         ]
         return PlanInputs(
             vehicles=tuple(fleet),
@@ -607,17 +669,37 @@ class DispatchEngine:
         *,
         reason: str | None = None,
     ) -> bool:
-        """Record one event; keeps :attr:`missions` current. False when refused."""
-        result = await self._ops.transition(
-            SYSTEM,
-            mission_id,
-            event,
-            scope=Scope.everything(),
-            vehicle_id=vehicle_id,
-            reason=reason,
-            # While PostgreSQL is away the event is spooled and checked against this copy.
-            known=self.missions.get(mission_id),
-        )
+        """Record one event; keeps :attr:`missions` current. False when refused (also
+        when this daemon does not, or no longer, lead the mission's facility)."""
+        known = self.missions.get(mission_id)
+        fence = None
+        if self._gate is not None:
+            fence = self._gate.fence(known.facility_id) if known is not None else None
+            if fence is None:
+                log.warning(
+                    "dispatch.transition_not_leader",
+                    mission_id=str(mission_id),
+                    mission_event=event.value,
+                )
+                return False
+        try:
+            result = await self._ops.transition(
+                SYSTEM,
+                mission_id,
+                event,
+                scope=Scope.everything(),
+                vehicle_id=vehicle_id,
+                reason=reason,
+                # While PostgreSQL is away the event is spooled and checked against this copy.
+                known=known,
+                fence=fence,
+            )
+        except FencedOut as exc:
+            # Another daemon leads the facility now: nothing was written; step down.
+            log.error("dispatch.write_fenced_out", mission_id=str(mission_id), error=str(exc))
+            if self._gate is not None:
+                self._gate.fenced_out(exc.fence.facility_id)
+            return False
         if isinstance(result, MissionRefused):
             log.warning(
                 "dispatch.transition_refused",
@@ -836,7 +918,10 @@ class DispatchEngine:
                 forced=v.id in self._forced_charge,
             )
             for v in self._fleet.snapshot()
-            if v.kind is VehicleKind.ROBOT and v.online and v.position is not None
+            if v.kind is VehicleKind.ROBOT
+            and v.online
+            and v.position is not None
+            and self._leads(v.facility_id)
         ]
         taken = {
             r.leg.stops[0].place for r in self.holdings.legs.values() if r.leg.mission_id is None

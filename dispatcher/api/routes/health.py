@@ -11,7 +11,8 @@
   while the local spool takes mission events and audit rows (dispatch goes on from
   memory), ``spool`` rows waiting to be flushed, ``broker_drops`` the broker dropped
   messages since fleetd started (``$SYS/broker/publish/messages/dropped`` grew). A full
-  spool with the database away is a failure (503).
+  spool with the database away is a failure (503). ``leadership`` maps each facility key
+  to ``active`` or ``standby`` (active/standby daemons; a standby is ready too).
 - ``GET /metrics``: the Prometheus default registry in the text exposition format.
 """
 
@@ -58,6 +59,8 @@ class Readiness(BaseModel):
     spool_rows: int | None = None
     spool_bytes: int | None = None
     broker_dropped: int | None = None
+    #: Facility key -> "active" | "standby": whether this daemon dispatches it now.
+    leadership: dict[str, str] | None = None
 
 
 @router.get(
@@ -162,7 +165,10 @@ async def _readiness(services: Services) -> Readiness:
         if since_start > 0:
             degraded.append("broker_drops")
     status = "not_ready" if failed else "degraded" if degraded else "ready"
-    return Readiness(status=status, checks=checks, failed=failed, degraded=degraded, **body)
+    roles = services.leadership() if services.leadership is not None else None
+    return Readiness(
+        status=status, checks=checks, failed=failed, degraded=degraded, leadership=roles, **body
+    )
 
 
 class ReadyCache:
