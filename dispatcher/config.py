@@ -466,6 +466,10 @@ class LeadershipSettings(_Section):
     reclaim_dead_local: bool = True
     #: A takeover first waits this long at most for this daemon's spool to be flushed.
     spool_wait_s: Annotated[float, Field(ge=0, le=600)] = 30.0
+    #: Facility keys this daemon takes at start. Empty: all of them. The others it takes
+    #: only once they stayed free for takeover_s after its start: daemons started together
+    #: with different lists split the facilities, each the standby of the others'.
+    prefer: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _intervals(self) -> LeadershipSettings:
@@ -625,6 +629,9 @@ class Settings(BaseSettings):
                 f"fleet.default_facility {self.fleet.default_facility!r} is not one of {keys}"
             )
         _check_vehicles(self)
+        unknown = [k for k in self.leadership.prefer if k not in keys] if keys else []
+        if unknown:
+            raise ValueError(f"leadership.prefer names no configured facility: {unknown}")
         if self.daemon.environment is Environment.PRODUCTION:
             _check_production(self)
         return self

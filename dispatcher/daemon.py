@@ -251,6 +251,9 @@ class Daemon:
             durable=durable,
             reclaim_dead_local=cfg.reclaim_dead_local,
             spool_wait_s=cfg.spool_wait_s,
+            prefer=frozenset(
+                f.id for f in self.settings.effective_facilities if f.key in cfg.prefer
+            ),
         )
         await leadership.start()
         log.info("leadership.started", holder=leadership.holder, roles=leadership.roles())

@@ -76,8 +76,12 @@ class Leadership:
         durable: DurableWrites | None = None,
         reclaim_dead_local: bool = True,
         spool_wait_s: float = 30.0,
+        prefer: frozenset[uuid.UUID] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``prefer``: the facilities taken at start; the others (when ``prefer`` is not
+        empty) only once they stayed free for ``timing.takeover_s`` after the start, so
+        daemons started together split the facilities as their ``prefer`` lists say."""
         self.holder = holder
         self.timing = timing
         self._pool = pool
@@ -92,6 +96,9 @@ class Leadership:
         self._changed = {fid: asyncio.Event() for fid in self.leases}
         self._listener: LeadershipListener | None = None
         self._closing = False
+        self._prefer = prefer
+        #: Standby polls for a facility do not begin before then (monotonic seconds).
+        self._hold_off: dict[uuid.UUID, float] = {}
         for lease in self.leases.values():
             FACILITY_ACTIVE.labels(lease.key).set(0)
 
@@ -129,7 +136,11 @@ class Leadership:
         """Try every facility's lease once (before the engine loads: a lone daemon is
         active from the start). Facilities taken here need no ``facility_acquired``: the
         engine's first load covers them."""
+        later = self._clock() + self.timing.takeover_s
         for lease in self.leases.values():
+            if self._prefer and lease.facility_id not in self._prefer:
+                self._hold_off[lease.facility_id] = later
+                continue
             await self._try_acquire(lease)
             if lease.role is Role.ACTIVE:
                 self._told[lease.facility_id] = lease.token
@@ -171,6 +182,9 @@ class Leadership:
                 if lease.role is Role.ACTIVE and not self._closing:
                     await self._renew(lease)
             else:
+                hold_off = self._hold_off.pop(lease.facility_id, None)
+                if hold_off is not None:
+                    await asyncio.sleep(max(0.0, hold_off - now))
                 await self._try_acquire(lease)
                 if lease.role is Role.STANDBY:
                     await asyncio.sleep(timing.poll_s)
