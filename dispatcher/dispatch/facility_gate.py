@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from dispatcher.dispatch.legs import Leg, LegChannel, LegFailure, LegProgress
 from dispatcher.leadership.state import Fence
 from dispatcher.links.commands import CommandReason, CommandResult, VehicleCommand, result
-from dispatcher.links.vehicle_events import VehicleEvent
+from dispatcher.links.vehicle_events import OrderStateSeen, VehicleEvent
 from fleet.model import VehicleKind
 
 
@@ -58,6 +58,9 @@ class GatedChannel:
         self.inner = inner
         self._gate = gate
         self._facility_of = facility_of
+        #: The last order state each robot of a facility led elsewhere reported: shown to
+        #: the inner channel once this daemon takes the facility over.
+        self._unseen: dict[uuid.UUID, OrderStateSeen] = {}
 
     def _led(self, vehicle_id: uuid.UUID) -> bool:
         facility = self._facility_of(vehicle_id)
@@ -86,11 +89,25 @@ class GatedChannel:
 
     def observe(self, event: VehicleEvent) -> Sequence[LegProgress]:
         if not self._led(event.vehicle_id):
+            if isinstance(event, OrderStateSeen):
+                self._unseen[event.vehicle_id] = event
             return ()
+        self._unseen.pop(event.vehicle_id, None)
         return self.inner.observe(event)
 
     async def tick(self, now: float) -> Sequence[LegProgress]:
-        return [p for p in await self.inner.tick(now) if self._led(p.vehicle_id)]
+        """The inner channel's tick; first, after a takeover, what the facility's robots
+        last said of their orders: the robot link only reports an order state that
+        changed, so a robot standing still would otherwise never show the order the old
+        leader gave it. The inner channel reconciles it as after a restart (an order it
+        does not know is cancelled; the mission is planned again or its rider resumed)."""
+        out: list[LegProgress] = []
+        for vehicle_id, seen in list(self._unseen.items()):
+            if self._led(vehicle_id):
+                del self._unseen[vehicle_id]
+                out.extend(self.inner.observe(seen))
+        out.extend(p for p in await self.inner.tick(now) if self._led(p.vehicle_id))
+        return out
 
     def forget(self, vehicle_id: uuid.UUID) -> None:
         """Drop what the inner channel holds for the vehicle, sending nothing."""
