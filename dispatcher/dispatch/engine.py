@@ -317,8 +317,10 @@ class DispatchEngine:
     async def mission_changed(self, mission_id: uuid.UUID, event: MissionEvent) -> None:
         """A change made by someone else (operator, API): cancel, priority, resolution."""
         found = await self._ops.get(SYSTEM, mission_id)
-        if mission_id not in self.missions and (
-            found is None or not self._leads(found[0].facility_id)
+        if (
+            self._gate is not None
+            and mission_id not in self.missions
+            and (found is None or not self._leads(found[0].facility_id))
         ):
             return  # not one this daemon dispatches
         async with self._lock:
