@@ -201,8 +201,9 @@ def build_dispatch(
     if gate is not None:
 
         def facility_of(vehicle_id: uuid.UUID) -> uuid.UUID | None:
-            view = registry.get(vehicle_id)
-            return view.facility_id if view is not None else None
+            # The live record, not a view: no copy on the path of every vehicle event.
+            rec = registry.record(vehicle_id)
+            return rec.facility_id if rec is not None else None
 
         channels = gate_channels(channels, gate, facility_of)
     positions = LivePositions(

@@ -99,3 +99,29 @@ async def test_kill_the_active_of_two_daemons(stack: Stack, sim: SimProcess) -> 
     assert standby.log_events("dispatch.facility_taken_over") == 1, standby.tail()
     # The standby wrote no mission event before it took over, the dead leader none after.
     assert active.log_events("dispatch.write_fenced_out") == 0
+
+
+async def test_sigterm_hands_over_at_once(stack: Stack) -> None:
+    """SIGTERM: the active daemon stops dispatching, releases its lease and exits 0; the
+    standby is active at its next poll, long before the lease would have expired."""
+    active = _daemon(stack, "fleetd-a", own_port=True)
+    standby = _daemon(stack, "fleetd-b", own_port=False)
+    facility = Settings().default_facility.key
+    try:
+        active.start()
+        await active.wait_ready()
+        standby.start()
+        await standby.wait_ready()
+        assert await _leadership(standby) == {facility: "standby"}, standby.tail()
+        stopping = time.monotonic()
+        status = await asyncio.to_thread(active.terminate)
+        assert status == 0, active.tail()
+        while await _leadership(standby) != {facility: "active"}:
+            assert time.monotonic() - stopping < TAKEOVER_S, f"no handover\n{standby.tail()}"
+            await asyncio.sleep(0.1)
+        handover_s = time.monotonic() - stopping
+    finally:
+        active.kill9()
+        standby.kill9()
+    print(f"handover after SIGTERM: {handover_s:.1f} s (including the stop)")  # noqa: T201
+    assert active.log_events("leadership.released") == 1, active.tail()
