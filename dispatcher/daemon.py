@@ -3,7 +3,8 @@
 Start-up order: migrations -> Postgres pool -> facilities -> Redis -> registry (loaded
 from Postgres) -> writers -> MQTT links -> dispatch engine -> HTTP API. Shutdown reverses
 it: first intake stops (the API stops accepting requests, the MQTT session closes, the
-dispatch engine releases no more legs), then the writers drain what they hold within
+dispatch engine releases no more legs; then the facility leases are released, so a standby
+daemon takes over at once), then the writers drain what they hold within
 ``daemon.shutdown_grace_s`` (the audit sealer chains the last requests' audit rows
 first), then the rest is cancelled and the resources close (``AsyncExitStack``).
 
