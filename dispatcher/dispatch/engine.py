@@ -446,6 +446,9 @@ class DispatchEngine:
             for mid in self.holdings.held
             if (m := self.missions.get(mid)) is not None and m.vehicle_id is not None
         }
+        # So does a vehicle whose rider's drop-off waits to be given back (after a restart
+        # or a takeover): the quick insertion must not hand it another mission meanwhile.
+        with_rider.update(vehicle_id for vehicle_id, _ in self._resume.values())
         fleet = [
             v
             for v in self._fleet.snapshot()
