@@ -135,6 +135,8 @@ class DispatchEngine:
         #: vehicle is given the rest of the trip (the drop-off) again.
         self._resume: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
         self._settle_until = 0.0
+        #: Loads under way: no plan meanwhile (it would see half the missions recovered).
+        self._loading = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         #: Set when :attr:`_new` has missions for the quick insertion.
@@ -166,6 +168,17 @@ class DispatchEngine:
         A mission already held for an operator before the restart stays held with its
         reason (``missions.held_reason``).
         """
+        self._loading += 1
+        try:
+            await self._load(facility_id)
+        finally:
+            self._loading -= 1
+        if self._new:
+            self._new_wake.set()
+        log.info("dispatch.loaded", missions=len(self.missions))
+        return len(self.missions)
+
+    async def _load(self, facility_id: uuid.UUID | None) -> None:
         after = None
         while True:
             page = await self._ops.list(SYSTEM, statuses=OPEN, limit=1000, after=after)
@@ -186,8 +199,6 @@ class DispatchEngine:
             self._settle_until = time.monotonic() + RESTART_SETTLE_S
         self._debounce.mark(time.monotonic())
         self._wake.set()
-        log.info("dispatch.loaded", missions=len(self.missions))
-        return len(self.missions)
 
     # Active/standby (dispatcher.leadership) ------------------------------------------------
 
@@ -372,7 +383,7 @@ class DispatchEngine:
         vehicle online would otherwise be re-planned on every new mission and tick)."""
         if not self._accepting:
             return
-        if time.monotonic() < self._settle_until:
+        if self._loading or time.monotonic() < self._settle_until:
             self.mark()  # after a restart: let the vehicles report first
             return
         async with self._lock:
@@ -399,8 +410,8 @@ class DispatchEngine:
     async def insert_new(self) -> None:
         """The quick insertion: the new missions onto the free vehicles near them, at
         once (greedy, in a thread); then the full plan improves on it, debounced."""
-        if not self._accepting:
-            return
+        if not self._accepting or self._loading:
+            return  # after a load, the missions left in _new wake this again
         new, self._new = self._new, set()
         inputs = self._inputs(only=new)  # synchronous: a consistent snapshot without the lock
         if inputs.missions and inputs.vehicles:
