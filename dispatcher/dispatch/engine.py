@@ -183,9 +183,11 @@ class DispatchEngine:
         while True:
             page = await self._ops.list(SYSTEM, statuses=OPEN, limit=1000, after=after)
             for m in page.items:
-                if m.id in self.missions or not self._leads(m.facility_id):
+                if m.id in self.missions:
                     continue
                 if facility_id is not None and m.facility_id != facility_id:
+                    continue
+                if facility_id is None and not self._leads(m.facility_id):
                     continue
                 self.missions[m.id] = m
                 if m.status is MissionStatus.IN_PROGRESS and m.held_reason:
@@ -204,6 +206,11 @@ class DispatchEngine:
 
     def _leads(self, facility_id: uuid.UUID) -> bool:
         return self._gate is None or self._gate.leads(facility_id)
+
+    def _holds(self, facility_id: uuid.UUID) -> bool:
+        """This daemon holds the facility's lease (maybe still loading it): its missions
+        are kept, planned once the load is done."""
+        return self._gate is None or self._gate.fence(facility_id) is not None
 
     async def facility_acquired(self, facility_id: uuid.UUID) -> None:
         """This daemon leads ``facility_id`` now (a standby taking over): its open missions
@@ -319,7 +326,7 @@ class DispatchEngine:
         sees them half done, and a new mission does not queue behind progress reports."""
         if mission.status.is_final or not self._accepting:
             return
-        if not self._leads(mission.facility_id):
+        if not self._holds(mission.facility_id):
             return  # another daemon dispatches it
         self.missions[mission.id] = mission
         self._new.add(mission.id)
@@ -331,7 +338,7 @@ class DispatchEngine:
         if (
             self._gate is not None
             and mission_id not in self.missions
-            and (found is None or not self._leads(found[0].facility_id))
+            and (found is None or not self._holds(found[0].facility_id))
         ):
             return  # not one this daemon dispatches
         async with self._lock:

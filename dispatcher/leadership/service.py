@@ -109,8 +109,16 @@ class Leadership:
     # The gate (dispatcher.dispatch.facility_gate.FacilityGate) ---------------------------
 
     def leads(self, facility_id: uuid.UUID) -> bool:
+        """Active, and the listener has loaded this tenure's missions: between taking the
+        lease and the end of that load nothing is planned or sent for the facility (the
+        engine's memory of it is empty; a new mission would go to a vehicle that still
+        carries another on record). Writes during the load carry :meth:`fence`."""
         lease = self.leases.get(facility_id)
-        return lease is not None and lease.active(self._clock())
+        return (
+            lease is not None
+            and lease.active(self._clock())
+            and self._told.get(facility_id) == lease.token
+        )
 
     def fence(self, facility_id: uuid.UUID) -> Fence | None:
         lease = self.leases.get(facility_id)
@@ -124,10 +132,9 @@ class Leadership:
 
     def roles(self) -> dict[str, str]:
         """Facility key -> ``active`` | ``standby`` (for ``/readyz``)."""
-        now = self._clock()
         return {
-            lease.key: (Role.ACTIVE if lease.active(now) else Role.STANDBY).value
-            for lease in self.leases.values()
+            lease.key: (Role.ACTIVE if self.leads(fid) else Role.STANDBY).value
+            for fid, lease in self.leases.items()
         }
 
     # Start, run, stop -----------------------------------------------------------------------
