@@ -479,6 +479,45 @@ class DispatchSettings(_Section):
         return self
 
 
+class LeadershipSettings(_Section):
+    """Active/standby per facility: several daemons on one database, one active each.
+
+    Each facility has a lease in PostgreSQL with a fencing token (docs/operations.md,
+    "Running two daemons"). A lone daemon is active for every facility from its start.
+    """
+
+    enabled: bool = True
+    #: A standby is active at most this long after the active daemon died (seconds). The
+    #: lease lasts this minus one standby poll and a margin.
+    takeover_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+    #: How often the active daemon renews its leases; 0: a third of the lease.
+    renew_interval_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    #: How often a standby tries to take a free or expired lease; 0: takeover_s / 10
+    #: (at most 1 s).
+    poll_interval_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+    #: Who this daemon is in the lease table; empty: ``hostname:pid:random`` (new at
+    #: every start). Must differ between daemons.
+    holder_id: Annotated[str, Field(max_length=200)] = ""
+    #: A daemon restarted on the same machine takes its crashed predecessor's leases at
+    #: once (the holder's pid no longer exists) instead of waiting for them to expire.
+    #: Turn off where several daemons share one hostname but not one pid namespace.
+    reclaim_dead_local: bool = True
+    #: A takeover first waits this long at most for this daemon's spool to be flushed.
+    spool_wait_s: Annotated[float, Field(ge=0, le=600)] = 30.0
+    #: Facility keys this daemon takes at start. Empty: all of them. The others it takes
+    #: only once they stayed free for takeover_s after its start: daemons started together
+    #: with different lists split the facilities, each the standby of the others'.
+    prefer: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _intervals(self) -> LeadershipSettings:
+        if self.renew_interval_s and self.renew_interval_s * 2 >= self.takeover_s:
+            raise ValueError("leadership: renew_interval_s must be under half of takeover_s")
+        if self.poll_interval_s and self.poll_interval_s * 2 >= self.takeover_s:
+            raise ValueError("leadership: poll_interval_s must be under half of takeover_s")
+        return self
+
+
 class MapSettings(_Section):
     """A facility map: the robot's local metric frame and where it sits on Earth."""
 
@@ -600,6 +639,7 @@ class Settings(BaseSettings):
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    leadership: LeadershipSettings = Field(default_factory=LeadershipSettings)
     facilities: list[FacilitySettings] = Field(default_factory=list)
 
     @classmethod
@@ -627,6 +667,9 @@ class Settings(BaseSettings):
                 f"fleet.default_facility {self.fleet.default_facility!r} is not one of {keys}"
             )
         _check_vehicles(self)
+        unknown = [k for k in self.leadership.prefer if k not in keys] if keys else []
+        if unknown:
+            raise ValueError(f"leadership.prefer names no configured facility: {unknown}")
         if self.daemon.environment is Environment.PRODUCTION:
             _check_production(self)
         return self

@@ -3,7 +3,8 @@
 Start-up order: migrations -> Postgres pool -> facilities -> Redis -> registry (loaded
 from Postgres) -> writers -> MQTT links -> dispatch engine -> HTTP API. Shutdown reverses
 it: first intake stops (the API stops accepting requests, the MQTT session closes, the
-dispatch engine releases no more legs), then the writers drain what they hold within
+dispatch engine releases no more legs; then the facility leases are released, so a standby
+daemon takes over at once), then the writers drain what they hold within
 ``daemon.shutdown_grace_s`` (the audit sealer chains the last requests' audit rows
 first), then the rest is cancelled and the resources close (``AsyncExitStack``).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -52,6 +54,8 @@ from dispatcher.fleet_sync import (
     record_from_row,
     run_liveness,
 )
+from dispatcher.leadership.service import Leadership
+from dispatcher.leadership.state import LeaseTiming, default_holder
 from dispatcher.links.assembly import VehicleLinks, build_vehicle_links
 from dispatcher.links.driver_link import DriverLink
 from dispatcher.links.event_bus import VehicleEventBus
@@ -144,6 +148,8 @@ class Daemon:
         self.draining = False
         self._alerts: AlertWatch | None = None
         self._token_cache: TokenCache | None = None
+        #: Active/standby per facility (None when ``leadership.enabled`` is off).
+        self.leadership: Leadership | None = None
 
     def stop(self) -> None:
         """Ask the daemon to shut down (what SIGTERM does)."""
@@ -176,6 +182,8 @@ class Daemon:
             self.durable = durable
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
+            # Before the engine loads: a lone daemon is active for every facility at once.
+            self.leadership = await self._start_leadership(pool, durable)
             redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
             stack.push_async_callback(redis.aclose)
             registry = await self._load_registry(pool, FacilityMaps(s.facility_specs))
@@ -213,6 +221,7 @@ class Daemon:
                 broker_dropped=links.transport.broker_dropped,
                 mission_created=dispatch.engine.take_new if dispatch is not None else None,
                 draining=lambda: self.draining,
+                leadership=self.leadership.roles if self.leadership is not None else None,
             )
             self.services = services
             app = create_app(services)
@@ -252,8 +261,38 @@ class Daemon:
             robot_routes=layout_travel(s, self._layouts, self.route_zones),
             detours=self.route_zones,
             durable=durable,
+            gate=self.leadership,
         )
+        if self.leadership is not None:
+            self.leadership.attach(self.dispatch.engine)
         return self.dispatch
+
+    async def _start_leadership(
+        self, pool: asyncpg.Pool, durable: DurableWrites
+    ) -> Leadership | None:
+        """Active/standby per facility (``[leadership]``), every lease tried once."""
+        cfg = self.settings.leadership
+        if not cfg.enabled:
+            return None
+        leadership = Leadership(
+            pool,
+            [(f.id, f.key) for f in self.settings.effective_facilities],
+            holder=cfg.holder_id or default_holder(os.getpid()),
+            timing=LeaseTiming.of(
+                cfg.takeover_s,
+                renew_s=cfg.renew_interval_s or None,
+                poll_s=cfg.poll_interval_s or None,
+            ),
+            durable=durable,
+            reclaim_dead_local=cfg.reclaim_dead_local,
+            spool_wait_s=cfg.spool_wait_s,
+            prefer=frozenset(
+                f.id for f in self.settings.effective_facilities if f.key in cfg.prefer
+            ),
+        )
+        await leadership.start()
+        log.info("leadership.started", holder=leadership.holder, roles=leadership.roles())
+        return leadership
 
     async def _load_registry(self, pool: asyncpg.Pool, maps: FacilityMaps) -> FleetRegistry:
         s = self.settings
@@ -345,6 +384,7 @@ class Daemon:
                 ("fleetd.telemetry", telemetry.run),
                 ("fleetd.audit_sealer", sealer.run),
                 ("fleetd.spool", durable.run),
+                *self._leadership_task(),
                 ("fleetd.audit_checkpoints", checkpointer.run),
                 ("fleetd.audit_denials", denials.run),
                 ("fleetd.audit_reads", reads.run),
@@ -380,6 +420,10 @@ class Daemon:
             ],
         )
 
+    def _leadership_task(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        leadership = self.leadership
+        return [("fleetd.leadership", leadership.run)] if leadership is not None else []
+
     def _zone_task(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         zones = self.route_zones
         return [("fleetd.route_zones", zones.run)] if zones is not None else []
@@ -407,6 +451,9 @@ class Daemon:
                 self.notifier.stopping("stopping: draining intake and writers")
                 log.info("daemon.stopping")
                 await self._stop_intake(intake_tasks, server, before_exit)
+                # Dispatch has stopped: hand the facilities over to a standby at once.
+                if self.leadership is not None:
+                    await self.leadership.release_all()
                 # Phase 2: drain what the writers hold, within the grace period.
                 for task in worker_tasks:
                     task.cancel()

@@ -145,3 +145,17 @@ BROKER_DROPPED = Gauge(
 MQTT_RECONNECTS = Counter(
     "fleetd_mqtt_reconnects_total", "Broker sessions lost and begun again after the first."
 )
+FACILITY_ACTIVE = Gauge(
+    "fleetd_facility_active",
+    "1 while this daemon is the facility's active dispatcher (holds its lease), else 0.",
+    ["facility"],
+)
+LEADERSHIP_CHANGES = Counter(
+    "fleetd_leadership_changes_total",
+    "This daemon became active for a facility or stopped being so, by facility and new role.",
+    ["facility", "to"],
+)
+FENCED_WRITES_REFUSED = Counter(
+    "fleetd_fenced_writes_refused_total",
+    "Mission writes of the dispatch engine refused because its fencing token was stale.",
+)

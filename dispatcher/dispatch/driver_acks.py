@@ -10,6 +10,7 @@ again, for at most ``hold_s``. After that the tracker gives up and the edge repo
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -82,3 +83,10 @@ class AckTracker:
             else:
                 again.append(cmd)
         return again, gave_up
+
+    def forget_vehicle(self, vehicle_id: uuid.UUID) -> None:
+        """Stop tracking the vehicle's commands, unsent and unreported (another daemon
+        dispatches its facility now: :meth:`DriverLegChannel.forget`)."""
+        for cid, cmd in list(self._pending.items()):
+            if cmd.notice.vehicle_id == vehicle_id:
+                del self._pending[cid]

@@ -188,6 +188,15 @@ class DriverLegChannel:
             self._gave_up(cmd, now)
         return progress
 
+    def forget(self, vehicle_id: uuid.UUID) -> None:
+        """Drop the driver's offers, trips and pending commands without sending anything:
+        another daemon dispatches its facility now (leadership lost)."""
+        for held in self.book.held():
+            if held.leg.vehicle_id == vehicle_id:
+                self.book.drop(held.leg.leg_id)
+        self.acks.forget_vehicle(vehicle_id)
+        self._queued = [n for n in self._queued if n.vehicle_id != vehicle_id]
+
     # --- internals --------------------------------------------------------------------
 
     def _offline(self, now: float) -> Sequence[LegProgress]:

@@ -29,6 +29,7 @@ from dispatcher.dispatch import progress as steps
 from dispatcher.dispatch.charging import ChargePolicy, RobotNeed, Station, choose_stations
 from dispatcher.dispatch.debounce import Debouncer
 from dispatcher.dispatch.eligibility import mission_leg, mission_stops, plannable
+from dispatcher.dispatch.facility_gate import FacilityGate
 from dispatcher.dispatch.holdings import DoubleHold, Holdings, Released
 from dispatcher.dispatch.legs import (
     Leg,
@@ -51,6 +52,7 @@ from dispatcher.dispatch.recovery import (
 )
 from dispatcher.dispatch.vehicle_sense import LegView, Reaction, SenseLimits, VehicleSense
 from dispatcher.dispatch.zone_rules import ZoneRules
+from dispatcher.leadership.state import FencedOut
 from dispatcher.links.commands import CommandOutcome
 from dispatcher.links.vehicle_events import VehicleEvent
 from dispatcher.metrics import DISPATCH_ALERTS
@@ -98,8 +100,11 @@ class DispatchEngine:
         service_s: float = 30.0,
         zones: ZoneRules | None = None,
         sense: SenseLimits | None = None,
+        gate: FacilityGate | None = None,
     ) -> None:
         self._ops = ops
+        #: Active/standby per facility (None: this daemon dispatches every facility).
+        self._gate = gate
         self._fleet = fleet
         self._channels = dict(channels)
         self._planner = planner
@@ -138,6 +143,8 @@ class DispatchEngine:
         #: Set by :meth:`load`: the loops plan nothing before the missions in flight are
         #: known (a mission created meanwhile would go to a vehicle that still has one).
         self._loaded = asyncio.Event()
+        #: Loads under way: no plan meanwhile (it would see half the missions recovered).
+        self._loading = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         #: Set when :attr:`_new` has missions for the quick insertion.
@@ -153,8 +160,11 @@ class DispatchEngine:
 
     # Start and run ------------------------------------------------------------------
 
-    async def load(self) -> int:
+    async def load(self, facility_id: uuid.UUID | None = None) -> int:
         """Load the open missions from Postgres and recover those in flight (a restart).
+
+        Only those of the facilities this daemon leads (of ``facility_id`` alone when
+        given: a takeover, :meth:`facility_acquired`); missions already known are kept.
 
         A mission whose rider is on board (its timeline says ``pickup_completed`` since its
         last assignment) stays with its vehicle, which is given the drop-off again (a new
@@ -166,10 +176,28 @@ class DispatchEngine:
         A mission already held for an operator before the restart stays held with its
         reason (``missions.held_reason``).
         """
+        self._loading += 1
+        try:
+            await self._load(facility_id)
+        finally:
+            self._loading -= 1
+        self._loaded.set()
+        if self._new:
+            self._new_wake.set()
+        log.info("dispatch.loaded", missions=len(self.missions))
+        return len(self.missions)
+
+    async def _load(self, facility_id: uuid.UUID | None) -> None:
         after = None
         while True:
             page = await self._ops.list(SYSTEM, statuses=OPEN, limit=1000, after=after)
             for m in page.items:
+                if m.id in self.missions:
+                    continue
+                if facility_id is not None and m.facility_id != facility_id:
+                    continue
+                if facility_id is None and not self._leads(m.facility_id):
+                    continue
                 self.missions[m.id] = m
                 if m.status is MissionStatus.IN_PROGRESS and m.held_reason:
                     await self._hold(m.id, m.held_reason, m.vehicle_id)
@@ -182,9 +210,53 @@ class DispatchEngine:
             self._settle_until = time.monotonic() + RESTART_SETTLE_S
         self._debounce.mark(time.monotonic())
         self._wake.set()
-        self._loaded.set()
-        log.info("dispatch.loaded", missions=len(self.missions))
-        return len(self.missions)
+
+    # Active/standby (dispatcher.leadership) ------------------------------------------------
+
+    def _leads(self, facility_id: uuid.UUID) -> bool:
+        return self._gate is None or self._gate.leads(facility_id)
+
+    def _holds(self, facility_id: uuid.UUID) -> bool:
+        """This daemon holds the facility's lease (maybe still loading it): its missions
+        are kept, planned once the load is done."""
+        return self._gate is None or self._gate.fence(facility_id) is not None
+
+    async def facility_acquired(self, facility_id: uuid.UUID) -> None:
+        """This daemon leads ``facility_id`` now (a standby taking over): its open missions
+        are loaded and recovered as after a restart (riders on board resume with their
+        vehicle, the others are planned again, held ones stay held; orders the robots
+        still run are reconciled by the channels once the vehicles have reported)."""
+        async with self._lock:
+            self._forget_facility(facility_id)  # whatever an earlier tenure left behind
+            await self.load(facility_id)
+        log.info("dispatch.facility_taken_over", facility_id=str(facility_id))
+
+    async def facility_lost(self, facility_id: uuid.UUID) -> None:
+        """Another daemon leads ``facility_id`` now: its missions and legs are forgotten
+        without a word to the vehicles (the new leader carries on with them). The gate
+        stopped every send and write for it already; this clears the memory."""
+        async with self._lock:
+            self._forget_facility(facility_id)
+        log.warning("dispatch.facility_stepped_down", facility_id=str(facility_id))
+
+    def _forget_facility(self, facility_id: uuid.UUID) -> None:
+        gone = {mid for mid, m in self.missions.items() if m.facility_id == facility_id}
+        for vehicle_id, released in list(self.holdings.legs.items()):
+            if released.leg.facility_id == facility_id or released.leg.mission_id in gone:
+                self.holdings.release(vehicle_id)
+                for channel in self._channels.values():
+                    forget = getattr(channel, "forget", None)
+                    if forget is not None:
+                        forget(vehicle_id)
+        for mid in gone:
+            self.missions.pop(mid, None)
+            self.holdings.forget_mission(mid)
+            for table in (
+                self._lost_reason, self._refused, self._handover, self._handover_node,
+                self._before_restart, self._resume, self.blocked,
+            ):  # fmt: skip
+                table.pop(mid, None)
+            self._new.discard(mid)
 
     async def _recover(self, m: MissionRecord) -> None:
         """One mission in flight at the restart (see :meth:`load`)."""
@@ -264,6 +336,8 @@ class DispatchEngine:
         sees them half done, and a new mission does not queue behind progress reports."""
         if mission.status.is_final or not self._accepting:
             return
+        if not self._holds(mission.facility_id):
+            return  # another daemon dispatches it
         self.missions[mission.id] = mission
         self._new.add(mission.id)
         self._new_wake.set()
@@ -271,6 +345,12 @@ class DispatchEngine:
     async def mission_changed(self, mission_id: uuid.UUID, event: MissionEvent) -> None:
         """A change made by someone else (operator, API): cancel, priority, resolution."""
         found = await self._ops.get(SYSTEM, mission_id)
+        if (
+            self._gate is not None
+            and mission_id not in self.missions
+            and (found is None or not self._holds(found[0].facility_id))
+        ):
+            return  # not one this daemon dispatches
         async with self._lock:
             if found is None or found[0].status.is_final:
                 await self._finish_mission(mission_id, LegFailure.CANCELLED)
@@ -329,7 +409,7 @@ class DispatchEngine:
         vehicle online would otherwise be re-planned on every new mission and tick)."""
         if not self._accepting:
             return
-        if time.monotonic() < self._settle_until:
+        if self._loading or time.monotonic() < self._settle_until:
             self.mark()  # after a restart: let the vehicles report first
             return
         async with self._lock:
@@ -363,8 +443,8 @@ class DispatchEngine:
     async def insert_new(self) -> None:
         """The quick insertion: the new missions onto the free vehicles near them, at
         once (greedy, in a thread); then the full plan improves on it, debounced."""
-        if not self._accepting:
-            return
+        if not self._accepting or self._loading:
+            return  # after a load, the missions left in _new wake this again
         new, self._new = self._new, set()
         inputs = self._inputs(only=new)  # synchronous: a consistent snapshot without the lock
         if inputs.missions and inputs.vehicles:
@@ -411,13 +491,14 @@ class DispatchEngine:
             for mid in self.holdings.held
             if (m := self.missions.get(mid)) is not None and m.vehicle_id is not None
         }
-        # So does a vehicle whose rider waits to be resumed after a restart (the quick
-        # insertion runs during the restart's settle time too).
+        # So does a vehicle whose rider's drop-off waits to be given back (after a restart
+        # or a takeover): the quick insertion must not hand it another mission meanwhile.
         with_rider.update(vehicle_id for vehicle_id, _ in self._resume.values())
         fleet = [
             v
             for v in self._fleet.snapshot()
             if v.kind in self._channels
+            and self._leads(v.facility_id)
             and v.id not in with_rider
             and plannable(v, self._policy)
             and v.id not in self._forced_charge
@@ -441,6 +522,7 @@ class DispatchEngine:
             and mid not in self._resume
             and mid not in releasing
             and not m.status.is_final
+            and self._leads(m.facility_id)
         ]
         return PlanInputs(
             vehicles=tuple(fleet),
@@ -669,17 +751,37 @@ class DispatchEngine:
         *,
         reason: str | None = None,
     ) -> bool:
-        """Record one event; keeps :attr:`missions` current. False when refused."""
-        result = await self._ops.transition(
-            SYSTEM,
-            mission_id,
-            event,
-            scope=Scope.everything(),
-            vehicle_id=vehicle_id,
-            reason=reason,
-            # While PostgreSQL is away the event is spooled and checked against this copy.
-            known=self.missions.get(mission_id),
-        )
+        """Record one event; keeps :attr:`missions` current. False when refused (also
+        when this daemon does not, or no longer, lead the mission's facility)."""
+        known = self.missions.get(mission_id)
+        fence = None
+        if self._gate is not None:
+            fence = self._gate.fence(known.facility_id) if known is not None else None
+            if fence is None:
+                log.warning(
+                    "dispatch.transition_not_leader",
+                    mission_id=str(mission_id),
+                    mission_event=event.value,
+                )
+                return False
+        try:
+            result = await self._ops.transition(
+                SYSTEM,
+                mission_id,
+                event,
+                scope=Scope.everything(),
+                vehicle_id=vehicle_id,
+                reason=reason,
+                # While PostgreSQL is away the event is spooled and checked against this copy.
+                known=known,
+                fence=fence,
+            )
+        except FencedOut as exc:
+            # Another daemon leads the facility now: nothing was written; step down.
+            log.error("dispatch.write_fenced_out", mission_id=str(mission_id), error=str(exc))
+            if self._gate is not None:
+                self._gate.fenced_out(exc.fence.facility_id)
+            return False
         if isinstance(result, MissionRefused):
             log.warning(
                 "dispatch.transition_refused",
@@ -954,6 +1056,7 @@ class DispatchEngine:
             and v.online
             and v.position is not None
             and not self.sense.kept_from_work(v.id, time.time())
+            and self._leads(v.facility_id)
         ]
         taken = {
             r.leg.stops[0].place for r in self.holdings.legs.values() if r.leg.mission_id is None

@@ -281,6 +281,16 @@ class RobotLegChannel:
                 out.add(w.mission_id)
         return frozenset(out)
 
+    def forget(self, vehicle_id: uuid.UUID) -> None:
+        """Stop following the robot's leg without sending anything (no ``cancelOrder``):
+        another daemon dispatches its facility now (leadership lost) and reconciles the
+        order the robot runs as a restart would."""
+        self._held.pop(vehicle_id, None)
+        self._withdrawn.pop(vehicle_id, None)
+        self._online.pop(vehicle_id, None)
+        self.unknown_orders.pop(vehicle_id, None)
+        self._to_cancel = [v for v in self._to_cancel if v != vehicle_id]
+
     # --- hearing back -------------------------------------------------------------------
 
     def observe(self, event: VehicleEvent) -> Sequence[LegProgress]:

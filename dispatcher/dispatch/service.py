@@ -24,6 +24,7 @@ from dispatcher.dispatch.candidates import CandidateFinder
 from dispatcher.dispatch.charging import ChargePolicy, Station
 from dispatcher.dispatch.debounce import Debouncer
 from dispatcher.dispatch.engine import DispatchEngine
+from dispatcher.dispatch.facility_gate import FacilityGate, gate_channels
 from dispatcher.dispatch.intake import MissionIntake
 from dispatcher.dispatch.legs import LegChannel
 from dispatcher.dispatch.planning import Planner, Snapshots, SolveRunner, in_thread
@@ -207,9 +208,22 @@ def build_dispatch(
     robot_routes: RobotRoutes | None = None,
     durable: DurableWrites | None = None,
     detours: Detours | None = None,
+    gate: FacilityGate | None = None,
 ) -> DispatchService:
-    """The daemon's dispatch service (subscribes the engine to the registry's changes)."""
+    """The daemon's dispatch service (subscribes the engine to the registry's changes).
+
+    ``gate``: active/standby per facility; the channels go behind it
+    (:mod:`dispatcher.dispatch.facility_gate`) and the engine plans and writes only for
+    the facilities it leads."""
     d = settings.dispatch
+    if gate is not None:
+
+        def facility_of(vehicle_id: uuid.UUID) -> uuid.UUID | None:
+            # The live record, not a view: no copy on the path of every vehicle event.
+            rec = registry.record(vehicle_id)
+            return rec.facility_id if rec is not None else None
+
+        channels = gate_channels(channels, gate, facility_of)
     positions = LivePositions(
         redis, key_prefix=settings.redis.key_prefix, max_age_s=registry.heartbeat_timeout_s
     )
@@ -234,6 +248,7 @@ def build_dispatch(
         service_s=d.service_s,
         zones=ZoneRules(pool),
         sense=sense_limits(settings),
+        gate=gate,
     )
     registry.subscribe(engine.on_fleet_change)
     intake = MissionIntake(engine, EventReader(pool), hub)

@@ -23,6 +23,7 @@ import structlog
 
 from dispatcher.audit.log import AuditEntry
 from dispatcher.auth.roles import Permission
+from dispatcher.leadership.state import Fence, FencedOut
 from dispatcher.missions.domain import Cursor, EventRecord, MissionDraft, MissionRecord, Scope
 from dispatcher.missions.errors import (
     IdempotencyConflict,
@@ -47,6 +48,7 @@ from dispatcher.ops.mission_audit import (
     resource,
     snapshot,
 )
+from dispatcher.storage.leases import fence_holds
 from dispatcher.storage.spool import SpooledRow, SpoolFull
 from geo.facility import FacilitySpec
 
@@ -277,6 +279,7 @@ class MissionOps:
         details: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
         known: MissionRecord | None = None,
+        fence: Fence | None = None,
     ) -> TransitionResult | MissionRefused:
         """Apply ``event`` to a mission in ``scope`` (default: the caller's facility).
 
@@ -287,6 +290,12 @@ class MissionOps:
         With it, when PostgreSQL cannot be reached, or rows already wait in the spool
         (their order must hold), the event is checked against that copy and spooled
         (:class:`DurableWrites`); the result's mission is the copy changed, its event None.
+
+        ``fence``: the dispatch engine's claim to lead the mission's facility. The write
+        commits only if that tenure still holds, checked in the same transaction
+        (:func:`dispatcher.storage.leases.fence_holds`); else nothing is written and
+        :class:`~dispatcher.leadership.state.FencedOut` is raised. A spooled event is
+        not fenced (see :meth:`apply_spooled`).
         """
         durable = self._durable
         if known is not None and durable is not None:
@@ -295,7 +304,7 @@ class MissionOps:
             try:
                 done = await self._transition(
                     caller, mission_id, event, scope, vehicle_id, priority, reason, details,
-                    expected_version, None,
+                    expected_version, None, fence,
                 )  # fmt: skip
             except UNREACHABLE as exc:
                 log.warning("mission.transition_db_unreachable", error=type(exc).__name__)
@@ -303,7 +312,7 @@ class MissionOps:
         else:
             done = await self._transition(
                 caller, mission_id, event, scope, vehicle_id, priority, reason, details,
-                expected_version, None,
+                expected_version, None, fence,
             )  # fmt: skip
         assert not isinstance(done, SpoolReplay)  # only with a spooled row
         return done
@@ -321,7 +330,12 @@ class MissionOps:
     ) -> TransitionResult | MissionRefused | SpoolReplay:
         """The flusher writing a spooled mission event, as :meth:`transition` would have:
         the row's id goes into ``spool_applied`` in the same transaction, and a row
-        written before returns :class:`SpoolReplay` (nothing changes twice)."""
+        written before returns :class:`SpoolReplay` (nothing changes twice).
+
+        No fence check: the row was decided while this daemon led the facility (nothing
+        is spooled otherwise), and is written as it was decided even if another daemon
+        leads it by the time PostgreSQL is back; the lifecycle still refuses an event
+        that no longer fits the mission."""
         return await self._transition(
             caller, mission_id, event, Scope.everything(), vehicle_id, None, reason, details,
             None, spooled,
@@ -367,6 +381,7 @@ class MissionOps:
         details: Mapping[str, Any] | None,
         expected_version: int | None,
         spooled: SpooledRow | None,
+        fence: Fence | None = None,
     ) -> TransitionResult | MissionRefused | SpoolReplay:
         ev = MissionEvent(event)
         scope = scope or Scope(facility_id=caller.facility_id)
@@ -386,6 +401,11 @@ class MissionOps:
                 if before is None:
                     raise MissionNotFound(mission_id)
                 facility_id = before.facility_id
+                if fence is not None and not (
+                    fence.facility_id == facility_id
+                    and await fence_holds(conn, facility_id, fence.holder, fence.token)
+                ):
+                    raise FencedOut(fence)
                 result = await self._store.apply(conn, before, ev, actor=caller.actor(), **changes)
                 if result.event is not None and caller.audited:
                     await audit.append(conn, _changed_row(caller, ev, before, result, reason))

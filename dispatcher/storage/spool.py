@@ -17,6 +17,14 @@ After a flush the rows written are removed by rewriting the rest to a temporary 
 ``fsync``, ``rename`` (atomic), ``fsync`` of the directory.
 
 File I/O runs in a worker thread (``asyncio.to_thread``), one operation at a time, in order.
+
+Active/standby (:mod:`dispatcher.leadership`): spooled mission events are flushed without
+the fencing-token check live writes of the dispatch engine carry. They were decided while
+this daemon led their facility (nothing is spooled for a facility it does not lead, and it
+steps down before its lease could expire), and are written as decided even if another
+daemon leads the facility by the time PostgreSQL is back; the lifecycle check still
+refuses an event that no longer fits the mission. A new leader waits for its own spool to
+be flushed before it loads a facility (``leadership.spool_wait_s``).
 """
 
 from __future__ import annotations

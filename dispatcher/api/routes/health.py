@@ -14,6 +14,8 @@
   spool with the database away is a failure (503). While the daemon shuts down (SIGTERM)
   the status is ``draining`` with 503, so a load balancer sends new work elsewhere;
   ``/healthz`` still answers 200 (the process is alive and finishing its writes).
+  ``leadership`` maps each facility key to ``active`` or ``standby`` (active/standby
+  daemons; a standby is ready too).
 - ``GET /metrics``: the Prometheus default registry in the text exposition format.
 """
 
@@ -62,6 +64,8 @@ class Readiness(BaseModel):
     spool_rows: int | None = None
     spool_bytes: int | None = None
     broker_dropped: int | None = None
+    #: Facility key -> "active" | "standby": whether this daemon dispatches it now.
+    leadership: dict[str, str] | None = None
 
 
 @router.get(
@@ -173,7 +177,10 @@ async def _readiness(services: Services) -> Readiness:
         if since_start > 0:
             degraded.append("broker_drops")
     status = "not_ready" if failed else "degraded" if degraded else "ready"
-    return Readiness(status=status, checks=checks, failed=failed, degraded=degraded, **body)
+    roles = services.leadership() if services.leadership is not None else None
+    return Readiness(
+        status=status, checks=checks, failed=failed, degraded=degraded, leadership=roles, **body
+    )
 
 
 class ReadyCache:

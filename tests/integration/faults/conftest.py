@@ -354,15 +354,26 @@ class Stack:
 
 @dataclass
 class FleetdProcess:
-    """``fleetd run`` in a subprocess; each (re)start appends to one log file."""
+    """``fleetd run`` in a subprocess; each (re)start appends to one log file.
+
+    ``name`` and ``overrides`` (environment variables over the stack's) make a second
+    daemon on the same stack (the failover test): its own log, instance id, MQTT client
+    id and API port."""
 
     stack: Stack
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    name: str = "fleetd"
+    overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def log_path(self) -> Path:
-        return self.stack.root / "fleetd.log"
+        return self.stack.root / f"{self.name}.log"
+
+    @property
+    def base_url(self) -> str:
+        port = self.overrides.get("FLEETD_API__PORT")
+        return f"http://127.0.0.1:{port}" if port else self.stack.base_url
 
     def start(self) -> None:
         self.starts += 1
@@ -370,14 +381,15 @@ class FleetdProcess:
             out.write(f"\n--- start {self.starts} ---\n".encode())
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dispatcher.cli", "run"],
-                env=self.stack.env(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                env=self.stack.env(**self.overrides), cwd=REPO, stdout=out,
+                stderr=subprocess.STDOUT,
             )  # fmt: skip
 
     async def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Until ``/healthz`` answers 200 and the daemon logged ``daemon.ready``."""
         deadline = time.monotonic() + timeout_s
         marker = b'"daemon.ready"'
-        async with httpx.AsyncClient(base_url=self.stack.base_url, timeout=2.0) as client:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
             while True:
                 if self.proc is None or self.proc.poll() is not None:
                     raise AssertionError(f"fleetd exited; log:\n{self.tail()}")

@@ -3,6 +3,13 @@
 Mission events and audit rows written while it is away go to the local spool and are
 flushed in order when it is back: every accepted mission ends final, the histories hold,
 the audit chain verifies, and readiness said "degraded" meanwhile.
+
+Run twice: with a facility lease longer than the outage (``leadership.takeover_s`` 60 s),
+the daemon stays active and dispatch carries on from memory, spooling what the robots
+report; with the default lease (10 s), shorter than the outage, the daemon cannot renew
+it and steps down before it could expire (a standby elsewhere might take over), then
+takes the facility again once the database is back: it waits for its spool to be
+flushed, loads the open missions and recovers them as after a restart.
 """
 
 from __future__ import annotations
@@ -11,14 +18,24 @@ import asyncio
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.integration.faults.conftest import FleetdProcess, SimProcess, Stack
 from tests.integration.faults.scenario import run_scenario
 
 
+@pytest.fixture(params=["long_lease", "default_lease"])
+def stack(stack: Stack, request: pytest.FixtureRequest) -> Stack:
+    """The stack, with a facility lease longer than the outage (or the default one)."""
+    if request.param == "long_lease":
+        stack.extra_env["FLEETD_LEADERSHIP__TAKEOVER_S"] = "60"
+    return stack
+
+
 async def test_postgres_restart_loses_no_event(
     stack: Stack, fleetd: FleetdProcess, sim: SimProcess
 ) -> None:
+    long_lease = "FLEETD_LEADERSHIP__TAKEOVER_S" in stack.extra_env
     seen: list[dict[str, list[str]]] = []
 
     async def fault() -> None:
@@ -40,5 +57,11 @@ async def test_postgres_restart_loses_no_event(
         spooled = await conn.fetchval("SELECT count(*) FROM spool_applied")
     finally:
         await conn.close()
-    # Robots kept reporting progress while the database was away: some of it was spooled.
-    assert spooled > 0, fleetd.tail()
+    if long_lease:
+        # Robots kept reporting progress while the database was away: some was spooled.
+        assert spooled > 0, fleetd.tail()
+        assert fleetd.log_events("leadership.lost") == 0, fleetd.tail()
+    else:
+        # The outage outlasted the lease: stepped down, then took the facility back.
+        assert fleetd.log_events("leadership.lost") >= 1, fleetd.tail()
+        assert fleetd.log_events("dispatch.facility_taken_over") >= 1, fleetd.tail()
