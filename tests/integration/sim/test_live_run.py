@@ -26,10 +26,14 @@ from tests.integration.operator_tokens import operator_token
 
 
 def _settings(pg_dsn: str, mqtt_namespace: str, redis_prefix: str, **more: Any) -> Settings:
+    # The simulated phones report every 2 s (wall) when nothing changes: the tests' usual
+    # 1.5 s heartbeat timeout would turn every idle driver offline and back all run long.
+    fleet = {"heartbeat_timeout_s": 5.0, **more.pop("fleet", {})}
     return daemon_settings(
         pg_dsn,
         mqtt_namespace,
         redis_prefix,
+        fleet=fleet,
         **more,
         dispatch={
             "tick_s": 0.5,
