@@ -558,7 +558,7 @@ class DispatchEngine:
                 continue
             if first in not_due:
                 continue  # released by a later plan, once due
-            if self._still_holds_from_before(vehicle_id, first):
+            if not await self._free_from_before(vehicle_id, first):
                 continue  # until its old mission has another vehicle (this plan, usually)
             view = self._fleet.get(vehicle_id)
             robot = view is not None and view.kind is VehicleKind.ROBOT
@@ -622,17 +622,31 @@ class DispatchEngine:
                 blame=result.outcome is not CommandOutcome.RETRY,
             )
 
-    def _still_holds_from_before(self, vehicle_id: uuid.UUID, mission_id: uuid.UUID) -> bool:
-        """Whether ``vehicle_id`` still holds, on record, another mission from before a
-        restart that is waiting to be planned again: giving it a new one now would make
-        it hold two. Only for :data:`RESTART_HOLD_S` after the start (a mission that finds
-        no vehicle must not keep its old one idle for ever)."""
-        if time.monotonic() > self._settle_until + RESTART_HOLD_S:
+    async def _free_from_before(self, vehicle_id: uuid.UUID, mission_id: uuid.UUID) -> bool:
+        """Whether ``vehicle_id`` may take ``mission_id`` as far as missions from before a
+        restart go. One it still holds on record, waiting to be planned again, would make
+        it hold two: for :data:`RESTART_HOLD_S` after the start the vehicle waits (its old
+        mission usually finds another vehicle in that time); after that the old mission
+        is recorded ``unassigned`` first, so a mission that finds no vehicle does not keep
+        its old one idle for ever and the record never shows a vehicle with two."""
+        old = [
+            mid
+            for mid, holder in self._before_restart.items()
+            if holder == vehicle_id and mid != mission_id and mid in self.missions
+        ]
+        if not old:
+            return True
+        if time.monotonic() <= self._settle_until + RESTART_HOLD_S:
             return False
-        return any(
-            old == vehicle_id and mid != mission_id and mid in self.missions
-            for mid, old in self._before_restart.items()
-        )
+        for mid in old:
+            mission = self.missions[mid]
+            if mission.status is not MissionStatus.PENDING and not await self._transition(
+                mid, MissionEvent.UNASSIGNED, vehicle_id, reason="engine_restart"
+            ):
+                return False  # refused (changed meanwhile): the next plan looks again
+            self._before_restart.pop(mid, None)
+            self._lost_reason[mid] = "engine_restart"
+        return True
 
     async def _cancel_before_restart(self, mission: MissionRecord, vehicle_id: uuid.UUID) -> None:
         """A mission planned again after a restart: the robot that had it before stops."""

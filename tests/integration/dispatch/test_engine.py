@@ -264,6 +264,48 @@ class TestWhenThingsGoWrong:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    async def test_after_the_restart_hold_a_vehicle_lets_go_of_its_old_mission_first(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Its mission from before the restart found no other vehicle within the hold:
+        the vehicle may take another one, but its old mission is recorded ``unassigned``
+        first, so the record never shows it holding two (the kill -9 fault case's
+        ``one_holder`` failure); the old mission is then ``reassigned`` as after a loss."""
+        monkeypatch.setattr(engine_module, "RESTART_SETTLE_S", 0.0)
+        monkeypatch.setattr(engine_module, "RESTART_HOLD_S", 0.0)
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        first = await create(rig)
+        await leg_of(rig, first)
+        await status_is(rig, first, "assigned")
+        fresh = RecordingChannel()
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
+        await restarted.load()
+        second = await create(rig)
+        await restarted.mission_created(second)
+        async with restarted._lock:  # as the plan loop commits
+            await restarted._commit({near.id: (second, first)})
+        [leg] = fresh.legs_for(second)
+        assert leg.vehicle_id == near.id
+        assert (await rig.events(first))[-1] == "unassigned"
+        assert (
+            await rig.pool.fetchval("SELECT vehicle_id FROM missions WHERE id = $1", first) is None
+        )
+        rows = await rig.pool.fetch(
+            "SELECT seq, mission_id, event, vehicle_id FROM mission_events ORDER BY seq"
+        )
+        holder: dict[object, object] = {}
+        for r in rows:
+            if r["event"] in ("assigned", "reassigned"):
+                others = [
+                    m for m, v in holder.items() if v == r["vehicle_id"] and m != r["mission_id"]
+                ]
+                assert others == [], f"seq {r['seq']}: {r['vehicle_id']} holds two"
+                holder[r["mission_id"]] = r["vehicle_id"]
+            elif r["event"] in ("unassigned", "completed", "cancelled", "failed"):
+                holder.pop(r["mission_id"], None)
+        assert fresh.violations == []
+
     async def test_an_in_progress_mission_before_pickup_found_at_start_is_planned_again(
         self, rig: Rig, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 
 import asyncpg
-import pytest
 
 from tests.integration.faults.conftest import FleetdProcess, SimProcess, Stack
 from tests.integration.faults.scenario import run_scenario
@@ -40,14 +39,6 @@ async def _rider_on_board(dsn: str, timeout_s: float) -> bool:
     return False
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bug, issue 18: after a kill -9 and restart a vehicle is sometimes recorded "
-        "as given a new mission while its pre-restart mission is still on record with it "
-        "(one_holder); seen in about 1 run in 3 under load, every mission still completes"
-    ),
-)
 async def test_kill_9_and_restart_loses_and_doubles_nothing(
     stack: Stack, fleetd: FleetdProcess, sim: SimProcess
 ) -> None:
