@@ -11,6 +11,12 @@ from starlette.types import ASGIApp
 
 from dispatcher.config import ApiSettings
 
+#: How long an idle client connection is kept open. Well above the 5 s that clients keep
+#: idle connections (httpx's default, browsers' are longer but retry): with uvicorn's own
+#: 5 s, the server closed a connection just as a client sent on it, and that request
+#: failed with a read error (seen by the operator console's and the tests' clients).
+KEEP_ALIVE_S = 30
+
 
 def server_config(app: ASGIApp, api: ApiSettings) -> uvicorn.Config:
     """The uvicorn configuration for ``app`` under ``api``.
@@ -31,6 +37,7 @@ def server_config(app: ASGIApp, api: ApiSettings) -> uvicorn.Config:
         # The C parser (a dependency): the pure-Python h11 that uvicorn falls back to
         # without it cost a third more CPU per API request.
         http="httptools",
+        timeout_keep_alive=KEEP_ALIVE_S,
         proxy_headers=bool(trusted),
         # Never None: uvicorn would then read $FORWARDED_ALLOW_IPS or trust 127.0.0.1.
         forwarded_allow_ips=trusted or [],

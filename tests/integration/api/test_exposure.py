@@ -6,6 +6,7 @@ which an in-process ASGI client would not exercise.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 
@@ -82,3 +83,30 @@ class TestTlsAndDocs:
         """The development profile keeps /docs."""
         async with running_daemon(settings) as running, api_client(running.base_url) as client:
             assert (await client.get("/docs")).status_code == 200
+
+
+class TestKeepAlive:
+    async def test_an_idle_connection_outlives_the_clients_keep_alive(
+        self, settings: Settings
+    ) -> None:
+        """A connection idle for 6 s (past httpx's 5 s keep-alive) is still open, so a
+        client never sends on a connection the server is closing (with uvicorn's own 5 s
+        that race failed a request now and then with a read error)."""
+        async with running_daemon(settings) as running:
+            host, port = running.base_url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+            try:
+                for _ in range(2):
+                    writer.write(request)
+                    await writer.drain()
+                    status = await asyncio.wait_for(reader.readline(), 5)
+                    assert status.startswith(b"HTTP/1.1 200"), status
+                    length = 0
+                    while (line := await reader.readline()) not in (b"\r\n", b""):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    await reader.readexactly(length)
+                    await asyncio.sleep(6)
+            finally:
+                writer.close()
