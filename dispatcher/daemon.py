@@ -352,6 +352,7 @@ class Daemon:
             held=engine.held_missions if engine is not None else dict,
             stuck=engine.stuck_vehicles if engine is not None else frozenset,
             unreliable=links.driver.link.unreliable_positions,
+            leads=self.leadership.leads if self.leadership is not None else lambda _f: True,
         )
         registry.subscribe(alerts.nudge)  # offline, fatal: alerted at once, not next interval
         self._alerts = alerts

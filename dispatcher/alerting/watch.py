@@ -8,7 +8,8 @@ transaction (so it shows on ``GET /v1/events`` within a second). A vehicle going
 reporting a fatal error does not wait for the interval: the registry's change feed
 (:meth:`AlertWatch.nudge`) brings the next round forward, at most every
 :data:`MIN_GAP_S`. A failed round (Postgres away) is logged and counted, and the next
-round tries again: it never ends the task.
+round tries again: it never ends the task. With two daemons (``[leadership]``) each
+looks after the alerts of the facilities it leads, and leaves the others' alone.
 """
 
 from __future__ import annotations
@@ -62,8 +63,10 @@ class AlertWatch:
         stuck: Callable[[], Collection[uuid.UUID]] = frozenset,
         unreliable: Callable[[], Collection[uuid.UUID]] = frozenset,
         clock: Callable[[], float] = time.time,
+        leads: Callable[[uuid.UUID], bool] = lambda _facility_id: True,
     ) -> None:
         self._pool = pool
+        self._leads = leads
         self._fleet = fleet
         self._interval = settings.check_interval_s
         self._limits = Thresholds(
@@ -120,7 +123,7 @@ class AlertWatch:
     async def check(self) -> tuple[int, int]:
         """One round: (raised, cleared)."""
         missions = await store.open_missions(self._pool)
-        wanted = current_alerts(
+        every = current_alerts(
             self._fleet.snapshot(),
             missions,
             dict(self._held()),
@@ -128,7 +131,13 @@ class AlertWatch:
             limits=self._limits,
             sensed=Sensed(frozenset(self._stuck()), frozenset(self._unreliable())),
         )
-        existing = {a.key: a for a in await store.open_alerts(self._pool)}
+        # Only the facilities this daemon leads: a standby knows nothing of the held
+        # missions and stuck robots the active one sees, and would clear those alerts
+        # (and the active raise them again) every round.
+        wanted = {k: c for k, c in every.items() if self._leads(c.facility_id)}
+        existing = {
+            a.key: a for a in await store.open_alerts(self._pool) if self._leads(a.facility_id)
+        }
         raised = cleared = 0
         for key, alert in existing.items():
             if key not in wanted:
