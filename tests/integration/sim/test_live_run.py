@@ -16,8 +16,13 @@ from typing import Any
 
 from dispatcher.config import Settings
 from dispatcher.facility_layouts import load_facility
+from sim.driver import DriverSpec
 from sim.fleet import start_nodes
 from sim.live import LiveOptions, run_live, write_record
+from sim.report import load_report, write_report
+from sim.report.folder import FILES
+from sim.report.plots import PLOTS
+from sim.robot import RobotSpec
 from sim.run_record import RunRecord
 from sim.scenario import FaultRates, Scenario
 from sim.schedule import scenario_faults
@@ -65,6 +70,25 @@ async def _run(
         return await run_live(scenario, settings, options, nodes, asyncio.Event())
 
 
+#: Top speeds of the simulated vehicles (sim.robot, sim.driver), simulated m/s.
+_FASTEST_MPS = max(RobotSpec("m", "s").speed_mps, DriverSpec("d", [(0.0, 0.0)]).speed_mps)
+
+
+def _assert_distances_measured(record: RunRecord) -> None:
+    """Each completed mission's empty and loaded metres come from the vehicles' odometers:
+    measured (not None), a loaded drive between two different places, and no more than
+    the fastest vehicle could drive in the time (1 s of slack for the marks' timing)."""
+    for m in record.missions:
+        assert m.empty_distance_m is not None and m.loaded_distance_m is not None, m
+        assert m.picked_up_s is not None and m.completed_s is not None and m.assigned_s
+        assert m.loaded_distance_m > 0, m
+        assert m.loaded_distance_m <= _FASTEST_MPS * (m.completed_s - m.picked_up_s + 1.0), m
+        assert 0 <= m.empty_distance_m <= _FASTEST_MPS * (m.picked_up_s - m.assigned_s + 1.0)
+    # Not every vehicle stands on its next pickup: some drove there.
+    assert sum(m.empty_distance_m or 0.0 for m in record.missions) > 0
+    assert record.notes["distances_measured_missions"] == len(record.missions)
+
+
 class TestLiveRun:
     async def test_a_short_scenario_completes_its_missions(
         self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
@@ -105,6 +129,15 @@ class TestLiveRun:
         assert str(record.notes["summary"]).startswith(f"missions: {len(record.missions)} created")
         written = json.loads(write_record(record, tmp_path).read_text())
         assert len(written["missions"]) == len(record.missions)
+        _assert_distances_measured(record)
+        # The report folder a live run writes: KPI table (Markdown, JSON) and the plots.
+        write_report(record, tmp_path / "report")
+        for name in (*FILES, *PLOTS):
+            assert (tmp_path / "report" / name).stat().st_size > 0, name
+        kpis = load_report(tmp_path / "report").kpis
+        assert kpis["missions_served"] == len(record.missions)
+        assert kpis["empty_distance_per_mission_m"] is not None
+        assert kpis["loaded_distance_per_mission_m"] > 0
 
     async def test_each_fault_kind_is_injected_and_recorded(
         self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
