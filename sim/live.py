@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import json
 import math
 import multiprocessing
@@ -828,17 +827,3 @@ def write_record(record: RunRecord, folder: Path) -> Path:
     path = folder / "record.json"
     path.write_text(json.dumps(dataclasses.asdict(record), indent=1) + "\n", encoding="utf-8")
     return path
-
-
-def write_report_if_available(record: RunRecord, folder: Path) -> bool:
-    """Call ``sim.report.write_report(record, folder)`` when that module exists (the
-    report writer: KPI tables and plots); False, and nothing written, when it does not."""
-    try:
-        report = importlib.import_module("sim.report")
-    except ModuleNotFoundError:
-        return False
-    writer = getattr(report, "write_report", None)
-    if writer is None:
-        return False
-    writer(record, folder)
-    return True

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
-
-import pytest
 
 from dispatcher.config import Settings
 from sim.live import (
@@ -16,7 +12,6 @@ from sim.live import (
     merge_hists,
     mission_body,
     write_record,
-    write_report_if_available,
 )
 from sim.run_record import MissionRecord, RunRecord
 from sim.scenario import Scenario
@@ -96,19 +91,6 @@ class TestRecord:
         path = write_record(self._record(), tmp_path / "out")
         data = json.loads(path.read_text())
         assert data["missions"][0]["mission_id"] == "m1" and data["mode"] == "live"
-
-    def test_the_report_writer_is_called_when_installed(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.setitem(sys.modules, "sim.report", None)  # as if not installed
-        assert write_report_if_available(self._record(), tmp_path) is False
-        calls: list[tuple[RunRecord, Path]] = []
-        fake = types.ModuleType("sim.report")
-        fake.write_report = lambda record, folder: calls.append((record, folder))  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "sim.report", fake)
-        record = self._record()
-        assert write_report_if_available(record, tmp_path) is True
-        assert calls == [(record, tmp_path)]
 
     def test_histograms_merge(self) -> None:
         assert merge_hists([{"1000": 2}, {1000: 1, 1001: 4}]) == {1000: 3, 1001: 4}
