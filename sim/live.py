@@ -672,7 +672,7 @@ def _fill_distances(
         d = distances.get(m.mission_id)
         if d is not None and d.measured:
             m.empty_distance_m = round(d.empty_m, 1)
-            m.loaded_distance_m = round(d.loaded_m, 1)
+            m.loaded_distance_m = None if d.loaded_m is None else round(d.loaded_m, 1)
             measured += 1
     record.notes["distances_measured_missions"] = measured
 

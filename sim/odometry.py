@@ -148,7 +148,8 @@ def holdings(steps: Sequence[Step]) -> list[Holding]:
 @dataclass(frozen=True, slots=True)
 class Distances:
     empty_m: float
-    loaded_m: float
+    #: None unless the mission was completed in the run.
+    loaded_m: float | None
     #: Whether any holder's odometer was recorded (False: nothing to say).
     measured: bool
 
@@ -182,7 +183,7 @@ def mission_distances(
             ]
             start = max([h.start_s, *earlier])
             empty += travelled(marks, start, h.end_s)
-        loaded = 0.0
+        loaded = None
         done = completions.get(mission_id)
         if done is not None and traces.get(done[0]):
             loaded = travelled(traces[done[0]], done[1], done[2])
