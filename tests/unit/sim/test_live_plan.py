@@ -7,10 +7,12 @@ from pathlib import Path
 
 from dispatcher.config import Settings
 from sim.live import (
+    LiveState,
     fleet_specs,
     host_plans,
     merge_hists,
     mission_body,
+    progress_line,
     write_record,
 )
 from sim.run_record import MissionRecord, RunRecord
@@ -94,3 +96,26 @@ class TestRecord:
 
     def test_histograms_merge(self) -> None:
         assert merge_hists([{"1000": 2}, {1000: 1, 1001: 4}]) == {1000: 3, 1001: 4}
+
+
+class TestProgress:
+    def test_while_connecting(self) -> None:
+        state = LiveState(t0=0.0, time_scale=1.0)
+        state.host_stats = {0: {"online": 7}}
+        line = progress_line(state, 25, now=100.0)
+        assert line == "[sim] connecting: 7/25 online (fleetd sees 0)"
+
+    def test_elapsed_vehicles_missions_and_rate(self) -> None:
+        state = LiveState(t0=1000.0, time_scale=10.0, end_wall=1300.0)
+        state.host_stats = {0: {"online": 20}, 1: {"online": 4}}
+        state.scrapes = [(1100.0, {"fleetd_vehicles_online": 23.0})]
+        state.missions = {
+            "a": MissionRecord("a", "normal", "any", 0.0, final_status="completed"),
+            "b": MissionRecord("b", "normal", "any", 0.0, final_status="failed"),
+            "c": MissionRecord("c", "normal", "any", 0.0),
+        }
+        line = progress_line(state, 25, now=1120.0)  # 2 wall minutes in
+        assert line.startswith("[sim] 2:00 / 5:00 (sim 20:00)")
+        assert "vehicles 24/25 online (fleetd sees 23)" in line
+        assert "missions 3 created: 1 open, 1 completed, 1 failed" in line
+        assert "1.5 created/min" in line
