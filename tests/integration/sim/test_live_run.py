@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from dispatcher.config import Settings
 from dispatcher.facility_layouts import load_facility
 from sim.driver import DriverSpec
@@ -54,20 +56,40 @@ def _settings(pg_dsn: str, mqtt_namespace: str, redis_prefix: str, **more: Any) 
 
 
 async def _run(
-    settings: Settings, scenario: Scenario, tmp_path: Path, *, stop_when_done: bool
+    settings: Settings,
+    scenario: Scenario,
+    tmp_path: Path,
+    *,
+    stop_when_done: bool,
+    stop_after_s: float | None = None,
+    after: list[dict[str, Any]] | None = None,
 ) -> RunRecord:
+    """Run ``scenario`` against a daemon of ``settings``. ``stop_after_s``: set the stop
+    event (what Ctrl-C and SIGTERM do in ``fleetd sim run``) this many wall seconds in;
+    ``after``: filled with the vehicles as fleetd lists them once the run has returned."""
     facility = settings.default_facility
     doc = load_facility(facility, None).documents[0]
     nodes = start_nodes(doc, facility.maps[0].map_id)
     async with running_daemon(settings):
+        token = await operator_token(settings, "sim")
         options = LiveOptions(
             report_dir=tmp_path,
-            token=await operator_token(settings, "sim"),
+            token=token,
             api_url=settings.api.base_url,
             progress=False,
             stop_when_done=stop_when_done,
         )
-        return await run_live(scenario, settings, options, nodes, asyncio.Event())
+        stop = asyncio.Event()
+        if stop_after_s is not None:
+            asyncio.get_running_loop().call_later(stop_after_s, stop.set)
+        record = await run_live(scenario, settings, options, nodes, stop)
+        if after is not None:
+            async with httpx.AsyncClient(
+                base_url=settings.api.base_url, headers={"Authorization": f"Bearer {token}"}
+            ) as client:
+                response = await client.get("/v1/vehicles", params={"limit": 500})
+                after.extend(response.json()["items"])
+        return record
 
 
 #: Top speeds of the simulated vehicles (sim.robot, sim.driver), simulated m/s.
@@ -197,3 +219,34 @@ class TestLiveRun:
                 kind,
                 [(f.vehicle_id, f.t_s, f.injected, f.observed) for f in by_kind.get(kind, [])],
             )
+
+    async def test_a_stop_request_ends_the_run_cleanly(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        """Ctrl-C or SIGTERM (the stop event they set) well before the scenario's end: the
+        run stops in order, every vehicle says goodbye (fleetd sees them all offline, none
+        lost), and the record covers what happened up to the stop."""
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        scenario = Scenario.model_validate(
+            {
+                "name": "stopped",
+                "seed": 5,
+                "duration_s": 36000.0,  # an hour of wall time at 10x: stopped long before
+                "time_scale": 10.0,
+                "fleet": {"robots": 6, "drivers": 4},
+                "workload": {"missions_per_hour": 120.0, "vehicle_kind_mix": {"any": 1.0}},
+            }
+        )
+        after: list[dict[str, Any]] = []
+        async with asyncio.timeout(180):  # a hang guard, not a speed target
+            record = await _run(
+                settings, scenario, tmp_path, stop_when_done=False, stop_after_s=25.0, after=after
+            )
+        assert 0 < record.duration_s < scenario.duration_s
+        assert record.missions, "missions were created before the stop"
+        assert record.notes["vehicles_online_at_end"] == 0
+        assert record.notes["fleetd_vehicles_online_max"] == 10
+        assert len(after) == 10 and not any(v["online"] for v in after), after
+        # Each mission was read back: final or still open, never made up.
+        statuses = {m.final_status for m in record.missions}
+        assert statuses <= {"completed", "failed", "cancelled", None}
