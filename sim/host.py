@@ -240,7 +240,12 @@ class Host:
                 async with asyncio.timeout(2.0):
                     await client.disconnect()
             return
+        # gmqtt's stop_reconnect() still allows one reconnect (it sets the retries to 0 and
+        # checks failed <= retries), so the "vanished" vehicle would be back 2 s later and
+        # then fight its successor for the client id. Marking the client inactive (what its
+        # own disconnect() does) is what stops it.
         client.stop_reconnect()
+        client._is_active = False
         # gmqtt has no "drop the connection" call: abort its transport, as a power cut would.
         transport = getattr(getattr(client, "_connection", None), "_transport", None)
         if transport is not None:
