@@ -70,6 +70,9 @@ class VirtualDevice(abc.ABC):
         #: Simulated seconds per real second (a demo's time-lapse; 1 = real time). Travel,
         #: actions, charging and battery drain all run this much faster.
         self.time_scale = 1.0
+        #: Metres driven since start (a subclass adds each move): the simulator's own
+        #: odometer, from which a live run measures empty and loaded distance per mission.
+        self.odometer_m = 0.0
         self._headers: dict[str, int] = {}
         #: A change to report at the next tick rather than when the interval is up.
         self._dirty = False

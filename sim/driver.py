@@ -160,10 +160,12 @@ class ScriptedDriver(VirtualDevice):
         travel = self.spec.speed_mps * dt
         if dist <= travel:
             self.lat, self.lon = tlat, tlon
+            self.odometer_m += dist
             return True
         self.heading = azimuth % 360.0
         lon, lat, _ = _GEOD.fwd(self.lon, self.lat, azimuth, travel)
         self.lat, self.lon = lat, lon
+        self.odometer_m += travel
         return False
 
     def _trip_step(self, job: Job, dt: float) -> None:

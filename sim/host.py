@@ -44,6 +44,7 @@ from gmqtt.mqtt.constants import MQTTv311
 from sim.device import VirtualDevice
 from sim.driver import DriverSpec, ScriptedDriver
 from sim.faults import NOISY_ACCURACY_M, FaultState, malformed_payloads
+from sim.odometry import OdometerTrace
 from sim.robot import RobotSpec, VirtualRobot
 from sim.schedule import PlannedFault
 
@@ -55,6 +56,8 @@ HIST_MS = 10_000
 CONNECT_CONCURRENCY = 32
 #: Each vehicle is stepped every STEP_EVERY ticks.
 STEP_EVERY = 4
+#: Wall seconds between odometer marks while a vehicle keeps moving (sim.odometry).
+ODOMETER_MARK_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Slot:
     last_periodic: float | None = None
     last_step: float = 0.0
     fault: FaultState = field(default_factory=FaultState)
+    trace: OdometerTrace = field(default_factory=lambda: OdometerTrace(ODOMETER_MARK_EVERY_S))
 
 
 class Host:
@@ -148,6 +152,7 @@ class Host:
     def _add(self, device: VirtualDevice, kind: str, name: str) -> None:
         device.time_scale = self.plan.time_scale
         slot = Slot(device, kind, name, device.topic(device.report_topic), device.report_qos)
+        slot.trace.every_s = ODOMETER_MARK_EVERY_S * self.plan.time_scale
         self.slots.append(slot)
         self.by_name[name] = slot
 
@@ -219,6 +224,7 @@ class Host:
         """Clean: OFFLINE (retained), then DISCONNECT. Not clean: the socket is cut with no
         DISCONNECT, so the broker publishes the Last Will."""
         client, slot.client, slot.online = slot.client, None, False
+        slot.trace.halt(self.sim_now(), slot.device.odometer_m)
         if client is None:
             return
         if clean:
@@ -234,7 +240,12 @@ class Host:
                 async with asyncio.timeout(2.0):
                     await client.disconnect()
             return
+        # gmqtt's stop_reconnect() still allows one reconnect (it sets the retries to 0 and
+        # checks failed <= retries), so the "vanished" vehicle would be back 2 s later and
+        # then fight its successor for the client id. Marking the client inactive (what its
+        # own disconnect() does) is what stops it.
         client.stop_reconnect()
+        client._is_active = False
         # gmqtt has no "drop the connection" call: abort its transport, as a power cut would.
         transport = getattr(getattr(client, "_connection", None), "_transport", None)
         if transport is not None:
@@ -263,6 +274,8 @@ class Host:
     def tick(self, tick_no: int) -> None:
         now = time.monotonic()
         scale = self.plan.time_scale
+        # Odometer marks from the run's t = 0 on (read once: t0 is shared between processes).
+        t_sim = self.sim_now() if float(self.t0.value) > 0 else None
         for i, slot in enumerate(self.slots):
             if not slot.online or slot.client is None:
                 continue
@@ -271,11 +284,17 @@ class Host:
                 if now < fault.muted_until:
                     slot.device.take_outbox()  # a silent phone says nothing
                     slot.last_step = now
+                    if t_sim is not None:
+                        slot.trace.halt(t_sim, slot.device.odometer_m)
                     continue
                 fault.unmute(slot.device)
             if i % STEP_EVERY == tick_no % STEP_EVERY:
+                odo = slot.device.odometer_m
                 if now >= fault.stuck_until:
                     slot.device.step((now - slot.last_step) * scale)
+                if t_sim is not None:
+                    before = max(0.0, t_sim - (now - slot.last_step) * scale)
+                    slot.trace.observe(before, t_sim, odo, slot.device.odometer_m)
                 slot.last_step = now
             for name, msg in slot.device.take_outbox():
                 self.publish(slot, name, msg)
@@ -423,6 +442,15 @@ class Host:
                 )
         return rows
 
+    def _odometry(self) -> dict[str, list[tuple[float, float]]]:
+        """Each vehicle's odometer marks recorded since the last call (sim.odometry)."""
+        out = {}
+        for slot in self.slots:
+            marks = slot.trace.take()
+            if marks:
+                out[slot.name] = [(round(t, 3), round(odo, 2)) for t, odo in marks]
+        return out
+
     def sim_now(self) -> float:
         """Simulated seconds since the run's t = 0 (0 before it)."""
         t0 = float(self.t0.value)
@@ -450,11 +478,17 @@ class Host:
                 next_stats = now + self.plan.stats_interval_s
             if started and now >= next_sample:
                 self.out.put(("samples", self.plan.index, self._samples()))
+                self.out.put(("odometry", self.plan.index, self._odometry()))
                 next_sample = now + self.plan.sample_interval_s
             # Sleep to the next tick boundary (not tick_s after this one's end).
             target = start + tick_no * self.plan.tick_s
             await asyncio.sleep(max(0.0, target - time.monotonic()))
         self.out.put(("samples", self.plan.index, self._samples()))
+        if float(self.t0.value) > 0:
+            t_end = self.sim_now()
+            for slot in self.slots:
+                slot.trace.close(t_end, slot.device.odometer_m)
+            self.out.put(("odometry", self.plan.index, self._odometry()))
 
 
 def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import json
 import math
 import multiprocessing
@@ -51,6 +50,7 @@ from sim.observe import (
     parse_event,
     sse_events,
 )
+from sim.odometry import Mark, Step, mission_distances
 from sim.robot import RobotSpec
 from sim.run_record import FaultRecord, MissionRecord, RunRecord, VehicleSample
 from sim.scenario import Scenario
@@ -100,6 +100,8 @@ class LiveState:
     host_errors: list[str] = field(default_factory=list)
     injected: list[Injected] = field(default_factory=list)
     samples: list[VehicleSample] = field(default_factory=list)
+    #: Each vehicle's odometer marks (sim.odometry), by its name in the run.
+    odometry: dict[str, list[Mark]] = field(default_factory=dict)
     daemon_cpu: list[tuple[float, float]] = field(default_factory=list)  # (wall, cpu s)
     daemon_rss_mb: list[float] = field(default_factory=list)
     #: When the run began to stop, and the missions held for an operator then.
@@ -423,6 +425,9 @@ def _take_host_item(state: LiveState, item: tuple[Any, ...]) -> None:
         state.host_errors.append(f"host {item[1]}: {item[2]}")
     elif kind == "samples":
         state.samples.extend(VehicleSample(*row) for row in item[2])
+    elif kind == "odometry":
+        for name, marks in item[2].items():
+            state.odometry.setdefault(name, []).extend((float(t), float(o)) for t, o in marks)
     elif kind == "fault":
         _, fault_kind, vehicle, t_sim, note = item
         wall = state.t0 + t_sim / state.time_scale
@@ -558,6 +563,7 @@ async def _finish(
 ) -> RunRecord:
     """The run's record, with the missions' final state read back through the API."""
     finals: list[dict[str, Any]] = []
+    timelines: dict[str, list[SeenEvent]] = {}
     if options.token is not None:
         for mission_id, rec in state.missions.items():
             try:
@@ -568,8 +574,11 @@ async def _finish(
                 continue
             body = response.json()
             finals.append(body)
+            timelines[mission_id] = []
             for entry in body.get("timeline", []):
                 ev = parse_event(json.dumps({**entry, "type": "mission", "mission_id": mission_id}))
+                if ev is not None:
+                    timelines[mission_id].append(ev)
                 # The stream may have missed some (a broken stream): the timeline has them
                 # all; a reassignment is counted from the stream only, never twice.
                 if ev is not None and entry["event"] != "reassigned":
@@ -614,9 +623,58 @@ async def _finish(
         if mission.vehicle_id in uuids:
             # The run's own names: a robot's serial, a driver's id.
             mission.vehicle_id = uuids[mission.vehicle_id].rpartition("/")[2]
+    _fill_distances(record, state, timelines, uuids)
     summary = summarise(finals)
     record.notes["summary"] = summary.line()
     return record
+
+
+def _fill_distances(
+    record: RunRecord,
+    state: LiveState,
+    timelines: dict[str, list[SeenEvent]],
+    uuids: dict[str, str],
+) -> None:
+    """Empty and loaded metres of each mission, from the vehicles' odometers
+    (:mod:`sim.odometry`) and fleetd's timeline of the mission (the event stream's copy
+    for a mission whose timeline could not be read back)."""
+    if not state.odometry:
+        return
+
+    def name(vehicle_uuid: str | None) -> str | None:
+        key = uuids.get(vehicle_uuid or "")
+        return key.rpartition("/")[2] if key else None
+
+    streamed: dict[str, list[SeenEvent]] = {}
+    for ev in state.events:
+        if ev.type == "mission" and ev.mission_id is not None:
+            streamed.setdefault(ev.mission_id, []).append(ev)
+    steps = {
+        mission_id: [
+            Step(state.sim_s(ev.at), ev.event, name(ev.vehicle_id))
+            for ev in sorted(
+                timelines.get(mission_id) or streamed.get(mission_id, []), key=lambda e: e.at
+            )
+        ]
+        for mission_id in state.missions
+    }
+    completions = {
+        m.mission_id: (m.vehicle_id, m.picked_up_s, m.completed_s)
+        for m in record.missions
+        if m.final_status == "completed"
+        and m.vehicle_id is not None
+        and m.picked_up_s is not None
+        and m.completed_s is not None
+    }
+    distances = mission_distances(steps, completions, state.odometry)
+    measured = 0
+    for m in record.missions:
+        d = distances.get(m.mission_id)
+        if d is not None and d.measured:
+            m.empty_distance_m = round(d.empty_m, 1)
+            m.loaded_distance_m = None if d.loaded_m is None else round(d.loaded_m, 1)
+            measured += 1
+    record.notes["distances_measured_missions"] = measured
 
 
 def _all_done(state: LiveState, side: Sequence[asyncio.Task[None]]) -> bool:
@@ -769,17 +827,3 @@ def write_record(record: RunRecord, folder: Path) -> Path:
     path = folder / "record.json"
     path.write_text(json.dumps(dataclasses.asdict(record), indent=1) + "\n", encoding="utf-8")
     return path
-
-
-def write_report_if_available(record: RunRecord, folder: Path) -> bool:
-    """Call ``sim.report.write_report(record, folder)`` when that module exists (the
-    report writer: KPI tables and plots); False, and nothing written, when it does not."""
-    try:
-        report = importlib.import_module("sim.report")
-    except ModuleNotFoundError:
-        return False
-    writer = getattr(report, "write_report", None)
-    if writer is None:
-        return False
-    writer(record, folder)
-    return True

@@ -284,12 +284,14 @@ class VirtualRobot(VirtualDevice):
         travel = self._speed() * dt
         if dist <= travel:
             self.x, self.y = target.x, target.y
+            self.odometer_m += dist
             self.battery = max(0.0, self.battery - self.spec.move_drain_pct_m * dist)
             self._arrive(target)
             return
         self.theta = math.atan2(dy, dx)
         self.x += dx / dist * travel
         self.y += dy / dist * travel
+        self.odometer_m += travel
         self.battery = max(0.0, self.battery - self.spec.move_drain_pct_m * travel)
         if not self.driving:
             self.driving = True

@@ -67,8 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         live_places,
         run_live,
         write_record,
-        write_report_if_available,
     )
+    from sim.report import write_report
     from sim.workload_draw import WorkloadError, draw_workload
 
     try:
@@ -137,10 +137,11 @@ def _run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         record = await run_live(scenario, settings, options, nodes, stop, places)
+        # The raw record first: it is kept even if drawing the report fails.
         path = write_record(record, folder)
-        reported = write_report_if_available(record, folder)
+        write_report(record, folder)
         print(record.notes.get("summary", "missions: none created"), flush=True)
-        print(f"[sim] record: {path}" + (" (and the report)" if reported else ""), file=sys.stderr)
+        print(f"[sim] report: {folder} (record: {path.name})", file=sys.stderr)
         return 0
 
     return asyncio.run(main())

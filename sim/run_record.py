@@ -32,9 +32,11 @@ class MissionRecord:
     final_status: str | None = None  # completed, failed, cancelled
     vehicle_id: str | None = None
     reassignments: int = 0
-    #: Distance driven empty (to the pickup) and loaded (pickup to dropoff).
-    empty_distance_m: float = 0.0
-    loaded_distance_m: float = 0.0
+    #: Distance driven empty (to the pickup) and loaded (pickup to dropoff); None when
+    #: the run did not measure it (a live run measures it from the simulator's odometers,
+    #: see sim.odometry).
+    empty_distance_m: float | None = None
+    loaded_distance_m: float | None = None
     failure_reason: str | None = None
 
     @property

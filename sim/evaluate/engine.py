@@ -313,6 +313,8 @@ class Evaluation:
             created_s=drawn.created_s,
             window_start_s=drawn.window_start_s,
             window_end_s=drawn.window_end_s,
+            empty_distance_m=0.0,
+            loaded_distance_m=0.0,
         )
         self.record.missions.append(record)
         mission = _Mission(
@@ -457,10 +459,11 @@ class Evaluation:
             v.battery = max(0.0, v.battery - self.opts.battery.move_pct_m * metres)
         mission = self._leg_mission(v)
         if mission is not None:
-            if mission.record.picked_up_s is None:
-                mission.record.empty_distance_m += metres
+            rec = mission.record
+            if rec.picked_up_s is None:
+                rec.empty_distance_m = (rec.empty_distance_m or 0.0) + metres
             else:
-                mission.record.loaded_distance_m += metres
+                rec.loaded_distance_m = (rec.loaded_distance_m or 0.0) + metres
         v.move = (v.spot, target, self.now, self.now + secs)
         self._push(self.now + secs, _Ev.STOP, v)
 

@@ -7,7 +7,8 @@ Definitions (docs/simulator.md, "Offline evaluation and reports"):
 - *on time*: picked up by its deadline: the window's end for a scheduled mission, else
   ``created + ON_TIME_TARGET_S[priority]``. A mission not picked up counts late once its
   deadline has passed within the run, and is left out while it has not.
-- *empty distance per mission*: metres driven to pickups, over the missions completed.
+- *empty distance per mission*: metres driven to pickups, over the missions completed
+  (those whose distance was measured: see :mod:`sim.odometry` for a live run).
 - *utilisation*: the share of (vehicle, sample) pairs online in which the vehicle held a
   mission.
 - *re-plan time*: wall time of the full plans (the daemon's quick insertions of new
@@ -153,11 +154,11 @@ def compute_kpis(record: RunRecord) -> Kpis:
         wait_by_priority=by_priority,
         on_time_rate=(sum(verdicts) / len(verdicts)) if verdicts else None,
         on_time_decided=len(verdicts),
-        empty_distance_per_mission_m=(
-            sum(m.empty_distance_m for m in served) / len(served) if served else None
+        empty_distance_per_mission_m=mean(
+            [d for m in served if (d := m.empty_distance_m) is not None]
         ),
-        loaded_distance_per_mission_m=(
-            sum(m.loaded_distance_m for m in served) / len(served) if served else None
+        loaded_distance_per_mission_m=mean(
+            [d for m in served if (d := m.loaded_distance_m) is not None]
         ),
         utilisation=util,
         utilisation_by_kind=util_kind,

@@ -14,10 +14,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from dispatcher.config import Settings
 from dispatcher.facility_layouts import load_facility
+from sim.driver import DriverSpec
 from sim.fleet import start_nodes
 from sim.live import LiveOptions, run_live, write_record
+from sim.report import load_report, write_report
+from sim.report.folder import FILES
+from sim.report.plots import PLOTS
+from sim.robot import RobotSpec
 from sim.run_record import RunRecord
 from sim.scenario import FaultRates, Scenario
 from sim.schedule import scenario_faults
@@ -49,20 +56,59 @@ def _settings(pg_dsn: str, mqtt_namespace: str, redis_prefix: str, **more: Any) 
 
 
 async def _run(
-    settings: Settings, scenario: Scenario, tmp_path: Path, *, stop_when_done: bool
+    settings: Settings,
+    scenario: Scenario,
+    tmp_path: Path,
+    *,
+    stop_when_done: bool,
+    stop_after_s: float | None = None,
+    after: list[dict[str, Any]] | None = None,
 ) -> RunRecord:
+    """Run ``scenario`` against a daemon of ``settings``. ``stop_after_s``: set the stop
+    event (what Ctrl-C and SIGTERM do in ``fleetd sim run``) this many wall seconds in;
+    ``after``: filled with the vehicles as fleetd lists them once the run has returned."""
     facility = settings.default_facility
     doc = load_facility(facility, None).documents[0]
     nodes = start_nodes(doc, facility.maps[0].map_id)
     async with running_daemon(settings):
+        token = await operator_token(settings, "sim")
         options = LiveOptions(
             report_dir=tmp_path,
-            token=await operator_token(settings, "sim"),
+            token=token,
             api_url=settings.api.base_url,
             progress=False,
             stop_when_done=stop_when_done,
         )
-        return await run_live(scenario, settings, options, nodes, asyncio.Event())
+        stop = asyncio.Event()
+        if stop_after_s is not None:
+            asyncio.get_running_loop().call_later(stop_after_s, stop.set)
+        record = await run_live(scenario, settings, options, nodes, stop)
+        if after is not None:
+            async with httpx.AsyncClient(
+                base_url=settings.api.base_url, headers={"Authorization": f"Bearer {token}"}
+            ) as client:
+                response = await client.get("/v1/vehicles", params={"limit": 500})
+                after.extend(response.json()["items"])
+        return record
+
+
+#: Top speeds of the simulated vehicles (sim.robot, sim.driver), simulated m/s.
+_FASTEST_MPS = max(RobotSpec("m", "s").speed_mps, DriverSpec("d", [(0.0, 0.0)]).speed_mps)
+
+
+def _assert_distances_measured(record: RunRecord) -> None:
+    """Each completed mission's empty and loaded metres come from the vehicles' odometers:
+    measured (not None), a loaded drive between two different places, and no more than
+    the fastest vehicle could drive in the time (1 s of slack for the marks' timing)."""
+    for m in record.missions:
+        assert m.empty_distance_m is not None and m.loaded_distance_m is not None, m
+        assert m.picked_up_s is not None and m.completed_s is not None and m.assigned_s
+        assert m.loaded_distance_m > 0, m
+        assert m.loaded_distance_m <= _FASTEST_MPS * (m.completed_s - m.picked_up_s + 1.0), m
+        assert 0 <= m.empty_distance_m <= _FASTEST_MPS * (m.picked_up_s - m.assigned_s + 1.0)
+    # Not every vehicle stands on its next pickup: some drove there.
+    assert sum(m.empty_distance_m or 0.0 for m in record.missions) > 0
+    assert record.notes["distances_measured_missions"] == len(record.missions)
 
 
 class TestLiveRun:
@@ -105,6 +151,15 @@ class TestLiveRun:
         assert str(record.notes["summary"]).startswith(f"missions: {len(record.missions)} created")
         written = json.loads(write_record(record, tmp_path).read_text())
         assert len(written["missions"]) == len(record.missions)
+        _assert_distances_measured(record)
+        # The report folder a live run writes: KPI table (Markdown, JSON) and the plots.
+        write_report(record, tmp_path / "report")
+        for name in (*FILES, *PLOTS):
+            assert (tmp_path / "report" / name).stat().st_size > 0, name
+        kpis = load_report(tmp_path / "report").kpis
+        assert kpis["missions_served"] == len(record.missions)
+        assert kpis["empty_distance_per_mission_m"] is not None
+        assert kpis["loaded_distance_per_mission_m"] > 0
 
     async def test_each_fault_kind_is_injected_and_recorded(
         self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
@@ -164,3 +219,34 @@ class TestLiveRun:
                 kind,
                 [(f.vehicle_id, f.t_s, f.injected, f.observed) for f in by_kind.get(kind, [])],
             )
+
+    async def test_a_stop_request_ends_the_run_cleanly(
+        self, pg_dsn: str, mqtt_namespace: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        """Ctrl-C or SIGTERM (the stop event they set) well before the scenario's end: the
+        run stops in order, every vehicle says goodbye (fleetd sees them all offline, none
+        lost), and the record covers what happened up to the stop."""
+        settings = _settings(pg_dsn, mqtt_namespace, redis_prefix)
+        scenario = Scenario.model_validate(
+            {
+                "name": "stopped",
+                "seed": 5,
+                "duration_s": 36000.0,  # an hour of wall time at 10x: stopped long before
+                "time_scale": 10.0,
+                "fleet": {"robots": 6, "drivers": 4},
+                "workload": {"missions_per_hour": 120.0, "vehicle_kind_mix": {"any": 1.0}},
+            }
+        )
+        after: list[dict[str, Any]] = []
+        async with asyncio.timeout(180):  # a hang guard, not a speed target
+            record = await _run(
+                settings, scenario, tmp_path, stop_when_done=False, stop_after_s=25.0, after=after
+            )
+        assert 0 < record.duration_s < scenario.duration_s
+        assert record.missions, "missions were created before the stop"
+        assert record.notes["vehicles_online_at_end"] == 0
+        assert record.notes["fleetd_vehicles_online_max"] == 10
+        assert len(after) == 10 and not any(v["online"] for v in after), after
+        # Each mission was read back: final or still open, never made up.
+        statuses = {m.final_status for m in record.missions}
+        assert statuses <= {"completed", "failed", "cancelled", None}

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
-
-import pytest
 
 from dispatcher.config import Settings
 from sim.live import (
+    LiveState,
     fleet_specs,
     host_plans,
     merge_hists,
     mission_body,
+    progress_line,
     write_record,
-    write_report_if_available,
 )
 from sim.run_record import MissionRecord, RunRecord
 from sim.scenario import Scenario
@@ -97,18 +94,28 @@ class TestRecord:
         data = json.loads(path.read_text())
         assert data["missions"][0]["mission_id"] == "m1" and data["mode"] == "live"
 
-    def test_the_report_writer_is_called_when_installed(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.setitem(sys.modules, "sim.report", None)  # as if not installed
-        assert write_report_if_available(self._record(), tmp_path) is False
-        calls: list[tuple[RunRecord, Path]] = []
-        fake = types.ModuleType("sim.report")
-        fake.write_report = lambda record, folder: calls.append((record, folder))  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "sim.report", fake)
-        record = self._record()
-        assert write_report_if_available(record, tmp_path) is True
-        assert calls == [(record, tmp_path)]
-
     def test_histograms_merge(self) -> None:
         assert merge_hists([{"1000": 2}, {1000: 1, 1001: 4}]) == {1000: 3, 1001: 4}
+
+
+class TestProgress:
+    def test_while_connecting(self) -> None:
+        state = LiveState(t0=0.0, time_scale=1.0)
+        state.host_stats = {0: {"online": 7}}
+        line = progress_line(state, 25, now=100.0)
+        assert line == "[sim] connecting: 7/25 online (fleetd sees 0)"
+
+    def test_elapsed_vehicles_missions_and_rate(self) -> None:
+        state = LiveState(t0=1000.0, time_scale=10.0, end_wall=1300.0)
+        state.host_stats = {0: {"online": 20}, 1: {"online": 4}}
+        state.scrapes = [(1100.0, {"fleetd_vehicles_online": 23.0})]
+        state.missions = {
+            "a": MissionRecord("a", "normal", "any", 0.0, final_status="completed"),
+            "b": MissionRecord("b", "normal", "any", 0.0, final_status="failed"),
+            "c": MissionRecord("c", "normal", "any", 0.0),
+        }
+        line = progress_line(state, 25, now=1120.0)  # 2 wall minutes in
+        assert line.startswith("[sim] 2:00 / 5:00 (sim 20:00)")
+        assert "vehicles 24/25 online (fleetd sees 23)" in line
+        assert "missions 3 created: 1 open, 1 completed, 1 failed" in line
+        assert "1.5 created/min" in line

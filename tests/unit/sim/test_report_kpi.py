@@ -109,7 +109,13 @@ class TestOthers:
                 mission(
                     "a", final_status="completed", empty_distance_m=100.0, loaded_distance_m=50.0
                 ),
-                mission("b", final_status="completed", empty_distance_m=300.0, reassignments=2),
+                mission(
+                    "b",
+                    final_status="completed",
+                    empty_distance_m=300.0,
+                    loaded_distance_m=0.0,
+                    reassignments=2,
+                ),
                 mission("c", final_status="failed", failure_reason="vehicle_offline"),
                 mission("d", final_status="cancelled"),
                 mission("e"),
@@ -177,3 +183,20 @@ class TestTables:
         assert row == "| pickup wait, mean (s) | 200.0 | 150.0 | -50.0 (-25.0 %) |"
         rate = next(line for line in text.splitlines() if line.startswith("| on-time rate"))
         assert "pt" in rate
+
+
+class TestDistancesNotMeasured:
+    def test_unmeasured_missions_are_left_out_not_counted_as_zero(self) -> None:
+        rec = record(
+            missions=[
+                mission("a", final_status="completed", empty_distance_m=120.0),
+                mission("b", final_status="completed"),  # no odometer for its vehicle
+            ]
+        )
+        k = compute_kpis(rec)
+        assert k.empty_distance_per_mission_m == pytest.approx(120.0)
+        assert k.loaded_distance_per_mission_m is None
+
+    def test_a_run_that_measured_none_says_so(self) -> None:
+        rec = record(missions=[mission("a", final_status="completed")])
+        assert compute_kpis(rec).empty_distance_per_mission_m is None
