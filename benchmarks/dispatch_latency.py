@@ -600,7 +600,8 @@ def with_fleetd(args: argparse.Namespace, extra: dict[str, str]) -> tuple[bench.
 def render(rows: list[LatencyRow], busy: list[BusyRow], args: argparse.Namespace) -> Iterator[str]:
     yield (
         f"fleetd dispatch latency: {args.missions} missions at {args.rate}/s per fleet size, "
-        f"simulated drivers on {args.connections} MQTT connections + 1 listener, status every "
+        f"simulated drivers on {args.connections} MQTT connections + 1 listener, missions "
+        f"created and offers timestamped by a probe process of its own, status every "
         f"{args.status_interval} s, load average before the run {args.loadavg}"
     )
     yield ""
@@ -635,8 +636,8 @@ def render(rows: list[LatencyRow], busy: list[BusyRow], args: argparse.Namespace
             )
     yield ""
     yield (
-        "offer: from just before POST /v1/missions is sent to the offer's arrival at the load "
-        "generator (broker delivery included). solver s per s: wall seconds of full plans per "
+        "offer: from just before POST /v1/missions is sent to the offer's arrival at the "
+        "probe (broker delivery included). solver s per s: wall seconds of full plans per "
         "second of the busy window."
     )
 
