@@ -609,6 +609,10 @@ class DispatchEngine:
                 continue
             if first in not_due:
                 continue  # released by a later plan, once due
+            if vehicle_id in self._refused.get(first, ()):
+                # Refused (declined, let expire) while this plan was being solved, from
+                # inputs of before: not offered the same mission again.
+                continue
             if self._still_holds_from_before(vehicle_id, first):
                 continue  # until its old mission has another vehicle (this plan, usually)
             horizon = self._horizon(vehicle_id, planned[1:])
