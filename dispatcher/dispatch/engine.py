@@ -645,10 +645,11 @@ class DispatchEngine:
         :data:`RELEASES_AT_ONCE` at a time). Each release is a few database and Redis
         round trips; one after the other, the last vehicle of a plan waited for all the
         others, and the lock stayed held meanwhile, so a new mission's quick insertion
-        waited too. The legs share no vehicle and no mission, and each release holds its
-        vehicle before its first await. Every release runs to its end; then the first
-        error, if any, is raised (as the loop did, but without stopping the others half
-        way between a mission's ``assigned`` and its order)."""
+        waited too. The legs share no vehicle and no mission, and the caller holds the
+        engine's lock throughout, so no other path holds a vehicle or changes a mission
+        meanwhile (the checks of :meth:`_commit` stay true). Every release runs to its
+        end; then the first error, if any, is raised (as the loop did, but without
+        stopping the others half way between a mission's ``assigned`` and its order)."""
         if len(releases) == 1:
             await self._release_mission(*releases[0])
             return
