@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing as mp
 import random
 import shutil
 import sys
@@ -47,6 +48,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -269,12 +271,14 @@ class DriverFleet:
         async with aiomqtt.Client(
             MQTT_HOST, MQTT_PORT, identifier=f"bench-dispatch-{self.prefix}-clear", logger=QUIET
         ) as c:
-            await asyncio.gather(
-                *(
-                    c.publish(self.topic(d, "connection"), b"", qos=1, retain=True)
-                    for d in self.drivers
+            # In chunks: thousands of QoS 1 publishes at once outrun the client's timeout.
+            for i in range(0, len(self.drivers), 200):
+                await asyncio.gather(
+                    *(
+                        c.publish(self.topic(d, "connection"), b"", qos=1, retain=True)
+                        for d in self.drivers[i : i + 200]
+                    )
                 )
-            )
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -387,6 +391,79 @@ async def wait_online(
     return online
 
 
+@dataclass
+class ProbeResult:
+    """What the probe process measured: mission id -> send time, POST ms, POST errors,
+    mission id -> first offer's arrival (``time.monotonic()``, the same clock in every
+    process of the machine)."""
+
+    sent: dict[str, float]
+    post_ms: list[float]
+    errors: int
+    offered: dict[str, float]
+
+
+async def _probe(args: ProbeArgs) -> ProbeResult:
+    offered: dict[str, float] = {}
+
+    async def listen(listener: aiomqtt.Client) -> None:
+        async for message in listener.messages:
+            now = time.monotonic()
+            payload = message.payload if isinstance(message.payload, bytes | str) else b"{}"
+            offered.setdefault(str(json.loads(payload).get("missionId", "")), now)
+
+    async with (
+        aiomqtt.Client(
+            MQTT_HOST, MQTT_PORT, identifier=f"bench-dispatch-{args.prefix}-probe", logger=QUIET
+        ) as listener,
+        httpx.AsyncClient(base_url=args.base_url, timeout=30) as http,
+    ):
+        await listener.subscribe(f"{args.prefix}/+/offer", qos=1)
+        task = asyncio.create_task(listen(listener))
+        sent, post_ms, errors = await create_missions(
+            http, args.token, campus_places(), args.missions, args.rate, args.seed
+        )
+        for _ in range(100):  # up to 10 s for the last offers
+            if all(m in offered for m in sent):
+                break
+            await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return ProbeResult(sent, post_ms, errors, offered)
+
+
+@dataclass(frozen=True)
+class ProbeArgs:
+    base_url: str
+    token: str
+    prefix: str
+    missions: int
+    rate: float
+    seed: int
+
+
+def _probe_main(conn: Connection, args: ProbeArgs) -> None:
+    """The probe process: creates the missions and timestamps their offers."""
+    conn.send(asyncio.run(_probe(args)))
+    conn.close()
+
+
+async def probe(args: ProbeArgs) -> ProbeResult:
+    """Run :func:`_probe` in a process of its own, so the simulated drivers' traffic (a
+    core's worth at 5,000 drivers) delays neither a POST's send nor an offer's arrival
+    time: both would otherwise count the load generator's own queue against fleetd."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_probe_main, args=(child, args), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        result: ProbeResult = await asyncio.to_thread(parent.recv)
+    finally:
+        await asyncio.to_thread(proc.join, 30)
+    return result
+
+
 async def latency_phase(
     args: argparse.Namespace, fleetd: bench.Fleetd, token: str, n: int
 ) -> LatencyRow:
@@ -410,13 +487,9 @@ async def latency_phase(
             bench.log(f"   {seen} of {n} drivers online at fleetd")
             pid = fleetd.proc.pid if fleetd.proc is not None else 0
             cpu0, machine0, t0 = bench.proc_cpu_s(pid), bench.machine_cpu_s(), time.monotonic()
-            sent, post_ms, errors = await create_missions(
-                http, token, places, args.missions, args.rate, n
+            got = await probe(
+                ProbeArgs(fleetd.base_url, token, prefix, args.missions, args.rate, n)
             )
-            for _ in range(100):  # up to 10 s for the last offers
-                if all(m in fleet.offered for m in sent):
-                    break
-                await asyncio.sleep(0.1)
             wall = time.monotonic() - t0
             fleetd_cores = (bench.proc_cpu_s(pid) - cpu0) / wall
             machine_cores = (bench.machine_cpu_s() - machine0) / wall
@@ -424,10 +497,12 @@ async def latency_phase(
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
             await fleet.clear_retained()
-    offer_ms = [(fleet.offered[m] - at) * 1000 for m, at in sent.items() if m in fleet.offered]
-    if errors:
-        bench.log(f"   {errors} POSTs failed")
-    return LatencyRow(n, len(sent), len(offer_ms), post_ms, offer_ms, fleetd_cores, machine_cores)
+    offer_ms = [(got.offered[m] - at) * 1000 for m, at in got.sent.items() if m in got.offered]
+    if got.errors:
+        bench.log(f"   {got.errors} POSTs failed")
+    return LatencyRow(
+        n, len(got.sent), len(offer_ms), got.post_ms, offer_ms, fleetd_cores, machine_cores
+    )
 
 
 async def busy_phase(
@@ -525,7 +600,8 @@ def with_fleetd(args: argparse.Namespace, extra: dict[str, str]) -> tuple[bench.
 def render(rows: list[LatencyRow], busy: list[BusyRow], args: argparse.Namespace) -> Iterator[str]:
     yield (
         f"fleetd dispatch latency: {args.missions} missions at {args.rate}/s per fleet size, "
-        f"simulated drivers on {args.connections} MQTT connections + 1 listener, status every "
+        f"simulated drivers on {args.connections} MQTT connections + 1 listener, missions "
+        f"created and offers timestamped by a probe process of its own, status every "
         f"{args.status_interval} s, load average before the run {args.loadavg}"
     )
     yield ""
@@ -560,8 +636,8 @@ def render(rows: list[LatencyRow], busy: list[BusyRow], args: argparse.Namespace
             )
     yield ""
     yield (
-        "offer: from just before POST /v1/missions is sent to the offer's arrival at the load "
-        "generator (broker delivery included). solver s per s: wall seconds of full plans per "
+        "offer: from just before POST /v1/missions is sent to the offer's arrival at the "
+        "probe (broker delivery included). solver s per s: wall seconds of full plans per "
         "second of the busy window."
     )
 

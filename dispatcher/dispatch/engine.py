@@ -79,6 +79,9 @@ RESTART_HOLD_S = 30.0
 
 #: Who the engine's mission events name as their actor.
 SYSTEM = Caller.system("dispatch")
+#: Legs of one plan released side by side (each takes a database connection meanwhile:
+#: well below the pool's size, so the API and ingest keep theirs).
+RELEASES_AT_ONCE = 8
 OPEN = (MissionStatus.PENDING, MissionStatus.ASSIGNED, MissionStatus.IN_PROGRESS)
 
 
@@ -446,11 +449,9 @@ class DispatchEngine:
         if not self._accepting or self._loading:
             return  # after a load, the missions left in _new wake this again
         new, self._new = self._new, set()
-        inputs = self._inputs(only=new)  # synchronous: a consistent snapshot without the lock
+        inputs, near = await self._quick_inputs(new)
         if inputs.missions and inputs.vehicles:
-            inputs = await self._apply_zone_rules(inputs, partial=True)
-        if inputs.missions and inputs.vehicles:
-            plan = await self._planner.plan(inputs, quick=True)
+            plan = await self._planner.plan(inputs, quick=True, near=near)
             async with self._lock:
                 not_due = self._planner.not_due(plan, self.missions)
                 await self._commit(self._planner.by_vehicle(plan), partial=True, not_due=not_due)
@@ -481,31 +482,45 @@ class DispatchEngine:
         kept = tuple(m for m in inputs.missions if m.id not in blocked)
         return replace(inputs, missions=kept)
 
-    def _inputs(self, only: set[uuid.UUID] | None = None) -> PlanInputs:
+    async def _quick_inputs(
+        self, new: set[uuid.UUID]
+    ) -> tuple[PlanInputs, dict[str, list[str]] | None]:
+        """The quick insertion's inputs: the new open missions the zones allow, and the
+        free vehicles among their candidates (Redis GEO).
+
+        The candidates are looked up first, alongside the zone check (two independent
+        round trips, not one after the other), and only those vehicles are looked at:
+        the whole fleet's snapshot and eligibility, thousands of vehicles on the event
+        loop for every new mission, are only needed when some mission has no candidate
+        list (then every free vehicle may serve it, as before). Also returns the candidate
+        lists (None: no candidate finder), which the planner takes as they are."""
+        missions = self._inputs(only=new, among=frozenset()).missions
+        if not missions:
+            return PlanInputs(vehicles=(), busy={}, missions=()), None
+        found = await asyncio.gather(
+            self._planner.nearby(missions),
+            self._apply_zone_rules(
+                PlanInputs(vehicles=(), busy={}, missions=missions), partial=True
+            ),
+            return_exceptions=True,
+        )
+        for outcome in found:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        near, allowed = found
+        assert not isinstance(near, BaseException) and not isinstance(allowed, BaseException)
+        kept = {m.id for m in allowed.missions}
+        among: frozenset[uuid.UUID] | None = None
+        if near is not None and all(str(m) in near for m in kept):
+            among = frozenset(uuid.UUID(v) for m in kept for v in near[str(m)])
+        return self._inputs(only=kept, among=among), near
+
+    def _inputs(
+        self, only: set[uuid.UUID] | None = None, among: frozenset[uuid.UUID] | None = None
+    ) -> PlanInputs:
         """What to plan: every open mission without a leg, or (``only``, the quick
-        insertion) those of ``only``, with the free vehicles only."""
-        # A vehicle whose rider waits for an operator (held) carries that rider still: it
-        # takes no other mission until the operator has resolved the held one.
-        with_rider = {
-            m.vehicle_id
-            for mid in self.holdings.held
-            if (m := self.missions.get(mid)) is not None and m.vehicle_id is not None
-        }
-        # So does a vehicle whose rider's drop-off waits to be given back (after a restart
-        # or a takeover): the quick insertion must not hand it another mission meanwhile.
-        with_rider.update(vehicle_id for vehicle_id, _ in self._resume.values())
-        fleet = [
-            v
-            for v in self._fleet.snapshot()
-            if v.kind in self._channels
-            and self._leads(v.facility_id)
-            and v.id not in with_rider
-            and plannable(v, self._policy)
-            and v.id not in self._forced_charge
-            and not self._charging_leg(v.id)
-            and not self.sense.kept_from_work(v.id, time.time())
-            and (only is None or self.holdings.is_free(v.id))
-        ]
+        insertion) those of ``only``, with the free vehicles only (``among``: only those
+        of these vehicles; None: the whole fleet)."""
         busy = {vid: r.leg for vid, r in self.holdings.legs.items()} if only is None else {}
         pool = (
             self.missions
@@ -523,6 +538,38 @@ class DispatchEngine:
             and mid not in releasing
             and not m.status.is_final
             and self._leads(m.facility_id)
+        ]
+        if not open_:
+            # Nothing to plan (every mission has its vehicle, the usual case right after a
+            # quick insertion): the fleet is not gone through, which at 5,000 vehicles
+            # kept the event loop for tens of milliseconds on every debounced re-plan.
+            return PlanInputs(vehicles=(), busy=busy, missions=())
+        # A vehicle whose rider waits for an operator (held) carries that rider still: it
+        # takes no other mission until the operator has resolved the held one.
+        with_rider = {
+            m.vehicle_id
+            for mid in self.holdings.held
+            if (m := self.missions.get(mid)) is not None and m.vehicle_id is not None
+        }
+        # So does a vehicle whose rider's drop-off waits to be given back (after a restart
+        # or a takeover): the quick insertion must not hand it another mission meanwhile.
+        with_rider.update(vehicle_id for vehicle_id, _ in self._resume.values())
+        views = (
+            self._fleet.snapshot()
+            if among is None
+            else tuple(v for i in among if (v := self._fleet.get(i)) is not None)
+        )
+        fleet = [
+            v
+            for v in views
+            if v.kind in self._channels
+            and self._leads(v.facility_id)
+            and v.id not in with_rider
+            and plannable(v, self._policy)
+            and v.id not in self._forced_charge
+            and not self._charging_leg(v.id)
+            and not self.sense.kept_from_work(v.id, time.time())
+            and (only is None or self.holdings.is_free(v.id))
         ]
         return PlanInputs(
             vehicles=tuple(fleet),
@@ -550,6 +597,10 @@ class DispatchEngine:
             self.holdings.horizon.update(plan)
         else:
             self.holdings.horizon = dict(plan)
+        # Releases after a restart go one by one, in the plan's order: one may cancel the
+        # order a vehicle had before (``_cancel_before_restart``), and that cancel must
+        # not overtake the new order another release of this plan gives that vehicle.
+        together: list[tuple[uuid.UUID, MissionRecord, tuple[Stop, ...]]] = []
         for vehicle_id, planned in plan.items():
             if not self._accepting or not self.holdings.is_free(vehicle_id):
                 continue
@@ -558,22 +609,63 @@ class DispatchEngine:
                 continue
             if first in not_due:
                 continue  # released by a later plan, once due
+            if vehicle_id in self._refused.get(first, ()):
+                # Refused (declined, let expire) while this plan was being solved, from
+                # inputs of before: not offered the same mission again.
+                continue
             if not await self._free_from_before(vehicle_id, first):
                 continue  # until its old mission has another vehicle (this plan, usually)
-            view = self._fleet.get(vehicle_id)
-            robot = view is not None and view.kind is VehicleKind.ROBOT
-            horizon = tuple(
-                s
-                for mid in planned[1:]
-                if mid in self.missions
-                for s in mission_stops(
-                    self.missions[mid],
-                    self._service_s,
-                    # A robot's order refuses a stop without a layout node.
-                    self._nodes(self.missions[mid]) if robot else (None, None),
-                )
+            horizon = self._horizon(vehicle_id, planned[1:])
+            if self._before_restart:
+                await self._release_mission(vehicle_id, self.missions[first], horizon)
+            else:
+                together.append((vehicle_id, self.missions[first], horizon))
+        await self._release_together(together)
+
+    def _horizon(self, vehicle_id: uuid.UUID, rest: tuple[uuid.UUID, ...]) -> tuple[Stop, ...]:
+        """The stops of a vehicle's planned missions after the one released."""
+        view = self._fleet.get(vehicle_id)
+        robot = view is not None and view.kind is VehicleKind.ROBOT
+        return tuple(
+            s
+            for mid in rest
+            if mid in self.missions
+            for s in mission_stops(
+                self.missions[mid],
+                self._service_s,
+                # A robot's order refuses a stop without a layout node.
+                self._nodes(self.missions[mid]) if robot else (None, None),
             )
-            await self._release_mission(vehicle_id, self.missions[first], horizon)
+        )
+
+    async def _release_together(
+        self, releases: Sequence[tuple[uuid.UUID, MissionRecord, tuple[Stop, ...]]]
+    ) -> None:
+        """Release legs to different vehicles side by side (at most
+        :data:`RELEASES_AT_ONCE` at a time). Each release is a few database and Redis
+        round trips; one after the other, the last vehicle of a plan waited for all the
+        others, and the lock stayed held meanwhile, so a new mission's quick insertion
+        waited too. The legs share no vehicle and no mission, and the caller holds the
+        engine's lock throughout, so no other path holds a vehicle or changes a mission
+        meanwhile (the checks of :meth:`_commit` stay true). Every release runs to its
+        end; then the first error, if any, is raised (as the loop did, but without
+        stopping the others half way between a mission's ``assigned`` and its order)."""
+        if len(releases) == 1:
+            await self._release_mission(*releases[0])
+            return
+        gate = asyncio.Semaphore(RELEASES_AT_ONCE)
+
+        async def one(
+            vehicle_id: uuid.UUID, mission: MissionRecord, horizon: tuple[Stop, ...]
+        ) -> None:
+            async with gate:
+                if self._accepting:  # stopping meanwhile: the rest are not released
+                    await self._release_mission(vehicle_id, mission, horizon)
+
+        results = await asyncio.gather(*(one(*r) for r in releases), return_exceptions=True)
+        for outcome in results:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _release_mission(
         self, vehicle_id: uuid.UUID, mission: MissionRecord, horizon: tuple[Stop, ...]

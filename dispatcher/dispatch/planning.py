@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -300,7 +300,9 @@ class Planner:
         self._plan_ahead_s = plan_ahead_s
         self._clock = clock
 
-    async def plan(self, inputs: PlanInputs, *, quick: bool) -> Plan:
+    async def plan(
+        self, inputs: PlanInputs, *, quick: bool, near: Mapping[str, list[str]] | None = None
+    ) -> Plan:
         """Plan ``inputs``: greedy when ``quick`` (in a thread, or on the loop when tiny:
         never queued behind a full optimisation), else the configured strategy through
         the runner (the daemon's is a worker process). Candidates are looked up here, on
@@ -313,7 +315,7 @@ class Planner:
             # Only bookings further ahead than plan_ahead_s: nothing to plan yet.
             return Plan(routes=(), unserved=(), strategy=strategy)
         inputs = replace(inputs, missions=most_urgent(reach, self._max_missions))
-        given = await self._candidates(inputs)
+        given = await self._candidates(inputs, near)
         vehicles, missions = to_inputs(
             _only_candidates(inputs, given), self._service_s, self._place_node, now
         )
@@ -375,15 +377,25 @@ class Planner:
                 opens[m.id] = (m.window_start - now).total_seconds()
         return not_yet_due(plan, opens, self._release_margin_s)
 
-    async def _candidates(self, inputs: PlanInputs) -> dict[str, list[str]]:
-        """Per mission: nearby vehicles (Redis GEO / PostGIS) minus those that refused it;
-        a mission with no nearby list may go to any vehicle that did not refuse it."""
+    async def nearby(self, missions: Sequence[MissionRecord]) -> dict[str, list[str]] | None:
+        """Mission id -> the vehicles near its pickup (Redis GEO / PostGIS; missions with
+        none found are left out); None without a candidate finder."""
+        if self._finder is None:
+            return None
+        return await self._finder.find(
+            [Around(m.id, m.facility_id, m.pickup.lat, m.pickup.lon) for m in missions]
+        )
+
+    async def _candidates(
+        self, inputs: PlanInputs, found: Mapping[str, list[str]] | None = None
+    ) -> dict[str, list[str]]:
+        """Per mission: nearby vehicles (Redis GEO / PostGIS, or ``found`` when given)
+        minus those that refused it; a mission with no nearby list may go to any vehicle
+        that did not refuse it."""
         everyone = [str(v.id) for v in inputs.vehicles]
         near: dict[str, list[str]] = {}
         if self._finder is not None:
-            near = await self._finder.find(
-                [Around(m.id, m.facility_id, m.pickup.lat, m.pickup.lon) for m in inputs.missions]
-            )
+            near = dict(found) if found is not None else await self.nearby(inputs.missions) or {}
             if len(inputs.busy) * len(inputs.missions) <= INLINE_QUICK:
                 busy = busy_near(inputs, self._radius_m, self._count)
             else:

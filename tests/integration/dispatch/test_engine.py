@@ -115,6 +115,31 @@ class TestAssignment:
             await status_is(rig, mission_id, "completed")
         assert rig.channel.violations == []
 
+    async def test_a_plan_released_side_by_side_never_double_holds(self, rig: Rig) -> None:
+        """Twelve robots, twenty missions at once: plans release more legs than
+        ``RELEASES_AT_ONCE`` side by side; each robot holds one leg at a time, each mission
+        one robot, and finishing legs lets the rest through until all are completed."""
+        robots = [robot(f"s{i}", (52.5218 + i * 0.0004, 13.4061)) for i in range(12)]
+        for r in robots:
+            await rig.add_vehicle(r)
+        missions = await asyncio.gather(*(create(rig) for _ in range(20)))
+        done: set[uuid.UUID] = set()
+        most = 0
+        deadline = time.monotonic() + 60
+        while len(done) < len(missions) and time.monotonic() < deadline:
+            legs = list(rig.channel.open.values())
+            assert len({leg.vehicle_id for leg in legs}) == len(legs)
+            most = max(most, len(legs))
+            for leg in legs:
+                assert leg.mission_id is not None
+                rig.progress(leg, K.FINISHED)
+                done.add(leg.mission_id)
+            await asyncio.sleep(0.2)
+        for mission_id in missions:
+            await status_is(rig, mission_id, "completed")
+        assert most > 1
+        assert rig.channel.violations == []
+
 
 class TestWhenThingsGoWrong:
     async def test_a_refused_leg_is_reassigned_with_the_reason(self, rig: Rig) -> None:
@@ -188,6 +213,24 @@ class TestWhenThingsGoWrong:
         assert second.vehicle_id == other.id
         await status_is(rig, mission_id, "assigned")
         assert (await rig.events(mission_id))[-2:] == ["unassigned", "reassigned"]
+
+    async def test_a_plan_solved_before_a_refusal_does_not_give_the_mission_back(
+        self, rig: Rig
+    ) -> None:
+        """A full plan solved from inputs of before the only robot refused (under load a
+        solve took 19 s and offered the mission to the same silent phone again): its
+        commit leaves the mission to the others."""
+        near = robot("near", WARD_A)
+        await rig.add_vehicle(near)
+        mission_id = await create(rig)
+        first = await leg_of(rig, mission_id)
+        rig.progress(first, K.REFUSED, LegFailure.ORDER_REJECTED)
+        await status_is(rig, mission_id, "pending")
+        await eventually(lambda: rig.engine.missions[mission_id].vehicle_id is None)
+        async with rig.engine._lock:  # the stale plan's commit, as plan_now makes it
+            await rig.engine._commit({near.id: (mission_id,)})
+        assert len(rig.channel.legs_for(mission_id)) == 1
+        assert await rig.status(mission_id) == "pending"
 
     async def test_a_held_mission_stays_held_across_an_engine_restart(self, rig: Rig) -> None:
         """Held (rider on board, robot failed) is recorded: a new engine loading from
