@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from itertools import islice
 
 import structlog
 
@@ -483,7 +484,8 @@ class DispatchEngine:
 
     def _inputs(self, only: set[uuid.UUID] | None = None) -> PlanInputs:
         """What to plan: every open mission without a leg, or (``only``, the quick
-        insertion) those of ``only``, with the free vehicles only."""
+        insertion) those of ``only``, with the free vehicles only. With no such vehicle,
+        at most one mission (whether any is open: nothing can be planned anyway)."""
         # A vehicle whose rider waits for an operator (held) carries that rider still: it
         # takes no other mission until the operator has resolved the held one.
         with_rider = {
@@ -514,7 +516,7 @@ class DispatchEngine:
         )
         # A mission taken back from a robot that still drives it waits until it lets go.
         releasing = frozenset().union(*(c.releasing() for c in self._channels.values()))
-        open_ = [
+        open_ = (
             m
             for mid, m in pool.items()
             if mid not in self.holdings.by_mission
@@ -523,11 +525,15 @@ class DispatchEngine:
             and mid not in releasing
             and not m.status.is_final
             and self._leads(m.facility_id)
-        ]
+        )
+        # With no vehicle to plan for, the callers only ask whether a mission is open: the
+        # first found says so. The whole backlog was scanned on every debounced plan (up to
+        # five a second while missions keep coming): a cost growing with the backlog.
+        missions = tuple(islice(open_, None if fleet else 1))
         return PlanInputs(
             vehicles=tuple(fleet),
             busy=busy,
-            missions=tuple(open_),
+            missions=missions,
             handover=dict(self._handover),
             refused={k: frozenset(v) for k, v in self._refused.items()},
         )
