@@ -8,8 +8,9 @@ shows a change that did not happen, nor misses one that did.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -176,12 +177,28 @@ async def acknowledge(conn: Conn, alert_id: uuid.UUID, actor: str) -> AlertRow |
     return alert
 
 
-async def open_missions(pool: asyncpg.Pool) -> list[OpenMission]:
-    """The missions not yet final, as the rules need them."""
-    rows = await pool.fetch(
-        "SELECT id, facility_id, status, created_at, vehicle_id, window_start FROM missions "
-        "WHERE status IN ('pending', 'assigned', 'in_progress')"
-    )
+#: The open missions the rules can alert on: those the engine holds for an operator, and
+#: the pending ones ready since the cutoff or longer. Filtered here, not after fetching
+#: every open mission: that fetch ran every ``alerts.check_interval_s`` (0.5 s) over the
+#: whole backlog (tens of thousands of rows under load), the daemon's largest cost after
+#: the requests themselves.
+_ALERTABLE_SQL = """
+SELECT id, facility_id, status, created_at, vehicle_id, window_start FROM missions
+WHERE status IN ('pending', 'assigned', 'in_progress')
+  AND (id = ANY($1::uuid[])
+       OR (status = 'pending' AND GREATEST(created_at, COALESCE(window_start, created_at)) <= $2))
+"""
+
+
+async def open_missions(
+    pool: asyncpg.Pool, *, held: Collection[uuid.UUID], ready_before: float
+) -> list[OpenMission]:
+    """The open missions an alert can hold for: ``held`` ones, and pending ones whose
+    :attr:`OpenMission.ready_at` is ``ready_before`` (epoch seconds) or earlier."""
+    # A millisecond of slack: a superset, so rounding never hides a mission the rules
+    # (:func:`~dispatcher.alerting.rules.current_alerts`, the judge) would alert on.
+    cutoff = datetime.fromtimestamp(ready_before + 0.001, tz=UTC)
+    rows = await pool.fetch(_ALERTABLE_SQL, list(held), cutoff)
     return [
         OpenMission(
             r["id"],

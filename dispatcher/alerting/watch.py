@@ -122,12 +122,16 @@ class AlertWatch:
 
     async def check(self) -> tuple[int, int]:
         """One round: (raised, cleared)."""
-        missions = await store.open_missions(self._pool)
+        now = self._clock()
+        held = dict(self._held())
+        missions = await store.open_missions(
+            self._pool, held=held.keys(), ready_before=now - self._limits.mission_wait_s
+        )
         every = current_alerts(
             self._fleet.snapshot(),
             missions,
-            dict(self._held()),
-            now=self._clock(),
+            held,
+            now=now,
             limits=self._limits,
             sensed=Sensed(frozenset(self._stuck()), frozenset(self._unreliable())),
         )

@@ -520,7 +520,8 @@ class DispatchEngine:
     ) -> PlanInputs:
         """What to plan: every open mission without a leg, or (``only``, the quick
         insertion) those of ``only``, with the free vehicles only (``among``: only those
-        of these vehicles; None: the whole fleet)."""
+        of these vehicles; None: the whole fleet). With no such vehicle, at most one
+        mission (whether any is open: nothing can be planned anyway)."""
         busy = {vid: r.leg for vid, r in self.holdings.legs.items()} if only is None else {}
         pool = (
             self.missions
@@ -529,7 +530,7 @@ class DispatchEngine:
         )
         # A mission taken back from a robot that still drives it waits until it lets go.
         releasing = frozenset().union(*(c.releasing() for c in self._channels.values()))
-        open_ = [
+        open_ = (
             m
             for mid, m in pool.items()
             if mid not in self.holdings.by_mission
@@ -538,8 +539,9 @@ class DispatchEngine:
             and mid not in releasing
             and not m.status.is_final
             and self._leads(m.facility_id)
-        ]
-        if not open_:
+        )
+        first = next(open_, None)
+        if first is None:
             # Nothing to plan (every mission has its vehicle, the usual case right after a
             # quick insertion): the fleet is not gone through, which at 5,000 vehicles
             # kept the event loop for tens of milliseconds on every debounced re-plan.
@@ -571,10 +573,13 @@ class DispatchEngine:
             and not self.sense.kept_from_work(v.id, time.time())
             and (only is None or self.holdings.is_free(v.id))
         ]
+        # With no vehicle to plan for, the callers only ask whether a mission is open: the
+        # first found says so. The whole backlog was scanned on every debounced plan (up to
+        # five a second while missions keep coming): a cost growing with the backlog.
         return PlanInputs(
             vehicles=tuple(fleet),
             busy=busy,
-            missions=tuple(open_),
+            missions=(first, *open_) if fleet else (first,),
             handover=dict(self._handover),
             refused={k: frozenset(v) for k, v in self._refused.items()},
         )
