@@ -529,14 +529,15 @@ async def run_live(
                     # The end, or Ctrl-C: what waits for an operator now (before the
                     # vehicles leave), then the hosts say goodbye and report their figures.
                     state.stopped_at = time.time()
+                    # No more missions from the stop on (a stop mid-workload: Ctrl-C).
+                    for task in side:
+                        if task.get_name() == "sim.workload":
+                            task.cancel()
                     if options.token is not None:
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(15.0):
                                 await _held(client, state)
                     stop.set()
-                    for task in side:
-                        if task.get_name() == "sim.workload":
-                            task.cancel()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(30.0):
                             await asyncio.shield(collector)
@@ -697,7 +698,8 @@ def _fault_wall_s(injected: Injected, scenario: Scenario) -> float:
 async def _held(client: httpx.AsyncClient, state: LiveState) -> None:
     """Into ``state.held``: vehicle uuid -> why a mission it had is held for an operator."""
     held = state.held
-    for mission_id, rec in state.missions.items():
+    # A copy: the workload task, cancelled, may still add the mission it was creating.
+    for mission_id, rec in list(state.missions.items()):
         if rec.final_status is not None or rec.vehicle_id is None:
             continue
         try:
