@@ -41,7 +41,8 @@ step() {
 }
 
 step ruff "$VENV/bin/ruff" check .
-step mypy "$VENV/bin/mypy" dispatcher fleet geo protocols sim
+# The packages and the benchmarks; tests/ and scripts/ are not clean under strict yet.
+step mypy "$VENV/bin/mypy" dispatcher fleet geo protocols sim benchmarks
 # The architecture's import rules (.importlinter): the core imports no edge, no cycles.
 step imports "$VENV/bin/lint-imports" --no-cache --no-logo
 # The systemd units, checked offline by systemd-analyze verify in a temporary root.

@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from dispatcher.config import Settings
-from sim.harness import free_port
+from sim.harness import free_port as free_port  # re-exported: many tests import it from here
 
 if TYPE_CHECKING:
     from dispatcher.daemon import Daemon
