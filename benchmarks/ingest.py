@@ -233,8 +233,19 @@ def publish(port: int, stream: bytes) -> tuple[mp.Process, EventType]:
 def run_reference(port: int, stream: bytes, messages: int) -> float:
     """mosquitto_sub receiving the same stream; messages/s from the first byte sent."""
     sub = subprocess.Popen(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-         "-t", f"{PREFIX_INTERFACE}/v2/#", "-C", str(messages)],
+        [
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-q",
+            "1",
+            "-t",
+            f"{PREFIX_INTERFACE}/v2/#",
+            "-C",
+            str(messages),
+        ],
         stdout=subprocess.DEVNULL,
     )
     time.sleep(0.5)  # subscribed
@@ -299,9 +310,18 @@ def run_one(
                 # Where the daemon's time goes while it drains the stream (flame graph).
                 out = profile.with_name(f"{profile.stem}-q{qos}-n{robots}{profile.suffix}")
                 spy = subprocess.Popen(
-                    [_py_spy(), "record", "--pid", str(daemon.pid),
-                     "--rate", "200", "--output", str(out),
-                     "--format", "raw" if out.suffix == ".txt" else "flamegraph"],
+                    [
+                        _py_spy(),
+                        "record",
+                        "--pid",
+                        str(daemon.pid),
+                        "--rate",
+                        "200",
+                        "--output",
+                        str(out),
+                        "--format",
+                        "raw" if out.suffix == ".txt" else "flamegraph",
+                    ],
                     stdout=subprocess.DEVNULL,
                 )
                 time.sleep(1.0)  # attached
