@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import asyncpg
@@ -109,7 +110,7 @@ def build_stream(robots: int, messages: int, qos: int) -> tuple[bytes, int]:
     return bytes(frames), payload_bytes // max(1, messages)
 
 
-def _publisher(port: int, stream: bytes, ready: mp.Event, go: mp.Event) -> None:  # type: ignore[valid-type]
+def _publisher(port: int, stream: bytes, ready: EventType, go: EventType) -> None:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(connect_frame(f"bench-pub-{os.getpid()}"))
     sock.recv(4)  # CONNACK
@@ -124,8 +125,8 @@ def _publisher(port: int, stream: bytes, ready: mp.Event, go: mp.Event) -> None:
     import threading
 
     threading.Thread(target=drain, daemon=True).start()
-    ready.set()  # type: ignore[attr-defined]
-    go.wait()  # type: ignore[attr-defined]
+    ready.set()
+    go.wait()
     view = memoryview(stream)
     for i in range(0, len(view), 1 << 20):
         sock.sendall(view[i : i + (1 << 20)])
@@ -221,7 +222,7 @@ class Result:
         return self.handled_rate / self.reference_rate if self.reference_rate else 0.0
 
 
-def publish(port: int, stream: bytes) -> tuple[mp.Process, mp.Event]:  # type: ignore[valid-type]
+def publish(port: int, stream: bytes) -> tuple[mp.Process, EventType]:
     ready, go = mp.Event(), mp.Event()
     proc = mp.Process(target=_publisher, args=(port, stream, ready, go), daemon=True)
     proc.start()
@@ -232,8 +233,19 @@ def publish(port: int, stream: bytes) -> tuple[mp.Process, mp.Event]:  # type: i
 def run_reference(port: int, stream: bytes, messages: int) -> float:
     """mosquitto_sub receiving the same stream; messages/s from the first byte sent."""
     sub = subprocess.Popen(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-         "-t", f"{PREFIX_INTERFACE}/v2/#", "-C", str(messages)],
+        [
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-q",
+            "1",
+            "-t",
+            f"{PREFIX_INTERFACE}/v2/#",
+            "-C",
+            str(messages),
+        ],
         stdout=subprocess.DEVNULL,
     )
     time.sleep(0.5)  # subscribed
@@ -298,9 +310,18 @@ def run_one(
                 # Where the daemon's time goes while it drains the stream (flame graph).
                 out = profile.with_name(f"{profile.stem}-q{qos}-n{robots}{profile.suffix}")
                 spy = subprocess.Popen(
-                    [_py_spy(), "record", "--pid", str(daemon.pid),
-                     "--rate", "200", "--output", str(out),
-                     "--format", "raw" if out.suffix == ".txt" else "flamegraph"],
+                    [
+                        _py_spy(),
+                        "record",
+                        "--pid",
+                        str(daemon.pid),
+                        "--rate",
+                        "200",
+                        "--output",
+                        str(out),
+                        "--format",
+                        "raw" if out.suffix == ".txt" else "flamegraph",
+                    ],
                     stdout=subprocess.DEVNULL,
                 )
                 time.sleep(1.0)  # attached

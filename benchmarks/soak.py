@@ -15,20 +15,21 @@ every few minutes, in turn:
   (vanish, reconnect, fatal_error, stuck, battery_fault, silent_driver, malformed_burst).
 
 Everything runs against PostgreSQL, Mosquitto and Redis instances this script starts
-itself on free ports in a temporary directory (the fault suite's
-``tests/integration/faults/conftest.py`` classes), so the machine's shared services are
-never touched. Missions are created through the API, each with an Idempotency-Key that is
-re-sent until the daemon answers 201/200 (a daemon killed mid-request never makes the
-workload forget or double a mission). ``GET /v1/events`` is followed throughout, resumed
-with ``Last-Event-ID`` after every outage.
+itself on free ports in a temporary directory (:mod:`sim.harness`, which the fault suite
+uses too), so the machine's shared services are never touched. Missions are created
+through the API, each with an Idempotency-Key that is re-sent until the daemon answers
+201/200 (a daemon killed mid-request never makes the workload forget or double a
+mission). ``GET /v1/events`` is followed throughout, resumed with ``Last-Event-ID`` after
+every outage.
 
 It prints: missions created / completed / failed / cancelled / still open; lost events
 (every mission the API returned and every mission event the stream delivered, looked up
-in PostgreSQL at the end: must be 0); the invariants of the fault suite (histories, one
-holder at a time, the audit chain); the daemon's RSS at start and end; each fault's
-recovery time (kill of the active -> the standby active, read from ``/readyz``'s
-``leadership`` and the gauge ``fleetd_facility_active``); the broker's dropped messages
-(``fleetd_broker_dropped_messages``, summed over broker restarts).
+in PostgreSQL at the end: must be 0); the invariants of the fault suite
+(:mod:`sim.invariants`: histories, one holder at a time, the audit chain); the daemon's
+RSS at start and end; each fault's recovery time (kill of the active -> the standby
+active, read from ``/readyz``'s ``leadership`` and the gauge ``fleetd_facility_active``);
+the broker's dropped messages (``fleetd_broker_dropped_messages``, summed over broker
+restarts).
 
     .venv/bin/python benchmarks/soak.py                            # 1,000 vehicles, 30 min
     .venv/bin/python benchmarks/soak.py --vehicles 100 --minutes 3  # a short run
@@ -41,7 +42,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,15 +60,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from dispatcher.config import Settings  # noqa: E402
-from sim.observe import sse_events  # noqa: E402
-from tests.integration.faults.conftest import (  # noqa: E402
+from dispatcher.storage.db import create_pool  # noqa: E402
+from sim.harness import (  # noqa: E402
+    FleetdProcess,
     PrivateBroker,
     PrivatePostgres,
     PrivateRedis,
     Stack,
+    free_port,
     operator_token,
 )
-from tests.integration.faults.invariants import check_all, wait_settled  # noqa: E402
+from sim.invariants import check_all, wait_settled  # noqa: E402
+from sim.observe import sse_events  # noqa: E402
 
 #: Seconds a daemon may take to come up (migrations, 1,000 vehicles, a loaded machine).
 READY_TIMEOUT_S = 120.0
@@ -97,39 +100,23 @@ def has_leadership() -> bool:
 
 
 @dataclass
-class Daemon:
-    """One ``fleetd run`` subprocess of the soak (``name`` a, b); restartable."""
+class Daemon(FleetdProcess):
+    """One ``fleetd run`` of the soak (``label`` a, b) on its own API port; restartable."""
 
-    stack: Stack
-    name: str
-    leadership: bool
-    api_port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
+    label: str = "a"
+    leadership: bool = False
     #: Set while a fault kills and restarts it on purpose (the supervisor keeps off).
     intentional: bool = False
     #: Exits nobody asked for: (exit status, the last error in its log).
     crashes: list[tuple[int | None, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from tests.conftest import free_port
-
-        self.api_port = free_port()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.stack.root / f"fleetd-{self.name}.log"
-
-    def env(self) -> dict[str, str]:
+        self.name = f"fleetd-{self.label}"
         extra = {
-            "FLEETD_API__PORT": str(self.api_port),
-            "FLEETD_DAEMON__INSTANCE_ID": f"soak-{self.name}",
-            "FLEETD_DAEMON__STATE_DIR": str(self.stack.root / f"state-{self.name}"),
-            "FLEETD_MQTT__CLIENT_ID": f"fleetd-soak-{self.stack.namespace}-{self.name}",
+            "FLEETD_API__PORT": str(free_port()),
+            "FLEETD_DAEMON__INSTANCE_ID": f"soak-{self.label}",
+            "FLEETD_DAEMON__STATE_DIR": str(self.stack.root / f"state-{self.label}"),
+            "FLEETD_MQTT__CLIENT_ID": f"fleetd-soak-{self.stack.namespace}-{self.label}",
             "FLEETD_MQTT__PERSISTENT_SESSION": "true",
             "FLEETD_DAEMON__LOG_LEVEL": "warning",
             # The soak's fleet is real time: the fault suite's short timeouts would declare
@@ -141,34 +128,13 @@ class Daemon:
         }
         if self.leadership:
             extra["FLEETD_LEADERSHIP__ENABLED"] = "true"
-        return self.stack.env(**extra)
-
-    def start(self) -> None:
-        self.starts += 1
-        with self.log_path.open("ab") as out:
-            out.write(f"\n--- start {self.starts} ---\n".encode())
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dispatcher.cli", "run"],
-                env=self.env(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        self.overrides = {**extra, **self.overrides}
 
     async def wait_serving(self, timeout_s: float = READY_TIMEOUT_S) -> float:
-        """Until ``/healthz`` answers 200; the seconds it took."""
-        started = time.monotonic()
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
-            while True:
-                if not self.alive:
-                    raise RuntimeError(f"fleetd {self.name} exited; see {self.log_path}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        return time.monotonic() - started
-                if time.monotonic() - started > timeout_s:
-                    raise RuntimeError(f"fleetd {self.name} not serving in {timeout_s}s")
-                await asyncio.sleep(0.2)
+        return await super().wait_serving(timeout_s)
+
+    def terminate(self, timeout_s: float = 40.0) -> int | None:
+        return super().terminate(timeout_s)
 
     async def readiness(self) -> dict[str, object] | None:
         try:
@@ -188,40 +154,6 @@ class Daemon:
         if isinstance(leadership, dict):
             return {k for k, v in leadership.items() if v == "active"}
         return {"*"}
-
-    def kill9(self) -> None:
-        if self.alive and self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def terminate(self, timeout_s: float = 40.0) -> int | None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return None if proc is None else proc.returncode
-        proc.terminate()
-        try:
-            return proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-            return None
-
-    def last_error(self) -> str:
-        """The last exception line the current start logged (``module.Error: text``)."""
-        text = self.log_path.read_text(errors="replace")
-        text = text.rsplit(f"--- start {self.starts} ---", 1)[-1]
-        found = re.findall(r"\b([\w.]+\.[A-Z]\w+: [^\n\"]+)", text)
-        return found[-1][:300] if found else "(no exception in the log)"
-
-    def rss_mb(self) -> float | None:
-        if not self.alive or self.proc is None:
-            return None
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        return int(match.group(1)) / 1024 if match else None
 
 
 # Workload and event stream ------------------------------------------------------------------
@@ -454,7 +386,7 @@ class Soak:
                 crash = (d.proc.returncode, d.last_error())
                 d.crashes.append(crash)
                 at = time.monotonic() - self.started
-                print(f"[soak] {at:7.1f} s  daemon {d.name} EXITED by itself (status "
+                print(f"[soak] {at:7.1f} s  daemon {d.label} EXITED by itself (status "
                       f"{crash[0]}): {crash[1]}; restarting", flush=True)  # fmt: skip
                 await asyncio.sleep(2.0)
                 d.start()
@@ -519,7 +451,7 @@ class Soak:
         daemon.intentional = True
         daemon.kill9()
         took = await self._until_active(other, at)
-        self._record("failover", at, took, f"kill {daemon.name} -> {other.name} active")
+        self._record("failover", at, took, f"kill {daemon.label} -> {other.label} active")
         daemon.start()
         daemon.intentional = False
         await daemon.wait_serving()
@@ -595,7 +527,7 @@ def write_scenario(path: Path, args: argparse.Namespace, wall_s: float) -> None:
 def start_sim(stack: Stack, daemon: Daemon, scenario: Path, token: str) -> subprocess.Popen[bytes]:
     out = (stack.root / "sim.log").open("ab")
     env = stack.env(
-        FLEETD_API__PORT=str(daemon.api_port),
+        FLEETD_API__PORT=daemon.overrides["FLEETD_API__PORT"],
         FLEETD_TOKEN=token,
         FLEETD_DAEMON__LOG_LEVEL="warning",
     )
@@ -620,6 +552,16 @@ def sim_faults(stack: Stack) -> dict[str, int]:
 # The run ------------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def db_pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on ``dsn`` made as fleetd makes its own (codecs included), closed afterwards."""
+    pool = await create_pool(dsn, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 async def lost_events(
     dsn: str, created: list[uuid.UUID], seen: dict[int, tuple[str, str]], cutoff: float
 ) -> tuple[int, int, int]:
@@ -630,9 +572,7 @@ async def lost_events(
     try:
         stored_missions = {
             r["id"]
-            for r in await conn.fetch(
-                "SELECT id FROM missions WHERE id = ANY($1::uuid[])", created
-            )
+            for r in await conn.fetch("SELECT id FROM missions WHERE id = ANY($1::uuid[])", created)
         }
         rows = await conn.fetch(
             "SELECT seq, mission_id, event, extract(epoch FROM at) AS at FROM mission_events "
@@ -682,7 +622,7 @@ async def run(args: argparse.Namespace) -> int:
                 "[leadership] section; one daemon runs",
                 flush=True,
             )
-        daemons = [Daemon(stack, n, leadership and len(names) > 1) for n in names]
+        daemons = [Daemon(stack, label=n, leadership=leadership and len(names) > 1) for n in names]
         for d in daemons:
             d.start()
             await d.wait_serving()
@@ -698,7 +638,7 @@ async def run(args: argparse.Namespace) -> int:
         sim = start_sim(stack, first, scenario, token)
         # Vehicles connect before the workload starts.
         await asyncio.sleep(min(60.0, 5.0 + args.vehicles / 50))
-        rss_start = {d.name: d.rss_mb() for d in daemons}
+        rss_start = {d.label: d.rss_mb() for d in daemons}
         workload = Workload(soak.urls, token, places, args.missions_per_minute)
         follower = EventFollower(soak.urls, token)
         operator = Operator(dsn, soak.urls, token)
@@ -744,11 +684,9 @@ async def run(args: argparse.Namespace) -> int:
             await work
             print(f"[soak] workload stopped: {len(workload.created)} missions created; "
                   f"waiting up to {args.settle_s:g} s for them to finish", flush=True)  # fmt: skip
-            from tests.conftest import db_pool
-
             async with db_pool(dsn) as pool:
                 left = await wait_settled(pool, workload.created, args.settle_s)
-            rss_end = {d.name: d.rss_mb() for d in daemons}
+            rss_end = {d.label: d.rss_mb() for d in daemons}
             # Events stored up to now must have reached the stream within a few seconds;
             # the daemon keeps working after this, so later ones are not counted.
             cutoff = time.time()
@@ -828,10 +766,10 @@ def print_summary(
         print("  " + "\n  ".join(lines))
     for d in soak.daemons:
         crashes = "; ".join(f"status {c[0]}: {c[1]}" for c in d.crashes) or "none"
-        print(f"daemon {d.name} exits by itself (restarted as systemd would): "
+        print(f"daemon {d.label} exits by itself (restarted as systemd would): "
               f"{len(d.crashes)}  [{crashes}]")  # fmt: skip
-        print(f"daemon {d.name} RSS      start {mb(rss_start.get(d.name))}, end "
-              f"{mb(rss_end.get(d.name))}  ({d.starts} starts)")  # fmt: skip
+        print(f"daemon {d.label} RSS      start {mb(rss_start.get(d.label))}, end "
+              f"{mb(rss_end.get(d.label))}  ({d.starts} starts)")  # fmt: skip
     print("faults (recovery)")
     for r in soak.results:
         took = f"{r.recovery_s:.1f} s" if r.recovery_s is not None else "-"
@@ -846,19 +784,38 @@ def main() -> int:
     p.add_argument("--vehicles", type=int, default=1000, help="simulated vehicles (default 1000)")
     p.add_argument("--minutes", type=float, default=30.0, help="workload length (default 30)")
     p.add_argument("--missions-per-minute", type=float, default=30.0, help="default 30")
-    p.add_argument("--fault-every", type=float, default=0.0,
-                   help="minutes between infrastructure faults (default 3, or one of each "
-                        "spread over a shorter run)")
-    p.add_argument("--vehicle-fault-every", type=float, default=3.0,
-                   help="wall minutes between vehicle faults of one kind (default 3)")
-    p.add_argument("--time-scale", type=float, default=1.0,
-                   help="simulated seconds per wall second for the fleet (default 1)")
-    p.add_argument("--settle-s", type=float, default=180.0,
-                   help="seconds open missions may take to finish after the workload")
+    p.add_argument(
+        "--fault-every",
+        type=float,
+        default=0.0,
+        help="minutes between infrastructure faults (default 3, or one of each "
+        "spread over a shorter run)",
+    )
+    p.add_argument(
+        "--vehicle-fault-every",
+        type=float,
+        default=3.0,
+        help="wall minutes between vehicle faults of one kind (default 3)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second for the fleet (default 1)",
+    )
+    p.add_argument(
+        "--settle-s",
+        type=float,
+        default=180.0,
+        help="seconds open missions may take to finish after the workload",
+    )
     p.add_argument("--seed", type=int, default=1000)
-    p.add_argument("--faults", default=",".join(INFRA_FAULTS),
-                   help="infrastructure faults to inject in turn, comma-separated, or none "
-                        f"(default {','.join(INFRA_FAULTS)})")
+    p.add_argument(
+        "--faults",
+        default=",".join(INFRA_FAULTS),
+        help="infrastructure faults to inject in turn, comma-separated, or none "
+        f"(default {','.join(INFRA_FAULTS)})",
+    )
     p.add_argument("--one-daemon", action="store_true", help="no standby even with [leadership]")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = p.parse_args()  # fmt: skip

@@ -523,7 +523,6 @@ class Daemon:
         )
         await asyncio.Event().wait()
 
-
     def _status_line(self) -> str:
         """The ``STATUS=`` line ``systemctl status fleetd`` shows."""
         if self.draining:

@@ -62,5 +62,6 @@ class Services:
     def is_draining(self) -> bool:
         """Whether the daemon is shutting down (no new work is taken)."""
         return self.draining is not None and self.draining()
+
     #: Facility key -> "active" | "standby" for this daemon (None: leadership off).
     leadership: Callable[[], dict[str, str]] | None = None

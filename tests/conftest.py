@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -31,6 +30,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from dispatcher.config import Settings
+from sim.harness import free_port as free_port  # re-exported: many tests import it from here
 
 if TYPE_CHECKING:
     from dispatcher.daemon import Daemon
@@ -184,13 +184,6 @@ async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
 def mqtt_namespace() -> str:
     """A topic namespace of this test's own (used as the VDA 5050 interface name)."""
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def daemon_settings(dsn: str, namespace: str, redis_prefix: str, **sections: Any) -> Settings:

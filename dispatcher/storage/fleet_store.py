@@ -199,7 +199,9 @@ async def upsert_vehicles(pool: asyncpg.Pool, rows: Sequence[VehicleRow]) -> Non
     manufacturer, serial, ``maintenance`` (see :func:`set_maintenance`), soft-deleted rows,
     and rows whose stored ``last_seen`` is newer than the batch's.
     """
-    batch = latest_per_key(rows, "id", "last_seen")
+    # Sorted: two daemons writing the same vehicles at once lock the rows in one order
+    # (in their own orders, each can hold a row the other waits for: a deadlock).
+    batch = sorted(latest_per_key(rows, "id", "last_seen"), key=lambda r: r.id)
     if not batch:
         return
     for r in batch:
@@ -263,7 +265,8 @@ async def upsert_positions(pool: asyncpg.Pool, rows: Sequence[PositionRow]) -> N
     Per vehicle only the newest row of the batch counts, and it replaces the stored one
     only if it is not older. The vehicle must exist in ``vehicles`` (foreign key).
     """
-    batch = latest_per_key(rows, "vehicle_id", "at")
+    # Sorted, as in upsert_vehicles: one lock order for every writer.
+    batch = sorted(latest_per_key(rows, "vehicle_id", "at"), key=lambda r: r.vehicle_id)
     if not batch:
         return
     for r in batch:

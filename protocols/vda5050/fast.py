@@ -38,7 +38,6 @@ Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info
 UnitInterval = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
-
 class _Struct(msgspec.Struct, rename="camel", forbid_unknown_fields=False):
     """Base: camelCase on the wire, unknown (vendor) fields skipped.
 

@@ -114,7 +114,7 @@ async def test_fleetd_run_under_a_notify_socket(
     settings: Settings, notify_socket: NotifySocket, tmp_path: Path
 ) -> None:
     config = tmp_path / "fleetd.toml"
-    config.write_text('[alerts]\nlow_battery_pct = 20.0\n')
+    config.write_text("[alerts]\nlow_battery_pct = 20.0\n")
     log_path = tmp_path / "fleetd.log"
     proc = _start_fleetd(_env(settings, notify_socket.path), config, log_path)
     try:
@@ -127,7 +127,7 @@ async def test_fleetd_run_under_a_notify_socket(
         assert time.monotonic() - started < 4.0
 
         # SIGHUP: an edited [alerts] is applied, a changed restart-only key is named.
-        config.write_text('[alerts]\nlow_battery_pct = 35.0\n[api]\nmax_body_bytes = 2048\n')
+        config.write_text("[alerts]\nlow_battery_pct = 35.0\n[api]\nmax_body_bytes = 2048\n")
         proc.send_signal(signal.SIGHUP)
         await notify_socket.until("RELOADING=1", 10)
         await notify_socket.until("READY=1", 10)

@@ -6,7 +6,7 @@ import uuid
 
 from dispatcher.missions.lifecycle import MissionEvent as E
 from dispatcher.missions.lifecycle import MissionStatus as S
-from tests.integration.faults.invariants import Event, OrderTap, history_problems, holder_problems
+from sim.invariants import Event, OrderTap, history_problems, holder_problems
 
 M, M2 = uuid.uuid4(), uuid.uuid4()
 V, V2 = uuid.uuid4(), uuid.uuid4()

@@ -46,9 +46,7 @@ def test_a_changed_secret_is_named_not_shown() -> None:
 
 
 def test_facilities_change_needs_a_restart() -> None:
-    fresh = _settings(
-        facilities=[{"key": "north", "name": "North", "maps": [], "places": []}]
-    )
+    fresh = _settings(facilities=[{"key": "north", "name": "North", "maps": [], "places": []}])
     plan = plan_reload(Settings(), fresh)
     assert plan.needs_restart == ("facilities",)
     assert plan.settings.facilities == []

@@ -61,8 +61,8 @@ class TestUnitChecker:
         script = (
             f"source {REPO / 'scripts/setup.sh'}\n"
             # Stand-ins for the package tools: record what would be installed.
-            'pkg_installed() { return 1; }\n'
-            'apt_update_once() { :; }\n'
+            "pkg_installed() { return 1; }\n"
+            "apt_update_once() { :; }\n"
             f'as_root() {{ echo "$*" >>{tmp_path}/installed; '
             f'printf "#!/bin/sh\\n" >{fake}; chmod +x {fake}; }}\n'
             "install_unit_checker\n"

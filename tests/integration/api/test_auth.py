@@ -356,9 +356,7 @@ class TestFlood:
                     # An e-stop takes the operator's lane too: it reaches its handler,
                     # which answers that this bare app has no vehicle links (a real
                     # daemon sends it), rather than being shed like the anonymous ones.
-                    stop = await client.post(
-                        f"/v1/vehicles/{uuid.uuid4()}/commands/emergency-stop"
-                    )
+                    stop = await client.post(f"/v1/vehicles/{uuid.uuid4()}/commands/emergency-stop")
                     assert stop.json()["detail"].startswith("Vehicle links are not running")
             finally:
                 release.set()

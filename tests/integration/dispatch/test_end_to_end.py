@@ -62,7 +62,6 @@ async def _drivers(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-
 async def _mission(client: httpx.AsyncClient, pickup: str, dropoff: str) -> str:
     body = {"pickup": {"place": pickup}, "dropoff": {"place": dropoff}}
     response = await client.post("/v1/missions", json=body)

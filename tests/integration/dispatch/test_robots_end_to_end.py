@@ -159,7 +159,6 @@ async def _killable(
         await asyncio.wait_for(proc.wait(), WAIT_S)
 
 
-
 async def _mission(client: httpx.AsyncClient, pickup: int, dropoff: int) -> str:
     body = {
         "pickup": {"place": f"P{pickup}"},

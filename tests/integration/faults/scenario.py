@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dispatcher.config import Settings
+from sim.invariants import OrderTap, Report, check_all, wait_settled
 from tests.conftest import db_pool, eventually
 from tests.integration.faults.conftest import (
     FleetdProcess,
@@ -23,7 +24,6 @@ from tests.integration.faults.conftest import (
     Stack,
     operator_token,
 )
-from tests.integration.faults.invariants import OrderTap, Report, check_all, wait_settled
 
 #: Longest a workload may take to finish after the fault (a loaded CI machine).
 SETTLE_S = 90.0

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from dispatcher.config import Settings
-from tests.conftest import free_port
+from sim.harness import free_port
 from tests.integration.faults.conftest import FleetdProcess, SimProcess, Stack
 from tests.integration.faults.scenario import run_scenario
 from tests.integration.faults.test_crash_restart import _rider_on_board

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -224,6 +225,28 @@ class TestPositions:
         row = await pg_pool.fetchrow("SELECT position, map_id, x FROM vehicle_positions")
         assert row is not None
         assert (row["position"], row["map_id"], row["x"]) == (None, "ground", 1.0)
+
+
+class TestTwoWriters:
+    """Two daemons (active and standby) hear the same fleet and write the same rows at once:
+    the soak's 1,000 vehicles made their batches deadlock each other ("deadlock detected",
+    fleet_writer.vehicles_failed) when each locked the rows in its own order."""
+
+    async def test_same_rows_in_opposite_orders_do_not_deadlock(
+        self, pg_pool: asyncpg.Pool, facility_in_db: FacilitySettings
+    ) -> None:
+        """Batches of the same 400 vehicles (and their positions), one in reverse order,
+        written concurrently several times: every statement succeeds."""
+        fleet = [robot(facility_in_db, f"r{i:03d}") for i in range(400)]
+        await upsert_vehicles(pg_pool, fleet)
+        for round_ in range(1, 6):
+            seen = NOW + timedelta(seconds=round_)
+            a = [replace(v, battery_pct=50.0 + round_, last_seen=seen) for v in fleet]
+            b = [replace(v, battery_pct=60.0 + round_, last_seen=seen) for v in fleet[::-1]]
+            await asyncio.gather(upsert_vehicles(pg_pool, a), upsert_vehicles(pg_pool, b))
+            pa = [position(v, 1.0, float(round_), seen) for v in fleet]
+            pb = [position(v, 2.0, float(round_), seen) for v in fleet[::-1]]
+            await asyncio.gather(upsert_positions(pg_pool, pa), upsert_positions(pg_pool, pb))
 
 
 class TestEvents:

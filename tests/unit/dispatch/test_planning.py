@@ -113,6 +113,8 @@ class TestToInputs:
         assert planned.pickup.node == (FAC, "ward-a") and planned.dropoff.node == (FAC, "radiology")
         assert planned.required_capabilities == {"wheelchair:manual"}
         assert planned.payload_kg == 90.0
+
+
 def _leg_ending_at(vehicle: VehicleView, lat: float, lon: float) -> Leg:
     stop = Stop("end", None, lat, lon, StopAction.DROP)
     return Leg(f"leg-{vehicle.id}", vehicle.id, FAC, uuid.uuid4(), (stop,))

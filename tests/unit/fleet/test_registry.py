@@ -352,9 +352,7 @@ class TestRobotState:
         for consumer in Consumer:
             assert [r.id for r in registry.take_dirty(consumer)] == [rec.id]
 
-    def test_visualization_moves_without_touching_the_rest(
-        self, registry: FleetRegistry
-    ) -> None:
+    def test_visualization_moves_without_touching_the_rest(self, registry: FleetRegistry) -> None:
         """``apply_robot_pose`` is a sign of life and a pose; battery and mode stay."""
         rec = registry.register(ROBOT)
         registry.apply_robot_state(rec, robot_state(battery_pct=55.0), live())

@@ -106,8 +106,13 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any, delete: bool = False) -> N
         doc[last] = value
 
 
-EXAMPLES = [ex.state_small, ex.state_full, ex.state_with_route, ex.state_line_guided_idle,
-            ex.state_with_vendor_extras]
+EXAMPLES = [
+    ex.state_small,
+    ex.state_full,
+    ex.state_with_route,
+    ex.state_line_guided_idle,
+    ex.state_with_vendor_extras,
+]
 
 
 class TestOrdinaryMessages:
@@ -158,8 +163,11 @@ class TestNeverMoreLenient:
     def test_raw_number_spellings(self, data: st.DataObject) -> None:
         """Numbers json.dumps never writes: overflow to infinity, 1.0 for an integer..."""
         msg = copy.deepcopy(ex.state_full())
-        numeric = [p for p in _paths(msg) if isinstance(_get(msg, p), int | float)
-                   and not isinstance(_get(msg, p), bool)]
+        numeric = [
+            p
+            for p in _paths(msg)
+            if isinstance(_get(msg, p), int | float) and not isinstance(_get(msg, p), bool)
+        ]
         path = data.draw(st.sampled_from(numeric))
         marker = "__raw_number__"
         _set(msg, path, marker)
@@ -168,10 +176,20 @@ class TestNeverMoreLenient:
 
     @pytest.mark.parametrize(
         "stamp",
-        ["2024-05-01T12:00:00Z", "2024-05-01 12:00:00Z", "2024-05-01t12:00:00z",
-         "2024-05-01T12:00:00.1234567Z", "2024-05-01T12:00Z", "2024-05-01T24:00:00Z",
-         "2024-05-01T12:00:60Z", "2024-05-01T12:00:00+25:00", "20240501T120000Z",
-         "2024-05-01T12:00:00-00:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"],
+        [
+            "2024-05-01T12:00:00Z",
+            "2024-05-01 12:00:00Z",
+            "2024-05-01t12:00:00z",
+            "2024-05-01T12:00:00.1234567Z",
+            "2024-05-01T12:00Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T12:00:60Z",
+            "2024-05-01T12:00:00+25:00",
+            "20240501T120000Z",
+            "2024-05-01T12:00:00-00:00",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+        ],
     )
     def test_timestamp_spellings(self, stamp: str) -> None:
         msg = ex.state_small()
