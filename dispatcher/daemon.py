@@ -183,7 +183,15 @@ class Daemon:
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
             # Before the engine loads: a lone daemon is active for every facility at once.
-            self.leadership = await self._start_leadership(pool, durable)
+            # Leases on connections of their own: behind the telemetry and fleet flushes of
+            # the main pool, renewals of a loaded daemon waited past their budget and the
+            # lease passed back and forth (the 1,000-vehicle soak).
+            lease_pool = pool
+            if s.leadership.enabled:
+                lease_pool = await stack.enter_async_context(
+                    open_pool(s.database.model_copy(update={"pool_min": 1, "pool_max": 2}))
+                )
+            self.leadership = await self._start_leadership(lease_pool, durable)
             redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
             stack.push_async_callback(redis.aclose)
             registry = await self._load_registry(pool, FacilityMaps(s.facility_specs))
