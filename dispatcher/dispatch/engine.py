@@ -598,6 +598,14 @@ class DispatchEngine:
         """Release the first mission of each free vehicle's plan; keep the rest as its
         horizon (``partial``: a quick insertion, which leaves other vehicles' horizons).
         A first mission in ``not_due`` (scheduled, not due yet) stays in the horizon."""
+        # A slow plan (20 s in a loaded worker) may name missions finished meanwhile: kept
+        # in a horizon, they made an idle robot look busy (no charging) until the next
+        # full plan with open missions.
+        plan = {
+            vehicle_id: kept
+            for vehicle_id, planned in plan.items()
+            if (kept := tuple(m for m in planned if m in self.missions))
+        }
         if partial:
             self.holdings.horizon.update(plan)
         else:
@@ -610,7 +618,7 @@ class DispatchEngine:
             if not self._accepting or not self.holdings.is_free(vehicle_id):
                 continue
             first = planned[0]
-            if first in self.holdings.by_mission or first not in self.missions:
+            if first in self.holdings.by_mission:
                 continue
             if first in not_due:
                 continue  # released by a later plan, once due
