@@ -74,20 +74,18 @@ def estimated_init_s(shipments: int) -> float:
 
 
 #: VROOM's timeout is shared out among its solutions: every construction of a level gets
-#: its local search, one after the other on each thread, in an even share of the time
-#: left. When the shares are too short for the searches to settle, many half-searched
-#: solutions lose to a few settled ones. Seconds one solution's local search takes to
-#: settle on 50 shipments, and its growth with the shipments (a power law), measured with
-#: pyvroom 1.15 on the loaded 2-core development machine (level 5, no binding timeout:
-#: 1.4-2.3 s for 16 solutions per thread on 50 shipments, 8.5 s+ on 100). At 0.9 s,
-#: summed over six generated instances, levels 1-2 were 4 % cheaper than level 5 at 100
-#: shipments, and levels 3-5 within 0.5 % of each other at 50 (docs/dispatch.md).
-_SETTLE_S_AT_50 = 0.1
-_SETTLE_GROWTH = 2.6
-#: Never below this level on a settling argument alone: level 1's eight constructions
-#: (four per thread) were as good as level 2's or better wherever a short limit cut the
-#: searches short; level 0 has only four.
-_MIN_SETTLE_LEVEL = 1
+#: its local search, one after the other on each thread, in a share of the time left.
+#: When the shares are too short for the searches to settle, many half-searched solutions
+#: lose to a few settled ones. Seconds one solution's search needs on 50 shipments, and
+#: its growth with the shipments (a power law), chosen from pyvroom 1.15 runs at each
+#: level on generated instances (2 threads, loaded 2-core machine, docs/dispatch.md):
+#: best at 0.9 s were levels 3-5 on 50 shipments (within 0.5 %), 1-2 on 100 (4 % below
+#: level 5) and 0 on 200 (4 % below level 1); at 9 s, level 5 on 100 and 3 on 200
+#: (3 % below level 5, whose constructions used the whole timeout).
+_SETTLE_S_AT_50 = 0.05
+_SETTLE_GROWTH = 2.0
+#: The lowest level a short limit may bring VROOM down to.
+_MIN_SETTLE_LEVEL = 0
 
 
 def estimated_settle_s(shipments: int) -> float:
