@@ -47,4 +47,4 @@ class TestSettlingLevel:
         assert settling_level(10, 100.0, 2, 2) == 2
 
     def test_settling_grows_faster_than_linearly(self) -> None:
-        assert estimated_settle_s(100) > 4 * estimated_settle_s(50)
+        assert estimated_settle_s(100) > 3 * estimated_settle_s(50)
