@@ -208,10 +208,10 @@ def _timed_solve(
     surely fit; else a level-0 probe (its constructions, no search) whose wall time
     bounds one construction on this instance and machine, then the highest level whose
     constructions fit in the time left searches on it (the better run is kept).
-    ``fit`` false: always at ``level``; else ``level`` is first lowered to the
-    :func:`settling_level` of ``seconds``."""
-    if fit:
-        level = settling_level(shipments, seconds, threads, level)
+    ``fit`` false: at ``level`` whatever its constructions take. Either way ``level`` is
+    first lowered to the :func:`settling_level` of ``seconds``: a quality choice (more
+    solutions than can be searched lose to fewer searched ones), not only a time one."""
+    level = settling_level(shipments, seconds, threads, level)
     sure = _per_thread(level, threads) * estimated_init_s(shipments) * _INIT_MARGIN
     if not fit or sure <= _INIT_SHARE * seconds:
         return _run(vin, level, threads, seconds)
