@@ -72,31 +72,39 @@ def _vroom(path: Path, seconds: float) -> tuple[int, int, int, float]:
     return summary["cost"], summary["routes"], summary["unassigned"], wall
 
 
-def compare(sizes: list[int], limits: list[float], seed: int, variants: list[str]) -> None:
-    """Part (a): the fleetd-vs-pyvroom table."""
+def compare(sizes: list[int], limits: list[float], seeds: list[int], variants: list[str]) -> None:
+    """Part (a): the fleetd-vs-pyvroom table (one row per seed, size, variant and limit)."""
     print(
         "| shipments | instance | limit s | fleetd cost | veh | unas | wall s "
         "| vroom cost | veh | unas | wall s | gap % |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     gaps: dict[float, list[float]] = {t: [] for t in limits}
+    by_size: dict[tuple[float, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
+        for seed, n in ((s, n) for s in seeds for n in sizes):
             for layout, tight in (v for v in VARIANTS if v[0] in variants):
                 data = instance(n, layout, tight, seed=seed + n)
                 path = Path(tmp) / f"{n}-{layout}.json"
                 path.write_text(json.dumps(data))
-                name = f"{layout}-{'tight' if tight else 'wide'}"
+                name = f"{layout}-{'tight' if tight else 'wide'}" + (
+                    f" s{seed}" if len(seeds) > 1 else ""
+                )
                 for limit in limits:
                     f = _fleetd(data, limit)
                     v = _vroom(path, limit)
                     gap = 100.0 * (f[0] - v[0]) / v[0] if v[0] and f[2] == v[2] else float("nan")
                     gaps[limit].append(gap)
+                    by_size.setdefault((limit, n), []).append(gap)
                     print(
                         f"| {n} | {name} | {limit:g} | {f[0]} | {f[1]} | {f[2]} | {f[3]:.2f} "
                         f"| {v[0]} | {v[1]} | {v[2]} | {v[3]:.2f} | {gap:+.2f} |",
                         flush=True,
                     )
+    for (limit, n), values in sorted(by_size.items()):
+        ok = [g for g in values if g == g]
+        if ok:
+            print(f"mean cost gap at {limit:g} s on {n} shipments: {statistics.fmean(ok):+.2f} %")
     for limit, values in gaps.items():
         ok = [g for g in values if g == g]
         mean = statistics.fmean(ok) if ok else float("nan")
@@ -193,7 +201,9 @@ def main() -> None:
         "--variants", nargs="+", choices=[v[0] for v in VARIANTS], default=[v[0] for v in VARIANTS]
     )
     parser.add_argument("--limits", type=float, nargs="+", default=[1.0, 10.0])
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seed", type=int, nargs="+", default=[1], help="instance seeds (several: one row each)"
+    )
     parser.add_argument("--fleets", type=int, nargs="+", default=[50, 500, 5000])
     parser.add_argument("--loads", type=int, nargs="+", default=[20, 200, 1000])
     parser.add_argument("--locations", type=int, default=400)

@@ -46,7 +46,9 @@ class PlannerOptions:
     vroom_level_waiting: int = 1
     #: Lower VROOM's level when its construction heuristics (which its timeout does not
     #: bound) would overrun the limit; ``False``: VROOM's own behaviour, better routes on
-    #: 200+ shipments at short limits but many times the limit (docs/dispatch.md).
+    #: 200+ shipments at short limits but many times the limit (docs/dispatch.md). Either
+    #: way the level is capped by how many solutions VROOM's search can settle in the limit
+    #: (``vroom_seed.settling_level``).
     vroom_fit_level: bool = True
     #: A deterministic stop (the offline evaluation's, ``fleetd sim evaluate``): when set,
     #: OR-Tools' search ends after this many solutions, no VROOM seed is used (VROOM's

@@ -73,6 +73,33 @@ def estimated_init_s(shipments: int) -> float:
     return float(_INIT_S_AT_200 * (max(shipments, 1) / 200) ** _INIT_GROWTH)
 
 
+#: VROOM's timeout is shared out among its solutions: every construction of a level gets
+#: its local search, one after the other on each thread, in a share of the time left.
+#: When the shares are too short for the searches to settle, many half-searched solutions
+#: lose to a few settled ones. Seconds one solution's search needs on 50 shipments, and
+#: its growth with the shipments (a power law), chosen from pyvroom 1.15 runs at each
+#: level on generated instances (2 threads, loaded 2-core machine, docs/dispatch.md):
+#: best at 0.9 s were levels 3-5 on 50 shipments (within 0.5 %), 1-2 on 100 (4 % below
+#: level 5) and 0 on 200 (4 % below level 1); at 9 s, level 5 on 100 and 3 on 200
+#: (3 % below level 5, whose constructions used the whole timeout).
+_SETTLE_S_AT_50 = 0.05
+_SETTLE_GROWTH = 2.0
+#: The lowest level a short limit may bring VROOM down to.
+_MIN_SETTLE_LEVEL = 0
+
+
+def estimated_settle_s(shipments: int) -> float:
+    """About how long VROOM's local search takes to settle one solution on ``shipments``."""
+    return float(_SETTLE_S_AT_50 * (max(shipments, 1) / 50) ** _SETTLE_GROWTH)
+
+
+def settling_level(shipments: int, seconds: float, threads: int, wanted: int) -> int:
+    """The highest exploration level up to ``wanted`` whose solutions per thread can each
+    settle in ``seconds`` (at least :data:`_MIN_SETTLE_LEVEL`, or ``wanted`` if lower)."""
+    floor = min(max(wanted, 0), _MIN_SETTLE_LEVEL)
+    return max(floor, fitting_level(estimated_settle_s(shipments), seconds, threads, wanted))
+
+
 def _tw(begin: int, end: int) -> object:
     return vroom.TimeWindow(max(0, begin), min(end, _VROOM_MAX))
 
@@ -181,7 +208,10 @@ def _timed_solve(
     surely fit; else a level-0 probe (its constructions, no search) whose wall time
     bounds one construction on this instance and machine, then the highest level whose
     constructions fit in the time left searches on it (the better run is kept).
-    ``fit`` false: always at ``level``."""
+    ``fit`` false: at ``level`` whatever its constructions take. Either way ``level`` is
+    first lowered to the :func:`settling_level` of ``seconds``: a quality choice (more
+    solutions than can be searched lose to fewer searched ones), not only a time one."""
+    level = settling_level(shipments, seconds, threads, level)
     sure = _per_thread(level, threads) * estimated_init_s(shipments) * _INIT_MARGIN
     if not fit or sure <= _INIT_SHARE * seconds:
         return _run(vin, level, threads, seconds)
@@ -373,8 +403,12 @@ def vroom_routes(
         k = _parts_for(len(requests), seconds, threads, fit)
         if k > 1 and vehicles:
             return _solve_parts(problem, vehicles, requests, seconds, threads, level, k)
+        began = time.monotonic()
         vin = _input(problem, vehicles, requests)
-        data = _timed_solve(vin, len(requests), seconds, threads, level, fit)
+        # Building the input is part of VROOM's budget (its Python objects: 10-30 ms on
+        # 100-200 shipments), else the plan ends that much past the limit.
+        left = max(_PROBE_S, seconds - (time.monotonic() - began))
+        data = _timed_solve(vin, len(requests), left, threads, level, fit)
     except (RuntimeError, ValueError, OverflowError):
         return None
     routes: Routes = [[] for _ in vehicles]
