@@ -50,6 +50,12 @@ _STORAGE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *CONN
 MIN_GAP_S = 0.1
 
 
+def _thresholds(settings: AlertSettings) -> Thresholds:
+    return Thresholds(
+        settings.low_battery_pct, settings.mission_wait_s, settings.critical_battery_pct
+    )
+
+
 class AlertWatch:
     """Raises and clears alerts from fleet state; :meth:`run` is the task."""
 
@@ -69,9 +75,7 @@ class AlertWatch:
         self._leads = leads
         self._fleet = fleet
         self._interval = settings.check_interval_s
-        self._limits = Thresholds(
-            settings.low_battery_pct, settings.mission_wait_s, settings.critical_battery_pct
-        )
+        self._limits = _thresholds(settings)
         self._held = held
         self._stuck = stuck
         self._unreliable = unreliable
@@ -104,7 +108,7 @@ class AlertWatch:
     def apply(self, settings: AlertSettings) -> None:
         """New thresholds and interval (a configuration reload); the next round uses them."""
         self._interval = settings.check_interval_s
-        self._limits = Thresholds(settings.low_battery_pct, settings.mission_wait_s)
+        self._limits = _thresholds(settings)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dispatcher.alerting.rules import Thresholds
 from dispatcher.alerting.watch import AlertWatch
 from dispatcher.config import AlertSettings
 from fleet.changes import FleetChange
@@ -45,3 +46,11 @@ def test_offline_and_fatal_changes_bring_the_round_forward(
     assert not watch.nudged
     watch.nudge(change)
     assert watch.nudged is urgent
+
+
+def test_a_reload_keeps_every_threshold() -> None:
+    """``apply`` (SIGHUP) takes all three thresholds; the critical battery level fell back
+    to its default on a reload before."""
+    watch = AlertWatch(None, _NoFleet(), AlertSettings())  # type: ignore[arg-type]
+    watch.apply(AlertSettings(low_battery_pct=30, mission_wait_s=60, critical_battery_pct=15))
+    assert watch._limits == Thresholds(30, 60, 15)
