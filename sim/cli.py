@@ -62,6 +62,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "token in $FLEETD_TOKEN or api.token; default 0: none)",
     )
     p.add_argument(
+        "--battery-start",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=(15.0, 100.0),
+        help="robots start with a battery drawn from LOW-HIGH percent (default 15 100: "
+        "some start low, so charging shows early)",
+    )
+    p.add_argument(
         "--time-scale",
         type=float,
         default=1.0,
@@ -81,6 +90,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if not 0.0 <= args.driver_decline <= 1.0:
         print("fleetd sim: --driver-decline must be between 0 and 1")
+        return 2
+    low, high = args.battery_start
+    if not 0.0 <= low <= high <= 100.0:
+        print("fleetd sim: --battery-start must be LOW HIGH with 0 <= LOW <= HIGH <= 100")
         return 2
     if not 0.0 < args.time_scale <= 100.0:
         print("fleetd sim: --time-scale must be above 0 and at most 100")
@@ -109,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         start_nodes=nodes,
         driver_decline_probability=args.driver_decline,
         time_scale=args.time_scale,
+        battery_start=(low, high),
     )
 
     async def main() -> None:

@@ -31,6 +31,9 @@ class FleetPlan:
     driver_decline_probability: float = 0.0
     #: Simulated seconds per real second for every vehicle (1: real time).
     time_scale: float = 1.0
+    #: Robots start with a battery drawn uniformly from this range (percent). The default
+    #: starts some low, so charging shows early (dispatch.charge_below_pct: 25).
+    battery_start: tuple[float, float] = (15.0, 100.0)
 
 
 def start_nodes(doc: LifDocument, map_id: str) -> tuple[tuple[str, float, float], ...]:
@@ -69,8 +72,7 @@ def build_fleet(
                 y=starts[i][2],
                 last_node_id=starts[i][0],
                 theta=rng.uniform(-math.pi, math.pi),
-                # Some start low, so charging shows early (dispatch.charge_below_pct: 25).
-                battery_pct=rng.uniform(15.0, 100.0),
+                battery_pct=rng.uniform(*plan.battery_start),
             ),
             host=settings.mqtt.host,
             port=settings.mqtt.port,

@@ -125,7 +125,11 @@ class SimProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dispatcher.cli", "sim", "--robots", str(self.robots),
              "--drivers", str(self.drivers), "--time-scale", str(self.time_scale),
-             "--state-interval", "0.5", "--manufacturer", f"sim{self.stack.namespace}"],
+             "--state-interval", "0.5", "--manufacturer", f"sim{self.stack.namespace}",
+             # Full batteries: at 50x a robot that starts low can reach a critical level
+             # with a rider on board, and that mission is rightly held for an operator,
+             # which these cases (about faults, not batteries) do not play.
+             "--battery-start", "90", "100"],
             env=self.stack.env(FLEETD_DAEMON__LOG_LEVEL="warning"), cwd=REPO,
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -27,3 +27,9 @@ class TestStartNodes:
         robots, _ = build_fleet(Settings(), FleetPlan(robots=4, drivers=0))
         assert len({(r.x, r.y) for r in robots}) == 4
         assert all(r.last_node_id == "" for r in robots)
+
+    def test_batteries_start_in_the_range_asked_for(self) -> None:
+        """``--battery-start 90 100`` (the fault suite's): no robot starts low."""
+        plan = FleetPlan(robots=20, drivers=0, battery_start=(90.0, 100.0))
+        robots, _ = build_fleet(Settings(), plan)
+        assert all(90.0 <= r.battery <= 100.0 for r in robots)
