@@ -48,7 +48,10 @@ from dispatcher.missions.lifecycle import (
     apply,
 )
 
-#: Steps of a trip that happen once per vehicle that carries the rider.
+#: Steps of a trip that happen once per assignment: once per vehicle that carries the
+#: rider, and once more when the same vehicle is given the mission again (``reassigned``
+#: after a restart or a takeover: a new leg, whose steps the timeline counts afresh, as
+#: :func:`dispatcher.dispatch.progress.reached_by` does).
 _ONCE_PER_VEHICLE = frozenset(
     {
         MissionEvent.STARTED,
@@ -172,6 +175,8 @@ def history_problems(
             if ev.event in seen_once:
                 problems.append(f"{where}: recorded twice")
             seen_once.add(ev.event)
+        if ev.event in (MissionEvent.ASSIGNED, MissionEvent.REASSIGNED):
+            per_vehicle.clear()
         if ev.event in _ONCE_PER_VEHICLE:
             key = (ev.event, ev.vehicle_id)
             if key in per_vehicle:

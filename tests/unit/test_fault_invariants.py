@@ -43,6 +43,19 @@ class TestHistories:
         twice = [*GOOD[:4], ev(9, E.PICKUP_ARRIVED, S.IN_PROGRESS, S.IN_PROGRESS, V), GOOD[4]]
         assert any("twice" in p for p in history_problems(M, twice, S.COMPLETED))
 
+    def test_the_same_vehicle_given_the_mission_again_starts_a_new_leg(self) -> None:
+        """After a takeover a mission on its way to the pickup is let go and planned again,
+        to the same robot: ``reassigned``, then its steps afresh (not "recorded twice")."""
+        again = [
+            *GOOD[:3],
+            ev(6, E.UNASSIGNED, S.IN_PROGRESS, S.PENDING, V),
+            ev(7, E.REASSIGNED, S.PENDING, S.ASSIGNED, V),
+            ev(8, E.STARTED, S.ASSIGNED, S.IN_PROGRESS, V),
+            GOOD[3],
+            GOOD[4],
+        ]
+        assert history_problems(M, again, S.COMPLETED) == []
+
     def test_a_status_that_disagrees_with_the_events_is_found(self) -> None:
         assert history_problems(M, GOOD[:3], S.COMPLETED)
 
