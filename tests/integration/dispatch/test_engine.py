@@ -27,6 +27,7 @@ from dispatcher.ops.resolve import NotAllowed, Reassigning, ResolveOps
 from dispatcher.ops.vehicles import CommandAttempt, VehicleOps
 from fleet.changes import FleetChange
 from fleet.model import ChangeKind
+from sim.invariants import holder_problems, load_events
 from tests.conftest import eventually
 from tests.integration.dispatch.conftest import (
     RADIOLOGY,
@@ -334,19 +335,8 @@ class TestWhenThingsGoWrong:
         assert (
             await rig.pool.fetchval("SELECT vehicle_id FROM missions WHERE id = $1", first) is None
         )
-        rows = await rig.pool.fetch(
-            "SELECT seq, mission_id, event, vehicle_id FROM mission_events ORDER BY seq"
-        )
-        holder: dict[object, object] = {}
-        for r in rows:
-            if r["event"] in ("assigned", "reassigned"):
-                others = [
-                    m for m, v in holder.items() if v == r["vehicle_id"] and m != r["mission_id"]
-                ]
-                assert others == [], f"seq {r['seq']}: {r['vehicle_id']} holds two"
-                holder[r["mission_id"]] = r["vehicle_id"]
-            elif r["event"] in ("unassigned", "completed", "cancelled", "failed"):
-                holder.pop(r["mission_id"], None)
+        events = await load_events(rig.pool)
+        assert holder_problems(e for evs in events.values() for e in evs) == []
         assert fresh.violations == []
 
     async def test_an_in_progress_mission_before_pickup_found_at_start_is_planned_again(
