@@ -241,16 +241,43 @@ class TestConnection:
         registry.expire(1003.5 + registry.timeout_for(rec) + 0.1)
         assert not rec.online and rec.offline_reason is OfflineReason.HEARTBEAT_TIMEOUT
 
-    def test_a_last_will_delivered_after_the_cut_off_still_counts(
+    def test_a_last_will_delivered_on_return_waits_for_the_heartbeat(
         self, registry: FleetRegistry
     ) -> None:
-        """A will queued for fleetd's persistent session while it was cut off (a vehicle
-        really lost meanwhile), delivered on its return: applied after the grace."""
+        """A will queued for fleetd's persistent session while it was cut off, delivered on
+        its return: maybe the broker's own shutdown, so the vehicle is judged by its
+        heartbeat from fleetd's return; heard live meanwhile, it stays online."""
         rec = registry.register(ROBOT)
         registry.apply_connection(rec, ConnectionState.ONLINE, live())
-        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1003.4))
         registry.excuse_silence(1003.5, cut_off_at=1001.0)
-        registry.expire(1003.4 + WILL_GRACE_S)
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1003.6))
+        registry.expire(1003.6 + WILL_GRACE_S)
+        assert rec.online
+        registry.apply_robot_pose(rec, None, live(1008.0))  # reconnected after the broker
+        registry.expire(1003.5 + registry.timeout_for(rec) + 0.1)
+        assert rec.online
+
+    def test_a_last_will_delivered_on_return_counts_when_nothing_follows(
+        self, registry: FleetRegistry
+    ) -> None:
+        """A vehicle really lost while fleetd was cut off: its queued will applies once
+        a heartbeat timeout from fleetd's return has passed without a word from it."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        registry.excuse_silence(1003.5, cut_off_at=1001.0)
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1003.6))
+        registry.expire(1003.5 + registry.timeout_for(rec))
+        assert not rec.online and rec.offline_reason is OfflineReason.CONNECTION_BROKEN
+
+    def test_a_last_will_long_after_the_return_takes_only_the_grace(
+        self, registry: FleetRegistry
+    ) -> None:
+        rec = registry.register(ROBOT)
+        registry.excuse_silence(1003.5, cut_off_at=1001.0)
+        later = 1003.5 + registry.timeout_for(rec) + 5.0
+        registry.apply_connection(rec, ConnectionState.ONLINE, live(later - 1.0))
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(later))
+        registry.expire(later + WILL_GRACE_S)
         assert not rec.online and rec.offline_reason is OfflineReason.CONNECTION_BROKEN
 
     def test_a_vehicle_heard_after_its_will_stays_online(self, registry: FleetRegistry) -> None:
