@@ -386,7 +386,9 @@ class FleetRegistry:
         back = self._returned_at
         if rec is not None and back is not None:
             window = self.timeout_for(rec)
-            if back <= arrived_at < back + window:
+            # Also a will that came after the cut-off but before fleetd noticed its return
+            # (the queue is delivered the moment the session is up; liveness polls).
+            if arrived_at < back + window:
                 due = max(due, back + window)
         return due
 

@@ -257,6 +257,21 @@ class TestConnection:
         registry.expire(1003.5 + registry.timeout_for(rec) + 0.1)
         assert rec.online
 
+    def test_a_queued_will_before_the_return_is_noticed_waits_too(
+        self, registry: FleetRegistry
+    ) -> None:
+        """The queue comes the moment the session is up, before the liveness loop sees
+        fleetd back: such a will waits for the heartbeat from the return as well."""
+        rec = registry.register(ROBOT)
+        registry.apply_connection(rec, ConnectionState.ONLINE, live())
+        registry.apply_connection(rec, ConnectionState.CONNECTION_BROKEN, live(1003.4))
+        registry.excuse_silence(1003.5, cut_off_at=1001.0)
+        registry.expire(1003.4 + WILL_GRACE_S)
+        assert rec.online
+        registry.apply_robot_pose(rec, None, live(1006.0))
+        registry.expire(1003.5 + registry.timeout_for(rec) + 0.1)
+        assert rec.online
+
     def test_a_last_will_delivered_on_return_counts_when_nothing_follows(
         self, registry: FleetRegistry
     ) -> None:
