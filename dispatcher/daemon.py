@@ -195,10 +195,13 @@ class Daemon:
             redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
             stack.push_async_callback(redis.aclose)
             registry = await self._load_registry(pool, FacilityMaps(s.facility_specs))
+            leads = self.leadership
             telemetry = TelemetryWriter(
                 pool,
                 max_rows=s.database.telemetry_buffer_rows,
                 flush_interval_s=s.database.telemetry_flush_interval_s,
+                # A standby's copy of the same messages would store every sample twice.
+                holds=(lambda fid: leads.fence(fid) is not None) if leads else None,
             )
             self.telemetry = telemetry
             links = self._open_links(registry, redis, telemetry)
@@ -344,7 +347,14 @@ class Daemon:
     ) -> None:
         s = self.settings
         hub, denials, reads = api_tasks
-        writer = FleetWriter(pool, registry, interval_s=s.database.position_flush_interval_s)
+        leadership = self.leadership
+        writer = FleetWriter(
+            pool,
+            registry,
+            interval_s=s.database.position_flush_interval_s,
+            holds=(lambda fid: leadership.fence(fid) is not None) if leadership else None,
+            gap_keep_s=max(30.0, 3 * leadership.timing.takeover_s) if leadership else 30.0,
+        )
         sealer = AuditSealer(pool)
         checkpointer = AuditCheckpointer(pool, s.audit, s.daemon.instance_id)
         positions = LivePositions(

@@ -3,7 +3,8 @@
 - ``run_liveness``: turns silent vehicles offline (heartbeat timeout).
 - ``GeoSync``: writes changed live positions to Redis GEO; prunes stale ones.
 - ``FleetWriter``: writes changed vehicles (status, battery, liveness), last-known
-  positions and vehicle events to Postgres.
+  positions and vehicle events to Postgres; with active/standby, only for the
+  facilities whose lease this daemon holds (:mod:`dispatcher.leadership.gap`).
 
 A failed batch is put back and goes with the next one: nothing is lost while a service is
 briefly away, and the links never wait for it.
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -21,9 +23,11 @@ import structlog
 
 from dispatcher.config import Settings
 from dispatcher.fleet_metrics import publish_online
+from dispatcher.leadership.gap import SAME_CHANGE_WITHIN_S, TakeoverGap, not_stored
 from dispatcher.metrics import DB_FLUSH_FAILURES, DB_FLUSH_SECONDS
 from dispatcher.storage import fleet_store
 from dispatcher.storage.live_positions import LivePositions
+from fleet.changes import FleetChange
 from fleet.model import Capabilities, VehicleKey, VehicleKind
 from fleet.record import Consumer, VehicleRecord
 from fleet.registry import FleetRegistry
@@ -161,12 +165,83 @@ class GeoSync:
 
 
 class FleetWriter:
-    """Batched writes of vehicle state, last-known positions and vehicle events."""
+    """Batched writes of vehicle state, last-known positions and vehicle events.
 
-    def __init__(self, pool: asyncpg.Pool, registry: FleetRegistry, *, interval_s: float) -> None:
+    ``holds``: with active/standby, whether this daemon holds a facility's lease. Only
+    the holder writes a facility's vehicles: a standby keeps their newest changes for
+    ``gap_keep_s`` instead and, when it takes the facility over, writes those newer than
+    the last vehicle event stored, then every vehicle's state and position afresh.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        registry: FleetRegistry,
+        *,
+        interval_s: float,
+        holds: Callable[[uuid.UUID], bool] | None = None,
+        gap_keep_s: float = 30.0,
+    ) -> None:
         self._pool = pool
         self._registry = registry
         self._interval = interval_s
+        self._holds = holds
+        #: Facilities this daemon writes (caught up since it took the lease).
+        self._writing: set[uuid.UUID] = set()
+        self.gap: TakeoverGap[FleetChange] = TakeoverGap(keep_s=gap_keep_s)
+
+    def _writes(self, facility_id: uuid.UUID) -> bool:
+        return self._holds is None or facility_id in self._writing
+
+    def _mine(self, records: Sequence[VehicleRecord]) -> list[VehicleRecord]:
+        if self._holds is None:
+            return list(records)
+        return [r for r in records if r.facility_id in self._writing]
+
+    async def _missed(self, facility_id: uuid.UUID) -> list[FleetChange]:
+        """The changes kept as standby that the old leader did not store."""
+        kept = self.gap.take(facility_id)
+        if not kept:
+            return []
+        try:
+            since = datetime.fromtimestamp(kept[0][0] - SAME_CHANGE_WITHIN_S, UTC)
+            stored = await fleet_store.vehicle_events_since(self._pool, facility_id, since)
+        except BaseException:
+            for at, change in kept:  # tried again at the next flush
+                self.gap.keep(facility_id, at, change)
+            raise
+        return not_stored(
+            kept,
+            (((vid, event), at.timestamp()) for vid, event, at in stored),
+            key=lambda c: (c.vehicle_id, c.kind.value),
+        )
+
+    async def _follow_leases(self) -> None:
+        """Start writing the facilities whose lease this daemon took since the last flush
+        (catching up on what the old leader may not have stored), stop for those it lost."""
+        holds = self._holds
+        if holds is None:
+            return
+        facilities = {r.facility_id for r in self._registry.records()} | self._writing
+        for fid in facilities:
+            held = holds(fid)
+            if not held:
+                self._writing.discard(fid)
+                continue
+            if fid in self._writing:
+                continue
+            try:
+                missed = await self._missed(fid)
+            except Exception as exc:
+                log.warning("fleet_writer.catch_up_failed", facility_id=str(fid), error=str(exc))
+                continue
+            if missed:
+                self._registry.requeue_changes(missed)
+            mine = [r for r in self._registry.records() if r.facility_id == fid]
+            self._registry.mark_dirty(Consumer.VEHICLES, mine)
+            self._registry.mark_dirty(Consumer.POSITIONS, mine)
+            self._writing.add(fid)
+            log.info("fleet_writer.writing", facility_id=str(fid), missed_changes=len(missed))
 
     @staticmethod
     def _vehicle_row(rec: VehicleRecord) -> fleet_store.VehicleRow:
@@ -219,8 +294,9 @@ class FleetWriter:
 
     async def flush(self) -> None:
         """Write everything changed since the last flush; failures are re-queued."""
+        await self._follow_leases()
         # Vehicles first: positions and events refer to them.
-        vehicles = self._registry.take_dirty(Consumer.VEHICLES)
+        vehicles = self._mine(self._registry.take_dirty(Consumer.VEHICLES))
         if vehicles:
             try:
                 await self._timed(
@@ -235,7 +311,7 @@ class FleetWriter:
                 log.warning("fleet_writer.vehicles_failed", error=str(exc), rows=len(vehicles))
                 # Positions and events would fail on the same missing rows: try again later.
                 return
-        positions = self._registry.take_dirty(Consumer.POSITIONS)
+        positions = self._mine(self._registry.take_dirty(Consumer.POSITIONS))
         rows = [p for r in positions if (p := self._position_row(r)) is not None]
         if rows:
             try:
@@ -245,6 +321,11 @@ class FleetWriter:
                 DB_FLUSH_FAILURES.labels("positions").inc()
                 log.warning("fleet_writer.positions_failed", error=str(exc), rows=len(rows))
         changes = self._registry.drain_changes()
+        if self._holds is not None:
+            for c in changes:
+                if c.facility_id not in self._writing:
+                    self.gap.keep(c.facility_id, c.at, c)
+            changes = [c for c in changes if c.facility_id in self._writing]
         if changes:
             events = [
                 fleet_store.VehicleEventRow(

@@ -317,6 +317,22 @@ async def insert_vehicle_events(pool: asyncpg.Pool, rows: Sequence[VehicleEventR
     )
 
 
+async def vehicle_events_since(
+    pool: asyncpg.Pool, facility_id: uuid.UUID, since: datetime
+) -> list[tuple[uuid.UUID, str, datetime]]:
+    """The facility's stored vehicle events from ``since`` on: (vehicle, event, at).
+
+    What a daemon taking the facility over compares the changes it kept as standby
+    against (:mod:`dispatcher.leadership.gap`).
+    """
+    rows = await pool.fetch(
+        "SELECT vehicle_id, event, at FROM vehicle_events WHERE facility_id = $1 AND at >= $2",
+        facility_id,
+        since,
+    )
+    return [(r["vehicle_id"], r["event"], r["at"]) for r in rows]
+
+
 # Facilities -------------------------------------------------------------------------------
 
 _SYNC_FACILITIES = """

@@ -16,7 +16,7 @@ import asyncio
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
@@ -133,7 +133,11 @@ class TelemetryWriter:
         copy_timeout_s: float = 30.0,
         max_backoff_s: float = 10.0,
         warn_interval_s: float = 10.0,
+        holds: Callable[[uuid.UUID], bool] | None = None,
     ) -> None:
+        """``holds``: with active/standby, whether this daemon holds a facility's lease;
+        rows of the others are not buffered (the active daemon stores them; samples of
+        a takeover's few seconds are not kept, unlike vehicle events)."""
         if max_rows < 1 or batch_rows < 1:
             raise ValueError("max_rows and batch_rows must be positive")
         self._pool = pool
@@ -156,7 +160,9 @@ class TelemetryWriter:
                 floor_s=flush_interval_s,
             )
         )
+        self._holds = holds
         self.written = 0
+        self.not_held = 0
         self.dropped = 0
         self.rejected = 0
         self._dropped_unreported = 0
@@ -166,6 +172,9 @@ class TelemetryWriter:
 
     def add(self, row: TelemetryRow) -> None:
         """Buffer one row. O(1), never blocks; drops (and counts) the oldest when full."""
+        if self._holds is not None and not self._holds(row.facility_id):
+            self.not_held += 1
+            return
         buf = self._buf
         if len(buf) + self._inflight >= self._max_rows or self._closed:
             if buf and not self._closed:

@@ -71,6 +71,16 @@ class TestAdd:
         """add() is a plain function: the MQTT callback cannot await."""
         assert not asyncio.iscoroutinefunction(TelemetryWriter.add)
 
+    def test_a_standby_keeps_no_row_of_a_facility_it_does_not_hold(self) -> None:
+        """Active/standby: the active daemon stores the samples; a standby's copy of the
+        same messages would store each twice."""
+        held: set[uuid.UUID] = set()
+        w = writer(FakePool(), holds=lambda fid: fid in held)
+        w.add(row(0))
+        held.add(VID)
+        w.add(row(1))
+        assert (w.buffered, w.not_held, w.dropped) == (1, 1, 0)
+
     def test_within_capacity_nothing_dropped(self) -> None:
         """Rows up to capacity are all held."""
         w = writer(FakePool())
