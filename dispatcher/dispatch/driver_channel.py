@@ -147,6 +147,23 @@ class DriverLegChannel:
             self.book.drop(leg.leg_id)
         return res
 
+    def adopt(self, leg: Leg, reached: int) -> bool:
+        """Carry on with a trip the driver was given before a restart or a takeover, the
+        rider on board (``reached``: the last trip step the mission's timeline records):
+        no offer is sent; the phone's trip events move the leg on as before. False (and
+        nothing held) unless the driver is online and its status names a job."""
+        rec = self._registry.record(leg.vehicle_id)
+        if rec is None or not rec.online or not rec.working or leg.mission_id is None:
+            return False
+        self.book.adopt(leg, reached)
+        log.info(
+            "driver.trip_adopted",
+            vehicle_id=str(leg.vehicle_id),
+            mission_id=str(leg.mission_id),
+            step=TRIP_STEPS[reached].value if 0 <= reached < len(TRIP_STEPS) else reached,
+        )
+        return True
+
     def releasing(self) -> frozenset[uuid.UUID]:
         """None: a driver's job ends with the cancel (the phone acks it; the driver is told
         on the phone and stops), so no mission waits for a driver to let go."""

@@ -23,6 +23,7 @@ Rules (docs/protocols/driver.md, "Offers and trips"):
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from collections.abc import Iterable
@@ -141,6 +142,15 @@ class OfferBook:
         self._legs[leg.leg_id] = held
         self._by_offer[held.offer_id] = leg.leg_id
         self._by_trip[(leg.vehicle_id, held.mission_key)] = leg.leg_id
+        return held
+
+    def adopt(self, leg: Leg, step: int) -> HeldLeg:
+        """Record a trip the driver is already on, accepted and at ``step`` (an index in
+        :data:`TRIP_STEPS`): after a restart or a takeover the phone carries on with the
+        trip, and its events find the leg by driver and mission as before."""
+        held = self.offered(leg, math.inf)
+        held.phase = Phase.ACCEPTED
+        held.step = step
         return held
 
     def drop(self, leg_id: str) -> HeldLeg | None:

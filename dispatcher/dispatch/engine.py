@@ -768,16 +768,21 @@ class DispatchEngine:
         await self._withdraw(stale, LegFailure.CANCELLED)
 
     async def _resume_riders(self) -> None:
-        """After a restart, give each vehicle with a rider on board its drop-off again."""
+        """After a restart, give each robot with a rider on board its drop-off again, and
+        carry on with each driver's trip where the phone still runs it."""
         for mission_id, (vehicle_id, reached) in list(self._resume.items()):
             mission = self.missions.get(mission_id)
             view = self._fleet.get(vehicle_id)
             if mission is None or mission.status.is_final:
                 del self._resume[mission_id]
                 continue
-            # Robots only: a driver's phone keeps its own trip state, which fleetd cannot
-            # take over yet (a new offer for the drop-off alone is not part of the driver
-            # protocol); the operator resolves those.
+            if view is not None and view.online and view.kind is VehicleKind.DRIVER:
+                if not self.holdings.is_free(vehicle_id):
+                    continue
+                del self._resume[mission_id]
+                if not self._adopt_trip(mission, vehicle_id, reached):
+                    await self._hold(mission_id, "engine_restart", vehicle_id)
+                continue
             if (
                 view is None
                 or not view.online
@@ -827,6 +832,30 @@ class DispatchEngine:
                     result.detail,
                     blame=result.outcome is not CommandOutcome.RETRY,
                 )
+
+    def _adopt_trip(self, mission: MissionRecord, vehicle_id: uuid.UUID, reached: int) -> bool:
+        """A driver's phone keeps its trip through fleetd's restart or a takeover: the
+        driver channel follows it again, no offer sent and no mission event recorded (the
+        mission keeps its driver). False when the driver's status names no job (the trip
+        ended or was dropped while no daemon followed it): the operator decides then."""
+        channel = self._channels.get(VehicleKind.DRIVER)
+        adopt = getattr(channel, "adopt", None)
+        if adopt is None or mission.id in self.holdings.by_mission:
+            return False
+        leg = mission_leg(mission, vehicle_id, nodes=(None, None), service_s=self._service_s)
+        released = self.holdings.hold(leg)
+        released.reached, released.accepted = reached, True
+        if adopt(leg, reached):
+            log.info(
+                "dispatch.rider_resumed",
+                leg_id=leg.leg_id,
+                mission_id=str(mission.id),
+                vehicle_id=str(vehicle_id),
+                outcome="adopted",
+            )
+            return True
+        self.holdings.release(vehicle_id)
+        return False
 
     async def _record_assignment(self, mission: MissionRecord, vehicle_id: uuid.UUID) -> bool:
         """``assigned`` (or ``reassigned`` with the reason), before the leg is released."""

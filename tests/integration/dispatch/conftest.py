@@ -58,6 +58,16 @@ class RecordingChannel:
     letting_go: set[uuid.UUID] = field(default_factory=set)
     #: Releases to answer "retry" (the broker away), per vehicle, before taking them.
     unreachable: dict[uuid.UUID, int] = field(default_factory=dict)
+    #: Drivers whose phone still runs a trip (what ``adopt`` answers), and what it took.
+    on_a_trip: set[uuid.UUID] = field(default_factory=set)
+    adopted: list[tuple[Leg, int]] = field(default_factory=list)
+
+    def adopt(self, leg: Leg, reached: int) -> bool:
+        if leg.vehicle_id not in self.on_a_trip:
+            return False
+        self.adopted.append((leg, reached))
+        self.open[leg.vehicle_id] = leg
+        return True
 
     async def release(self, leg: Leg) -> CommandResult:
         await asyncio.sleep(0)  # a real channel awaits the broker: let others interleave
@@ -174,6 +184,7 @@ def build_engine(
     fleet: StaticFleet,
     channel: RecordingChannel,
     clock: ShiftedClock | None = None,
+    kinds: tuple[VehicleKind, ...] = (VehicleKind.ROBOT,),
 ) -> DispatchEngine:
     """The engine as the fixture runs it (also: a second engine, as after a restart)."""
     settings = DispatchSettings()
@@ -192,7 +203,7 @@ def build_engine(
     return DispatchEngine(
         ops=MissionOps(pool),
         fleet=fleet,
-        channels={VehicleKind.ROBOT: channel},
+        channels=dict.fromkeys(kinds, channel),
         planner=planner,
         maps=FacilityMaps([NORTH.spec]),
         policy=ChargePolicy(

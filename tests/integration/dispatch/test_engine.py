@@ -15,10 +15,11 @@ import dispatcher.dispatch.engine as engine_module
 from dispatcher.api.mission_mapping import build_draft
 from dispatcher.api.mission_schemas import MissionCreate
 from dispatcher.auth.roles import Role
-from dispatcher.dispatch.legs import Leg, LegFailure, LegProgressKind, StopAction
+from dispatcher.dispatch.driver_offers import TRIP_STEPS
+from dispatcher.dispatch.legs import Leg, LegFailure, LegProgress, LegProgressKind, StopAction
 from dispatcher.dispatch.recovery import Resolution
 from dispatcher.links.commands import CommandResult, VehicleCommand
-from dispatcher.missions.lifecycle import Priority
+from dispatcher.missions.lifecycle import MissionEvent, Priority
 from dispatcher.missions.store import CreateResult, TransitionResult
 from dispatcher.ops.caller import Caller
 from dispatcher.ops.charge_routing import ChargeRoutingCommander
@@ -26,7 +27,7 @@ from dispatcher.ops.missions import MissionOps
 from dispatcher.ops.resolve import NotAllowed, Reassigning, ResolveOps
 from dispatcher.ops.vehicles import CommandAttempt, VehicleOps
 from fleet.changes import FleetChange
-from fleet.model import ChangeKind
+from fleet.model import ChangeKind, VehicleKind
 from sim.invariants import holder_problems, load_events
 from tests.conftest import eventually
 from tests.integration.dispatch.conftest import (
@@ -39,6 +40,7 @@ from tests.integration.dispatch.conftest import (
     robot,
 )
 from tests.integration.ops.conftest import NORTH, api_caller
+from tests.unit.api.fakes import make_vehicle
 
 K = LegProgressKind
 BODY: dict[str, Any] = {"pickup": {"place": "Ward A"}, "dropoff": {"place": "Radiology"}}
@@ -386,6 +388,66 @@ class TestWhenThingsGoWrong:
         assert resumed.vehicle_id == near.id
         assert fresh.legs_for(second) == []  # still busy with the rider
         assert fresh.violations == []
+
+    async def test_a_driver_still_on_the_trip_carries_on_after_a_restart(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A driver with the rider on board when fleetd restarted (or a standby took
+        over): the phone keeps the trip, so the new engine follows it again (no offer, no
+        new mission event) instead of holding the mission for an operator (the soak held
+        17 such missions in one run); the phone's drop-off then completes it."""
+        monkeypatch.setattr(engine_module, "RESTART_SETTLE_S", 0.0)
+        driver = make_vehicle(NORTH.id, "d1", kind=VehicleKind.DRIVER, lat=WARD_A[0], lon=WARD_A[1])
+        mission_id = await create(rig)
+        await rig.add_vehicle(driver)
+        ops, system = MissionOps(rig.pool), Caller.system("previous-daemon")
+        for event in (
+            MissionEvent.ASSIGNED, MissionEvent.STARTED, MissionEvent.PICKUP_ARRIVED,
+            MissionEvent.PICKUP_COMPLETED,
+        ):  # fmt: skip
+            vehicle = driver.id if event is MissionEvent.ASSIGNED else None
+            result = await ops.transition(system, mission_id, event, scope=None, vehicle_id=vehicle)
+            assert isinstance(result, TransitionResult), result
+        fresh = RecordingChannel(on_a_trip={driver.id})
+        kinds = (VehicleKind.ROBOT, VehicleKind.DRIVER)
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh, kinds=kinds)
+        await restarted.load()
+        await restarted.plan_now()
+        [(leg, reached)] = fresh.adopted
+        assert (leg.vehicle_id, leg.mission_id) == (driver.id, mission_id)
+        assert reached == TRIP_STEPS.index(K.PICKED_UP)
+        assert fresh.released == [] and restarted.held_reason(mission_id) is None
+        before = await rig.events(mission_id)
+        for kind in (K.DROPOFF_ARRIVED, K.DROPPED_OFF, K.FINISHED):
+            async with restarted._lock:
+                await restarted.apply(
+                    LegProgress(leg.leg_id, driver.id, mission_id, kind, time.time(), None)
+                )
+        assert await rig.status(mission_id) == "completed"
+        assert (await rig.events(mission_id))[len(before) :] == [
+            "in_transit", "dropoff_arrived", "dropoff_completed", "completed",
+        ]  # fmt: skip
+
+    async def test_a_driver_whose_phone_dropped_the_trip_is_held_after_a_restart(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The phone names no job any more (the trip ended or was dropped while nobody
+        followed it): the mission waits for an operator, as before."""
+        monkeypatch.setattr(engine_module, "RESTART_SETTLE_S", 0.0)
+        driver = make_vehicle(NORTH.id, "d2", kind=VehicleKind.DRIVER, lat=WARD_A[0], lon=WARD_A[1])
+        mission_id = await create(rig)
+        await rig.add_vehicle(driver)
+        ops, system = MissionOps(rig.pool), Caller.system("previous-daemon")
+        for event in (MissionEvent.ASSIGNED, MissionEvent.STARTED, MissionEvent.PICKUP_COMPLETED):
+            vehicle = driver.id if event is MissionEvent.ASSIGNED else None
+            await ops.transition(system, mission_id, event, scope=None, vehicle_id=vehicle)
+        fresh = RecordingChannel()  # not on a trip
+        kinds = (VehicleKind.ROBOT, VehicleKind.DRIVER)
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh, kinds=kinds)
+        await restarted.load()
+        await restarted.plan_now()
+        assert fresh.adopted == [] and fresh.released == []
+        assert restarted.held_reason(mission_id) == "engine_restart"
 
     async def test_a_vehicle_going_offline_before_pickup_loses_its_mission(self, rig: Rig) -> None:
         """Offline before pickup: re-planned at once onto another robot."""

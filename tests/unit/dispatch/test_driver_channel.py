@@ -13,13 +13,14 @@ import pytest
 
 from dispatcher.config import Settings
 from dispatcher.dispatch.driver_channel import DriverChannelOptions, DriverLegChannel
+from dispatcher.dispatch.driver_offers import TRIP_STEPS
 from dispatcher.dispatch.legs import Leg, LegFailure, LegProgressKind, Stop, StopAction
 from dispatcher.links.commands import CommandReason, CommandResult, VehicleCommand, result
 from dispatcher.links.vehicle_events import CommandAcked, OfferAnswered, TripProgressed
-from fleet.model import ConnectionState, VehicleKey, VehicleKind
+from fleet.model import ConnectionState, DriverAvailability, VehicleKey, VehicleKind
 from fleet.record import VehicleRecord
 from fleet.registry import FleetRegistry
-from fleet.reports import Heard
+from fleet.reports import DriverState, Heard
 from geo.facility_maps import FacilityMaps
 from protocols.driver.models import AckResult, Decision, JobOffer, Priority, TripEventKind
 
@@ -169,6 +170,34 @@ class TestObserve:
         await rig.channel.tick(T0 + 1)
         (cancel,) = rig.out.cancels
         assert (cancel["offer"], cancel["mission"]) == ("old-offer", None)
+
+
+class TestAdopt:
+    """A trip the phone carries on with through fleetd's restart or a takeover."""
+
+    def status(self, rig: Rig, on_job: bool) -> None:
+        state = DriverState(DriverAvailability.BUSY, 80.0, 5.0, on_job, None)
+        now = time.time()
+        rig.registry.apply_driver_status(rig.driver, state, Heard(now, now))
+
+    async def test_the_phones_next_steps_move_the_adopted_leg_on(self, rig: Rig) -> None:
+        self.status(rig, on_job=True)
+        leg = rig.leg()
+        picked_up = TRIP_STEPS.index(K.PICKED_UP)
+        assert rig.channel.adopt(leg, picked_up)
+        assert not rig.out.offers  # nothing sent: the driver has the trip
+        got = rig.channel.observe(
+            TripProgressed(
+                rig.driver.id, T0 + 9, str(leg.mission_id), TripEventKind.DROPPED_OFF, None, None
+            )
+        )
+        assert [p.kind for p in got] == [K.TO_DROPOFF, K.DROPOFF_ARRIVED, K.DROPPED_OFF, K.FINISHED]
+        assert not await rig.channel.tick(T0 + 10_000)  # never expires like an offer
+
+    async def test_a_driver_on_no_job_is_not_adopted(self, rig: Rig) -> None:
+        self.status(rig, on_job=False)
+        assert not rig.channel.adopt(rig.leg(), TRIP_STEPS.index(K.PICKED_UP))
+        assert len(rig.channel.book) == 0
 
 
 class TestTick:
