@@ -611,7 +611,7 @@ class DispatchEngine:
         else:
             self.holdings.horizon = dict(plan)
         together: list[tuple[uuid.UUID, MissionRecord, tuple[Stop, ...]]] = []
-        #: Vehicles kept for their mission from before a restart (``_free_from_before``).
+        # Vehicles kept for their mission from before a restart (``_free_from_before``).
         waiting: list[uuid.UUID] = []
         for vehicle_id, planned in plan.items():
             if not self._accepting or not self.holdings.is_free(vehicle_id):
