@@ -354,6 +354,7 @@ class TestWhenThingsGoWrong:
         first = await create(rig)
         await leg_of(rig, first)
         await status_is(rig, first, "assigned")
+        await rig.engine.stop_intake()  # the daemon before the restart releases no more
         await rig.add_vehicle(far)
         fresh = RecordingChannel()
         restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
