@@ -62,7 +62,9 @@ sys.path.insert(0, str(REPO))
 from dispatcher.config import Settings  # noqa: E402
 from dispatcher.storage.db import create_pool  # noqa: E402
 from sim.harness import (  # noqa: E402
+    UNAVAILABLE,
     FleetdProcess,
+    MissionWorkload,
     PrivateBroker,
     PrivatePostgres,
     PrivateRedis,
@@ -156,68 +158,7 @@ class Daemon(FleetdProcess):
         return {"*"}
 
 
-# Workload and event stream ------------------------------------------------------------------
-
-
-@dataclass
-class Workload:
-    """Missions at a steady rate through whichever daemon answers; never lost, never doubled."""
-
-    urls: Callable[[], list[str]]
-    token: str
-    places: tuple[str, ...]
-    per_minute: float
-    created: list[uuid.UUID] = field(default_factory=list)
-    retries: int = 0
-    refused: dict[int, int] = field(default_factory=dict)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        interval = 60.0 / self.per_minute
-        async with httpx.AsyncClient(headers=headers, timeout=10.0) as client:
-            i = 0
-            next_at = time.monotonic()
-            while not self.stop.is_set():
-                pickup = self.places[i % len(self.places)]
-                dropoff = self.places[(i * 7 + 3) % len(self.places)]
-                if dropoff == pickup:
-                    dropoff = self.places[(i + 1) % len(self.places)]
-                body: dict[str, object] = {
-                    "pickup": {"place": pickup}, "dropoff": {"place": dropoff},
-                    "priority": "normal", "notes": f"soak {i}",
-                }  # fmt: skip
-                await self._create(client, body, f"soak-{uuid.uuid4().hex}")
-                i += 1
-                next_at += interval
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), max(0.0, next_at - time.monotonic()))
-
-    async def _create(self, client: httpx.AsyncClient, body: dict[str, object], key: str) -> None:
-        attempt = 0
-        while True:
-            urls = self.urls()
-            url = urls[attempt % len(urls)]
-            attempt += 1
-            try:
-                r = await client.post(
-                    f"{url}/v1/missions", json=body, headers={"Idempotency-Key": key}
-                )
-            except httpx.HTTPError:
-                self.retries += 1
-                await asyncio.sleep(0.5)
-                continue
-            if r.status_code in (200, 201):
-                mid = uuid.UUID(r.json()["id"])
-                if mid not in self.created:
-                    self.created.append(mid)
-                return
-            self.refused[r.status_code] = self.refused.get(r.status_code, 0) + 1
-            self.retries += 1
-            if r.status_code < 500 and r.status_code not in (409, 429):
-                print(f"[soak] mission refused for good: {r.status_code} {r.text[:200]}")
-                return
-            await asyncio.sleep(0.5)
+# Event stream and operator ------------------------------------------------------------------
 
 
 @dataclass
@@ -321,6 +262,23 @@ class Operator:
                     break  # not allowed now: try the next choice
             else:
                 return  # no daemon answered: the next round tries again
+
+
+def soak_workload(soak: Soak, token: str, places: tuple[str, ...]) -> MissionWorkload:
+    """Missions at a steady rate through whichever daemon answers (the running ones first);
+    never lost, never doubled. Unlike a fault test, a run of many minutes keeps its planned
+    number (missions an outage held up are sent right after it), re-sends a 409/429 too and
+    goes on past a mission refused for good (a figure, not a failure)."""
+
+    def refused(r: httpx.Response) -> None:
+        print(f"[soak] mission refused for good: {r.status_code} {r.text[:200]}")
+
+    return MissionWorkload(
+        soak.urls, token, places, per_second=soak.args.missions_per_minute / 60.0,
+        name="soak", timeout_s=10.0, retry_after_s=0.5,
+        retry_statuses=UNAVAILABLE | {409, 429, *range(500, 600)}, on_refused=refused,
+        catch_up=True,
+    )  # fmt: skip
 
 
 # Faults -------------------------------------------------------------------------------------
@@ -639,7 +597,7 @@ async def run(args: argparse.Namespace) -> int:
         # Vehicles connect before the workload starts.
         await asyncio.sleep(min(60.0, 5.0 + args.vehicles / 50))
         rss_start = {d.label: d.rss_mb() for d in daemons}
-        workload = Workload(soak.urls, token, places, args.missions_per_minute)
+        workload = soak_workload(soak, token, places)
         follower = EventFollower(soak.urls, token)
         operator = Operator(dsn, soak.urls, token)
         every_fault: dict[str, Callable[[], Awaitable[None]]] = {
@@ -680,7 +638,7 @@ async def run(args: argparse.Namespace) -> int:
                     print(f"[soak] fault {faults[n % len(faults)].__name__} failed: {exc}")
                 n += 1
             await asyncio.sleep(max(0.0, end - time.monotonic()))
-            workload.stop.set()
+            workload.stop()
             await work
             print(f"[soak] workload stopped: {len(workload.created)} missions created; "
                   f"waiting up to {args.settle_s:g} s for them to finish", flush=True)  # fmt: skip
@@ -725,7 +683,7 @@ async def run(args: argparse.Namespace) -> int:
 def print_summary(
     args: argparse.Namespace,
     soak: Soak,
-    workload: Workload,
+    workload: MissionWorkload,
     follower: EventFollower,
     operator: Operator,
     by_status: dict[str, int],

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dispatcher.config import MapSettings
+from geo.facility import MapSpec
 from geo.frames import MapFrame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ ONE_WAY_SPEED = 0.8
 #: Outdoor paths get a node at least every this many metres (order granularity).
 STEP_M = 20.0
 
-FRAME = MapFrame(MapSettings(map_id=MAP_ID, origin_lat=ORIGIN[0], origin_lon=ORIGIN[1]))
+FRAME = MapFrame(MapSpec(MAP_ID, ORIGIN[0], ORIGIN[1]))
 
 
 def at(lat: float, lon: float) -> tuple[float, float]:
@@ -196,8 +196,8 @@ def main_hospital(p: Plan) -> None:
     ]
     for base, nid, dx, dy, name in rooms:
         p.place(p.spur(base, nid, dx, dy, name), name)
-    for k, base in enumerate(["h-ring-0-3", "h-ring-2-3"]):
-        p.charger(p.spur(base, f"h-charger-{k + 1}", 0, -5 if k == 0 else 5, "charger"))
+    for i, base in enumerate(["h-ring-0-3", "h-ring-2-3"]):
+        p.charger(p.spur(base, f"h-charger-{i + 1}", 0, -5 if i == 0 else 5, "charger"))
     # A kitchen service passage across the ring: staff carts only, never with a passenger.
     p.node("h-kitchen", (212.0, 160.0), "Kitchen")
     p.link("h-ring-3-1", "h-kitchen", CORRIDOR_SPEED)
@@ -421,7 +421,7 @@ def site(p: Plan) -> dict[str, Any]:
 
 def roads() -> dict[str, Any]:
     """Public streets around the campus and the access roads to its doors (lon, lat)."""
-    lines = {
+    lines: dict[str, list[tuple[float, float]]] = {
         "south-street": [(-30, -15), (200, -15), (430, -15)],
         "east-street": [(430, -15), (430, 105), (430, 390)],
         "north-street": [(430, 390), (200, 390), (-30, 390)],

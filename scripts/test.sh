@@ -43,8 +43,8 @@ step() {
 
 step ruff "$VENV/bin/ruff" check .
 step format "$VENV/bin/ruff" format --check .
-# The packages and the benchmarks; tests/ and scripts/ are not clean under strict yet.
-step mypy "$VENV/bin/mypy" dispatcher fleet geo protocols sim benchmarks
+# Everything Python: the packages, the benchmarks, the scripts and the tests.
+step mypy "$VENV/bin/mypy" dispatcher fleet geo protocols sim benchmarks scripts tests
 # The architecture's import rules (.importlinter): the core imports no edge, no cycles.
 step imports "$VENV/bin/lint-imports" --no-cache --no-logo
 # The systemd units, checked offline by systemd-analyze verify in a temporary root.

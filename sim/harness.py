@@ -15,6 +15,10 @@ directory of their own:
 - :class:`FleetdProcess`: the real daemon (``python -m dispatcher.cli run``), configured by
   environment variables, that can be killed with SIGKILL and started again on the same
   database and session.
+- :class:`MissionWorkload`: missions created through the HTTP API at a steady rate, each
+  request with an Idempotency-Key it keeps re-sending (to the next daemon when there are
+  several) until answered, so a daemon killed mid-request never makes the caller forget
+  or double a mission.
 
 Not part of the running product: tooling for the tests and the soak, like the rest of
 ``sim``. Everything here blocks (``subprocess``, ``time.sleep``) except the ``async``
@@ -34,6 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -429,6 +434,120 @@ class FleetdProcess:
             return None
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         return int(match.group(1)) / 1024 if match else None
+
+
+#: Answers that mean "not now" (the daemon restarting, a dependency down): sent again.
+UNAVAILABLE = frozenset({500, 502, 503, 504})
+
+
+class MissionRefused(AssertionError):
+    """The daemon refused a mission for good (an answer not in ``retry_statuses``)."""
+
+
+@dataclass
+class MissionWorkload:
+    """Missions created through the API at a steady rate, never lost, never doubled.
+
+    Each mission has an Idempotency-Key; a request that gets no answer (daemon killed) or
+    an answer in ``retry_statuses`` (503 while a dependency is down) is sent again with the
+    same key, after ``retry_after_s``, to the next of ``base_urls`` (a list, or a function
+    giving the list at each attempt: the soak's running daemons first), until a daemon says
+    201 or 200. So ``created`` holds exactly the missions the daemons accepted.
+
+    Any other answer is a refusal for good: :class:`MissionRefused` is raised (a test
+    fails), or, with ``on_refused``, that is called and the workload goes on without it.
+
+    The pace: one mission every ``1 / per_second`` s after the previous one was answered;
+    with ``catch_up`` on a fixed schedule instead, so missions an outage held up are sent
+    right after it and a long run creates its planned number.
+    """
+
+    base_urls: Sequence[str] | Callable[[], Sequence[str]]
+    token: str
+    places: tuple[str, ...]
+    per_second: float = 2.0
+    #: Idempotency keys are ``<name>-<hex>``; notes ``<name> workload <i>``.
+    name: str = "fault"
+    timeout_s: float = 5.0
+    retry_after_s: float = 0.3
+    retry_statuses: frozenset[int] = UNAVAILABLE
+    on_refused: Callable[[httpx.Response], None] | None = None
+    catch_up: bool = False
+    #: The HTTP transport (a test's mock); None: the network.
+    transport: httpx.AsyncBaseTransport | None = None
+    created: list[uuid.UUID] = field(default_factory=list)
+    #: Requests sent again (no answer, or an answer in ``retry_statuses``).
+    retries: int = 0
+    #: Answers other than 200/201, by status.
+    refused: dict[int, int] = field(default_factory=dict)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.base_urls, str):
+            self.base_urls = (self.base_urls,)  # one URL, not a sequence of characters
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def urls(self) -> Sequence[str]:
+        urls = self.base_urls() if callable(self.base_urls) else self.base_urls
+        if not urls:
+            raise ValueError("MissionWorkload: no base URL")
+        return urls
+
+    async def run(self, count: int | None = None) -> None:
+        """Create ``count`` missions (without a count, until stopped; fewer if stopped)."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        interval = 1.0 / self.per_second
+        next_at = time.monotonic()
+        i = 0
+        async with httpx.AsyncClient(
+            headers=headers, timeout=self.timeout_s, transport=self.transport
+        ) as client:
+            while count is None or i < count:
+                if self._stop.is_set():
+                    return
+                pickup = self.places[i % len(self.places)]
+                dropoff = self.places[(i * 7 + 3) % len(self.places)]
+                if dropoff == pickup:
+                    dropoff = self.places[(i + 1) % len(self.places)]
+                body = {"pickup": {"place": pickup}, "dropoff": {"place": dropoff},
+                        "priority": "normal", "notes": f"{self.name} workload {i}"}  # fmt: skip
+                await self._create(client, body, f"{self.name}-{uuid.uuid4().hex}")
+                i += 1
+                next_at += interval
+                pause = max(0.0, next_at - time.monotonic()) if self.catch_up else interval
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), pause)
+
+    async def _create(self, client: httpx.AsyncClient, body: object, key: str) -> None:
+        attempt = 0
+        while True:
+            urls = self.urls()
+            url = urls[attempt % len(urls)]
+            attempt += 1
+            try:
+                r = await client.post(
+                    f"{url}/v1/missions", json=body, headers={"Idempotency-Key": key}
+                )
+            except httpx.HTTPError:
+                self.retries += 1
+                await asyncio.sleep(self.retry_after_s)
+                continue
+            if r.status_code in (200, 201):
+                mid = uuid.UUID(r.json()["id"])
+                if mid not in self.created:
+                    self.created.append(mid)
+                return
+            self.refused[r.status_code] = self.refused.get(r.status_code, 0) + 1
+            if r.status_code in self.retry_statuses:
+                self.retries += 1
+                await asyncio.sleep(self.retry_after_s)
+                continue
+            if self.on_refused is None:
+                raise MissionRefused(f"mission refused: {r.status_code} {r.text}")
+            self.on_refused(r)
+            return
 
 
 async def operator_token(dsn: str, facility_id: uuid.UUID) -> str:

@@ -106,6 +106,8 @@ class LiveState:
     daemon_rss_mb: list[float] = field(default_factory=list)
     #: When the run began to stop, and the missions held for an operator then.
     stopped_at: float | None = None
+    #: Set at the stop: the workload creates no more missions (:func:`_stop_workload`).
+    no_more_missions: asyncio.Event = field(default_factory=asyncio.Event)
     connect_s: float = 0.0
     held: dict[str, str] = field(default_factory=dict)
 
@@ -245,10 +247,16 @@ async def _create_missions(
     state: LiveState,
     facility: str,
 ) -> None:
+    """Create the planned missions at their times, each one fleetd accepts into
+    ``state.missions``, until ``state.no_more_missions`` is set (the stop): a request
+    already sent then is still answered and recorded (:func:`_stop_workload`)."""
     for m in planned:
         delay = state.t0 + m.created_s / state.time_scale - time.time()
         if delay > 0:
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.no_more_missions.wait(), delay)
+        if state.no_more_missions.is_set():
+            return
         body = mission_body(m, state.t0, state.time_scale, facility)
         try:
             response = await client.post("/v1/missions", json=body)
@@ -272,6 +280,22 @@ async def _create_missions(
             window_start_s=m.window_start_s,
             window_end_s=m.window_end_s,
         )
+
+
+#: Longest the stop waits for a mission request under way (the client's timeout is 10 s).
+WORKLOAD_STOP_S = 15.0
+
+
+async def _stop_workload(state: LiveState, workload: asyncio.Task[None] | None) -> None:
+    """No more missions from the stop on; a request already under way is waited for,
+    so the mission fleetd created for it is in the record. Cancelled mid-request (as the
+    stop did), the workload lost it: created by fleetd, served by the fleet, missing from
+    the run's record and its figures."""
+    state.no_more_missions.set()
+    if workload is None:
+        return
+    await asyncio.wait([workload], timeout=WORKLOAD_STOP_S)
+    workload.cancel()  # done by now, or stuck past the client's own timeout
 
 
 # --- what fleetd does -----------------------------------------------------------------------
@@ -530,9 +554,8 @@ async def run_live(
                     # vehicles leave), then the hosts say goodbye and report their figures.
                     state.stopped_at = time.time()
                     # No more missions from the stop on (a stop mid-workload: Ctrl-C).
-                    for task in side:
-                        if task.get_name() == "sim.workload":
-                            task.cancel()
+                    workload = [t for t in side if t.get_name() == "sim.workload"]
+                    await _stop_workload(state, workload[0] if workload else None)
                     if options.token is not None:
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(15.0):
@@ -698,7 +721,7 @@ def _fault_wall_s(injected: Injected, scenario: Scenario) -> float:
 async def _held(client: httpx.AsyncClient, state: LiveState) -> None:
     """Into ``state.held``: vehicle uuid -> why a mission it had is held for an operator."""
     held = state.held
-    # A copy: the workload task, cancelled, may still add the mission it was creating.
+    # A copy: a workload stuck past its stop may still add the mission it was creating.
     for mission_id, rec in list(state.missions.items()):
         if rec.final_status is not None or rec.vehicle_id is None:
             continue

@@ -610,10 +610,9 @@ class DispatchEngine:
             self.holdings.horizon.update(plan)
         else:
             self.holdings.horizon = dict(plan)
-        # Releases after a restart go one by one, in the plan's order: one may cancel the
-        # order a vehicle had before (``_cancel_before_restart``), and that cancel must
-        # not overtake the new order another release of this plan gives that vehicle.
         together: list[tuple[uuid.UUID, MissionRecord, tuple[Stop, ...]]] = []
+        # Vehicles kept for their mission from before a restart (``_free_from_before``).
+        waiting: list[uuid.UUID] = []
         for vehicle_id, planned in plan.items():
             if not self._accepting or not self.holdings.is_free(vehicle_id):
                 continue
@@ -627,13 +626,15 @@ class DispatchEngine:
                 # inputs of before: not offered the same mission again.
                 continue
             if not await self._free_from_before(vehicle_id, first):
+                waiting.append(vehicle_id)
                 continue  # until its old mission has another vehicle (this plan, usually)
             horizon = self._horizon(vehicle_id, planned[1:])
-            if self._before_restart:
-                await self._release_mission(vehicle_id, self.missions[first], horizon)
-            else:
-                together.append((vehicle_id, self.missions[first], horizon))
+            together.append((vehicle_id, self.missions[first], horizon))
         await self._release_together(together)
+        if any(not self._old_missions(v) for v in waiting):
+            # Its old mission went to another vehicle just now: the next plan gives this
+            # one work, without waiting for the tick.
+            self.mark()
 
     def _horizon(self, vehicle_id: uuid.UUID, rest: tuple[uuid.UUID, ...]) -> tuple[Stop, ...]:
         """The stops of a vehicle's planned missions after the one released."""
@@ -662,7 +663,15 @@ class DispatchEngine:
         engine's lock throughout, so no other path holds a vehicle or changes a mission
         meanwhile (the checks of :meth:`_commit` stay true). Every release runs to its
         end; then the first error, if any, is raised (as the loop did, but without
-        stopping the others half way between a mission's ``assigned`` and its order)."""
+        stopping the others half way between a mission's ``assigned`` and its order).
+
+        After a restart a release may also cancel the order another vehicle had before
+        (:meth:`_cancel_before_restart`). That vehicle gets no leg of its own in the same
+        batch (:meth:`_free_from_before` kept it out while it held that mission on
+        record), and whatever is sent to it later (the next plan, the channel's tick)
+        leaves after the cancel: the channels send to one vehicle in the order the sends
+        were decided (the robot channel's per-robot lock; a driver's ``cancel_job`` names
+        the offer it takes back, so its order does not matter)."""
         if len(releases) == 1:
             await self._release_mission(*releases[0])
             return
@@ -734,11 +743,7 @@ class DispatchEngine:
         mission usually finds another vehicle in that time); after that the old mission
         is recorded ``unassigned`` first, so a mission that finds no vehicle does not keep
         its old one idle for ever and the record never shows a vehicle with two."""
-        old = [
-            mid
-            for mid, holder in self._before_restart.items()
-            if holder == vehicle_id and mid != mission_id and mid in self.missions
-        ]
+        old = self._old_missions(vehicle_id, mission_id)
         if not old:
             return True
         if time.monotonic() <= self._settle_until + RESTART_HOLD_S:
@@ -752,6 +757,15 @@ class DispatchEngine:
             self._before_restart.pop(mid, None)
             self._lost_reason[mid] = "engine_restart"
         return True
+
+    def _old_missions(self, vehicle_id: uuid.UUID, but: uuid.UUID | None = None) -> list[uuid.UUID]:
+        """Open missions ``vehicle_id`` held before a restart, waiting to be planned again
+        (other than ``but``)."""
+        return [
+            mid
+            for mid, holder in self._before_restart.items()
+            if holder == vehicle_id and mid != but and mid in self.missions
+        ]
 
     async def _cancel_before_restart(self, mission: MissionRecord, vehicle_id: uuid.UUID) -> None:
         """A mission planned again after a restart: the robot that had it before stops."""

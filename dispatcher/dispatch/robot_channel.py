@@ -11,6 +11,15 @@ state (``stateRequest``) and reconciles: an order it lost is sent again, an orde
 does not know (given before fleetd restarted, or by someone else) is reported (logged and
 kept in :attr:`RobotLegChannel.unknown_orders`) and cancelled (``cancelOrder``).
 
+Sends to one robot leave in the order they were decided: each send, and the checks that
+decide it, runs under that robot's lock (:attr:`RobotLegChannel._sending`). A send awaits
+Redis (the header id) before it is published, so two sends to one robot in flight at once
+could be published in either order; ``cancelOrder`` cancels whatever order the robot runs,
+so a cancel of an old order published after a new order would cancel the new one (and an
+old order re-sent after its cancel would run again). So the engine may release legs side
+by side, and the channel's tick (which runs beside the engine) may cancel and re-send,
+without either overtaking the other at a robot.
+
 A withdrawn order is not gone until the robot says so (VDA 5050 §6.6.3: after
 ``cancelOrder`` it keeps the orderId with no nodes left, or it reports another order). A
 ``cancelOrder`` that could not be sent (robot offline, broker away) or that the robot does
@@ -22,9 +31,11 @@ drive them: the engine gives those to no other vehicle until the robot lets go (
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -123,6 +134,13 @@ class RobotLegChannel:
         self.unknown_orders: dict[uuid.UUID, str] = {}
         #: Robots running an order fleetd does not know: cancelled at the next tick.
         self._to_cancel: list[uuid.UUID] = []
+        #: One lock per robot, held around each send to it and the checks deciding it, so
+        #: sends leave in the order they were decided (see the module docstring). Taken
+        #: first thing by every public method that sends: a caller that decided a send
+        #: before another caller's is queued before it (asyncio.Lock is first come, first
+        #: served). Never taken twice by one call (not re-entrant): ``_cancel`` and
+        #: ``_send_release`` expect it held.
+        self._sending: defaultdict[uuid.UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def held(self, vehicle_id: uuid.UUID) -> Order | None:
         """The order fleetd holds for a robot (for status pages and tests)."""
@@ -133,6 +151,10 @@ class RobotLegChannel:
 
     async def release(self, leg: Leg) -> CommandResult:
         """Build, check and send ``leg``'s order; on success the channel follows it."""
+        async with self._sending[leg.vehicle_id]:
+            return await self._send_release(leg)
+
+    async def _send_release(self, leg: Leg) -> CommandResult:
         rec = self._registry.record(leg.vehicle_id)
         order_id = leg.leg_id
         if rec is None:
@@ -211,6 +233,10 @@ class RobotLegChannel:
         Until the robot echoes the new orderUpdateId the update is re-sent like an order;
         if it never is, the leg goes on with the old horizon (its base is unaffected).
         """
+        async with self._sending[leg.vehicle_id]:
+            return await self._send_update(leg, horizon)
+
+    async def _send_update(self, leg: Leg, horizon: Sequence[Stop]) -> CommandResult:
         held = self._held.get(leg.vehicle_id)
         if held is None or held.leg.leg_id != leg.leg_id:
             return self._refuse(leg, CommandReason.NOT_SUPPORTED, "the robot holds no such leg")
@@ -242,13 +268,14 @@ class RobotLegChannel:
 
     async def withdraw(self, leg: Leg, why: LegFailure) -> CommandResult:
         """Cancel the robot's order (``cancelOrder``) and stop following the leg."""
-        held = self._held.get(leg.vehicle_id)
-        order_id, taken = None, False
-        if held is not None and held.leg.leg_id == leg.leg_id:
-            del self._held[leg.vehicle_id]
-            order_id, taken = held.order_id, held.taken
-        log.info("robot order withdrawn", vehicle=str(leg.vehicle_id), leg=leg.leg_id, why=why)
-        return await self._cancel(leg.vehicle_id, order_id, leg.mission_id, running=taken)
+        async with self._sending[leg.vehicle_id]:
+            held = self._held.get(leg.vehicle_id)
+            order_id, taken = None, False
+            if held is not None and held.leg.leg_id == leg.leg_id:
+                del self._held[leg.vehicle_id]
+                order_id, taken = held.order_id, held.taken
+            log.info("robot order withdrawn", vehicle=str(leg.vehicle_id), leg=leg.leg_id, why=why)
+            return await self._cancel(leg.vehicle_id, order_id, leg.mission_id, running=taken)
 
     async def _cancel(
         self,
@@ -260,7 +287,8 @@ class RobotLegChannel:
     ) -> CommandResult:
         """``cancelOrder``, and follow ``order_id`` (when known) until the robot lets go;
         ``running``: the robot was last seen running it (an order never echoed may never
-        have arrived, and holds nothing up until the robot reports it)."""
+        have arrived, and holds nothing up until the robot reports it). The caller holds
+        the robot's lock."""
         sent = await self._commander.cancel_order(vehicle_id)
         w = self._withdrawn.get(vehicle_id)
         if order_id is not None and (w is None or w.order_id != order_id):
@@ -338,66 +366,87 @@ class RobotLegChannel:
     async def tick(self, now: float) -> Sequence[LegProgress]:
         """Re-send orders not yet echoed; give up after ``max_sends``; resync reconnects."""
         out: list[LegProgress] = []
-        for vid, held in list(self._held.items()):
-            waiting = held.update_pending or not held.taken
-            if not waiting or now - held.sent_at < self._cfg.resend_after_s:
-                continue
-            if held.sends >= self._cfg.max_sends and held.update_pending:
-                log.warning("robot never took the order update", order=held.order_id)
-                held.update_pending = False
-                continue
-            if held.sends >= self._cfg.max_sends:
-                del self._held[vid]
-                out += held.progress(
-                    LegProgressKind.REFUSED,
-                    now,
-                    LegFailure.NOT_TAKEN,
-                    f"order not echoed after {held.sends} sends",
-                )
-                continue
-            sent = await self._commander.send_order(vid, held.order)
-            if sent.ok:
-                held.sends += 1
-            held.sent_at = now
+        for vid in list(self._held):
+            async with self._sending[vid]:
+                out += await self._resend(vid, now)
         await self._resync_reconnected()
         await self._cancel_unknown()
         await self._cancel_withdrawn_again(now)
         return out
 
+    async def _resend(self, vid: uuid.UUID, now: float) -> list[LegProgress]:
+        """Re-send the robot's order (or order update) if due, or give up on it; under the
+        robot's lock, so looked up again here (withdrawn or replaced meanwhile: not sent)."""
+        held = self._held.get(vid)
+        if held is None:
+            return []
+        waiting = held.update_pending or not held.taken
+        if not waiting or now - held.sent_at < self._cfg.resend_after_s:
+            return []
+        if held.sends >= self._cfg.max_sends and held.update_pending:
+            log.warning("robot never took the order update", order=held.order_id)
+            held.update_pending = False
+            return []
+        if held.sends >= self._cfg.max_sends:
+            del self._held[vid]
+            return list(
+                held.progress(
+                    LegProgressKind.REFUSED,
+                    now,
+                    LegFailure.NOT_TAKEN,
+                    f"order not echoed after {held.sends} sends",
+                )
+            )
+        sent = await self._commander.send_order(vid, held.order)
+        if sent.ok:
+            held.sends += 1
+        held.sent_at = now
+        return []
+
     async def _cancel_withdrawn_again(self, now: float) -> None:
         """``cancelOrder`` again to each online robot still running an order taken back
         from it (the cancel could not be sent, was lost, or the robot came back with the
         order), every ``resend_after_s``, ``max_sends`` times at most."""
-        for vid, w in list(self._withdrawn.items()):
-            if not w.running or vid in self._held or w.cancels > self._cfg.max_sends:
-                continue
-            if w.cancel_at is not None and now - w.cancel_at < self._cfg.resend_after_s:
-                continue
-            rec = self._registry.record(vid)
-            if rec is None or not rec.online:
-                continue
-            log.warning(
-                "robot still runs a withdrawn order: cancelling it again",
+        for vid in list(self._withdrawn):
+            async with self._sending[vid]:
+                await self._cancel_again(vid, now)
+
+    async def _cancel_again(self, vid: uuid.UUID, now: float) -> None:
+        """One robot of :meth:`_cancel_withdrawn_again`, under its lock (so looked up again:
+        given a new order meanwhile, the cancel would take that one away)."""
+        w = self._withdrawn.get(vid)
+        if w is None or not w.running or vid in self._held or w.cancels > self._cfg.max_sends:
+            return
+        if w.cancel_at is not None and now - w.cancel_at < self._cfg.resend_after_s:
+            return
+        rec = self._registry.record(vid)
+        if rec is None or not rec.online:
+            return
+        log.warning(
+            "robot still runs a withdrawn order: cancelling it again",
+            vehicle=str(vid),
+            order=w.order_id,
+            cancels=w.cancels,
+        )
+        await self._cancel(vid, w.order_id, w.mission_id)
+        if w.cancels > self._cfg.max_sends:
+            log.error(
+                "robot does not let go of a withdrawn order",
                 vehicle=str(vid),
                 order=w.order_id,
-                cancels=w.cancels,
             )
-            await self._cancel(vid, w.order_id, w.mission_id)
-            if w.cancels > self._cfg.max_sends:
-                log.error(
-                    "robot does not let go of a withdrawn order",
-                    vehicle=str(vid),
-                    order=w.order_id,
-                )
 
     async def _cancel_unknown(self) -> None:
         """``cancelOrder`` to each robot found running an order fleetd does not know (once
         per such order; not while fleetd has given it a leg since)."""
         queued, self._to_cancel = self._to_cancel, []
         for vid in queued:
-            if vid in self._held or vid not in self.unknown_orders:
-                continue
-            sent = await self._commander.cancel_order(vid)
+            async with self._sending[vid]:
+                # Looked up under the lock: a leg released meanwhile has an order the
+                # cancel would take away (the release cancelled the unknown one first).
+                if vid in self._held or vid not in self.unknown_orders:
+                    continue
+                sent = await self._commander.cancel_order(vid)
             log.info("unknown robot order cancelled", vehicle=str(vid), outcome=sent.outcome.value)
 
     async def _resync_reconnected(self) -> None:

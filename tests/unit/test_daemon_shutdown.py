@@ -19,11 +19,16 @@ def daemon(grace_s: float) -> Daemon:
     return Daemon(settings, install_signal_handlers=False)
 
 
+async def _forever() -> None:
+    """A task that never ends by itself (the daemon's intake tasks return None)."""
+    await asyncio.Event().wait()
+
+
 class TestStopIntake:
     async def test_intake_that_does_not_stop_in_time_is_cancelled(self) -> None:
         """A request stuck past the grace period must not keep the daemon up."""
         server = SimpleNamespace(should_exit=False, force_exit=False)
-        stuck = asyncio.create_task(asyncio.Event().wait(), name="fleetd.api")
+        stuck = asyncio.create_task(_forever(), name="fleetd.api")
         await daemon(0.01)._stop_intake([stuck], cast(uvicorn.Server, server), [])
         assert stuck.cancelled()
         assert server.should_exit and server.force_exit
@@ -40,7 +45,7 @@ class TestStopIntake:
             hooks.append("closed streams")
 
         api = asyncio.create_task(serve(), name="fleetd.api")
-        mqtt = asyncio.create_task(asyncio.Event().wait(), name="fleetd.mqtt")
+        mqtt = asyncio.create_task(_forever(), name="fleetd.mqtt")
         await daemon(30)._stop_intake([mqtt, api], cast(uvicorn.Server, server), [before_exit])
         assert hooks == ["closed streams"]
         assert api.done() and not api.cancelled()

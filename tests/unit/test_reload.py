@@ -10,7 +10,7 @@ from dispatcher.config import ConfigError, Settings, load_settings
 from dispatcher.reload import changed_keys, plan_reload
 
 
-def _settings(**sections: dict[str, object]) -> Settings:
+def _settings(**sections: object) -> Settings:
     return Settings(**sections)  # type: ignore[arg-type]
 
 

@@ -653,7 +653,7 @@ class Strategies:
             operation.as_strategy(headers=self.headers, body=body)
             for body in self.valid_bodies.get(label, ())
         )
-        return cast(st.SearchStrategy[Any], st.one_of(*options))
+        return st.one_of(*options)
 
 
 @pytest.fixture(scope="module")
@@ -694,9 +694,12 @@ async def _send(client: httpx.AsyncClient, case: Any) -> httpx.Response:
     ).prepare()
     assert prepared.method is not None
     assert prepared.url is not None
-    return await client.request(
-        prepared.method, prepared.url, headers=dict(prepared.headers), content=prepared.body
-    )
+    # requests types its prepared headers and body loosely; what it built here is text
+    # headers and a bytes or text body (or none).
+    headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in prepared.headers.items()}
+    body = prepared.body
+    assert body is None or isinstance(body, bytes | str)
+    return await client.request(prepared.method, prepared.url, headers=headers, content=body)
 
 
 def _describe(case: Any, response: httpx.Response) -> str:

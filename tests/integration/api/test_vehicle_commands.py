@@ -252,7 +252,9 @@ async def give_order(world: World, name: str) -> str:
         ],
     )
     assert world.daemon.services is not None
-    result = await world.daemon.services.commander.send_order(vid, order)
+    commander = world.daemon.services.commander
+    assert commander is not None
+    result = await commander.send_order(vid, order)
     assert result.ok, result
     registry = world.daemon.registry
     assert registry is not None

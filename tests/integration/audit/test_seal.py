@@ -391,8 +391,8 @@ async def test_chain_from_before_0005_still_verifies(pre_0005_dsn: str) -> None:
         assert (report.rows_checked, report.last_id) == (7, new_ids[-1])
 
         # A fleetd from before 0005 still running during the upgrade writes unsealed rows.
-        async with pool.acquire() as conn:
-            straggler = await legacy_append(conn, entry(20))
+        async with pool.acquire() as held:
+            straggler = await legacy_append(held, entry(20))
         assert await seal_pending(pool) == 1
         new_ids.append(straggler)
         report = await verify_chain(pool)

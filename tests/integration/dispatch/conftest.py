@@ -58,6 +58,8 @@ class RecordingChannel:
     letting_go: set[uuid.UUID] = field(default_factory=set)
     #: Releases to answer "retry" (the broker away), per vehicle, before taking them.
     unreachable: dict[uuid.UUID, int] = field(default_factory=dict)
+    #: (vehicle, "release" or "withdraw", leg id), in the order the engine called.
+    calls: list[tuple[uuid.UUID, str, str]] = field(default_factory=list)
     #: Drivers whose phone still runs a trip (what ``adopt`` answers), and what it took.
     on_a_trip: set[uuid.UUID] = field(default_factory=set)
     adopted: list[tuple[Leg, int]] = field(default_factory=list)
@@ -70,6 +72,7 @@ class RecordingChannel:
         return True
 
     async def release(self, leg: Leg) -> CommandResult:
+        self.calls.append((leg.vehicle_id, "release", leg.leg_id))
         await asyncio.sleep(0)  # a real channel awaits the broker: let others interleave
         if leg.vehicle_id in self.open:
             self.violations.append(f"{leg.vehicle_id} got {leg.leg_id} while holding one")
@@ -94,6 +97,7 @@ class RecordingChannel:
         return frozenset(self.letting_go)
 
     async def withdraw(self, leg: Leg, why: LegFailure) -> CommandResult:
+        self.calls.append((leg.vehicle_id, "withdraw", leg.leg_id))
         self.withdrawn.append((leg, why))
         self.open.pop(leg.vehicle_id, None)
         return CommandResult(

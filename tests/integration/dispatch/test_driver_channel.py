@@ -97,7 +97,7 @@ async def world(redis_prefix: str, mqtt_namespace: str) -> AsyncIterator[World]:
         dispatch={"offer_timeout_s": 1.0, "command_ack_timeout_s": 0.5},
     )
     registry = FleetRegistry(
-        maps=FacilityMaps(settings.effective_facilities),
+        maps=FacilityMaps(settings.facility_specs),
         default_facility_id=settings.default_facility.id,
         heartbeat_timeout_s=60,
     )

@@ -341,6 +341,46 @@ class TestWhenThingsGoWrong:
         assert holder_problems(e for evs in events.values() for e in evs) == []
         assert fresh.violations == []
 
+    async def test_after_a_restart_an_old_missions_vehicle_is_cancelled_before_its_new_leg(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """After a restart legs are released side by side as at any time: a plan gives
+        ``near``'s mission from before to ``far`` and ``near`` a new one. ``near`` waits
+        for its old mission to be on record with ``far`` (and its old order cancelled);
+        the next plan, due at once, gives it the new one. The engine calls the channel
+        for ``near`` in that order (the robot channel sends in call order), and the record
+        never shows a vehicle with two missions."""
+        monkeypatch.setattr(engine_module, "RESTART_SETTLE_S", 0.0)
+        near, far = robot("near", WARD_A), robot("far", RADIOLOGY)
+        await rig.add_vehicle(near)
+        first = await create(rig)
+        await leg_of(rig, first)
+        await status_is(rig, first, "assigned")
+        await rig.engine.stop_intake()  # the daemon before the restart releases no more
+        await rig.add_vehicle(far)
+        fresh = RecordingChannel()
+        restarted = build_engine(rig.pool, rig.positions, rig.fleet, fresh)
+        await restarted.load()
+        second = await create(rig)
+        await restarted.mission_created(second)
+        restarted._debounce.take(float("inf"))  # the load's mark, taken by a plan
+        async with restarted._lock:  # as the plan loop commits
+            await restarted._commit({near.id: (second,), far.id: (first,)})
+        [moved] = fresh.legs_for(first)
+        assert moved.vehicle_id == far.id and fresh.legs_for(second) == []
+        assert restarted._debounce.pending  # near is free now: the next plan is due
+        async with restarted._lock:
+            await restarted._commit({near.id: (second,), far.id: (first,)})
+        [leg] = fresh.legs_for(second)
+        assert leg.vehicle_id == near.id
+        assert [what for vid, what, _ in fresh.calls if vid == near.id] == [
+            "withdraw",
+            "release",
+        ]
+        events = await load_events(rig.pool)
+        assert holder_problems(e for evs in events.values() for e in evs) == []
+        assert fresh.violations == []
+
     async def test_an_in_progress_mission_before_pickup_found_at_start_is_planned_again(
         self, rig: Rig, monkeypatch: pytest.MonkeyPatch
     ) -> None:

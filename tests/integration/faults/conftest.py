@@ -1,12 +1,9 @@
 """Fixtures of the fault tests: fleetd's dependencies killed and restarted at will.
 
-The services, the stack and the daemon process live in :mod:`sim.harness` (the soak,
-``benchmarks/soak.py``, runs on them too); this file makes fixtures of them and adds:
-
-- :class:`SimProcess`: ``fleetd sim`` with N robots, in a subprocess.
-- :class:`MissionWorkload`: a continuous mission workload through the HTTP API, each
-  request with an Idempotency-Key it keeps re-sending until answered, so a daemon killed
-  mid-request never makes the test forget or double a mission.
+The services, the stack, the daemon process and the mission workload (re-sent with its
+Idempotency-Key until answered) live in :mod:`sim.harness` (the soak,
+``benchmarks/soak.py``, runs on them too); this file makes fixtures of them and adds
+:class:`SimProcess`: ``fleetd sim`` with N robots, in a subprocess.
 
 Everything is torn down by the fixtures, whatever the test did. Tests here are marked
 ``faults`` (``pytest -m faults``). The failover test imports these fixtures and
@@ -15,24 +12,21 @@ Everything is torn down by the fixtures, whatever the test did. Tests here are m
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sim.harness import (
     REPO,
     FleetdProcess,
+    MissionWorkload,
     PrivateBroker,
     PrivatePostgres,
     PrivateRedis,
@@ -144,65 +138,6 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-
-
-@dataclass
-class MissionWorkload:
-    """Missions created through the API at a steady rate, never lost, never doubled.
-
-    Each mission has an Idempotency-Key; a request that gets no answer (daemon killed,
-    503 while a dependency is down) is re-sent with the same key until the daemon says
-    201 or 200, so ``created`` holds exactly the missions the daemon accepted.
-    """
-
-    base_url: str
-    token: str
-    places: tuple[str, ...]
-    per_second: float = 2.0
-    created: list[uuid.UUID] = field(default_factory=list)
-    retries: int = 0
-    refused: dict[int, int] = field(default_factory=dict)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def run(self, count: int) -> None:
-        """Create ``count`` missions (or fewer if stopped), one every 1/per_second s."""
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=5) as c:
-            for i in range(count):
-                if self._stop.is_set():
-                    return
-                pickup = self.places[i % len(self.places)]
-                dropoff = self.places[(i * 7 + 3) % len(self.places)]
-                if dropoff == pickup:
-                    dropoff = self.places[(i + 1) % len(self.places)]
-                body = {"pickup": {"place": pickup}, "dropoff": {"place": dropoff},
-                        "priority": "normal", "notes": f"fault workload {i}"}  # fmt: skip
-                await self._create(c, body, f"fault-{uuid.uuid4().hex}")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), 1.0 / self.per_second)
-
-    async def _create(self, c: httpx.AsyncClient, body: Mapping[str, object], key: str) -> None:
-        while True:
-            try:
-                r = await c.post("/v1/missions", json=body, headers={"Idempotency-Key": key})
-            except httpx.HTTPError:
-                self.retries += 1
-                await asyncio.sleep(0.3)
-                continue
-            if r.status_code in (200, 201):
-                mid = uuid.UUID(r.json()["id"])
-                if mid not in self.created:
-                    self.created.append(mid)
-                return
-            self.refused[r.status_code] = self.refused.get(r.status_code, 0) + 1
-            if r.status_code in (500, 502, 503, 504):
-                self.retries += 1
-                await asyncio.sleep(0.3)
-                continue
-            raise AssertionError(f"mission refused: {r.status_code} {r.text}")
 
 
 @pytest.fixture

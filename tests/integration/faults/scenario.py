@@ -43,7 +43,7 @@ async def workload_for(stack: Stack, *, per_second: float = 2.0) -> MissionWorkl
     facility = Settings().default_facility
     token = await operator_token(stack.dsn, facility.id)
     places = tuple(p.name for p in facility.places if p.node_id)
-    return MissionWorkload(stack.base_url, token, places, per_second=per_second)
+    return MissionWorkload([stack.base_url], token, places, per_second=per_second)
 
 
 async def run_scenario(

@@ -118,7 +118,7 @@ class Fleet:
 @pytest.fixture
 async def fleet(settings: Settings, redis_prefix: str) -> AsyncIterator[Fleet]:
     registry = FleetRegistry(
-        maps=FacilityMaps(settings.effective_facilities),
+        maps=FacilityMaps(settings.facility_specs),
         default_facility_id=settings.default_facility.id,
         heartbeat_timeout_s=60,
     )

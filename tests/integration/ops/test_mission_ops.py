@@ -140,6 +140,7 @@ class TestTransitions:
         outcome = await MissionOps(pool).prioritize(
             api_caller(Role.OPERATOR), mission_id, Priority.URGENT
         )
+        assert isinstance(outcome, MissionRefused)
         assert outcome == MissionRefused(MissionRefusal.NOT_FOUND, mission_id, outcome.error)
         [row] = await audit_rows(pool)
         assert (row.action, row.reason, row.resource_id) == (

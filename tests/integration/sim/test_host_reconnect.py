@@ -47,7 +47,7 @@ async def test_a_reconnected_vehicle_subscribes_again_and_says_online(
 
         async def watch() -> None:
             async for message in watcher.messages:
-                body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                body = json.loads(bytes(message.payload))
                 online_seen.append(str(body.get("connectionState")))
 
         watching = asyncio.create_task(watch())
@@ -56,7 +56,7 @@ async def test_a_reconnected_vehicle_subscribes_again_and_says_online(
             await eventually(lambda: online_seen.count("ONLINE") >= 1, 10)
             assert slot.client is not None
             # Cut the link under gmqtt (no DISCONNECT), leaving its reconnect on.
-            slot.client._connection._transport.abort()  # type: ignore[attr-defined]
+            slot.client._connection._transport.abort()
             await eventually(lambda: online_seen.count("ONLINE") >= 2, 15)
             before = host.received
             order_topic = slot.device.topic("instantActions")
@@ -101,7 +101,7 @@ async def test_a_vanished_vehicle_stays_away_until_the_fault_brings_it_back(
 
         async def watch() -> None:
             async for message in watcher.messages:
-                body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                body = json.loads(bytes(message.payload))
                 seen.append(str(body.get("connectionState")))
 
         watching = asyncio.create_task(watch())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from fastapi import Request
@@ -19,7 +20,12 @@ async def _endpoint(request: Request) -> None:  # pragma: no cover - never calle
 
 
 def _request(client: tuple[str, int] | None = ("192.0.2.5", 5555)) -> Request:
-    scope = {"type": "http", "method": "POST", "path": "/v1/missions", "headers": []}
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/missions",
+        "headers": [],
+    }
     if client is not None:
         scope["client"] = client
     return Request(scope)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -204,7 +204,7 @@ class TestBodyLimit:
         """A chunked upload with no Content-Length is cut off once it passes the limit."""
         app = build_app()
         chunks = [b'{"pickup": {"lat": 1, "lon": 2}, "x": "'] + [b"a" * 300] * 10 + [b'"}']
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
         pending = list(chunks)
 
         async def receive() -> dict[str, Any]:
@@ -213,7 +213,7 @@ class TestBodyLimit:
             chunk = pending.pop(0)
             return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         scope = {

@@ -89,7 +89,9 @@ def test_a_pickup_behind_a_no_go_zone_costs_the_detour(settings: Settings) -> No
     after = int(closed.profiles["robot"].durations[0, 1])
     # The robot goes round by another path: longer, but still a way (not the horizon).
     assert before < after < HORIZON
-    assert closed.profiles["robot"].distances[0, 1] > open_way.profiles["robot"].distances[0, 1]
+    closed_m, open_m = closed.profiles["robot"].distances, open_way.profiles["robot"].distances
+    assert closed_m is not None and open_m is not None
+    assert closed_m[0, 1] > open_m[0, 1]
     # The planner's estimate is what the order will drive: the route the robot channel's
     # lookup (same zones, the planner's speed) builds the order on.
     layouts = load_facility_layouts(settings.effective_facilities, None)

@@ -7,6 +7,7 @@ robot in MANUAL). Everything else is the real channel, commander, registry and l
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field, replace
 
@@ -58,6 +59,11 @@ class Recorder:
 
     orders: list[Order] = field(default_factory=list)
     commands: list[VehicleCommand] = field(default_factory=list)
+    #: Every send in the order it was published: ``order <id>`` or the command's name.
+    published: list[str] = field(default_factory=list)
+    #: Set: the next command waits for it before it is published (as a send waits for
+    #: its header id from Redis, which may answer late), then the gate is gone.
+    gate: asyncio.Event | None = None
 
     @property
     def kind(self) -> VehicleKind:
@@ -73,7 +79,11 @@ class Recorder:
     async def command(
         self, rec: VehicleRecord, command: VehicleCommand, correlation_id: str
     ) -> CommandResult:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            await gate.wait()
         self.commands.append(command)
+        self.published.append(command.value)
         return result(rec.id, command, CommandReason.SENT, correlation_id, "sent")
 
     async def announce_maintenance(
@@ -87,6 +97,7 @@ class Recorder:
         if not master_in_control(mode):
             return result(rec.id, VehicleCommand.ORDER, CommandReason.NOT_IN_CONTROL, cid, "")
         self.orders.append(order)
+        self.published.append(f"order {order.order_id}")
         return result(rec.id, VehicleCommand.ORDER, CommandReason.SENT, cid, "sent")
 
     async def offer_job(self, rec: VehicleRecord, offer: JobOffer) -> CommandResult:
@@ -360,6 +371,60 @@ async def test_withdraw_sends_cancel_order_and_forgets_the_leg() -> None:
     assert res.ok and w.adapter.commands == [VehicleCommand.CANCEL_ORDER]
     order = w.adapter.orders[0]
     assert w.channel.observe(w.action(order, "pick", "FAILED")) == []
+
+
+async def _let_run(task: asyncio.Task[CommandResult]) -> None:
+    """Let ``task`` run as far as it can without the gate (a few loop turns)."""
+    for _ in range(10):
+        if task.done():
+            return
+        await asyncio.sleep(0)
+
+
+async def test_a_cancel_on_its_way_is_not_overtaken_by_the_next_order() -> None:
+    """The engine releases legs side by side: a withdraw whose cancelOrder is slow to go
+    out (its header id from Redis) and a release to the same robot decided after it.
+    cancelOrder cancels whatever order the robot runs: published after the new order, it
+    would cancel that one. The robot's sends leave in the order they were decided."""
+    w = World()
+    old, new = w.leg(), w.leg()
+    await w.channel.release(old)
+    w.adapter.gate = gate = asyncio.Event()
+    withdraw = asyncio.create_task(w.channel.withdraw(old, LegFailure.CANCELLED))
+    await _let_run(withdraw)
+    release = asyncio.create_task(w.channel.release(new))
+    await _let_run(release)
+    gate.set()
+    assert all(r.ok for r in await asyncio.gather(withdraw, release))
+    assert w.adapter.published == [
+        f"order {old.leg_id}",
+        VehicleCommand.CANCEL_ORDER.value,
+        f"order {new.leg_id}",
+    ]
+    assert w.channel.held(w.rec.id) == w.adapter.orders[-1]
+
+
+async def test_the_ticks_cancel_of_an_unknown_order_is_not_overtaken_by_a_release() -> None:
+    """The channel's tick runs beside the engine: its cancelOrder of an order fleetd did
+    not give, slow to go out, and a leg released meanwhile. The release cancels the
+    unknown order itself, then sends its own; the tick's cancel must not land after it."""
+    w = World()
+    w.channel.observe(
+        OrderStateSeen(
+            w.rec.id, w.now, "foreign", 0, "entrance", 0, ("x",), True, "NONE", "AUTOMATIC"
+        )
+    )
+    w.adapter.gate = gate = asyncio.Event()
+    tick = asyncio.create_task(w.channel.tick(w.now))
+    await asyncio.sleep(0)
+    leg = w.leg()
+    release = asyncio.create_task(w.channel.release(leg))
+    await _let_run(release)
+    gate.set()
+    await tick
+    assert (await release).ok
+    assert w.adapter.published[-1] == f"order {leg.leg_id}"
+    assert VehicleCommand.CANCEL_ORDER.value in w.adapter.published
 
 
 async def test_a_lost_order_is_sent_again() -> None:

@@ -14,6 +14,7 @@ from dispatcher.dispatch.vehicle_sense import (
     Reaction,
     SenseLimits,
     VehicleSense,
+    Verdict,
     battery_reaction,
     watched,
 )
@@ -47,8 +48,10 @@ def at(view: VehicleView, x: float, y: float = -2.0) -> VehicleView:
     return dataclasses.replace(view, map_pose=MapPose("campus", x, y, 0.0))
 
 
-def run(sense: VehicleSense, view: VehicleView, leg: LegView | None, times: list[float]) -> list:
-    out = []
+def run(
+    sense: VehicleSense, view: VehicleView, leg: LegView | None, times: list[float]
+) -> list[Verdict]:
+    out: list[Verdict] = []
     for t in times:
         out += sense.check([view], {view.id: leg} if leg else {}, t)
     return out

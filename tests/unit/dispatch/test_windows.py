@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from dispatcher.dispatch.planning import (
     PlanInputs,
@@ -38,7 +39,7 @@ NOW = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 OPTIMISE = PlannerOptions(time_limit_s=5.0, solution_limit=30, use_vroom=False)
 
 
-def booked(start_s: float, length_s: float = 900.0, **kw: object) -> MissionRecord:
+def booked(start_s: float, length_s: float = 900.0, **kw: Any) -> MissionRecord:
     """A mission whose pickup window opens ``start_s`` after :data:`NOW`."""
     m = mission()
     start = NOW + timedelta(seconds=start_s)

@@ -172,7 +172,7 @@ def _install_shim() -> None:
             **{k: getattr(cu, k) for k in dir(cu) if not k.startswith("__")}
         )
         shimmed.many = _LegacyMany
-        hjs.cu = shimmed
+        hjs.cu = shimmed  # type: ignore[attr-defined,assignment]  # the shim above
 
     # hypothesis-jsonschema builds the strategy of every nested object afresh at each
     # draw (canonicalising the sub-schema and creating a @composite each time), which

@@ -64,7 +64,7 @@ def test_a_run_serves_its_missions_by_the_engines_rules(site: Site, tiny: Scenar
         assert m.created_s <= m.assigned_s <= m.picked_up_s < m.completed_s
         if m.window_start_s is not None:
             assert m.picked_up_s >= m.window_start_s  # an early vehicle waits for the rider
-        assert m.loaded_distance_m > 0
+        assert m.loaded_distance_m is not None and m.loaded_distance_m > 0
     # The kind a mission asks for is the kind that served it.
     for m in done:
         if m.vehicle_kind == "robot":

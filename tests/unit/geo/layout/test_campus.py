@@ -61,7 +61,7 @@ class TestShippedCampus:
     def test_places_sit_on_their_nodes(self, campus: LifDocument) -> None:
         """Each place's lat/lon is its node's x/y through the map frame (within 0.2 m)."""
         facility = _facility()
-        frame = MapFrame(facility.maps[0])
+        frame = MapFrame(facility.maps[0].to_spec())
         for place in facility.places:
             assert place.node_id is not None
             node = campus.nodes[place.node_id]

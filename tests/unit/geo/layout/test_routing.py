@@ -129,7 +129,7 @@ class TestRoutes:
         assert route is not None
         assert route.node_ids == ("A", "D", "C")
         assert route.edge_ids == ("A-D", "D-C")
-        assert (route.duration_s, route.distance_m) == (pytest.approx(10.0), pytest.approx(20.0))
+        assert (route.duration_s, route.distance_m) == pytest.approx((10.0, 20.0))
 
     def test_route_to_itself(self) -> None:
         """From a node to itself: that node, no edge, zero."""
@@ -171,9 +171,9 @@ class TestRandomGraphs:
         m = g.matrices(ids)
         lengths = dict(zip(g.edges.edge_ids, g.edges.length, strict=True))
         speeds = dict(zip(g.edges.edge_ids, g.edges.speed, strict=True))
-        for i, a in enumerate(ids):
-            for j, b in enumerate(ids):
-                route = g.route(a, b)
+        for i, src in enumerate(ids):
+            for j, dst in enumerate(ids):
+                route = g.route(src, dst)
                 if route is None:
                     assert math.isinf(m.durations[i, j]) and math.isinf(m.distances[i, j])
                     continue
