@@ -80,8 +80,8 @@ def estimated_init_s(shipments: int) -> float:
 #: ones (pyvroom 1.15, 2 threads, generated instances: at 0.9 s level 1 beat level 5 by
 #: 4 % on 100 shipments at load 7, level 5 beat level 1 on a quiet machine; docs/dispatch.md).
 #: How long a search takes to settle depends on the instance and on the machine's load at
-#: the time, so it is measured, not modelled: one search per thread first (the best of
-#: VROOM's heuristics come first in its list), and its wall time decides how many more
+#: the time, so it is measured, not modelled: one search per thread first (the first
+#: heuristics of VROOM's list), and its wall time decides how many more
 #: searches fit the time left, with this margin: the first search took 0.7-1.4 times
 #: the mean of eight on 100 shipments, and 16 searches in 0.95 s (each cut at 0.12 s)
 #: lost 1 % to 8 (docs/dispatch.md).
