@@ -54,10 +54,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     solve_p.add_argument(
         "--strict-time-limit",
         action="store_true",
-        help="fit VROOM's exploration level to the limit so the wall time stays near it, as "
-        "the live daemon does (default: like `vroom -l`, the limit bounds the search and "
-        "VROOM builds its first solutions whatever that takes, at the highest exploration "
-        "level whose solutions can each be searched in the limit)",
+        help="cut a problem into parts when VROOM's first solutions would not fit the limit, "
+        "so the wall time stays near it, as the live daemon does (default: like `vroom -l`, "
+        "the limit bounds the search and VROOM builds its first solutions whatever that "
+        "takes; either way only as many of its searches run as can settle in the limit)",
     )
     solve_p.add_argument("-o", "--output", type=Path, metavar="PLAN.json", help="default stdout")
     solve_p.set_defaults(func=_solve)

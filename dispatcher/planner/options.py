@@ -44,11 +44,11 @@ class PlannerOptions:
     #: VROOM's cost-optimal routes are only a starting point and time matters more.
     vroom_level_cost: int = 5
     vroom_level_waiting: int = 1
-    #: Lower VROOM's level when its construction heuristics (which its timeout does not
-    #: bound) would overrun the limit; ``False``: VROOM's own behaviour, better routes on
-    #: 200+ shipments at short limits but many times the limit (docs/dispatch.md). Either
-    #: way the level is capped by how many solutions VROOM's search can settle in the limit
-    #: (``vroom_seed.settling_level``).
+    #: Cut the problem into parts when VROOM's construction heuristics (which its timeout
+    #: does not bound) would overrun the limit; ``False``: VROOM's own behaviour, better
+    #: routes on 200+ shipments at short limits but many times the limit
+    #: (docs/dispatch.md). Either way VROOM runs only as many of the level's searches as
+    #: settle in the limit, measured on the run (``vroom_seed._timed_solve``).
     vroom_fit_level: bool = True
     #: A deterministic stop (the offline evaluation's, ``fleetd sim evaluate``): when set,
     #: OR-Tools' search ends after this many solutions, no VROOM seed is used (VROOM's

@@ -20,6 +20,7 @@ import numpy.typing as npt
 # Imported with the planner, not on the first solve: pyvroom loads pandas, which took
 # 3 s of the first 1 s plan when imported inside the time limit.
 import vroom
+from vroom.solution.solution import Solution
 
 from dispatcher.planner.model import Problem, StopKind
 from dispatcher.planner.vroom_parts import parts_needed, split
@@ -73,31 +74,27 @@ def estimated_init_s(shipments: int) -> float:
     return float(_INIT_S_AT_200 * (max(shipments, 1) / 200) ** _INIT_GROWTH)
 
 
-#: VROOM's timeout is shared out among its solutions: every construction of a level gets
-#: its local search, one after the other on each thread, in a share of the time left.
-#: When the shares are too short for the searches to settle, many half-searched solutions
-#: lose to a few settled ones. Seconds one solution's search needs on 50 shipments, and
-#: its growth with the shipments (a power law), chosen from pyvroom 1.15 runs at each
-#: level on generated instances (2 threads, loaded 2-core machine, docs/dispatch.md):
-#: best at 0.9 s were levels 3-5 on 50 shipments (within 0.5 %), 1-2 on 100 (4 % below
-#: level 5) and 0 on 200 (4 % below level 1); at 9 s, level 5 on 100 and 3 on 200
-#: (3 % below level 5, whose constructions used the whole timeout).
-_SETTLE_S_AT_50 = 0.05
-_SETTLE_GROWTH = 2.0
-#: The lowest level a short limit may bring VROOM down to.
-_MIN_SETTLE_LEVEL = 0
+#: VROOM's timeout is shared out evenly among its searches (one construction, then its
+#: local search), one after the other on each thread: a search that settles early gives
+#: its time to no other. More searches than can settle in the limit lose to fewer settled
+#: ones (pyvroom 1.15, 2 threads, generated instances: at 0.9 s level 1 beat level 5 by
+#: 4 % on 100 shipments at load 7, level 5 beat level 1 on a quiet machine; docs/dispatch.md).
+#: How long a search takes to settle depends on the instance and on the machine's load at
+#: the time, so it is measured, not modelled: one search per thread first (the first
+#: heuristics of VROOM's list), and its wall time decides how many more
+#: searches fit the time left, with this margin: the first search took 0.7-1.4 times
+#: the mean of eight on 100 shipments, and 16 searches in 0.95 s (each cut at 0.12 s)
+#: lost 1 % to 8 (docs/dispatch.md).
+_SETTLE_MARGIN = 1.2
 
 
-def estimated_settle_s(shipments: int) -> float:
-    """About how long VROOM's local search takes to settle one solution on ``shipments``."""
-    return float(_SETTLE_S_AT_50 * (max(shipments, 1) / 50) ** _SETTLE_GROWTH)
-
-
-def settling_level(shipments: int, seconds: float, threads: int, wanted: int) -> int:
-    """The highest exploration level up to ``wanted`` whose solutions per thread can each
-    settle in ``seconds`` (at least :data:`_MIN_SETTLE_LEVEL`, or ``wanted`` if lower)."""
-    floor = min(max(wanted, 0), _MIN_SETTLE_LEVEL)
-    return max(floor, fitting_level(estimated_settle_s(shipments), seconds, threads, wanted))
+def settling_searches(per_search_s: float, seconds: float, threads: int, most: int) -> int:
+    """How many searches (whole rounds of ``threads``, at most ``most``) settle in
+    ``seconds`` when one takes ``per_search_s``."""
+    if per_search_s <= 0.0:
+        return most
+    rounds = int(max(seconds, 0.0) // (per_search_s * _SETTLE_MARGIN))
+    return min(most, rounds * max(threads, 1))
 
 
 def _tw(begin: int, end: int) -> object:
@@ -201,29 +198,40 @@ def _rank(data: dict[str, object]) -> tuple[int, int]:
     return summary["unassigned"], summary["cost"]
 
 
-def _timed_solve(
-    vin: object, shipments: int, seconds: float, threads: int, level: int, fit: bool
+def _run_searches(
+    vin: object, searches: int, depth: int, threads: int, seconds: float
 ) -> dict[str, object]:
-    """VROOM's best solution in about ``seconds``. At ``level`` when its constructions
-    surely fit; else a level-0 probe (its constructions, no search) whose wall time
-    bounds one construction on this instance and machine, then the highest level whose
-    constructions fit in the time left searches on it (the better run is kept).
-    ``fit`` false: at ``level`` whatever its constructions take. Either way ``level`` is
-    first lowered to the :func:`settling_level` of ``seconds``: a quality choice (more
-    solutions than can be searched lose to fewer searched ones), not only a time one."""
-    level = settling_level(shipments, seconds, threads, level)
-    sure = _per_thread(level, threads) * estimated_init_s(shipments) * _INIT_MARGIN
-    if not fit or sure <= _INIT_SHARE * seconds:
-        return _run(vin, level, threads, seconds)
+    """VROOM with ``searches`` searches of local-search ``depth`` (what an exploration
+    level sets together: level L is depth L and :func:`_inits` (L) searches). Through
+    pyvroom's own binding: its ``solve`` takes a ``depth`` but does not pass it on."""
+    raw = vin._solve(  # type: ignore[attr-defined]
+        nb_searches=searches,
+        depth=depth,
+        nb_threads=threads,
+        timeout=timedelta(seconds=max(seconds, _PROBE_S)),
+    )
+    data: dict[str, object] = Solution(raw).to_dict()
+    return data
+
+
+def _timed_solve(vin: object, seconds: float, threads: int, level: int) -> dict[str, object]:
+    """VROOM's best solution in about ``seconds``, at depth ``level`` and with as many of
+    ``level``'s searches as can settle in the time (see :data:`_SETTLE_MARGIN`).
+
+    One search per thread first, on the whole budget: its wall time is one search's on
+    this instance at this moment (and bounds one construction, which VROOM's timeout does
+    not). Then, when more fit, VROOM again with that many searches on the time left (its
+    first searches repeat the first run's; the better of the two runs is kept). A quiet
+    machine thus runs level 5's 32 searches where a loaded one runs a few, and a search
+    that cannot settle in the limit is the only one run."""
     began = time.monotonic()
-    probe = _run(vin, 0, threads, _PROBE_S)
-    spent = time.monotonic() - began
-    left = seconds - spent
-    if left < spent:
-        # Not even the probe's constructions again: its routes are the answer.
-        return probe
-    chosen = fitting_level(spent / _per_thread(0, threads), left, threads, level)
-    return min(probe, _run(vin, chosen, threads, left), key=_rank)
+    first = _run_searches(vin, threads, level, threads, seconds)
+    one = time.monotonic() - began
+    left = seconds - one
+    searches = settling_searches(one, left, threads, _inits(level))
+    if searches <= threads:
+        return first
+    return min(first, _run_searches(vin, searches, level, threads, left), key=_rank)
 
 
 def _parts_for(shipments: int, seconds: float, threads: int, fit: bool) -> int:
@@ -395,8 +403,10 @@ def vroom_routes(
     fit: bool = True,
 ) -> Routes | None:
     """VROOM's routes per model vehicle as (request index, kind), or ``None`` when the
-    problem does not map or VROOM fails. With ``fit``, the exploration level is lowered
-    when ``level``'s constructions would not fit in ``seconds`` (see :func:`_timed_solve`)."""
+    problem does not map or VROOM fails. ``level``: the local search's depth and the most
+    searches (VROOM's exploration level), as many of them run as settle in ``seconds``
+    (:func:`_timed_solve`). With ``fit``, a problem whose constructions would not fit in
+    ``seconds`` is cut into parts (:func:`_solve_parts`)."""
     if any(problem.requests[r].onboard_vehicle is not None for r in requests):
         return None
     try:
@@ -408,7 +418,7 @@ def vroom_routes(
         # Building the input is part of VROOM's budget (its Python objects: 10-30 ms on
         # 100-200 shipments), else the plan ends that much past the limit.
         left = max(_PROBE_S, seconds - (time.monotonic() - began))
-        data = _timed_solve(vin, len(requests), left, threads, level, fit)
+        data = _timed_solve(vin, left, threads, level)
     except (RuntimeError, ValueError, OverflowError):
         return None
     routes: Routes = [[] for _ in vehicles]

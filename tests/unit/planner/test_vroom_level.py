@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dispatcher.planner.vroom_seed import (
     estimated_init_s,
-    estimated_settle_s,
     fitting_level,
-    settling_level,
+    settling_searches,
 )
 
 
@@ -32,19 +31,24 @@ class TestEstimate:
         assert estimated_init_s(400) > 4 * estimated_init_s(200)
 
 
-class TestSettlingLevel:
-    """The level is also lowered so that each of VROOM's solutions gets time to settle."""
+class TestSettlingSearches:
+    """VROOM runs as many searches as the measured length of one lets settle."""
 
-    def test_long_limits_keep_the_wanted_level(self) -> None:
-        assert settling_level(50, 10.0, 2, 5) == 5
+    def test_whole_rounds_of_threads_with_a_margin(self) -> None:
+        """0.1 s a search, 1.2 margin: 8 rounds in 1 s, 2 searches each."""
+        assert settling_searches(0.1, 1.0, 2, 32) == 16
 
-    def test_short_limits_on_larger_problems_take_fewer_solutions(self) -> None:
-        assert settling_level(200, 10.0, 2, 5) < 5
-        assert settling_level(100, 1.0, 2, 5) < settling_level(50, 1.0, 2, 5)
+    def test_never_more_than_the_level_runs(self) -> None:
+        assert settling_searches(0.001, 10.0, 2, 32) == 32
+        assert settling_searches(0.001, 10.0, 2, 8) == 8
 
-    def test_within_levels_zero_to_wanted(self) -> None:
-        assert settling_level(1000, 0.1, 2, 5) == 0
-        assert settling_level(10, 100.0, 2, 2) == 2
+    def test_none_when_one_search_does_not_fit_again(self) -> None:
+        assert settling_searches(0.5, 0.55, 2, 32) == 0
+        assert settling_searches(0.5, -0.1, 2, 32) == 0
 
-    def test_settling_grows_faster_than_linearly(self) -> None:
-        assert estimated_settle_s(100) > 3 * estimated_settle_s(50)
+    def test_a_slower_machine_runs_fewer(self) -> None:
+        """The same instance, one search measured at 0.05 s and at 0.2 s."""
+        assert settling_searches(0.2, 0.9, 2, 32) < settling_searches(0.05, 0.9, 2, 32)
+
+    def test_more_threads_run_more_rounds_at_once(self) -> None:
+        assert settling_searches(0.1, 1.0, 4, 32) == 32
