@@ -346,7 +346,8 @@ def run_one(
             assert handled_at is not None
             final = scrape(http, f"{base}/metrics")
         r = redis.Redis()
-        geo = sum(r.zcard(k) for k in r.scan_iter(f"{prefix}geo:*"))
+        # Only the GEO sets: the rebuild marker ``geo:written`` shares their prefix.
+        geo = sum(r.zcard(k) for k in r.scan_iter(f"{prefix}geo:*", _type="ZSET"))
         for k in r.scan_iter(f"{prefix}*"):
             r.delete(k)
         r.close()
