@@ -48,7 +48,6 @@ from dispatcher.ops.mission_audit import (
     resource,
     snapshot,
 )
-from dispatcher.storage.leases import fence_holds
 from dispatcher.storage.spool import SpooledRow, SpoolFull
 from geo.facility import FacilitySpec
 
@@ -397,14 +396,20 @@ class MissionOps:
             async with self._store.transaction() as conn:
                 if spooled is not None and not await mark_applied(conn, spooled):
                     return SpoolReplay(spooled.id)
-                before = await self._store.lock(conn, mission_id, scope)
+                if fence is None:
+                    before = await self._store.lock(conn, mission_id, scope)
+                    fenced = True
+                else:
+                    # The lock and the fence check in one round trip (the engine holds
+                    # its lock meanwhile); the fence is judged after the mission's lock.
+                    before, fenced = await self._store.lock_fenced(
+                        conn, mission_id, scope,
+                        facility_id=fence.facility_id, holder=fence.holder, token=fence.token,
+                    )  # fmt: skip
                 if before is None:
                     raise MissionNotFound(mission_id)
                 facility_id = before.facility_id
-                if fence is not None and not (
-                    fence.facility_id == facility_id
-                    and await fence_holds(conn, facility_id, fence.holder, fence.token)
-                ):
+                if fence is not None and not (fenced and fence.facility_id == facility_id):
                     raise FencedOut(fence)
                 result = await self._store.apply(conn, before, ev, actor=caller.actor(), **changes)
                 if result.event is not None and caller.audited:
