@@ -291,8 +291,9 @@ class MissionOps:
         (:class:`DurableWrites`); the result's mission is the copy changed, its event None.
 
         ``fence``: the dispatch engine's claim to lead the mission's facility. The write
-        commits only if that tenure still holds, checked in the same transaction
-        (:func:`dispatcher.storage.leases.fence_holds`); else nothing is written and
+        commits only if that tenure still holds, checked in the same transaction, in the
+        statement that locks the mission (:meth:`MissionStore.lock_fenced`, the check of
+        :func:`dispatcher.storage.leases.fence_holds`); else nothing is written and
         :class:`~dispatcher.leadership.state.FencedOut` is raised. A spooled event is
         not fenced (see :meth:`apply_spooled`).
         """
