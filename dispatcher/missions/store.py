@@ -56,6 +56,7 @@ from dispatcher.missions.rows import (
     jsonable,
     mission_from_row,
 )
+from dispatcher.storage.leases import FENCE_SQL
 
 log = structlog.get_logger(__name__)
 
@@ -128,11 +129,32 @@ WHERE id = $1
 RETURNING {_COLS}
 """
 
-_INSERT_EVENT = f"""
-INSERT INTO mission_events
-    (mission_id, facility_id, event, from_status, to_status, vehicle_id, actor, details)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING {_EVENT_COLS}
+#: The mission row's update and its event in one statement (one round trip instead of
+#: two); both commit or roll back together like any two statements of the transaction.
+#: $1-$6 as :data:`_UPDATE`; $7-$12 the event, from_status, to_status, vehicle, actor
+#: and details of the event row. The event's columns come back prefixed ``ev_``.
+_UPDATE_WITH_EVENT = f"""
+WITH m AS ({_UPDATE}),
+e AS (
+    INSERT INTO mission_events
+        (mission_id, facility_id, event, from_status, to_status, vehicle_id, actor, details)
+    SELECT id, facility_id, $7, $8, $9, $10::uuid, $11, $12::jsonb FROM m
+    RETURNING {_EVENT_COLS}
+)
+SELECT m.*, {", ".join(f"e.{c.strip()} AS ev_{c.strip()}" for c in _EVENT_COLS.split(","))}
+FROM m CROSS JOIN e
+"""
+
+#: :data:`_LOCK` and a fence check in one statement: the mission is locked first (in the
+#: CTE), then the lease row is share-locked and its tenure judged by the database's
+#: clock (PostgreSQL evaluates the sub-select, an InitPlan, when the first locked row is
+#: projected), as the two statements did one after the other. No mission: no fence
+#: check. $4-$6: the fence's facility, holder and token (see
+#: :data:`dispatcher.storage.leases.FENCE_SQL`).
+_LOCK_FENCED = f"""
+WITH m AS ({_LOCK})
+SELECT m.*, EXISTS ({FENCE_SQL.format(facility="$4", holder="$5", token="$6")}) AS fenced
+FROM m
 """
 
 _TIMELINE = f"SELECT {_EVENT_COLS} FROM mission_events WHERE mission_id = $1 ORDER BY seq"
@@ -373,6 +395,28 @@ class MissionStore:
         row = await conn.fetchrow(_LOCK, mission_id, scope.facility_id, scope.created_by)
         return None if row is None else mission_from_row(row)
 
+    async def lock_fenced(
+        self,
+        conn: Conn,
+        mission_id: uuid.UUID,
+        scope: Scope,
+        *,
+        facility_id: uuid.UUID,
+        holder: str,
+        token: int,
+    ) -> tuple[MissionRecord | None, bool]:
+        """:meth:`lock`, and whether ``holder`` still holds tenure ``token`` of
+        ``facility_id`` (the lease row share-locked until the transaction ends, as
+        :func:`dispatcher.storage.leases.fence_holds`), in one round trip. The fence is
+        only judged for a mission found (None, False otherwise)."""
+        row = await conn.fetchrow(
+            _LOCK_FENCED, mission_id, scope.facility_id, scope.created_by,
+            facility_id, holder, token,
+        )  # fmt: skip
+        if row is None:
+            return None, False
+        return mission_from_row(row), bool(row["fenced"])
+
     async def apply(
         self,
         conn: Conn,
@@ -421,55 +465,42 @@ class MissionStore:
         """Write the planned ``change``: the mission row, then its event."""
         step = change.step
         try:
+            # One statement, one round trip: every round trip of a dispatch write is a
+            # wait for the CPU on a loaded machine, with the engine's lock held.
             row = await conn.fetchrow(
-                _UPDATE,
+                _UPDATE_WITH_EVENT,
                 before.id,
                 step.to_status.value,
                 change.priority.value,
                 change.vehicle_id,
                 step.to_status.is_final,
                 change.held_reason,
+                step.event.value,
+                step.from_status.value if step.from_status is not None else None,
+                step.to_status.value,
+                change.event_vehicle_id,
+                actor.subject,
+                jsonable(change.details),
             )
         except asyncpg.ForeignKeyViolationError as exc:
-            raise InvalidMission("vehicle_id", f"unknown vehicle {change.vehicle_id}") from exc
+            vehicle = change.vehicle_id or change.event_vehicle_id
+            raise InvalidMission("vehicle_id", f"unknown vehicle {vehicle}") from exc
         assert row is not None  # locked above
-        after = mission_from_row(row)
-        recorded = await _insert_event(
-            conn,
-            after,
-            step,
-            vehicle_id=change.event_vehicle_id,
-            actor=actor,
-            details=change.details,
-        )
-        return TransitionResult(mission=after, event=recorded)
+        recorded = event_from_row(_Prefixed(row, "ev_"))
+        return TransitionResult(mission=mission_from_row(row), event=recorded)
 
 
 # Helpers -------------------------------------------------------------------------------
 
 
-async def _insert_event(
-    conn: Conn,
-    mission: MissionRecord,
-    step: lifecycle.Transition,
-    *,
-    vehicle_id: uuid.UUID | None,
-    actor: Actor,
-    details: Mapping[str, Any],
-) -> EventRecord:
-    try:
-        row = await conn.fetchrow(
-            _INSERT_EVENT,
-            mission.id,
-            mission.facility_id,
-            step.event.value,
-            step.from_status.value if step.from_status is not None else None,
-            step.to_status.value,
-            vehicle_id,
-            actor.subject,
-            jsonable(details),
-        )
-    except asyncpg.ForeignKeyViolationError as exc:
-        raise InvalidMission("vehicle_id", f"unknown vehicle {vehicle_id}") from exc
-    assert row is not None
-    return event_from_row(row)
+class _Prefixed:
+    """A row's columns named ``prefix + name``, read by ``name``."""
+
+    __slots__ = ("_prefix", "_row")
+
+    def __init__(self, row: Any, prefix: str) -> None:
+        self._row = row
+        self._prefix = prefix
+
+    def __getitem__(self, key: str) -> Any:
+        return self._row[self._prefix + key]

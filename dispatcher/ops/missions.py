@@ -48,7 +48,6 @@ from dispatcher.ops.mission_audit import (
     resource,
     snapshot,
 )
-from dispatcher.storage.leases import fence_holds
 from dispatcher.storage.spool import SpooledRow, SpoolFull
 from geo.facility import FacilitySpec
 
@@ -292,8 +291,9 @@ class MissionOps:
         (:class:`DurableWrites`); the result's mission is the copy changed, its event None.
 
         ``fence``: the dispatch engine's claim to lead the mission's facility. The write
-        commits only if that tenure still holds, checked in the same transaction
-        (:func:`dispatcher.storage.leases.fence_holds`); else nothing is written and
+        commits only if that tenure still holds, checked in the same transaction, in the
+        statement that locks the mission (:meth:`MissionStore.lock_fenced`, the check of
+        :func:`dispatcher.storage.leases.fence_holds`); else nothing is written and
         :class:`~dispatcher.leadership.state.FencedOut` is raised. A spooled event is
         not fenced (see :meth:`apply_spooled`).
         """
@@ -397,14 +397,20 @@ class MissionOps:
             async with self._store.transaction() as conn:
                 if spooled is not None and not await mark_applied(conn, spooled):
                     return SpoolReplay(spooled.id)
-                before = await self._store.lock(conn, mission_id, scope)
+                if fence is None:
+                    before = await self._store.lock(conn, mission_id, scope)
+                    fenced = True
+                else:
+                    # The lock and the fence check in one round trip (the engine holds
+                    # its lock meanwhile); the fence is judged after the mission's lock.
+                    before, fenced = await self._store.lock_fenced(
+                        conn, mission_id, scope,
+                        facility_id=fence.facility_id, holder=fence.holder, token=fence.token,
+                    )  # fmt: skip
                 if before is None:
                     raise MissionNotFound(mission_id)
                 facility_id = before.facility_id
-                if fence is not None and not (
-                    fence.facility_id == facility_id
-                    and await fence_holds(conn, facility_id, fence.holder, fence.token)
-                ):
+                if fence is not None and not (fenced and fence.facility_id == facility_id):
                     raise FencedOut(fence)
                 result = await self._store.apply(conn, before, ev, actor=caller.actor(), **changes)
                 if result.event is not None and caller.audited:

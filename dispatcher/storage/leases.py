@@ -55,11 +55,16 @@ SELECT holder, token, expires_at > clock_timestamp() AS valid,
 FROM facility_leases WHERE facility_id = $1
 """
 
-_FENCE = """
+#: The fence check with its parameters named (``str.format``: facility, holder, token),
+#: for statements that make it alongside another (the mission store's fenced lock).
+FENCE_SQL = """
 SELECT 1 FROM facility_leases
-WHERE facility_id = $1 AND holder = $2 AND token = $3 AND expires_at > clock_timestamp()
+WHERE facility_id = {facility} AND holder = {holder} AND token = {token}
+  AND expires_at > clock_timestamp()
 FOR SHARE
 """
+
+_FENCE = FENCE_SQL.format(facility="$1", holder="$2", token="$3")
 
 
 @dataclass(frozen=True, slots=True)

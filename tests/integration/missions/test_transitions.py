@@ -303,15 +303,20 @@ class TestStoreTransitions:
         pg_pool: asyncpg.Pool,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """Row and event are one transaction: if the event cannot be written, the row stays."""
+        """Row and event are one transaction: if the event cannot be written, the row stays.
+
+        The event's insert is made to fail at run time, after the row's update (a division
+        by zero over the updated row, in the statement that writes both)."""
         rec = await self._mission(client, token, store)
         before = await _row(pg_pool, rec.id)
-
-        async def broken(*args: object, **kwargs: object) -> None:
-            raise RuntimeError("disk full")
-
-        monkeypatch.setattr(store_module, "_insert_event", broken)
-        with pytest.raises(RuntimeError, match="disk full"):
+        sql = store_module._UPDATE_WITH_EVENT
+        assert "$12::jsonb" in sql
+        monkeypatch.setattr(
+            store_module,
+            "_UPDATE_WITH_EVENT",
+            sql.replace("$12::jsonb", "$12::jsonb || to_jsonb(1 / (version - version))"),
+        )
+        with pytest.raises(asyncpg.DivisionByZeroError):
             await store.transition(rec.id, E.CANCELLED, actor=ENGINE)
         assert await _row(pg_pool, rec.id) == before
         assert await counts(pg_pool) == (1, 1)
