@@ -18,7 +18,14 @@ from dispatcher.dispatch.engine import SYSTEM, DispatchEngine
 from dispatcher.missions.lifecycle import MissionEvent
 from dispatcher.ops.durable import UNREACHABLE
 from dispatcher.retry import Backoff, BackoffPolicy
-from dispatcher.storage.event_stream import EventHub, EventKind, EventReader, StreamEvent
+from dispatcher.storage.event_stream import (
+    EventHub,
+    EventKind,
+    EventReader,
+    HubClosed,
+    Position,
+    StreamEvent,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +48,14 @@ class MissionIntake:
         position = await self._reader.live_position()
         await self._engine.load()
         backoff = Backoff(BackoffPolicy(base_s=0.5, cap_s=10.0))
+        try:
+            await self._follow(position, backoff)
+        except HubClosed:
+            # Shutdown closes the hub first; a daemon stopped while still starting reaches
+            # here before its subscription exists. Not a failure of the dispatch task.
+            log.info("dispatch.intake_stopped", reason="event hub closed")
+
+    async def _follow(self, position: Position, backoff: Backoff) -> None:
         async with self._hub.subscribe(_KINDS) as sub:
             while not sub.closed:
                 try:

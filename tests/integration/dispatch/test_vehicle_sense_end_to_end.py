@@ -158,7 +158,9 @@ class TestCriticalBattery:
             await _until_event(client, mission_id, "unassigned")
             await eventually(lambda: robot.order_id.startswith("charge:"), WAIT_S)
             await eventually(lambda: robot.charging and robot.last_node_id == NODES[-1], WAIT_S)
-            assert (await _alerts(settings, first)).get("battery_critical") is True
+            # Raised; it clears (rightly) once the robot charges, which the line above
+            # waited for, so whether it is still open is a race with the alert watch.
+            assert "battery_critical" in await _alerts(settings, first)
             assert "vehicle_stuck" not in await _alerts(settings, first)
             async with _robots(settings, _spec(settings, "rescuer", 1)):
                 await _until_status(client, mission_id, "completed")
