@@ -266,7 +266,13 @@ def _py_spy() -> str:
 
 
 def run_one(
-    robots: int, messages: int, api_port: int, qos: int, profile: Path | None = None
+    robots: int,
+    messages: int,
+    api_port: int,
+    qos: int,
+    profile: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    settle_s: float = 3.0,
 ) -> Result:
     print(f"-- N={robots} robots, {messages} state messages at QoS {qos}: encoding...", flush=True)
     stream, avg = build_stream(robots, messages, qos)
@@ -289,6 +295,7 @@ def run_one(
             "FLEETD_DAEMON__INSTANCE_ID": f"bench-{os.getpid()}",
         }
     )
+    env.update(extra_env or {})
     daemon = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "run"], env=env, cwd=REPO)
     base = f"http://127.0.0.1:{api_port}"
     try:
@@ -303,6 +310,9 @@ def run_one(
                 if time.monotonic() > deadline or daemon.poll() is not None:
                     raise RuntimeError("fleetd did not become ready")
                 time.sleep(0.2)
+            # Ready answers before the dispatch solver's worker has imported OR-Tools and
+            # VROOM (a few seconds of CPU on one of the two cores): not ingest's cost.
+            time.sleep(settle_s)
             before = scrape(http, f"{base}/metrics")
             proc, go = publish(broker.port, stream)
             spy = None
@@ -317,6 +327,9 @@ def run_one(
                         str(daemon.pid),
                         "--rate",
                         "200",
+                        # Without it py-spy stops the daemon for every sample, which
+                        # slows it several-fold and skews where the time seems to go.
+                        "--nonblocking",
                         "--output",
                         str(out),
                         "--format",
@@ -398,12 +411,40 @@ def main() -> int:
         help="record the daemon with py-spy while it drains, one file per run: FILE.svg "
         "(flame graph) or FILE.txt (collapsed stacks)",
     )
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=3.0,
+        help="seconds to wait after fleetd is ready before publishing (its solver worker "
+        "starts then)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="FLEETD_KEY=VALUE",
+        help="extra setting for the fleetd under test, e.g. FLEETD_DISPATCH__ENABLED=false",
+    )
     args = parser.parse_args()
+    extra_env = {}
+    for v in args.server_env:
+        key, sep, value = v.partition("=")
+        if not sep or not key.startswith("FLEETD_"):
+            raise SystemExit(f"--server-env wants FLEETD_KEY=VALUE, got {v!r}")
+        extra_env[key] = value
     if shutil.which("mosquitto") is None or shutil.which("mosquitto_sub") is None:
         print("benchmarks/ingest.py needs mosquitto and mosquitto_sub (scripts/setup.sh does)")
         return 2
     results = [
-        run_one(n, args.messages, args.api_port or free_port(), q, args.profile)
+        run_one(
+            n,
+            args.messages,
+            args.api_port or free_port(),
+            q,
+            args.profile,
+            extra_env,
+            args.settle_s,
+        )
         for q in args.qos
         for n in args.robots
     ]

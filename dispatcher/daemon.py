@@ -201,7 +201,7 @@ class Daemon:
                 max_rows=s.database.telemetry_buffer_rows,
                 flush_interval_s=s.database.telemetry_flush_interval_s,
                 # A standby's copy of the same messages would store every sample twice.
-                holds=(lambda fid: leads.fence(fid) is not None) if leads else None,
+                holds=leads.holds if leads else None,
             )
             self.telemetry = telemetry
             links = self._open_links(registry, redis, telemetry)
@@ -352,7 +352,7 @@ class Daemon:
             pool,
             registry,
             interval_s=s.database.position_flush_interval_s,
-            holds=(lambda fid: leadership.fence(fid) is not None) if leadership else None,
+            holds=leadership.holds if leadership else None,
             gap_keep_s=max(30.0, 3 * leadership.timing.takeover_s) if leadership else 30.0,
         )
         sealer = AuditSealer(pool)

@@ -188,6 +188,10 @@ class FleetWriter:
         self._holds = holds
         #: Facilities this daemon writes (caught up since it took the lease).
         self._writing: set[uuid.UUID] = set()
+        #: Facilities of the fleet's vehicles: every record's at the first flush, then
+        #: those of the records that changed (a new vehicle, one moved), not the whole
+        #: fleet every flush.
+        self._facilities: set[uuid.UUID] | None = None
         self.gap: TakeoverGap[FleetChange] = TakeoverGap(keep_s=gap_keep_s)
 
     def _writes(self, facility_id: uuid.UUID) -> bool:
@@ -222,8 +226,9 @@ class FleetWriter:
         holds = self._holds
         if holds is None:
             return
-        facilities = {r.facility_id for r in self._registry.records()} | self._writing
-        for fid in facilities:
+        if self._facilities is None:
+            self._facilities = {r.facility_id for r in self._registry.records()}
+        for fid in self._facilities | self._writing:
             held = holds(fid)
             if not held:
                 self._writing.discard(fid)
@@ -296,7 +301,10 @@ class FleetWriter:
         """Write everything changed since the last flush; failures are re-queued."""
         await self._follow_leases()
         # Vehicles first: positions and events refer to them.
-        vehicles = self._mine(self._registry.take_dirty(Consumer.VEHICLES))
+        changed = self._registry.take_dirty(Consumer.VEHICLES)
+        if self._facilities is not None:
+            self._facilities.update({r.facility_id for r in changed})
+        vehicles = self._mine(changed)
         if vehicles:
             try:
                 await self._timed(

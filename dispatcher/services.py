@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from dispatcher.config import Settings
 from dispatcher.missions.domain import MissionRecord
-from fleet.model import VehicleView
+from fleet.model import VehicleFacts, VehicleView
 
 if TYPE_CHECKING:
     from dispatcher.facility_layouts import FacilityLayouts
@@ -27,6 +27,8 @@ class FleetView(Protocol):
     def snapshot(self) -> tuple[VehicleView, ...]: ...
 
     def get(self, vehicle_id: uuid.UUID) -> VehicleView | None: ...
+
+    def select(self, keep: Callable[[VehicleFacts], bool]) -> tuple[VehicleView, ...]: ...
 
 
 @dataclass(slots=True)

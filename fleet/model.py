@@ -10,6 +10,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 #: Namespace for deterministic ids derived from names (vehicles here; facilities in the
 #: settings, :func:`dispatcher.config.facility_id`).
@@ -153,6 +154,37 @@ class Capabilities:
     wheelchair_types: tuple[str, ...] = ()
     max_payload_kg: float | None = None
     seats: int | None = None
+
+
+class VehicleFacts(Protocol):
+    """What a vehicle is now, read-only: a :class:`VehicleView`, or the registry's live
+    record itself (a filter over the fleet reads records, so it builds no view for a
+    vehicle it does not keep: see ``FleetRegistry.select``)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def facility_id(self) -> uuid.UUID: ...
+    @property
+    def key(self) -> VehicleKey: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def maintenance(self) -> bool: ...
+    @property
+    def online(self) -> bool: ...
+    @property
+    def last_seen(self) -> float | None: ...
+    @property
+    def errors(self) -> tuple[VehicleError, ...]: ...
+    @property
+    def status(self) -> VehicleStatus: ...
+    @property
+    def safety_stop(self) -> bool: ...
+    @property
+    def battery_pct(self) -> float | None: ...
+    @property
+    def charging(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ class Consumer(IntFlag):
     GEO = 1  # Redis GEO live positions
     POSITIONS = 2  # Postgres vehicle_positions
     VEHICLES = 4  # Postgres vehicles (status, battery, online, last_seen)
+    ALERTS = 8  # the alert watch (re-judges only the vehicles that changed)
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ from fleet.model import (
     MapPose,
     OfflineReason,
     VehicleError,
+    VehicleFacts,
     VehicleKey,
     VehicleKind,
     VehicleStatus,
@@ -55,6 +56,7 @@ DRIVER_DRIVING_MPS = 0.5
 WILL_GRACE_S = 1.0
 
 _GEO, _POSITIONS, _VEHICLES = Consumer.GEO.value, Consumer.POSITIONS.value, Consumer.VEHICLES.value
+_ALERTS = Consumer.ALERTS.value
 
 
 class FleetRegistry:
@@ -146,6 +148,11 @@ class FleetRegistry:
         self.resolve_positions()
         return tuple(self._view(rec) for rec in self._by_id.values())
 
+    def select(self, keep: Callable[[VehicleFacts], bool]) -> tuple[VehicleView, ...]:
+        """Views of the vehicles ``keep`` says yes to, asked of the live records: a filter
+        over a large fleet builds views only for the few it keeps."""
+        return tuple(self._view(rec) for rec in self._by_id.values() if keep(rec))
+
     def _view(self, rec: VehicleRecord) -> VehicleView:
         if rec.pose_pending:
             self.resolve_positions()
@@ -182,6 +189,7 @@ class FleetRegistry:
                 kind=rec.key.kind.value,
             )
         self._mark(rec, _VEHICLES)
+        self._mark(rec, _ALERTS)
         return rec
 
     def remember_id(self, key: VehicleKey, vehicle_id: uuid.UUID) -> None:
@@ -219,6 +227,7 @@ class FleetRegistry:
             rec.view = None
             self._mark(rec, _VEHICLES)
             self._mark(rec, _GEO)
+            self._mark(rec, _ALERTS)
 
     def foreign_map(self, rec: VehicleRecord, map_id: str) -> bool:
         """Whether ``map_id`` belongs to another facility than the vehicle's pinned one.
@@ -229,7 +238,8 @@ class FleetRegistry:
         facility has is not foreign (the pose is then reported unknown, never guessed).
         """
         facility_id = self.facility_of_map(map_id)
-        if facility_id is None or facility_id == rec.facility_id:
+        # ``is`` first: the same cached id object, per message, spares UUID.__eq__.
+        if facility_id is None or facility_id is rec.facility_id or facility_id == rec.facility_id:
             if facility_id is not None:
                 rec.facility_pinned = True
             return False
@@ -401,7 +411,7 @@ class FleetRegistry:
         at = seen_at(now, heard.sent_at, heard.retained)
         if at is None:
             return
-        if not heard.retained:
+        if not heard.retained and self._wills:
             # Heard live after its Last Will: the vehicle is connected again, the will void.
             self._wills.pop(rec.id, None)
         if rec.last_seen is None or at > rec.last_seen:
@@ -449,6 +459,7 @@ class FleetRegistry:
         )
         if inputs == rec.status_inputs:
             self._mark(rec, _VEHICLES)
+            self._mark(rec, _ALERTS)
             return
         rec.status_inputs = inputs
         status = self._derive(rec)
@@ -456,6 +467,7 @@ class FleetRegistry:
             old, rec.status = rec.status, status
             self._emit(rec, ChangeKind.STATUS_CHANGED, {"from": old.value, "to": status.value}, now)
         self._mark(rec, _VEHICLES)
+        self._mark(rec, _ALERTS)
 
     def _set_errors(self, rec: VehicleRecord, errors: tuple[VehicleError, ...], now: float) -> None:
         """Replace the vehicle's error list, recording errors raised and cleared."""

@@ -2,7 +2,9 @@
 
 No I/O: :func:`current_alerts` takes plain values and returns the alerts that should be
 open, keyed by ``(kind, subject)``. The watch task (``dispatcher/alerting/watch.py``)
-compares that set with the open rows and raises or clears the difference.
+compares that set with the open rows and raises or clears the difference. It judges a
+vehicle again only when the vehicle changed (:func:`vehicle_alerts`), and the missions
+every round (:func:`mission_alerts`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fleet.model import VehicleStatus, VehicleView
+from fleet.model import VehicleFacts, VehicleStatus
 
 
 class AlertKind(StrEnum):
@@ -130,7 +132,9 @@ class AlertCondition:
         return SEVERITY[self.key.kind]
 
 
-def _vehicle_alerts(v: VehicleView, limits: Thresholds, sensed: Sensed) -> Iterable[AlertCondition]:
+def vehicle_alerts(v: VehicleFacts, limits: Thresholds, sensed: Sensed) -> Iterable[AlertCondition]:
+    """The alerts that hold for one vehicle."""
+
     def cond(kind: AlertKind, message: str) -> AlertCondition:
         return AlertCondition(AlertKey(kind, v.id), v.facility_id, v.id, None, message[:500])
 
@@ -168,7 +172,7 @@ def _vehicle_alerts(v: VehicleView, limits: Thresholds, sensed: Sensed) -> Itera
 
 
 def current_alerts(
-    vehicles: Iterable[VehicleView],
+    vehicles: Iterable[VehicleFacts],
     missions: Iterable[OpenMission],
     held: Mapping[uuid.UUID, str],
     *,
@@ -183,8 +187,21 @@ def current_alerts(
     """
     out: dict[AlertKey, AlertCondition] = {}
     for v in vehicles:
-        for c in _vehicle_alerts(v, limits, sensed):
+        for c in vehicle_alerts(v, limits, sensed):
             out[c.key] = c
+    out.update(mission_alerts(missions, held, now=now, limits=limits))
+    return out
+
+
+def mission_alerts(
+    missions: Iterable[OpenMission],
+    held: Mapping[uuid.UUID, str],
+    *,
+    now: float,
+    limits: Thresholds = Thresholds(),
+) -> dict[AlertKey, AlertCondition]:
+    """The alerts that hold for the open missions at ``now`` (epoch seconds)."""
+    out: dict[AlertKey, AlertCondition] = {}
     for m in missions:
         reason = held.get(m.id)
         if reason is not None:

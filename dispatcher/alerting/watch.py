@@ -1,10 +1,13 @@
 """The daemon task that keeps the ``alerts`` table current (task ``fleetd.alerts``).
 
-Every ``alerts.check_interval_s`` it takes a snapshot of the live fleet, reads the open
-missions and asks the dispatch engine which missions it holds for an operator; the pure
-rules (:mod:`dispatcher.alerting.rules`) say which alerts hold, and the difference with the
-open rows is raised or cleared, each change with its ``alert_events`` row in one
-transaction (so it shows on ``GET /v1/events`` within a second). A vehicle going offline or
+Every ``alerts.check_interval_s`` it judges again the vehicles that changed since the
+last round (the registry's ``ALERTS`` dirty list; every vehicle on the first round and
+after new thresholds), reads the open missions and asks the dispatch engine which missions
+it holds for an operator; the pure rules (:mod:`dispatcher.alerting.rules`) say which
+alerts hold, and the difference with the open rows is raised or cleared, each change with
+its ``alert_events`` row in one transaction (so it shows on ``GET /v1/events`` within a
+second). Judging only the changed vehicles keeps a round's cost with the fleet's traffic,
+not its size. A vehicle going offline or
 reporting a fatal error does not wait for the interval: the registry's change feed
 (:meth:`AlertWatch.nudge`) brings the next round forward, at most every
 :data:`MIN_GAP_S`. A failed round (Postgres away) is logged and counted, and the next
@@ -18,19 +21,28 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Protocol
 
 import asyncpg
 import structlog
 from prometheus_client import Counter, Gauge
 
 from dispatcher.alerting import store
-from dispatcher.alerting.rules import AlertKind, Sensed, Thresholds, current_alerts
+from dispatcher.alerting.rules import (
+    AlertCondition,
+    AlertKey,
+    AlertKind,
+    Sensed,
+    Thresholds,
+    mission_alerts,
+    vehicle_alerts,
+)
 from dispatcher.config import AlertSettings
-from dispatcher.services import FleetView
 from dispatcher.storage.db import CONNECT_ERRORS
 from fleet.changes import FleetChange
-from fleet.model import ChangeKind, VehicleStatus
+from fleet.model import ChangeKind, VehicleFacts, VehicleStatus
+from fleet.record import Consumer
 
 log = structlog.get_logger(__name__)
 
@@ -56,13 +68,23 @@ def _thresholds(settings: AlertSettings) -> Thresholds:
     )
 
 
+class JudgedFleet(Protocol):
+    """The live fleet as the watch reads it (implemented by ``fleet.registry.FleetRegistry``)."""
+
+    def take_dirty(self, consumer: Consumer) -> Sequence[VehicleFacts]: ...
+
+    def records(self) -> Iterable[VehicleFacts]: ...
+
+    def record(self, vehicle_id: uuid.UUID) -> VehicleFacts | None: ...
+
+
 class AlertWatch:
     """Raises and clears alerts from fleet state; :meth:`run` is the task."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        fleet: FleetView,
+        fleet: JudgedFleet,
         settings: AlertSettings,
         *,
         held: Callable[[], Mapping[uuid.UUID, str]] = dict,
@@ -81,6 +103,12 @@ class AlertWatch:
         self._unreliable = unreliable
         self._clock = clock
         self._wake = asyncio.Event()
+        #: vehicle id -> the alerts that held when it was last judged (none: absent).
+        self._vehicle_alerts: dict[uuid.UUID, tuple[AlertCondition, ...]] = {}
+        #: The stuck and unreliable vehicles of the last round.
+        self._sensed = Sensed(frozenset(), frozenset())
+        #: Judge every vehicle at the next round (the first, or new thresholds).
+        self._judge_all = True
 
     def nudge(self, change: FleetChange) -> None:
         """A registry change listener (cheap, on the loop): a vehicle gone offline or in a
@@ -109,6 +137,32 @@ class AlertWatch:
         """New thresholds and interval (a configuration reload); the next round uses them."""
         self._interval = settings.check_interval_s
         self._limits = _thresholds(settings)
+        self._judge_all = True
+
+    def judge_vehicles(self) -> dict[AlertKey, AlertCondition]:
+        """The vehicle alerts that hold now: judges again the vehicles that changed, and
+        those whose stuck or unreliable mark came or went, since the last call (every
+        vehicle at the first call and after :meth:`apply`)."""
+        fleet = self._fleet
+        sensed = Sensed(frozenset(self._stuck()), frozenset(self._unreliable()))
+        changed = fleet.take_dirty(Consumer.ALERTS)
+        if self._judge_all:
+            self._judge_all = False
+            self._vehicle_alerts.clear()
+            judged: Iterable[VehicleFacts] = list(fleet.records())
+        else:
+            marked = (set(sensed.stuck) ^ set(self._sensed.stuck)) | (
+                set(sensed.unreliable) ^ set(self._sensed.unreliable)
+            )
+            judged = [*changed, *(r for v in marked if (r := fleet.record(v)) is not None)]
+        self._sensed = sensed
+        for v in judged:
+            conds = tuple(vehicle_alerts(v, self._limits, sensed))
+            if conds:
+                self._vehicle_alerts[v.id] = conds
+            else:
+                self._vehicle_alerts.pop(v.id, None)
+        return {c.key: c for conds in self._vehicle_alerts.values() for c in conds}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -128,17 +182,11 @@ class AlertWatch:
         """One round: (raised, cleared)."""
         now = self._clock()
         held = dict(self._held())
+        every = self.judge_vehicles()  # in memory: a failed read below loses nothing
         missions = await store.open_missions(
             self._pool, held=held.keys(), ready_before=now - self._limits.mission_wait_s
         )
-        every = current_alerts(
-            self._fleet.snapshot(),
-            missions,
-            held,
-            now=now,
-            limits=self._limits,
-            sensed=Sensed(frozenset(self._stuck()), frozenset(self._unreliable())),
-        )
+        every.update(mission_alerts(missions, held, now=now, limits=self._limits))
         # Only the facilities this daemon leads: a standby knows nothing of the held
         # missions and stuck robots the active one sees, and would clear those alerts
         # (and the active raise them again) every round.

@@ -1202,6 +1202,19 @@ class DispatchEngine:
         if channel is None or not self._stations or not self._accepting:
             return
         await self._end_charging()
+        below, forced = self._policy.charge_below_pct, self._forced_charge
+        # Only a robot low on battery and not charging, or sent by an operator, can need a
+        # station (needs_charge): the rest of the fleet is passed over without a view.
+        candidates = self._fleet.select(
+            lambda v: (
+                v.key.kind is VehicleKind.ROBOT
+                and v.online
+                and (
+                    v.id in forced
+                    or (not v.charging and v.battery_pct is not None and v.battery_pct < below)
+                )
+            )
+        )
         needs = [
             RobotNeed(
                 vehicle_id=v.id,
@@ -1213,10 +1226,8 @@ class DispatchEngine:
                 charging=v.charging,
                 forced=v.id in self._forced_charge,
             )
-            for v in self._fleet.snapshot()
-            if v.kind is VehicleKind.ROBOT
-            and v.online
-            and v.position is not None
+            for v in candidates
+            if v.position is not None
             and not self.sense.kept_from_work(v.id, time.time())
             and self._leads(v.facility_id)
         ]

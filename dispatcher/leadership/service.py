@@ -120,6 +120,12 @@ class Leadership:
             and self._told.get(facility_id) == lease.token
         )
 
+    def holds(self, facility_id: uuid.UUID) -> bool:
+        """Whether this daemon holds the facility's lease now (:meth:`fence` is not None),
+        without building the fence: asked per telemetry row and vehicle batch."""
+        lease = self.leases.get(facility_id)
+        return lease is not None and lease.holds(self._clock())
+
     def fence(self, facility_id: uuid.UUID) -> Fence | None:
         lease = self.leases.get(facility_id)
         return None if lease is None else lease.fence(self.holder, self._clock())

@@ -113,9 +113,13 @@ class FacilityLease:
         """Active on record, but the lease could be expiring: no renewal got through."""
         return self.role is Role.ACTIVE and now >= self.valid_until
 
+    def holds(self, now: float) -> bool:
+        """Whether a tenure is held at ``now``: :meth:`fence` would give one."""
+        return self.token is not None and self.active(now)
+
     def fence(self, holder: str, now: float) -> Fence | None:
         """The fence of the current tenure, None when not (safely) active."""
-        if not self.active(now) or self.token is None:
+        if not self.holds(now) or self.token is None:
             return None
         return Fence(self.facility_id, holder, self.token)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +58,32 @@ _TOPIC_CACHE_SIZE = 100_000
 _MODES: dict[str, OperatingMode] = {m.value: m for m in OperatingMode}
 
 
+@dataclass(slots=True)
+class _Seen:
+    """What the link last saw of one robot: one dict look-up per message finds it all."""
+
+    #: (headerId, timestamp) of the last ``state`` taken.
+    state: tuple[int, object] | None = None
+    #: The order part of the last state, as compared (see ``_publish_order_state``).
+    order_state: tuple[object, ...] | None = None
+    #: The progress part of the last state, raw, and as published.
+    progress_raw: tuple[object, ...] | None = None
+    progress: Progress | None = None
+    #: When its last telemetry row was taken (epoch seconds).
+    telemetry_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Route:
+    """A topic name parsed once, with the robot it names: found once, then kept (the
+    registry never forgets a vehicle), so a message costs no look-up by identity."""
+
+    topic: VdaTopic
+    key: VehicleKey
+    rec: VehicleRecord | None = None
+    seen: _Seen | None = None
+
+
 class RobotLink:
     """Turns VDA 5050 messages into registry updates and telemetry rows."""
 
@@ -78,20 +105,16 @@ class RobotLink:
         self._registry = registry
         self._telemetry = telemetry
         self._telemetry_every = settings.database.telemetry_min_interval_s
-        self._last_telemetry: dict[object, float] = {}
         self._events = events
-        self._progress: dict[object, Progress] = {}
-        self._last_progress_raw: dict[object, tuple[object, ...]] = {}
-        self._last_order_state: dict[object, tuple[object, ...]] = {}
-        #: vehicle id -> (headerId, timestamp) of the last ``state`` taken.
-        self._last_state: dict[object, tuple[int, object]] = {}
+        #: vehicle id -> what the link last saw of it.
+        self._seen: dict[object, _Seen] = {}
         self.rejections = Rejections(self.LINK)
         #: The interface's major version, from the topic prefix (``uagv/v2`` -> 2).
         self._versions = codec.VersionCheck(
             major_of_prefix(self._prefix, int(VDA_VERSION.partition(".")[0]))
         )
         # Each vehicle publishes on the same few topics: parse each name once.
-        self._topics: dict[str, VdaTopic] = {}
+        self._topics: dict[str, _Route] = {}
         self._received = {t: MESSAGES_RECEIVED.labels(self.LINK, t.value) for t in Topic}
 
     def handle(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -103,12 +126,10 @@ class RobotLink:
                 raise MessageRejected(
                     RejectReason.OVERSIZED, f"{len(payload)} bytes > {self._max_payload}"
                 )
-            vt = self._topics.get(topic)
-            if vt is None:
-                vt = parse_topic(self._prefix, topic, strict=self._strict_ids)
-                if len(self._topics) >= _TOPIC_CACHE_SIZE:
-                    self._topics.clear()
-                self._topics[topic] = vt
+            route = self._topics.get(topic)
+            if route is None:
+                route = self._route(topic)
+            vt = route.topic
             if vt.topic not in INBOUND_TOPICS:
                 return  # master-control traffic (ours or another's) on the shared prefix
             counter = self._received.get(vt.topic)
@@ -117,21 +138,22 @@ class RobotLink:
             msg = codec.decode(vt.topic, payload)
             codec.check_identity(msg, vt)
             self._versions.check(msg.version)
-            rec = self._vehicle(
-                VehicleKey(VehicleKind.ROBOT, vt.manufacturer, vt.serial_number), msg
-            )
+            rec, seen = route.rec, route.seen
+            if rec is None or seen is None:
+                rec = route.rec = self._vehicle(route.key, msg)
+                seen = route.seen = self._seen.setdefault(rec.id, _Seen())
             pos = getattr(msg, "agv_position", None)
             if pos is not None and self._registry.foreign_map(rec, pos.map_id):
                 raise MessageRejected(
                     RejectReason.FOREIGN_MAP, f"{rec.key.label} is pinned to another facility"
                 )
             if isinstance(msg, fast.State | State):
-                self._not_replayed(rec, msg)
-                self._state(rec, msg, now, retained)
+                self._not_replayed(seen, msg)
+                self._state(rec, seen, msg, now, retained)
             elif isinstance(msg, Connection):
-                self._connection(rec, msg, now, retained)
+                self._connection(rec, seen, msg, now, retained)
             elif isinstance(msg, fast.Visualization | Visualization):
-                self._visualization(rec, msg, now, retained)
+                self._visualization(rec, seen, msg, now, retained)
             elif isinstance(msg, Factsheet):
                 self._factsheet(rec, msg, now, retained)
         except MessageRejected as exc:
@@ -139,6 +161,17 @@ class RobotLink:
             # robot repeats its mistake on every message; another robot's is news).
             subject = f"{vt.manufacturer}/{vt.serial_number}" if vt is not None else None
             self.rejections.record(exc.reason, exc.detail, topic, subject=subject)
+
+    def _route(self, topic: str) -> _Route:
+        """Parse a topic name (raises MessageRejected) and cache it: each robot publishes
+        on the same few topics, so a name is parsed once."""
+        vt = parse_topic(self._prefix, topic, strict=self._strict_ids)
+        if len(self._topics) >= _TOPIC_CACHE_SIZE:
+            self._topics.clear()
+        route = self._topics[topic] = _Route(
+            vt, VehicleKey(VehicleKind.ROBOT, vt.manufacturer, vt.serial_number)
+        )
+        return route
 
     # --- per message type -------------------------------------------------------------
 
@@ -158,12 +191,13 @@ class RobotLink:
     def _heard(msg_time: datetime | None, now: float, retained: bool) -> Heard:
         return Heard(now, msg_time.timestamp() if msg_time is not None else None, retained)
 
-    def _not_replayed(self, rec: VehicleRecord, msg: State | fast.State) -> None:
+    @staticmethod
+    def _not_replayed(seen: _Seen, msg: State | fast.State) -> None:
         """Refuse a ``state`` seen before or older than the last one taken (duplicated,
         replayed or reordered by the network or the broker): it would change nothing or
         change something back. A headerId going down with a *later* timestamp is a robot
         that restarted its counter: taken."""
-        last = self._last_state.get(rec.id)
+        last = seen.state
         stamp = msg.timestamp
         if last is not None:
             header, at = last
@@ -172,10 +206,15 @@ class RobotLink:
                     RejectReason.REPLAYED,
                     f"state headerId {msg.header_id} after {header}, not newer",
                 )
-        self._last_state[rec.id] = (msg.header_id, stamp)
+        seen.state = (msg.header_id, stamp)
 
     def _state(
-        self, rec: VehicleRecord, msg: State | fast.State, now: float, retained: bool
+        self,
+        rec: VehicleRecord,
+        seen: _Seen,
+        msg: State | fast.State,
+        now: float,
+        retained: bool,
     ) -> None:
         charging = bool(msg.battery_state.charging)
         working = bool(msg.node_states)
@@ -208,11 +247,13 @@ class RobotLink:
             ),
         )
         self._registry.apply_robot_state(rec, state, self._heard(msg.timestamp, now, retained))
-        self._telemetry_row(rec, "state", now)
-        self._publish_progress(rec, msg, now)
-        self._publish_order_state(rec, msg, now)
+        self._telemetry_row(rec, seen, "state", now)
+        self._publish_progress(rec, seen, msg, now)
+        self._publish_order_state(rec, seen, msg, now)
 
-    def _publish_order_state(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
+    def _publish_order_state(
+        self, rec: VehicleRecord, seen: _Seen, msg: State | fast.State, now: float
+    ) -> None:
         """Publish :class:`OrderStateSeen` when the order part of the state changed."""
         # Hot path: one small tuple compare per state. nodeStates only shrink as lastNode
         # moves or grow with a new orderUpdateId, so their count stands for them here.
@@ -226,9 +267,9 @@ class RobotLink:
             msg.safety_state.e_stop,
             msg.operating_mode,
         )
-        if self._last_order_state.get(rec.id) == raw:
+        if seen.order_state == raw:
             return
-        self._last_order_state[rec.id] = raw
+        seen.order_state = raw
         self._events.publish(
             OrderStateSeen(
                 rec.id,
@@ -258,7 +299,9 @@ class RobotLink:
             out.append(VehicleError(etype[:most], str(e.error_level), text[:most]))
         return tuple(out)
 
-    def _publish_progress(self, rec: VehicleRecord, msg: State | fast.State, now: float) -> None:
+    def _publish_progress(
+        self, rec: VehicleRecord, seen: _Seen, msg: State | fast.State, now: float
+    ) -> None:
         """Publish what changed about the robot's work (nodes, actions, errors) as events."""
         # The common case, nothing changed, costs one tuple compare (the lists compare
         # element-wise in C); only a change builds a Progress and asks what it means.
@@ -269,10 +312,10 @@ class RobotLink:
             msg.action_states,
             msg.errors,
         )
-        if self._last_progress_raw.get(rec.id) == raw:
+        if seen.progress_raw == raw:
             return
-        self._last_progress_raw[rec.id] = raw
-        prev = self._progress.get(rec.id)
+        seen.progress_raw = raw
+        prev = seen.progress
         new = Progress(
             msg.order_id or None,
             msg.last_node_id or None,
@@ -280,14 +323,16 @@ class RobotLink:
             tuple((a.action_id, a.action_type, a.action_status) for a in msg.action_states),
             self._errors(msg.errors) if msg.errors else (),
         )
-        self._progress[rec.id] = new
+        seen.progress = new
         for event in progress_events(rec.id, now, prev, new):
             self._events.publish(event)
 
-    def _connection(self, rec: VehicleRecord, msg: Connection, now: float, retained: bool) -> None:
+    def _connection(
+        self, rec: VehicleRecord, seen: _Seen, msg: Connection, now: float, retained: bool
+    ) -> None:
         # A (re)connected robot's next state is news to the dispatch loop, even if it
         # says what the last one did: its orders are reconciled from it.
-        self._last_order_state.pop(rec.id, None)
+        seen.order_state = None
         self._registry.apply_connection(
             rec,
             ConnectionState(msg.connection_state),
@@ -297,6 +342,7 @@ class RobotLink:
     def _visualization(
         self,
         rec: VehicleRecord,
+        seen: _Seen,
         msg: Visualization | fast.Visualization,
         now: float,
         retained: bool,
@@ -307,7 +353,7 @@ class RobotLink:
             pose = MapPose(pos.map_id, pos.x, pos.y, pos.theta)
         self._registry.apply_robot_pose(rec, pose, self._heard(msg.timestamp, now, retained))
         if pose is not None:
-            self._telemetry_row(rec, "visualization", now)
+            self._telemetry_row(rec, seen, "visualization", now)
 
     def _factsheet(self, rec: VehicleRecord, msg: Factsheet, now: float, retained: bool) -> None:
         spec = msg.type_specification
@@ -316,12 +362,12 @@ class RobotLink:
             max_payload_kg=float(spec.max_load_mass) if spec.max_load_mass is not None else None,
         )
 
-    def _telemetry_row(self, rec: VehicleRecord, source: str, now: float) -> None:
+    def _telemetry_row(self, rec: VehicleRecord, seen: _Seen, source: str, now: float) -> None:
         if self._telemetry_every > 0:
-            last = self._last_telemetry.get(rec.id)
+            last = seen.telemetry_at
             if last is not None and now - last < self._telemetry_every:
                 return
-            self._last_telemetry[rec.id] = now
+            seen.telemetry_at = now
         pose = rec.map_pose
         self._telemetry.add(
             TelemetryRow(

@@ -7,10 +7,11 @@ MQTT links); tests and the dispatch engine pass the real ones.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Protocol
 
 from dispatcher.links.commander import CommandResult, VehicleCommand
-from fleet.model import VehicleView
+from fleet.model import VehicleFacts, VehicleView
 
 
 class FleetLookup(Protocol):
@@ -19,6 +20,8 @@ class FleetLookup(Protocol):
     def snapshot(self) -> tuple[VehicleView, ...]: ...
 
     def get(self, vehicle_id: uuid.UUID) -> VehicleView | None: ...
+
+    def select(self, keep: Callable[[VehicleFacts], bool]) -> tuple[VehicleView, ...]: ...
 
 
 class Commander(Protocol):

@@ -23,7 +23,7 @@ from dispatcher.config import FacilitySettings, PlaceSettings, Settings
 from dispatcher.missions.store import MissionStore
 from dispatcher.services import Services
 from dispatcher.storage.fleet_store import sync_facilities
-from fleet.model import VehicleView
+from fleet.model import VehicleFacts, VehicleView
 
 NORTH = FacilitySettings(
     key="north",
@@ -58,6 +58,9 @@ class EmptyFleet:
 
     def get(self, vehicle_id: uuid.UUID) -> VehicleView | None:
         return None
+
+    def select(self, keep: Callable[[VehicleFacts], bool]) -> tuple[VehicleView, ...]:
+        return ()
 
 
 @pytest.fixture

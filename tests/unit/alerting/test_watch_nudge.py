@@ -22,6 +22,15 @@ class _NoFleet:
     def get(self, vehicle_id: uuid.UUID) -> None:
         return None
 
+    def take_dirty(self, consumer: object) -> list[object]:
+        return []
+
+    def records(self) -> list[object]:
+        return []
+
+    def record(self, vehicle_id: uuid.UUID) -> None:
+        return None
+
 
 def _change(kind: ChangeKind, **details: Any) -> FleetChange:
     return FleetChange(uuid.uuid4(), uuid.uuid4(), kind, details, 0.0)

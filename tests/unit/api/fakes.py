@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -16,12 +16,14 @@ from fleet.model import (
     MapPose,
     OperatingMode,
     VehicleError,
+    VehicleFacts,
     VehicleKey,
     VehicleKind,
     VehicleStatus,
     VehicleView,
     vehicle_id,
 )
+from fleet.record import Consumer
 
 
 class StaticFleet:
@@ -34,6 +36,19 @@ class StaticFleet:
         return tuple(self.vehicles.values())
 
     def get(self, vehicle_id: uuid.UUID) -> VehicleView | None:
+        return self.vehicles.get(vehicle_id)
+
+    def select(self, keep: Callable[[VehicleFacts], bool]) -> tuple[VehicleView, ...]:
+        return tuple(v for v in self.vehicles.values() if keep(v))
+
+    # What the alert watch reads: every vehicle counts as changed on every round.
+    def take_dirty(self, consumer: Consumer) -> list[VehicleView]:
+        return list(self.vehicles.values())
+
+    def records(self) -> list[VehicleView]:
+        return list(self.vehicles.values())
+
+    def record(self, vehicle_id: uuid.UUID) -> VehicleView | None:
         return self.vehicles.get(vehicle_id)
 
 

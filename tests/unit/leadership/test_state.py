@@ -41,14 +41,17 @@ def test_a_lease_is_active_until_its_deadline_counted_from_the_send() -> None:
     t = LeaseTiming.of(10.0)
     lease = FacilityLease(FACILITY, "north")
     assert not lease.active(0.0) and lease.fence("me", 0.0) is None
+    assert not lease.holds(0.0)
     lease.acquired(7, sent_at=100.0, timing=t)
     deadline = 100.0 + t.ttl_s - t.margin_s
     assert lease.role is Role.ACTIVE and lease.valid_until == deadline
     assert lease.active(deadline - 0.01)
     assert lease.fence("me", deadline - 0.01) == Fence(FACILITY, "me", 7)
+    assert lease.holds(deadline - 0.01)
     # No renewal got through: not active at the deadline, and due to step down.
     assert not lease.active(deadline)
     assert lease.fence("me", deadline) is None
+    assert not lease.holds(deadline)
     assert lease.must_step_down(deadline)
 
 
