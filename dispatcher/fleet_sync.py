@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -181,6 +181,7 @@ class FleetWriter:
         interval_s: float,
         holds: Callable[[uuid.UUID], bool] | None = None,
         gap_keep_s: float = 30.0,
+        facilities: Iterable[uuid.UUID] = (),
     ) -> None:
         self._pool = pool
         self._registry = registry
@@ -188,9 +189,11 @@ class FleetWriter:
         self._holds = holds
         #: Facilities this daemon writes (caught up since it took the lease).
         self._writing: set[uuid.UUID] = set()
-        #: Facilities of the fleet's vehicles: every record's at the first flush, then
-        #: those of the records that changed (a new vehicle, one moved), not the whole
-        #: fleet every flush.
+        #: The facilities whose leases are followed: the configured ones (taken before the
+        #: first vehicle speaks, so its first changes are written, not kept as standby),
+        #: every record's at the first flush, then those of the records that changed (a
+        #: new vehicle, one moved), not the whole fleet every flush.
+        self._configured = frozenset(facilities)
         self._facilities: set[uuid.UUID] | None = None
         self.gap: TakeoverGap[FleetChange] = TakeoverGap(keep_s=gap_keep_s)
 
@@ -228,6 +231,7 @@ class FleetWriter:
             return
         if self._facilities is None:
             self._facilities = {r.facility_id for r in self._registry.records()}
+            self._facilities |= self._configured
         for fid in self._facilities | self._writing:
             held = holds(fid)
             if not held:

@@ -28,13 +28,22 @@ class _CurrentStderr:
 
 _STDERR = cast(TextIO, _CurrentStderr())
 
+#: The level configured last (loggers are not cached, so asking one costs a bind).
+_level = logging.INFO
+
+
+def debug_enabled() -> bool:
+    """Whether debug lines are written: a hot path asks before it builds one's fields."""
+    return _level <= logging.DEBUG
+
 
 def configure_logging(level: str = "info", fmt: Literal["json", "console"] = "json") -> None:
     """Route structlog (and stdlib logging) to stderr as JSON lines or a console layout.
 
     ``vehicle_id`` / ``mission_id`` bound with ``structlog.contextvars`` appear on every line.
     """
-    lvl = logging.getLevelNamesMapping()[level.upper()]
+    global _level
+    lvl = _level = logging.getLevelNamesMapping()[level.upper()]
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -35,6 +35,7 @@ from dispatcher.dispatch.zone_rules import ZoneRules
 from dispatcher.facility_layouts import FacilityLayouts
 from dispatcher.links.event_bus import VehicleEventBus
 from dispatcher.links.event_log import describe
+from dispatcher.logs import debug_enabled
 from dispatcher.ops.durable import DurableWrites
 from dispatcher.ops.missions import MissionOps
 from dispatcher.planner import PlannerOptions
@@ -179,7 +180,8 @@ class DispatchService:
     async def _forward(self, bus: VehicleEventBus) -> None:
         while True:
             event = await bus.get()
-            log.debug("vehicle.event", **describe(event))
+            if debug_enabled():  # describe() costs; thousands a second
+                log.debug("vehicle.event", **describe(event))
             self.engine.observe(event)
 
 

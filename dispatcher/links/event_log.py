@@ -13,6 +13,7 @@ import structlog
 
 from dispatcher.links.event_bus import VehicleEventBus
 from dispatcher.links.vehicle_events import ActionStateChanged, NodeReached, VehicleEvent
+from dispatcher.logs import debug_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -34,5 +35,8 @@ async def log_vehicle_events(bus: VehicleEventBus) -> None:
     """Take every event off the bus and log it, until cancelled."""
     while True:
         event = await bus.get()
-        level = log.debug if isinstance(event, _FREQUENT) else log.info
-        level("vehicle.event", **describe(event))
+        if isinstance(event, _FREQUENT):
+            if debug_enabled():  # describe() costs; thousands a second
+                log.debug("vehicle.event", **describe(event))
+        else:
+            log.info("vehicle.event", **describe(event))
