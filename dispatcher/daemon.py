@@ -476,9 +476,7 @@ class Daemon:
                 if self.leadership is not None:
                     await self.leadership.release_all()
                 # Phase 2: drain what the writers hold, within the grace period.
-                for task in worker_tasks:
-                    task.cancel()
-                await asyncio.gather(*worker_tasks, return_exceptions=True)
+                await self._stop_workers(worker_tasks)
                 await self._drain(drain)
         finally:
             if self._install_signals:
@@ -512,6 +510,28 @@ class Daemon:
             for task in intake_tasks:
                 task.cancel()
             await asyncio.gather(*intake_tasks, return_exceptions=True)
+
+    async def _stop_workers(self, worker_tasks: list[asyncio.Task[None]]) -> None:
+        """Phase 2 begins: cancel the workers and wait for them, within ``shutdown_grace_s``.
+
+        Past it, the tasks still running are logged by name and cancelled once more (one
+        that swallowed the first cancellation, or hangs in its clean-up, ends at its next
+        await), and shutdown goes on to drain: one worker must not hold the daemon up.
+        """
+        grace_s = self.settings.daemon.shutdown_grace_s
+        for task in worker_tasks:
+            task.cancel()
+        if not worker_tasks:
+            return
+        _, pending = await asyncio.wait(worker_tasks, timeout=grace_s)
+        if pending:
+            log.error(
+                "daemon.workers_stop_timeout",
+                grace_s=grace_s,
+                tasks=sorted(task.get_name() for task in pending),
+            )
+            for task in pending:
+                task.cancel()
 
     async def _drain(self, drain: list[Callable[[], Awaitable[object]]]) -> None:
         """Phase 2: write what the writers hold, within ``shutdown_grace_s``."""

@@ -248,9 +248,7 @@ class DispatchEngine:
             if released.leg.facility_id == facility_id or released.leg.mission_id in gone:
                 self.holdings.release(vehicle_id)
                 for channel in self._channels.values():
-                    forget = getattr(channel, "forget", None)
-                    if forget is not None:
-                        forget(vehicle_id)
+                    channel.forget(vehicle_id)
         for mid in gone:
             self.missions.pop(mid, None)
             self.holdings.forget_mission(mid)

@@ -111,9 +111,7 @@ class GatedChannel:
 
     def forget(self, vehicle_id: uuid.UUID) -> None:
         """Drop what the inner channel holds for the vehicle, sending nothing."""
-        forget = getattr(self.inner, "forget", None)
-        if forget is not None:
-            forget(vehicle_id)
+        self.inner.forget(vehicle_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

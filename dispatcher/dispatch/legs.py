@@ -111,7 +111,8 @@ class LegChannel(Protocol):
 
     ``release`` and ``withdraw`` send. ``observe`` is synchronous and cheap (called on the
     event loop for every vehicle event) and returns the progress it recognised, in order;
-    ``tick`` runs about once a second and may send (re-sends, expiry notices).
+    ``tick`` runs about once a second and may send (re-sends, expiry notices). ``forget``
+    never sends.
     """
 
     async def release(self, leg: Leg) -> CommandResult:
@@ -133,4 +134,9 @@ class LegChannel(Protocol):
     def releasing(self) -> frozenset[uuid.UUID]:
         """Missions taken back from a vehicle that may still be carrying them out: the
         engine gives them to no other vehicle until this vehicle has let go."""
+        ...
+
+    def forget(self, vehicle_id: uuid.UUID) -> None:
+        """Stop following the vehicle's legs without a word to it: another daemon
+        dispatches its facility now (leadership lost) and carries on with them."""
         ...

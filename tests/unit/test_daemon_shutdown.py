@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
+import structlog
 import uvicorn
 
+from dispatcher import daemon as daemon_module
 from dispatcher.daemon import Daemon
 from tests.conftest import daemon_settings
 
@@ -22,6 +27,20 @@ def daemon(grace_s: float) -> Daemon:
 async def _forever() -> None:
     """A task that never ends by itself (the daemon's intake tasks return None)."""
     await asyncio.Event().wait()
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """What the daemon module logs. Its logger may be cached with another configuration
+    (the daemon's ``configure_logging`` caches on first use), so a fresh one is swapped in."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    try:
+        with structlog.testing.capture_logs() as captured:
+            monkeypatch.setattr(daemon_module, "log", structlog.get_logger(daemon_module.__name__))
+            yield captured
+    finally:
+        structlog.configure(**saved)
 
 
 class TestStopIntake:
@@ -65,3 +84,38 @@ class TestDrain:
 
         await daemon(0.01)._drain([slow, never_reached])
         assert done == []
+
+
+class TestStopWorkers:
+    async def test_a_worker_that_swallows_its_cancellation_does_not_hold_shutdown(
+        self, logs: list[Any]
+    ) -> None:
+        """Past the grace period the workers still running are named in an error, cancelled
+        once more, and shutdown goes on to drain (CI: a daemon not stopped within 30 s)."""
+        drained: list[str] = []
+
+        async def stubborn() -> None:
+            d.stop()  # once running: a task cancelled before its first step never runs
+            # The bug this guards against: the first cancellation swallowed.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+            await asyncio.Event().wait()
+
+        async def drain() -> None:
+            drained.append("flushed")
+
+        d = daemon(0.05)
+        server = SimpleNamespace(should_exit=False, force_exit=False)
+        await asyncio.wait_for(
+            d._supervise(
+                intake=[],
+                workers=[("fleetd.stubborn", stubborn), ("fleetd.polite", _forever)],
+                drain=[drain],
+                server=cast(uvicorn.Server, server),
+                before_exit=[],
+            ),
+            timeout=5,
+        )
+        assert drained == ["flushed"]
+        timeouts = [e for e in logs if e["event"] == "daemon.workers_stop_timeout"]
+        assert [(e["log_level"], e["tasks"]) for e in timeouts] == [("error", ["fleetd.stubborn"])]

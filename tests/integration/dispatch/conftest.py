@@ -107,6 +107,10 @@ class RecordingChannel:
     def observe(self, event: VehicleEvent) -> Sequence[LegProgress]:
         return ()
 
+    def forget(self, vehicle_id: uuid.UUID) -> None:
+        """Nothing to drop: ``open`` is what the vehicles hold, and forgetting tells them
+        nothing (they carry on with the new leader)."""
+
     async def tick(self, now: float) -> Sequence[LegProgress]:
         return ()
 
