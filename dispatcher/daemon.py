@@ -22,8 +22,8 @@ Tests run the daemon embedded (``install_signal_handlers=False``) and stop it wi
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import os
 import signal
 import time
