@@ -176,23 +176,11 @@ class Daemon:
                 log.info("daemon.migrated", versions=applied)
         async with AsyncExitStack() as stack:
             pool = await stack.enter_async_context(open_pool(s.database))
-            spool = Spool(spool_path(s), max_bytes=s.spool.max_bytes)
-            await spool.load()
-            durable = DurableWrites(pool, spool, flush_interval_s=s.spool.flush_interval_s)
-            durable.attach(MissionOps(pool, durable))
-            self.durable = durable
+            durable = await self._open_durable(pool)
             facilities = s.effective_facilities
             await fleet_store.sync_facilities(pool, facilities)
             # Before the engine loads: a lone daemon is active for every facility at once.
-            # Leases on connections of their own: behind the telemetry and fleet flushes of
-            # the main pool, renewals of a loaded daemon waited past their budget and the
-            # lease passed back and forth (the 1,000-vehicle soak).
-            lease_pool = pool
-            if s.leadership.enabled:
-                lease_pool = await stack.enter_async_context(
-                    open_pool(s.database.model_copy(update={"pool_min": 1, "pool_max": 2}))
-                )
-            self.leadership = await self._start_leadership(lease_pool, durable)
+            self.leadership = await self._start_leadership(stack, pool, durable)
             redis = aioredis.from_url(s.redis.url, password=reveal(s.redis.password))
             stack.push_async_callback(redis.aclose)
             registry = await self._load_registry(pool, FacilityMaps(s.facility_specs))
@@ -212,41 +200,65 @@ class Daemon:
             stack.push_async_callback(hub.close)
             self.event_hub = hub
             # The operators' no-go and slow zones as the robots' route graphs apply them.
-            self.route_zones = zones = RouteZones(
+            self.route_zones = RouteZones(
                 pool,
                 s.facility_specs,
                 documents=layout_documents(((f.id, f.key) for f in facilities), self._layouts),
             )
             dispatch = self._build_dispatch(pool, redis, registry, links, hub, durable)
-            services = Services(
-                settings=s,
-                pool=pool,
-                redis=redis,
-                fleet=registry,
-                commander=links.commander,
-                broker_connected=links.transport.is_healthy,
-                loop_heartbeat=lambda: self._heartbeat,
-                dispatch=dispatch.engine if dispatch is not None else None,
-                layouts=self._layouts,
-                zones_changed=zones.changed,
-                durable=durable,
-                broker_dropped=links.transport.broker_dropped,
-                mission_created=dispatch.engine.take_new if dispatch is not None else None,
-                draining=lambda: self.draining,
-                leadership=self.leadership.roles if self.leadership is not None else None,
-            )
-            self.services = services
-            app = create_app(services)
-            app.state.event_hub = hub  # the events route uses it; never makes its own
-            server = _EmbeddedServer(server_config(app, s.api))
-            self.denials = denials = app.state.denials
-            self._token_cache = app.state.token_cache
-            reads: PassengerReadLog = app.state.passenger_reads
-            api_tasks = (hub, denials, reads)
+            server, api_tasks = self._api(pool, redis, registry, links, hub, durable, dispatch)
             await self._run_tasks(
                 pool, redis, registry, telemetry, links, api_tasks, server, durable
             )
         log.info("daemon.stopped")
+
+    async def _open_durable(self, pool: asyncpg.Pool) -> DurableWrites:
+        """The spool of writes made while PostgreSQL is away, loaded from its file."""
+        s = self.settings
+        spool = Spool(spool_path(s), max_bytes=s.spool.max_bytes)
+        await spool.load()
+        durable = DurableWrites(pool, spool, flush_interval_s=s.spool.flush_interval_s)
+        durable.attach(MissionOps(pool, durable))
+        self.durable = durable
+        return durable
+
+    def _api(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        registry: FleetRegistry,
+        links: VehicleLinks,
+        hub: EventHub,
+        durable: DurableWrites,
+        dispatch: DispatchService | None,
+    ) -> tuple[uvicorn.Server, tuple[EventHub, DenialLog, PassengerReadLog]]:
+        """The control API's server, and the tasks its audit logs need."""
+        s, zones = self.settings, self.route_zones
+        services = Services(
+            settings=s,
+            pool=pool,
+            redis=redis,
+            fleet=registry,
+            commander=links.commander,
+            broker_connected=links.transport.is_healthy,
+            loop_heartbeat=lambda: self._heartbeat,
+            dispatch=dispatch.engine if dispatch is not None else None,
+            layouts=self._layouts,
+            zones_changed=zones.changed if zones is not None else None,
+            durable=durable,
+            broker_dropped=links.transport.broker_dropped,
+            mission_created=dispatch.engine.take_new if dispatch is not None else None,
+            draining=lambda: self.draining,
+            leadership=self.leadership.roles if self.leadership is not None else None,
+        )
+        self.services = services
+        app = create_app(services)
+        app.state.event_hub = hub  # the events route uses it; never makes its own
+        server = _EmbeddedServer(server_config(app, s.api))
+        self.denials = denials = app.state.denials
+        self._token_cache = app.state.token_cache
+        reads: PassengerReadLog = app.state.passenger_reads
+        return server, (hub, denials, reads)
 
     def _build_dispatch(
         self,
@@ -280,14 +292,20 @@ class Daemon:
         return self.dispatch
 
     async def _start_leadership(
-        self, pool: asyncpg.Pool, durable: DurableWrites
+        self, stack: AsyncExitStack, pool: asyncpg.Pool, durable: DurableWrites
     ) -> Leadership | None:
         """Active/standby per facility (``[leadership]``), every lease tried once."""
         cfg = self.settings.leadership
         if not cfg.enabled:
             return None
+        # Leases on connections of their own: behind the telemetry and fleet flushes of
+        # the main pool, renewals of a loaded daemon waited past their budget and the
+        # lease passed back and forth (the 1,000-vehicle soak).
+        lease_pool = await stack.enter_async_context(
+            open_pool(self.settings.database.model_copy(update={"pool_min": 1, "pool_max": 2}))
+        )
         leadership = Leadership(
-            pool,
+            lease_pool,
             [(f.id, f.key) for f in self.settings.effective_facilities],
             holder=cfg.holder_id or default_holder(os.getpid()),
             timing=LeaseTiming.of(
@@ -348,34 +366,10 @@ class Daemon:
     ) -> None:
         s = self.settings
         hub, denials, reads = api_tasks
-        leadership = self.leadership
-        writer = FleetWriter(
-            pool,
-            registry,
-            interval_s=s.database.position_flush_interval_s,
-            holds=leadership.holds if leadership else None,
-            facilities=leadership.leases if leadership else (),
-            gap_keep_s=max(30.0, 3 * leadership.timing.takeover_s) if leadership else 30.0,
-        )
+        writer, geo = self._fleet_writers(pool, redis, registry)
         sealer = AuditSealer(pool)
         checkpointer = AuditCheckpointer(pool, s.audit, s.daemon.instance_id)
-        positions = LivePositions(
-            redis, key_prefix=s.redis.key_prefix, max_age_s=registry.heartbeat_timeout_s
-        )
-        geo = GeoSync(registry, positions, interval_s=s.redis.geo_flush_interval_s)
-        liveness_s = s.fleet.liveness_check_interval_s
-        engine = self.dispatch.engine if self.dispatch is not None else None
-        alerts = AlertWatch(
-            pool,
-            registry,
-            s.alerts,
-            held=engine.held_missions if engine is not None else dict,
-            stuck=engine.stuck_vehicles if engine is not None else frozenset,
-            unreliable=links.driver.link.unreliable_positions,
-            leads=self.leadership.leads if self.leadership is not None else lambda _f: True,
-        )
-        registry.subscribe(alerts.nudge)  # offline, fatal: alerted at once, not next interval
-        self._alerts = alerts
+        alerts = self._alert_watch(pool, registry, links)
         intake: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("fleetd.mqtt", links.transport.run),
             ("fleetd.api", server.serve),
@@ -395,7 +389,7 @@ class Daemon:
                     "fleetd.liveness",
                     lambda: run_liveness(
                         registry,
-                        interval_s=liveness_s,
+                        interval_s=s.fleet.liveness_check_interval_s,
                         cut_off=lambda: not links.transport.is_connected(),
                     ),
                 ),
@@ -440,6 +434,43 @@ class Daemon:
                 hub.close,
             ],
         )
+
+    def _fleet_writers(
+        self, pool: asyncpg.Pool, redis: aioredis.Redis, registry: FleetRegistry
+    ) -> tuple[FleetWriter, GeoSync]:
+        """The registry's writers to PostgreSQL and Redis GEO."""
+        s, leadership = self.settings, self.leadership
+        writer = FleetWriter(
+            pool,
+            registry,
+            interval_s=s.database.position_flush_interval_s,
+            holds=leadership.holds if leadership else None,
+            facilities=leadership.leases if leadership else (),
+            gap_keep_s=max(30.0, 3 * leadership.timing.takeover_s) if leadership else 30.0,
+        )
+        positions = LivePositions(
+            redis, key_prefix=s.redis.key_prefix, max_age_s=registry.heartbeat_timeout_s
+        )
+        return writer, GeoSync(registry, positions, interval_s=s.redis.geo_flush_interval_s)
+
+    def _alert_watch(
+        self, pool: asyncpg.Pool, registry: FleetRegistry, links: VehicleLinks
+    ) -> AlertWatch:
+        """The alert watch, told of what the dispatch engine and the links sense."""
+        engine = self.dispatch.engine if self.dispatch is not None else None
+        leadership = self.leadership
+        alerts = AlertWatch(
+            pool,
+            registry,
+            self.settings.alerts,
+            held=engine.held_missions if engine is not None else dict,
+            stuck=engine.stuck_vehicles if engine is not None else frozenset,
+            unreliable=links.driver.link.unreliable_positions,
+            leads=leadership.leads if leadership is not None else lambda _f: True,
+        )
+        registry.subscribe(alerts.nudge)  # offline, fatal: alerted at once, not next interval
+        self._alerts = alerts
+        return alerts
 
     def _leadership_task(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         leadership = self.leadership
