@@ -180,6 +180,25 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+class _Exchange:
+    """One request's answer as it goes out: its id stamped on the response headers, and
+    the status sent (0 until the response began)."""
+
+    __slots__ = ("_header", "request_id", "send", "status")
+
+    def __init__(self, request_id: str, send: Send) -> None:
+        self.request_id = request_id
+        self.send = send
+        self.status = 0
+        self._header = (b"x-request-id", request_id.encode("latin-1"))
+
+    async def send_with_id(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), self._header]
+        await self.send(message)
+
+
 class RequestMiddleware:
     """Request id, access log, latency histogram, the last-resort 500, and load shedding.
 
@@ -218,78 +237,74 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
-        status = 0
+        exchange = _Exchange(_request_id(scope), send)
+        scope.setdefault("state", {})["request_id"] = exchange.request_id
         started = time.perf_counter()
-        header = (b"x-request-id", request_id.encode("latin-1"))
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
         lane = self._lane(scope)
         limit = self.max_unverified if lane == "unverified" else self.max_concurrent
         counted = limit is not None and scope["path"] not in UNBOUNDED_PATHS
         shed = counted and limit is not None and self._busy(lane) >= limit
         if counted and not shed:
             self._enter(lane, 1)
-        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        tokens = structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
         try:
             if shed:
                 REQUESTS_SHED.inc()
-                await _send_503(scope, send_with_id, request_id, limit)
+                await _send_503(scope, exchange.send_with_id, exchange.request_id, limit)
                 return
-            try:
-                await self.app(scope, receive, send_with_id)
-            except UNREACHABLE as exc:
-                # PostgreSQL went away under a request the spool does not cover (a token
-                # look-up that missed the cache, a read): the client may retry, so say
-                # 503, not 500.
-                UNREACHABLE_ANSWERS.inc()
-                log.warning(
-                    "api.dependency_unreachable",
-                    method=scope["method"],
-                    path=scope["path"],
-                    error=type(exc).__name__,
-                )
-                if status:
-                    raise
-                await _send_503(
-                    scope,
-                    send_with_id,
-                    request_id,
-                    detail=(
-                        "The database is unreachable for the moment; "
-                        f"retry in {SHED_RETRY_AFTER_S} s."
-                    ),
-                )
-            except Exception:
-                log.exception("api.unhandled_error", method=scope["method"], path=scope["path"])
-                if status:
-                    raise  # the response has begun; nothing sane left to send
-                await _send_500(scope, send_with_id, request_id)
+            await self._forward(scope, receive, exchange)
         finally:
             if counted and not shed:
                 self._enter(lane, -1)
-            elapsed = time.perf_counter() - started
-            route = SHED_ROUTE if shed else route_template(scope) or "(unmatched)"
-            code = str(status) if status else "499"  # no response: the client went away
-            self._observer(scope["method"], route, code)(elapsed)
-            emit = log.debug if route in QUIET_ROUTES else log.info
-            emit(
-                "api.request",
-                method=scope["method"],
-                route=route,
-                path=scope["path"],
-                status=int(code),
-                ms=round(elapsed * 1000, 3),
-                request_id=request_id,
-            )
+            self._record(scope, exchange, shed, time.perf_counter() - started)
             structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _forward(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
+        """The request to the application; a failure under it answered 503 or 500."""
+        try:
+            await self.app(scope, receive, exchange.send_with_id)
+        except UNREACHABLE as exc:
+            # PostgreSQL went away under a request the spool does not cover (a token
+            # look-up that missed the cache, a read): the client may retry, so say
+            # 503, not 500.
+            UNREACHABLE_ANSWERS.inc()
+            log.warning(
+                "api.dependency_unreachable",
+                method=scope["method"],
+                path=scope["path"],
+                error=type(exc).__name__,
+            )
+            if exchange.status:
+                raise
+            await _send_503(
+                scope,
+                exchange.send_with_id,
+                exchange.request_id,
+                detail=(
+                    f"The database is unreachable for the moment; retry in {SHED_RETRY_AFTER_S} s."
+                ),
+            )
+        except Exception:
+            log.exception("api.unhandled_error", method=scope["method"], path=scope["path"])
+            if exchange.status:
+                raise  # the response has begun; nothing sane left to send
+            await _send_500(scope, exchange.send_with_id, exchange.request_id)
+
+    def _record(self, scope: Scope, exchange: _Exchange, shed: bool, elapsed: float) -> None:
+        """The request's duration metric and its log line."""
+        route = SHED_ROUTE if shed else route_template(scope) or "(unmatched)"
+        code = str(exchange.status) if exchange.status else "499"  # the client went away
+        self._observer(scope["method"], route, code)(elapsed)
+        emit = log.debug if route in QUIET_ROUTES else log.info
+        emit(
+            "api.request",
+            method=scope["method"],
+            route=route,
+            path=scope["path"],
+            status=int(code),
+            ms=round(elapsed * 1000, 3),
+            request_id=exchange.request_id,
+        )
 
     def _lane(self, scope: Scope) -> str:
         """``verified`` for a request whose bearer token authenticated recently (or when

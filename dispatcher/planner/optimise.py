@@ -213,25 +213,7 @@ def _optimise(
     # the search polishes whichever it gets into a different plan. OR-Tools' own first
     # solution (or the greedy plan, on large problems) is the same every time.
     if options.use_vroom and not options.deterministic and not pruned and previous is None:
-
-        def late_seed(budget: float) -> Routes | None:
-            level = (
-                options.vroom_level_cost
-                if problem.objective is Objective.COST
-                else options.vroom_level_waiting
-            )
-            seeded = vroom_routes(
-                problem,
-                vehicles,
-                requests,
-                budget,
-                options.vroom_threads,
-                level,
-                options.vroom_fit_level,
-            )
-            stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
-            return seeded
-
+        late_seed = _vroom_seed(problem, options, vehicles, requests, stats, began)
     elif not seeds and (len(vehicles) > _LARGE or len(requests) > _LARGE):
         # OR-Tools' own construction may not finish inside the limit on a large fleet;
         # the greedy plan is a feasible start found in a fraction of it.
@@ -248,6 +230,37 @@ def _optimise(
     return _best_plan(
         problem, vehicles, found, [best] if best is not None else [], seeds, options, stats
     )
+
+
+def _vroom_seed(
+    problem: Problem,
+    options: PlannerOptions,
+    vehicles: Sequence[int],
+    requests: Sequence[int],
+    stats: dict[str, float],
+    began: float,
+) -> Callable[[float], Routes | None]:
+    """VROOM's routes as a seed, found within the budget the search gives it."""
+
+    def late_seed(budget: float) -> Routes | None:
+        level = (
+            options.vroom_level_cost
+            if problem.objective is Objective.COST
+            else options.vroom_level_waiting
+        )
+        seeded = vroom_routes(
+            problem,
+            vehicles,
+            requests,
+            budget,
+            options.vroom_threads,
+            level,
+            options.vroom_fit_level,
+        )
+        stats["vroom_seed_s"] = round(time.monotonic() - began, 3)
+        return seeded
+
+    return late_seed
 
 
 def _best_plan(
