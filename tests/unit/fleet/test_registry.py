@@ -575,3 +575,17 @@ class TestSnapshot:
         third = registry.snapshot()
         changed = next(v for v in third if v.id == a.id)
         assert changed.online and changed is not next(v for v in first if v.id == a.id)
+
+    def test_select_builds_views_only_for_the_vehicles_it_keeps(
+        self, registry: FleetRegistry
+    ) -> None:
+        """``select`` asks the live records; a vehicle it passes over gets no view."""
+        robot = registry.register(ROBOT)
+        driver = registry.register(DRIVER)
+        registry.apply_sign_of_life(robot, live())
+        kept = registry.select(lambda v: v.key.kind is ROBOT.kind and v.online)
+        assert [v.id for v in kept] == [robot.id]
+        assert kept[0] == next(v for v in registry.snapshot() if v.id == robot.id)
+        driver.view = None
+        registry.select(lambda v: False)
+        assert driver.view is None  # nothing built for a vehicle not kept
