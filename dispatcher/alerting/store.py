@@ -182,11 +182,14 @@ async def acknowledge(conn: Conn, alert_id: uuid.UUID, actor: str) -> AlertRow |
 #: every open mission: that fetch ran every ``alerts.check_interval_s`` (0.5 s) over the
 #: whole backlog (tens of thousands of rows under load), the daemon's largest cost after
 #: the requests themselves.
+# Two index reads, not one scan of every mission ever made: the held ones by their ids,
+# the late pending ones by missions_pending_ready (migration 0013).
 _ALERTABLE_SQL = """
 SELECT id, facility_id, status, created_at, vehicle_id, window_start FROM missions
-WHERE status IN ('pending', 'assigned', 'in_progress')
-  AND (id = ANY($1::uuid[])
-       OR (status = 'pending' AND GREATEST(created_at, COALESCE(window_start, created_at)) <= $2))
+WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'assigned', 'in_progress')
+UNION
+SELECT id, facility_id, status, created_at, vehicle_id, window_start FROM missions
+WHERE status = 'pending' AND GREATEST(created_at, COALESCE(window_start, created_at)) <= $2
 """
 
 

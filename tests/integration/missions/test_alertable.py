@@ -65,3 +65,19 @@ async def test_only_held_and_long_waiting_pending_missions_are_read(
         (AlertKind.MISSION_WAITING, waiting),
         (AlertKind.MISSION_DECISION, held),
     }
+
+
+async def test_the_read_uses_indexes_not_a_scan_of_every_mission(pg_pool: asyncpg.Pool) -> None:
+    """Twice a second, on a table of every mission ever made: the late pending ones come
+    from ``missions_pending_ready`` (migration 0013), the held ones by their ids. With
+    sequential scans priced out, a plan that still scans the table has no index to use."""
+    from dispatcher.alerting.store import _ALERTABLE_SQL
+
+    async with pg_pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        rows = await conn.fetch(
+            "EXPLAIN " + _ALERTABLE_SQL.replace("$1::uuid[]", "'{}'::uuid[]").replace("$2", "now()")
+        )
+    plan = "\n".join(r[0] for r in rows)
+    assert "Seq Scan" not in plan, plan
+    assert "missions_pending_ready" in plan, plan
