@@ -695,28 +695,7 @@ async def _finish(
     finals: list[dict[str, Any]] = []
     timelines: dict[str, list[SeenEvent]] = {}
     if options.token is not None:
-        for mission_id, rec in state.missions.items():
-            try:
-                response = await client.get(f"/v1/missions/{mission_id}")
-            except httpx.HTTPError:
-                continue
-            if response.status_code != 200:
-                continue
-            body = response.json()
-            finals.append(body)
-            timelines[mission_id] = []
-            for entry in body.get("timeline", []):
-                ev = parse_event(json.dumps({**entry, "type": "mission", "mission_id": mission_id}))
-                if ev is not None:
-                    timelines[mission_id].append(ev)
-                # The stream may have missed some (a broken stream): the timeline has them
-                # all; a reassignment is counted from the stream only, never twice.
-                if ev is not None and entry["event"] != "reassigned":
-                    if entry["event"] == "assigned" and rec.assigned_s is not None:
-                        continue
-                    apply_mission_event(rec, ev, state.sim_s(ev.at))
-            if body.get("vehicle_id") and rec.vehicle_id is None:
-                rec.vehicle_id = str(body["vehicle_id"])
+        finals, timelines = await _read_back(client, state)
     uuids = await _vehicle_uuids(client) if options.token is not None else {}
     record = RunRecord(
         scenario=scenario.name,
@@ -729,8 +708,70 @@ async def _finish(
         samples=state.samples,
         layout=scenario.facility,
     )
+    record.faults.extend(_fault_records(scenario, state, uuids))
+    _fill_figures(record, state, scenario)
+    _use_run_names(record, uuids)
+    _fill_distances(record, state, timelines, uuids)
+    summary = summarise(finals)
+    record.notes["summary"] = summary.line()
+    return record
+
+
+async def _read_back(
+    client: httpx.AsyncClient, state: LiveState
+) -> tuple[list[dict[str, Any]], dict[str, list[SeenEvent]]]:
+    """Each mission as fleetd has it at the end, and its timeline; what the event stream
+    missed is filled into the mission's record from the timeline."""
+    finals: list[dict[str, Any]] = []
+    timelines: dict[str, list[SeenEvent]] = {}
+    for mission_id, rec in state.missions.items():
+        body = await _read_mission(client, mission_id)
+        if body is None:
+            continue
+        finals.append(body)
+        timelines[mission_id] = _take_timeline(state, rec, mission_id, body)
+        if body.get("vehicle_id") and rec.vehicle_id is None:
+            rec.vehicle_id = str(body["vehicle_id"])
+    return finals, timelines
+
+
+async def _read_mission(client: httpx.AsyncClient, mission_id: str) -> dict[str, Any] | None:
+    """``GET /v1/missions/{id}``; None when it cannot be read."""
+    try:
+        response = await client.get(f"/v1/missions/{mission_id}")
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _take_timeline(
+    state: LiveState, rec: MissionRecord, mission_id: str, body: dict[str, Any]
+) -> list[SeenEvent]:
+    """The events of a mission's timeline, each applied to its record as well."""
+    timeline: list[SeenEvent] = []
+    for entry in body.get("timeline", []):
+        ev = parse_event(json.dumps({**entry, "type": "mission", "mission_id": mission_id}))
+        if ev is not None:
+            timeline.append(ev)
+        # The stream may have missed some (a broken stream): the timeline has them
+        # all; a reassignment is counted from the stream only, never twice.
+        if ev is not None and entry["event"] != "reassigned":
+            if entry["event"] == "assigned" and rec.assigned_s is not None:
+                continue
+            apply_mission_event(rec, ev, state.sim_s(ev.at))
+    return timeline
+
+
+def _fault_records(
+    scenario: Scenario, state: LiveState, uuids: dict[str, str]
+) -> list[FaultRecord]:
+    """Each injected fault with what fleetd was seen to do about it."""
     by_key = {key: uuid for uuid, key in uuids.items()}
     robots = set(fleet_names(scenario)[0])
+    records = []
     for injected in state.injected:
         wall_s = _fault_wall_s(injected, scenario)
         fault = dataclasses.replace(injected, wall_duration_s=wall_s)
@@ -739,7 +780,7 @@ async def _finish(
             key = f"{scenario.fleet.manufacturer}/{key}"
         uuid = by_key.get(key)
         seen = observations(fault, uuid, state.events, state.scrapes, state.held, state.stopped_at)
-        record.faults.append(
+        records.append(
             FaultRecord(
                 kind=injected.kind,
                 t_s=state.sim_s(injected.at),
@@ -748,15 +789,14 @@ async def _finish(
                 injected=injected.note,
             )
         )
-    _fill_figures(record, state, scenario)
+    return records
+
+
+def _use_run_names(record: RunRecord, uuids: dict[str, str]) -> None:
+    """The missions' vehicles by the run's own names: a robot's serial, a driver's id."""
     for mission in record.missions:
         if mission.vehicle_id in uuids:
-            # The run's own names: a robot's serial, a driver's id.
             mission.vehicle_id = uuids[mission.vehicle_id].rpartition("/")[2]
-    _fill_distances(record, state, timelines, uuids)
-    summary = summarise(finals)
-    record.notes["summary"] = summary.line()
-    return record
 
 
 def _fill_distances(
