@@ -461,6 +461,69 @@ def _take_host_item(state: LiveState, item: tuple[Any, ...]) -> None:
 # --- the run --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Fleet:
+    """What a run draws from its scenario before anything starts."""
+
+    #: The facility's key (the missions' ``facility``).
+    facility: str
+    planned: Sequence[DrawnMission]
+    faults: Sequence[PlannedFault]
+    robots: Sequence[RobotSpec]
+    drivers: Sequence[DriverSpec]
+    plans: Sequence[HostPlan]
+
+    @property
+    def vehicles(self) -> int:
+        return len(self.robots) + len(self.drivers)
+
+
+@dataclass
+class _Hosts:
+    """The vehicle host processes and what the parent shares with them."""
+
+    #: Where the hosts report (:func:`_collect`).
+    out: Any
+    #: Set at the stop: the hosts say goodbye and send their figures.
+    stop: Any
+    #: Simulated t = 0 on the wall clock, once every host is connected.
+    shared_t0: Any
+    procs: list[multiprocessing.context.SpawnProcess]
+    #: When the processes were started (monotonic clock).
+    started: float = 0.0
+
+    @classmethod
+    def spawn(cls, plans: Sequence[HostPlan]) -> _Hosts:
+        """A process for each plan, not started yet."""
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        stop = ctx.Event()
+        shared_t0 = ctx.Value("d", 0.0)
+        procs = [
+            ctx.Process(
+                target=host_main,
+                args=(p, out, stop, shared_t0),
+                name=f"sim-host-{p.index}",
+                daemon=True,
+            )
+            for p in plans
+        ]
+        return cls(out, stop, shared_t0, procs)
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        for p in self.procs:
+            p.start()
+
+    def join(self) -> None:
+        """Wait for each host to end; one that does not is terminated."""
+        for p in self.procs:
+            p.join(10)
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+
+
 async def run_live(
     scenario: Scenario,
     settings: Settings,
@@ -473,6 +536,32 @@ async def run_live(
     ``stop_requested`` is set (Ctrl-C, SIGTERM); then stop in order and fill the record.
     ``places``: where missions go (:func:`sim.evaluate.site.mission_places`, what the
     offline evaluation uses; None: every place of the facility)."""
+    fleet = _draw_fleet(scenario, settings, start_nodes, places)
+    state = LiveState(t0=0.0, time_scale=scenario.time_scale)
+    hosts = _Hosts.spawn(fleet.plans)
+    hosts.start()
+    headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
+    _announce(scenario, fleet)
+    async with httpx.AsyncClient(base_url=options.api_url, headers=headers, timeout=10.0) as client:
+        try:
+            await _drive(client, scenario, fleet, state, hosts, options, stop_requested)
+        finally:
+            hosts.join()
+            if options.progress:
+                print(file=sys.stderr)
+        async with asyncio.timeout(60.0):
+            record = await _finish(client, scenario, state, options)
+    return record
+
+
+def _draw_fleet(
+    scenario: Scenario,
+    settings: Settings,
+    start_nodes: Sequence[tuple[str, float, float]],
+    places: Sequence[str] | None,
+) -> _Fleet:
+    """The run's workload, faults and vehicles from the scenario's seed, and the vehicles
+    split over the host processes."""
     facility = settings.facility_for_key(scenario.facility)
     planned = draw_workload(
         scenario, places if places is not None else [p.name for p in facility.places]
@@ -483,103 +572,120 @@ async def run_live(
         scenario, start_nodes, [(p.lat, p.lon) for p in facility.places], map_id
     )
     plans = host_plans(scenario, settings, robots, drivers, faults)
-    state = LiveState(t0=0.0, time_scale=scenario.time_scale)
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    stop = ctx.Event()
-    shared_t0 = ctx.Value("d", 0.0)
-    procs = [
-        ctx.Process(
-            target=host_main,
-            args=(p, out, stop, shared_t0),
-            name=f"sim-host-{p.index}",
-            daemon=True,
-        )
-        for p in plans
-    ]
-    started = time.monotonic()
-    for p in procs:
-        p.start()
-    vehicles = len(robots) + len(drivers)
-    headers = {"Authorization": f"Bearer {options.token}"} if options.token else {}
+    return _Fleet(facility.key, planned, faults, robots, drivers, plans)
+
+
+def _announce(scenario: Scenario, fleet: _Fleet) -> None:
+    """The run's first line on stderr: its fleet, processes, missions and faults."""
     print(
-        f"[sim] scenario {scenario.name}: {len(robots)} robots, {len(drivers)} drivers in "
-        f"{len(plans)} processes; {len(planned)} missions and {len(faults)} faults planned "
-        f"over {scenario.duration_s:.0f} simulated s ({scenario.wall_duration_s:.0f} s wall)",
+        f"[sim] scenario {scenario.name}: {len(fleet.robots)} robots, {len(fleet.drivers)} "
+        f"drivers in {len(fleet.plans)} processes; {len(fleet.planned)} missions and "
+        f"{len(fleet.faults)} faults planned over {scenario.duration_s:.0f} simulated s "
+        f"({scenario.wall_duration_s:.0f} s wall)",
         file=sys.stderr,
         flush=True,
     )
-    async with httpx.AsyncClient(base_url=options.api_url, headers=headers, timeout=10.0) as client:
+
+
+async def _drive(
+    client: httpx.AsyncClient,
+    scenario: Scenario,
+    fleet: _Fleet,
+    state: LiveState,
+    hosts: _Hosts,
+    options: LiveOptions,
+    stop_requested: asyncio.Event,
+) -> None:
+    """The run's tasks (the hosts' reports, metrics and progress, fleetd's events, the
+    workload) from the hosts' start to the stop, which ends them all in order."""
+    async with asyncio.TaskGroup() as tg:
+        collector = tg.create_task(_collect(hosts.out, state, len(fleet.plans)), name="sim.collect")
+        side = [
+            tg.create_task(_watch(client, state, options, fleet.vehicles)),
+            tg.create_task(_read_events(client, state), name="sim.events"),
+        ]
+        await _await_hosts(state, stop_requested, fleet.vehicles)
+        _start_clock(state, hosts, scenario.wall_duration_s)
+        if options.token is not None:
+            side.append(
+                tg.create_task(
+                    _create_missions(client, fleet.planned, state, fleet.facility),
+                    name="sim.workload",
+                )
+            )
         try:
-            async with asyncio.TaskGroup() as tg:
-                collector = tg.create_task(_collect(out, state, len(plans)), name="sim.collect")
-                side = [
-                    tg.create_task(_watch(client, state, options, vehicles)),
-                    tg.create_task(_read_events(client, state), name="sim.events"),
-                ]
-                # Simulated time starts once every vehicle is connected (or given up on).
-                waits = [
-                    asyncio.ensure_future(state.hosts_ready.wait()),
-                    asyncio.ensure_future(stop_requested.wait()),
-                ]
-                try:
-                    await asyncio.wait(
-                        waits,
-                        timeout=max(60.0, vehicles / 10.0),
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    for waiting in waits:
-                        waiting.cancel()
-                state.t0 = shared_t0.value = time.time()
-                state.end_wall = end_wall = state.t0 + scenario.wall_duration_s
-                state.connect_s = time.monotonic() - started
-                if options.token is not None:
-                    side.append(
-                        tg.create_task(
-                            _create_missions(client, planned, state, facility.key),
-                            name="sim.workload",
-                        )
-                    )
-                try:
-                    while not stop_requested.is_set() and time.time() < end_wall:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(
-                                stop_requested.wait(), min(1.0, end_wall - time.time())
-                            )
-                        if options.stop_when_done and _all_done(state, side):
-                            break
-                finally:
-                    # The end, or Ctrl-C: what waits for an operator now (before the
-                    # vehicles leave), then the hosts say goodbye and report their figures.
-                    state.stopped_at = time.time()
-                    # No more missions from the stop on (a stop mid-workload: Ctrl-C).
-                    workload = [t for t in side if t.get_name() == "sim.workload"]
-                    await _stop_workload(state, workload[0] if workload else None)
-                    if options.token is not None:
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(15.0):
-                                await _held(client, state)
-                    stop.set()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(30.0):
-                            await asyncio.shield(collector)
-                    # A few seconds for the last events (completions, went_offline) to arrive.
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.sleep(2.0)
-                    for task in (*side, collector):
-                        task.cancel()
+            await _run_until_end(state, options, stop_requested, side)
         finally:
-            for p in procs:
-                p.join(10)
-                if p.is_alive():
-                    p.terminate()
-                    p.join(5)
-            if options.progress:
-                print(file=sys.stderr)
-        async with asyncio.timeout(60.0):
-            record = await _finish(client, scenario, state, options)
-    return record
+            await _stop_run(client, state, options, hosts, collector, side)
+
+
+async def _await_hosts(state: LiveState, stop_requested: asyncio.Event, vehicles: int) -> None:
+    """Until every vehicle is connected (or given up on) or the stop; simulated time starts
+    then. At most a minute, or a tenth of a second a vehicle for a larger fleet."""
+    waits = [
+        asyncio.ensure_future(state.hosts_ready.wait()),
+        asyncio.ensure_future(stop_requested.wait()),
+    ]
+    try:
+        await asyncio.wait(
+            waits,
+            timeout=max(60.0, vehicles / 10.0),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
+def _start_clock(state: LiveState, hosts: _Hosts, wall_duration_s: float) -> None:
+    """Simulated t = 0 is now, for the parent and the hosts alike."""
+    state.t0 = hosts.shared_t0.value = time.time()
+    state.end_wall = state.t0 + wall_duration_s
+    state.connect_s = time.monotonic() - hosts.started
+
+
+async def _run_until_end(
+    state: LiveState,
+    options: LiveOptions,
+    stop_requested: asyncio.Event,
+    side: Sequence[asyncio.Task[None]],
+) -> None:
+    """Until the scenario's end, the stop, or (``stop_when_done``) every mission done."""
+    end_wall = state.end_wall
+    while not stop_requested.is_set() and time.time() < end_wall:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_requested.wait(), min(1.0, end_wall - time.time()))
+        if options.stop_when_done and _all_done(state, side):
+            break
+
+
+async def _stop_run(
+    client: httpx.AsyncClient,
+    state: LiveState,
+    options: LiveOptions,
+    hosts: _Hosts,
+    collector: asyncio.Task[None],
+    side: Sequence[asyncio.Task[None]],
+) -> None:
+    """The end, or Ctrl-C: what waits for an operator now (before the vehicles leave),
+    then the hosts say goodbye and report their figures; then the run's tasks end."""
+    state.stopped_at = time.time()
+    # No more missions from the stop on (a stop mid-workload: Ctrl-C).
+    workload = [t for t in side if t.get_name() == "sim.workload"]
+    await _stop_workload(state, workload[0] if workload else None)
+    if options.token is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(15.0):
+                await _held(client, state)
+    hosts.stop.set()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(30.0):
+            await asyncio.shield(collector)
+    # A few seconds for the last events (completions, went_offline) to arrive.
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(2.0)
+    for task in (*side, collector):
+        task.cancel()
 
 
 async def _finish(
@@ -589,28 +695,7 @@ async def _finish(
     finals: list[dict[str, Any]] = []
     timelines: dict[str, list[SeenEvent]] = {}
     if options.token is not None:
-        for mission_id, rec in state.missions.items():
-            try:
-                response = await client.get(f"/v1/missions/{mission_id}")
-            except httpx.HTTPError:
-                continue
-            if response.status_code != 200:
-                continue
-            body = response.json()
-            finals.append(body)
-            timelines[mission_id] = []
-            for entry in body.get("timeline", []):
-                ev = parse_event(json.dumps({**entry, "type": "mission", "mission_id": mission_id}))
-                if ev is not None:
-                    timelines[mission_id].append(ev)
-                # The stream may have missed some (a broken stream): the timeline has them
-                # all; a reassignment is counted from the stream only, never twice.
-                if ev is not None and entry["event"] != "reassigned":
-                    if entry["event"] == "assigned" and rec.assigned_s is not None:
-                        continue
-                    apply_mission_event(rec, ev, state.sim_s(ev.at))
-            if body.get("vehicle_id") and rec.vehicle_id is None:
-                rec.vehicle_id = str(body["vehicle_id"])
+        finals, timelines = await _read_back(client, state)
     uuids = await _vehicle_uuids(client) if options.token is not None else {}
     record = RunRecord(
         scenario=scenario.name,
@@ -623,8 +708,70 @@ async def _finish(
         samples=state.samples,
         layout=scenario.facility,
     )
+    record.faults.extend(_fault_records(scenario, state, uuids))
+    _fill_figures(record, state, scenario)
+    _use_run_names(record, uuids)
+    _fill_distances(record, state, timelines, uuids)
+    summary = summarise(finals)
+    record.notes["summary"] = summary.line()
+    return record
+
+
+async def _read_back(
+    client: httpx.AsyncClient, state: LiveState
+) -> tuple[list[dict[str, Any]], dict[str, list[SeenEvent]]]:
+    """Each mission as fleetd has it at the end, and its timeline; what the event stream
+    missed is filled into the mission's record from the timeline."""
+    finals: list[dict[str, Any]] = []
+    timelines: dict[str, list[SeenEvent]] = {}
+    for mission_id, rec in state.missions.items():
+        body = await _read_mission(client, mission_id)
+        if body is None:
+            continue
+        finals.append(body)
+        timelines[mission_id] = _take_timeline(state, rec, mission_id, body)
+        if body.get("vehicle_id") and rec.vehicle_id is None:
+            rec.vehicle_id = str(body["vehicle_id"])
+    return finals, timelines
+
+
+async def _read_mission(client: httpx.AsyncClient, mission_id: str) -> dict[str, Any] | None:
+    """``GET /v1/missions/{id}``; None when it cannot be read."""
+    try:
+        response = await client.get(f"/v1/missions/{mission_id}")
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _take_timeline(
+    state: LiveState, rec: MissionRecord, mission_id: str, body: dict[str, Any]
+) -> list[SeenEvent]:
+    """The events of a mission's timeline, each applied to its record as well."""
+    timeline: list[SeenEvent] = []
+    for entry in body.get("timeline", []):
+        ev = parse_event(json.dumps({**entry, "type": "mission", "mission_id": mission_id}))
+        if ev is not None:
+            timeline.append(ev)
+        # The stream may have missed some (a broken stream): the timeline has them
+        # all; a reassignment is counted from the stream only, never twice.
+        if ev is not None and entry["event"] != "reassigned":
+            if entry["event"] == "assigned" and rec.assigned_s is not None:
+                continue
+            apply_mission_event(rec, ev, state.sim_s(ev.at))
+    return timeline
+
+
+def _fault_records(
+    scenario: Scenario, state: LiveState, uuids: dict[str, str]
+) -> list[FaultRecord]:
+    """Each injected fault with what fleetd was seen to do about it."""
     by_key = {key: uuid for uuid, key in uuids.items()}
     robots = set(fleet_names(scenario)[0])
+    records = []
     for injected in state.injected:
         wall_s = _fault_wall_s(injected, scenario)
         fault = dataclasses.replace(injected, wall_duration_s=wall_s)
@@ -633,7 +780,7 @@ async def _finish(
             key = f"{scenario.fleet.manufacturer}/{key}"
         uuid = by_key.get(key)
         seen = observations(fault, uuid, state.events, state.scrapes, state.held, state.stopped_at)
-        record.faults.append(
+        records.append(
             FaultRecord(
                 kind=injected.kind,
                 t_s=state.sim_s(injected.at),
@@ -642,15 +789,14 @@ async def _finish(
                 injected=injected.note,
             )
         )
-    _fill_figures(record, state, scenario)
+    return records
+
+
+def _use_run_names(record: RunRecord, uuids: dict[str, str]) -> None:
+    """The missions' vehicles by the run's own names: a robot's serial, a driver's id."""
     for mission in record.missions:
         if mission.vehicle_id in uuids:
-            # The run's own names: a robot's serial, a driver's id.
             mission.vehicle_id = uuids[mission.vehicle_id].rpartition("/")[2]
-    _fill_distances(record, state, timelines, uuids)
-    summary = summarise(finals)
-    record.notes["summary"] = summary.line()
-    return record
 
 
 def _fill_distances(

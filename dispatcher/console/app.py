@@ -102,6 +102,15 @@ STATUS_STYLE = {
 }
 BATTERY_STYLE = {"low": "bold red", "mid": "yellow", "ok": "green", "unknown": "dim"}
 RESOLVE_CHOICES = ["fail", "complete", "reassign"]
+#: The key of each action, as the details pane lists them (the bindings say the same).
+ACTION_KEYS = {
+    Action.PAUSE: "p",
+    Action.RESUME: "r",
+    Action.CHARGE: "c",
+    Action.CANCEL_MISSION: "x",
+    Action.RESOLVE_MISSION: "d",
+    Action.ACKNOWLEDGE: "a",
+}
 
 
 class StatusApp(App[None]):
@@ -528,73 +537,83 @@ class StatusApp(App[None]):
             pane.update("Select a row (enter or click) for its details.  ? for keys")
             return
         kind, key = self.selected
-        lines: list[str] = []
         if kind == "vehicle":
-            v = self.state.vehicles.get(key, {})
-            battery = v.get("battery")
-            lat, lon = v.get("lat"), v.get("lon")
-            mission = v.get("mission_id") or self.state.mission_of(key)
-            online = "online" if v.get("online") else "offline"
-            lines += [
-                f"{v.get('name', key[:8])}  ({v.get('kind', '?')}, {online})",
-                f"status {self.state.display_status(v)}  battery "
-                + (f"{battery:.0f}%" if battery is not None else "unknown"),
-                f"mission {mission or '-'}",
-                f"zone {self.state.zone_of(v) or '-'}  at "
-                + (f"{lat:.6f},{lon:.6f}" if lat is not None and lon is not None else "unknown"),
-            ]
-            errors = v.get("errors") or []
-            lines += [
-                f"error {e.get('level')}: {e.get('type')} {e.get('description', '')}"
-                for e in errors[:3]
-            ]
+            lines = self._vehicle_details(key)
         elif kind == "mission":
-            m = self.state.missions.get(key, {})
-            lines += [
-                f"mission {key}",
-                f"{m.get('status', 'closed')}  priority {m.get('priority', '-')}",
-                f"vehicle {m.get('vehicle_id') or '-'}",
-                f"created {str(m.get('created_at', '-'))[:19]}",
-            ]
-            if key in self.state.decision_missions():
-                lines.append("waits for an operator decision (d: resolve)")
+            lines = self._mission_details(key)
         else:
-            a = self.state.alerts.get(key, {})
-            lines += [
-                f"{a.get('severity', '')} {a.get('kind', '')}",
-                str(a.get("message", "")),
-                f"raised {str(a.get('raised_at', '-'))[:19]}",
-                f"acknowledged by {a.get('acknowledged_by')}"
-                if a.get("acknowledged_at")
-                else "not acknowledged",
-            ]
+            lines = self._alert_details(key)
+        lines.append(self._actions_line())
+        lines += self._recent_lines(kind, key)
+        pane.update(Text("\n".join(lines)))
+
+    def _vehicle_details(self, key: str) -> list[str]:
+        """The details pane's lines for a vehicle: name, status, mission, place, errors."""
+        v = self.state.vehicles.get(key, {})
+        battery = v.get("battery")
+        lat, lon = v.get("lat"), v.get("lon")
+        mission = v.get("mission_id") or self.state.mission_of(key)
+        online = "online" if v.get("online") else "offline"
+        lines = [
+            f"{v.get('name', key[:8])}  ({v.get('kind', '?')}, {online})",
+            f"status {self.state.display_status(v)}  battery "
+            + (f"{battery:.0f}%" if battery is not None else "unknown"),
+            f"mission {mission or '-'}",
+            f"zone {self.state.zone_of(v) or '-'}  at "
+            + (f"{lat:.6f},{lon:.6f}" if lat is not None and lon is not None else "unknown"),
+        ]
+        errors = v.get("errors") or []
+        lines += [
+            f"error {e.get('level')}: {e.get('type')} {e.get('description', '')}"
+            for e in errors[:3]
+        ]
+        return lines
+
+    def _mission_details(self, key: str) -> list[str]:
+        """The details pane's lines for a mission (and whether it waits for a decision)."""
+        m = self.state.missions.get(key, {})
+        lines = [
+            f"mission {key}",
+            f"{m.get('status', 'closed')}  priority {m.get('priority', '-')}",
+            f"vehicle {m.get('vehicle_id') or '-'}",
+            f"created {str(m.get('created_at', '-'))[:19]}",
+        ]
+        if key in self.state.decision_missions():
+            lines.append("waits for an operator decision (d: resolve)")
+        return lines
+
+    def _alert_details(self, key: str) -> list[str]:
+        """The details pane's lines for an alert: kind, message, raised and acknowledged."""
+        a = self.state.alerts.get(key, {})
+        return [
+            f"{a.get('severity', '')} {a.get('kind', '')}",
+            str(a.get("message", "")),
+            f"raised {str(a.get('raised_at', '-'))[:19]}",
+            f"acknowledged by {a.get('acknowledged_by')}"
+            if a.get("acknowledged_at")
+            else "not acknowledged",
+        ]
+
+    def _actions_line(self) -> str:
+        """``actions: p pause  r resume ...``: the offered actions with their keys."""
         offered = self.offered_actions()
-        keys = {
-            Action.PAUSE: "p",
-            Action.RESUME: "r",
-            Action.CHARGE: "c",
-            Action.CANCEL_MISSION: "x",
-            Action.RESOLVE_MISSION: "d",
-            Action.ACKNOWLEDGE: "a",
-        }
-        lines.append(
-            "actions: "
-            + (
-                "  ".join(f"{keys[a]} {a.value}" for a in offered)
-                if offered
-                else "none for this role"
-            )
+        return "actions: " + (
+            "  ".join(f"{ACTION_KEYS[a]} {a.value}" for a in offered)
+            if offered
+            else "none for this role"
         )
+
+    def _recent_lines(self, kind: str, key: str) -> list[str]:
+        """The selection's last few events, newest first (an alert: its subject's)."""
         subject = key
         if kind == "alert":
             subject = str(self.state.alerts.get(key, {}).get("subject_id", key))
         recent = self.state.recent_events(subject)[-8:]
-        if recent:
-            lines.append("recent:")
-            lines += [
-                f" {e.at.astimezone().strftime('%H:%M:%S')} {e.text}" for e in reversed(recent)
-            ]
-        pane.update(Text("\n".join(lines)))
+        if not recent:
+            return []
+        return ["recent:"] + [
+            f" {e.at.astimezone().strftime('%H:%M:%S')} {e.text}" for e in reversed(recent)
+        ]
 
     def _map_fits(self) -> bool:
         width, height = self.size
