@@ -86,6 +86,9 @@ from geo.facility_maps import FacilityMaps
 
 log = structlog.get_logger(__name__)
 
+#: Named daemon tasks, as the supervisor takes them.
+_Tasks = list[tuple[str, Callable[[], Awaitable[None]]]]
+
 
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
@@ -370,18 +373,7 @@ class Daemon:
         sealer = AuditSealer(pool)
         checkpointer = AuditCheckpointer(pool, s.audit, s.daemon.instance_id)
         alerts = self._alert_watch(pool, registry, links)
-        intake: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("fleetd.mqtt", links.transport.run),
-            ("fleetd.api", server.serve),
-        ]
-        # The dispatch task takes the vehicle events off the bus (and logs them); without
-        # it, fleetd.vehicle_events does. Dispatch is intake: at shutdown it stops with
-        # MQTT, before the writers drain, so no new leg is released.
-        events: list[tuple[str, Callable[[], Awaitable[None]]]] = []
-        if self.dispatch is not None:
-            intake.append(("fleetd.dispatch", self.dispatch.run))
-        else:
-            events.append(("fleetd.vehicle_events", lambda: log_vehicle_events(links.events)))
+        intake, events = self._intake(links, server)
         await self._supervise(
             intake=intake,
             workers=[
@@ -414,18 +406,12 @@ class Daemon:
                 ("fleetd.ready", lambda: self._mark_ready(server, links.transport)),
             ],
             # The audit writers, then sealer.close: it seals the last requests' audit
-            # rows, and a failing flush before it would skip it.
+            # rows, and a failing flush before it would skip it. Mission events and audit
+            # rows spooled while PostgreSQL was away go before the sealer chains the last
+            # audit rows (never raises: what cannot go stays in the fsync'd spool).
             drain=[
-                denials.close,
-                reads.close,
-                # Mission events and audit rows spooled while PostgreSQL was away, before
-                # the sealer chains the last audit rows (never raises: what cannot go
-                # now stays in the fsync'd spool for the next start).
-                lambda: _flush_spool(durable),
-                sealer.close,
-                writer.flush,
-                geo.flush,
-                telemetry.close,
+                *(denials.close, reads.close, lambda: _flush_spool(durable), sealer.close),
+                *(writer.flush, geo.flush, telemetry.close),
             ],
             server=server,
             # Event streams never end by themselves; uvicorn would wait for them.
@@ -434,6 +420,20 @@ class Daemon:
                 hub.close,
             ],
         )
+
+    def _intake(self, links: VehicleLinks, server: uvicorn.Server) -> tuple[_Tasks, _Tasks]:
+        """The tasks that take work in (stopped first at shutdown), and the vehicle events'
+        consumer when there is no dispatch task."""
+        intake: _Tasks = [("fleetd.mqtt", links.transport.run), ("fleetd.api", server.serve)]
+        # The dispatch task takes the vehicle events off the bus (and logs them); without
+        # it, fleetd.vehicle_events does. Dispatch is intake: at shutdown it stops with
+        # MQTT, before the writers drain, so no new leg is released.
+        events: _Tasks = []
+        if self.dispatch is not None:
+            intake.append(("fleetd.dispatch", self.dispatch.run))
+        else:
+            events.append(("fleetd.vehicle_events", lambda: log_vehicle_events(links.events)))
+        return intake, events
 
     def _fleet_writers(
         self, pool: asyncpg.Pool, redis: aioredis.Redis, registry: FleetRegistry
