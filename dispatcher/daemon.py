@@ -534,13 +534,29 @@ class Daemon:
                 for task in reversed(intake_tasks):
                     if task.get_name() != "fleetd.api":
                         task.cancel()
-                await asyncio.gather(*intake_tasks, return_exceptions=True)
+                # wait, not gather: a gather cancelled by the timeout waits for every task
+                # it cancels, so one that swallows its cancellation would hold it forever.
+                if intake_tasks:
+                    await asyncio.wait(intake_tasks)
+            _retrieve(intake_tasks)
+            return
         except TimeoutError:
             log.warning("daemon.intake_stop_timeout", grace_s=grace_s)
-            server.force_exit = True
-            for task in intake_tasks:
+        server.force_exit = True
+        for task in intake_tasks:
+            task.cancel()
+        # Bounded as phase 2 is: an intake task that ignores its cancellation must not
+        # hold the shutdown either.
+        _, pending = await asyncio.wait(intake_tasks, timeout=grace_s) if intake_tasks else ((), ())
+        if pending:
+            log.error(
+                "daemon.intake_stop_timeout",
+                grace_s=grace_s,
+                tasks=sorted(task.get_name() for task in pending),
+            )
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*intake_tasks, return_exceptions=True)
+        _retrieve(intake_tasks)
 
     async def _stop_workers(self, worker_tasks: list[asyncio.Task[None]]) -> None:
         """Phase 2 begins: cancel the workers and wait for them, within ``shutdown_grace_s``.
@@ -672,6 +688,14 @@ class Daemon:
             self._token_cache.clear()
         if self.route_zones is not None:
             await self.route_zones.changed()
+
+
+def _retrieve(tasks: list[asyncio.Task[None]]) -> None:
+    """Mark the ended tasks' exceptions as seen (the supervisor logged them as they ended):
+    asyncio would otherwise report each again when the task is collected."""
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 async def _flush_spool(durable: DurableWrites) -> None:

@@ -52,6 +52,29 @@ class TestStopIntake:
         assert stuck.cancelled()
         assert server.should_exit and server.force_exit
 
+    async def test_intake_that_swallows_its_cancellation_does_not_hold_shutdown(
+        self, logs: list[Any]
+    ) -> None:
+        """A request stuck past the grace period, whose handler ignores the cancellation
+        once: waited for one more grace period only, named, and cancelled again. (A gather
+        cancelled by the phase's timeout waited for it for ever.)"""
+        server = SimpleNamespace(should_exit=False, force_exit=False)
+
+        async def stubborn() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+            await asyncio.Event().wait()  # until cancelled a second time
+
+        task = asyncio.create_task(stubborn(), name="fleetd.api")
+        await asyncio.sleep(0)  # running: a task cancelled before its first step never runs
+        async with asyncio.timeout(5):
+            await daemon(0.05)._stop_intake([task], cast(uvicorn.Server, server), [])
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert task.cancelled() and server.force_exit
+        named = [(e["log_level"], e["tasks"]) for e in logs if e.get("tasks")]
+        assert named == [("error", ["fleetd.api"])]
+
     async def test_intake_that_stops_in_time_is_left_to_finish(self) -> None:
         server = SimpleNamespace(should_exit=False, force_exit=False)
         hooks: list[str] = []
