@@ -543,19 +543,9 @@ class Daemon:
         except TimeoutError:
             log.warning("daemon.intake_stop_timeout", grace_s=grace_s)
         server.force_exit = True
-        for task in intake_tasks:
-            task.cancel()
         # Bounded as phase 2 is: an intake task that ignores its cancellation must not
         # hold the shutdown either.
-        _, pending = await asyncio.wait(intake_tasks, timeout=grace_s) if intake_tasks else ((), ())
-        if pending:
-            log.error(
-                "daemon.intake_stop_timeout",
-                grace_s=grace_s,
-                tasks=sorted(task.get_name() for task in pending),
-            )
-            for task in pending:
-                task.cancel()
+        await _cancel_within(intake_tasks, grace_s, "daemon.intake_stop_timeout")
         _retrieve(intake_tasks)
 
     async def _stop_workers(self, worker_tasks: list[asyncio.Task[None]]) -> None:
@@ -566,19 +556,7 @@ class Daemon:
         await), and shutdown goes on to drain: one worker must not hold the daemon up.
         """
         grace_s = self.settings.daemon.shutdown_grace_s
-        for task in worker_tasks:
-            task.cancel()
-        if not worker_tasks:
-            return
-        _, pending = await asyncio.wait(worker_tasks, timeout=grace_s)
-        if pending:
-            log.error(
-                "daemon.workers_stop_timeout",
-                grace_s=grace_s,
-                tasks=sorted(task.get_name() for task in pending),
-            )
-            for task in pending:
-                task.cancel()
+        await _cancel_within(worker_tasks, grace_s, "daemon.workers_stop_timeout")
 
     async def _drain(self, drain: list[Callable[[], Awaitable[object]]]) -> None:
         """Phase 2: write what the writers hold, within ``shutdown_grace_s``."""
@@ -688,6 +666,20 @@ class Daemon:
             self._token_cache.clear()
         if self.route_zones is not None:
             await self.route_zones.changed()
+
+
+async def _cancel_within(tasks: list[asyncio.Task[None]], grace_s: float, event: str) -> None:
+    """Cancel ``tasks`` and wait for them up to ``grace_s``; those still running then are
+    named in an error ``event`` and cancelled once more, and not waited for."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=grace_s)
+    if pending:
+        log.error(event, grace_s=grace_s, tasks=sorted(task.get_name() for task in pending))
+        for task in pending:
+            task.cancel()
 
 
 def _retrieve(tasks: list[asyncio.Task[None]]) -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 
 from dispatcher.alerting.rules import AlertKey, AlertKind, Sensed, Thresholds, current_alerts
 from dispatcher.alerting.watch import AlertWatch
 from dispatcher.config import AlertSettings, Settings
-from fleet.model import OperatingMode, VehicleKey, VehicleKind
+from fleet.model import VehicleKey, VehicleKind
 from fleet.record import VehicleRecord
 from fleet.registry import FleetRegistry
 from fleet.reports import Heard, RobotState
 from geo.facility_maps import FacilityMaps
+from tests.unit.fleet.test_registry import IDLE_ROBOT
 
 
 def _registry() -> FleetRegistry:
@@ -30,21 +32,7 @@ def _registry() -> FleetRegistry:
 
 
 def _state(battery: float, *, safety_stop: bool = False) -> RobotState:
-    return RobotState(
-        battery_pct=battery,
-        charging=False,
-        working=False,
-        driving=False,
-        paused=False,
-        operating_mode=OperatingMode.AUTOMATIC,
-        order_id=None,
-        order_update_id=None,
-        last_node_id=None,
-        errors=(),
-        speed_mps=None,
-        pose=None,
-        safety_stop=safety_stop,
-    )
+    return replace(IDLE_ROBOT, battery_pct=battery, safety_stop=safety_stop)
 
 
 def _robot(registry: FleetRegistry, serial: str, battery: float, at: float) -> VehicleRecord:
