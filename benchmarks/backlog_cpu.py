@@ -116,6 +116,13 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=10.0, help="s after start")
     parser.add_argument("--idle", type=float, default=15.0, help="s measured without requests")
     parser.add_argument("--requests", type=int, default=0, help="creates and gets (0: none)")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="FLEETD_KEY=VALUE",
+        help="extra setting for the fleetd under test, e.g. FLEETD_DISPATCH__ENABLED=false",
+    )
     args = parser.parse_args()
 
     def on_sigterm(signum: int, frame: object) -> None:
@@ -123,7 +130,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    fleetd = bench.Fleetd(log_level="info", extra_env={})
+    fleetd = bench.Fleetd(log_level="info", extra_env=bench.parse_env(args.server_env))
     try:
         headers = {"Authorization": f"Bearer {fleetd.start(1)[0]}"}
         places = bench.place_names()
