@@ -45,6 +45,8 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from api_latency import parse_env  # noqa: E402
+
 from sim.robot import RobotSpec, VirtualRobot  # noqa: E402
 
 PREFIX_INTERFACE = "bench"
@@ -426,12 +428,7 @@ def main() -> int:
         help="extra setting for the fleetd under test, e.g. FLEETD_DISPATCH__ENABLED=false",
     )
     args = parser.parse_args()
-    extra_env = {}
-    for v in args.server_env:
-        key, sep, value = v.partition("=")
-        if not sep or not key.startswith("FLEETD_"):
-            raise SystemExit(f"--server-env wants FLEETD_KEY=VALUE, got {v!r}")
-        extra_env[key] = value
+    extra_env = parse_env(args.server_env)
     if shutil.which("mosquitto") is None or shutil.which("mosquitto_sub") is None:
         print("benchmarks/ingest.py needs mosquitto and mosquitto_sub (scripts/setup.sh does)")
         return 2
